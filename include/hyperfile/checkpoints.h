@@ -1,0 +1,86 @@
+// Checkpoints, snapshots, restore, clone, diff, verify and remove.
+//
+// Every successful flush is a checkpoint. These functions work on a file
+// (the root of an ObjectStore) without a File handle.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hyperfile/file.h"
+#include "hyperfile/object_store.h"
+#include "hyperfile/status.h"
+
+namespace hyperfile {
+
+struct CheckpointInfo {
+  uint64_t id = 0;
+  uint64_t parent = 0;          // 0 for the first checkpoint
+  int64_t time_ms = 0;          // when it was committed (writer's clock, monotonic per file)
+  uint64_t size = 0;            // logical file size at this checkpoint
+  uint64_t bytes_changed = 0;   // data bytes written by this checkpoint's segment
+  uint64_t restored_from = 0;   // non-zero if this checkpoint is a restore of that id
+  std::string writer;           // the writer's name
+  std::vector<std::string> snapshots;  // names of snapshots pinning it
+};
+
+struct SnapshotInfo {
+  std::string name;
+  uint64_t checkpoint = 0;
+  int64_t created_ms = 0;
+};
+
+// Newest first. `limit` = 0 lists all.
+Result<std::vector<CheckpointInfo>> ListCheckpoints(std::shared_ptr<ObjectStore> store,
+                                                    size_t limit = 0);
+
+// Resolves an At to a checkpoint id (NotFound if it does not exist).
+Result<uint64_t> ResolveAt(std::shared_ptr<ObjectStore> store, const At& at);
+
+// Point-in-time recovery: makes the state at `at` the head again by writing
+// one new checkpoint that points at its index. No data is copied and history
+// is kept. Returns the new checkpoint id. A writer that has the file open
+// gets Conflict at its next flush.
+Result<uint64_t> Restore(std::shared_ptr<ObjectStore> store, const At& at);
+
+// Named snapshots pin a checkpoint (names: 1-128 chars of [A-Za-z0-9._-],
+// not all digits). AlreadyExists if the name is taken.
+Status CreateSnapshot(std::shared_ptr<ObjectStore> store, const std::string& name,
+                      const At& at = At::Latest());
+Result<std::vector<SnapshotInfo>> ListSnapshots(std::shared_ptr<ObjectStore> store);
+Status DeleteSnapshot(std::shared_ptr<ObjectStore> store, const std::string& name);
+
+// Creates a new writable file at `destination` whose first checkpoint shares
+// the source's data and index (nothing copied). The source is never written.
+// Returns the clone's first checkpoint id. AlreadyExists if the destination
+// holds a file.
+Result<uint64_t> Clone(std::shared_ptr<ObjectStore> source, const At& at,
+                       std::shared_ptr<ObjectStore> destination);
+
+// Byte ranges whose content may differ between two states, computed from the
+// index alone (no data read). Sorted, non-overlapping, merged.
+struct ByteRange {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+Result<std::vector<ByteRange>> Diff(std::shared_ptr<ObjectStore> store, const At& from,
+                                    const At& to);
+
+// Walks every index node reachable from the checkpoint (and with deep, every
+// data block) and checks checksums.
+struct VerifyReport {
+  uint64_t checkpoint = 0;
+  uint64_t nodes_checked = 0;
+  uint64_t blocks_checked = 0;
+  uint64_t bytes_checked = 0;
+  std::vector<std::string> problems;  // empty = healthy; each names object and offset
+  bool ok() const { return problems.empty(); }
+};
+Result<VerifyReport> Verify(std::shared_ptr<ObjectStore> store, const At& at, bool deep);
+
+// Deletes every object of the file. Irreversible.
+Status RemoveFile(std::shared_ptr<ObjectStore> store);
+
+}  // namespace hyperfile

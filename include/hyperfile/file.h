@@ -1,0 +1,135 @@
+// File: random read, write, append and truncate on a file kept in an object
+// store, with a checkpoint at every flush.
+//
+// A hyperfile is all the objects under the root of an ObjectStore (open the
+// store at "s3://bucket/myfile" or "file:///data/myfile"; the file owns every
+// key below that root). Content lives in immutable segments; each successful
+// Flush() writes exactly one new segment with a create-only put, which is the
+// commit point, and returns its checkpoint id. After a crash the file is
+// exactly as of its last successful flush.
+//
+// One writer per file, enforced by the store: if another writer committed
+// since this handle last did, Flush() fails with Conflict and nothing is
+// damaged. Any number of readers may open any checkpoint on any machine.
+//
+// Thread-safety: all methods may be called concurrently on one handle.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "hyperfile/object_store.h"
+#include "hyperfile/options.h"
+#include "hyperfile/status.h"
+
+namespace hyperfile {
+
+// Which state of a file to open: the latest, a checkpoint id, the newest
+// checkpoint at or before a wall-clock time, or a named snapshot.
+struct At {
+  enum class Kind : uint8_t { kLatest, kCheckpoint, kTime, kSnapshot };
+  Kind kind = Kind::kLatest;
+  uint64_t checkpoint = 0;
+  int64_t time_ms = 0;  // milliseconds since the Unix epoch
+  std::string snapshot;
+
+  static At Latest() { return {}; }
+  static At Checkpoint(uint64_t id) { return {Kind::kCheckpoint, id, 0, {}}; }
+  static At Time(int64_t ms) { return {Kind::kTime, 0, ms, {}}; }
+  static At Snapshot(std::string name) { return {Kind::kSnapshot, 0, 0, std::move(name)}; }
+  // Parses what users type: "latest", "42" (checkpoint id),
+  // "2026-11-25T10:00:00Z" / "2026-11-25 10:00:00" (UTC) / "@1764064800"
+  // (Unix seconds), otherwise a snapshot name.
+  static Result<At> Parse(std::string_view text);
+  std::string ToString() const;
+};
+
+struct FileStat {
+  uint64_t size = 0;             // logical size in bytes
+  uint64_t allocated_bytes = 0;  // bytes of blocks that hold data (holes excluded)
+  uint32_t block_size = 0;
+  uint64_t checkpoint = 0;       // id of the checkpoint this handle is based on
+  int64_t create_time_ms = 0;    // when the file was created
+  int64_t mtime_ms = 0;          // last change (committed or in memory)
+  int64_t checkpoint_time_ms = 0;
+  bool read_only = false;
+  uint64_t dirty_bytes = 0;      // written but not yet flushed
+};
+
+// A byte range that holds data or is a hole (reads as zeros, stores nothing).
+struct Extent {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  bool data = false;
+};
+
+class File {
+ public:
+  virtual ~File() = default;
+
+  // Creates a new, empty file at the store's root and opens it read-write.
+  // AlreadyExists if the root already holds a file. InvalidArgument for a bad
+  // block size.
+  static Result<std::unique_ptr<File>> Create(std::shared_ptr<ObjectStore> store,
+                                              const CreateOptions& create = {},
+                                              const OpenOptions& options = {});
+
+  // Opens the latest checkpoint (read-write unless options.read_only).
+  // NotFound if there is no file at the store's root.
+  static Result<std::unique_ptr<File>> Open(std::shared_ptr<ObjectStore> store,
+                                            const OpenOptions& options = {});
+
+  // Opens an older state read-only (time travel). NotFound if the checkpoint,
+  // time or snapshot does not exist.
+  static Result<std::unique_ptr<File>> OpenAt(std::shared_ptr<ObjectStore> store, const At& at,
+                                              OpenOptions options = {});
+
+  // Reads up to len bytes at offset; returns the number read (short only at
+  // end of file, 0 at or past it). Holes read as zeros.
+  virtual Result<size_t> PRead(uint64_t offset, void* buf, size_t len) = 0;
+
+  // Writes len bytes at any offset; writing past the end grows the file (the
+  // gap is a hole). Buffered until Flush().
+  virtual Status PWrite(uint64_t offset, const void* buf, size_t len) = 0;
+
+  // Writes at the current end of file; returns the offset written at.
+  virtual Result<uint64_t> Append(const void* buf, size_t len) = 0;
+
+  // Sets the size. Growing adds a hole; shrinking drops the blocks past the
+  // end and zeroes the tail of the last kept block.
+  virtual Status Truncate(uint64_t size) = 0;
+
+  // Makes [offset, offset+len) read as zeros without storing data. Extends
+  // the file if the range ends past it (like writing zeros).
+  virtual Status WriteZeroes(uint64_t offset, uint64_t len) = 0;
+
+  // Like WriteZeroes but never changes the size (the part past EOF is ignored).
+  virtual Status PunchHole(uint64_t offset, uint64_t len) = 0;
+
+  // Commits everything written so far as a new checkpoint and returns its id.
+  // If nothing changed, returns the current checkpoint id without writing.
+  // On failure every dirty byte is kept and a later Flush() can succeed;
+  // Conflict means another writer committed (this handle can only be closed).
+  virtual Result<uint64_t> Flush() = 0;
+
+  virtual Result<FileStat> Stat() = 0;
+  virtual uint64_t Size() const = 0;
+
+  // The first offset >= offset that holds data (SEEK_DATA) or is in a hole
+  // (SEEK_HOLE; the end of file counts as a hole). NotFound for SEEK_DATA when
+  // no data follows; InvalidArgument if offset >= size.
+  virtual Result<uint64_t> SeekData(uint64_t offset) = 0;
+  virtual Result<uint64_t> SeekHole(uint64_t offset) = 0;
+  // Data and hole ranges covering [offset, offset+len) clipped to the size,
+  // adjacent ranges of the same kind merged.
+  virtual Result<std::vector<Extent>> Extents(uint64_t offset, uint64_t len) = 0;
+
+  // Flushes (if writable) and releases the handle. Other calls fail after it.
+  virtual Status Close() = 0;
+};
+
+}  // namespace hyperfile

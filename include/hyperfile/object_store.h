@@ -1,0 +1,153 @@
+// ObjectStore: the one interface through which hyperfile touches storage.
+//
+// A store is rooted at a base location (a bucket and prefix, or a directory);
+// every key passed to it is relative to that root. Keys are UTF-8 strings;
+// '/' separates levels (a sub-directory in the local backend).
+//
+// Backends: memory (tests), local directory (file:///path, the embedded
+// default) and S3 (s3://bucket/prefix). Layers that add behaviour (retry,
+// metrics, fault injection; see store_layers.h) implement the same interface
+// and wrap another store, so they can be stacked freely.
+//
+// Thread-safety: every method may be called concurrently from many threads.
+// Callers obtain parallelism by calling from several threads; a backend bounds
+// the number of requests it has in flight (StoreOptions::max_in_flight).
+//
+// Errors: every non-OK Status names the operation, the store and the key, and
+// is classified (NotFound, PreconditionFailed, Throttled, Transient, Auth,
+// InvalidArgument, Corrupt, IOError) so callers can act on it.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "hyperfile/status.h"
+
+namespace hyperfile {
+
+struct ObjectInfo {
+  std::string key;        // relative to the store root
+  uint64_t size = 0;      // bytes
+  std::string etag;       // opaque, without surrounding quotes
+  int64_t mtime_ms = 0;   // last modification, milliseconds since the Unix epoch
+};
+
+struct PutOptions {
+  // Create only: fail with PreconditionFailed if the key already exists.
+  // Atomic with respect to every other put on the same store.
+  bool if_absent = false;
+  // Replace only if the current object has this ETag (PreconditionFailed if
+  // not, NotFound if absent). Empty = unconditional. Not every S3 server
+  // honours it (Ceph Pacific does not); backends that cannot enforce it
+  // return NotSupported rather than silently ignoring it.
+  std::string if_match;
+};
+
+// A gather list: the object's content is the concatenation of the pieces.
+// Lets callers upload data that lives in many buffers without copying it into
+// one. The pieces must stay valid for the duration of the call.
+using Payload = std::vector<std::string_view>;
+
+inline constexpr uint64_t kToEnd = std::numeric_limits<uint64_t>::max();
+
+class ObjectStore {
+ public:
+  virtual ~ObjectStore() = default;
+
+  // Writes the whole object. On success fills *info (if non-null) with at
+  // least key, size and etag.
+  virtual Status Put(std::string_view key, const Payload& data, const PutOptions& options,
+                     ObjectInfo* info) = 0;
+
+  // Reads bytes [offset, offset + length) of the object, clamped to its size:
+  // an offset at or past the end yields OK with an empty *out. length = kToEnd
+  // reads to the end. NotFound if the object does not exist. Fills *info (if
+  // non-null) with the object's size and etag when the backend knows them.
+  virtual Status Get(std::string_view key, uint64_t offset, uint64_t length, std::string* out,
+                     ObjectInfo* info) = 0;
+
+  // Size, ETag and modification time. NotFound if absent.
+  virtual Status Head(std::string_view key, ObjectInfo* info) = 0;
+
+  // Objects whose key starts with prefix and sorts strictly after start_after
+  // (byte-wise order; empty = from the beginning), in ascending key order.
+  // At most `limit` entries (0 = no limit); pagination is hidden. Appends to
+  // *out.
+  virtual Status List(std::string_view prefix, std::string_view start_after, size_t limit,
+                      std::vector<ObjectInfo>* out) = 0;
+
+  // Deletes one object. Deleting an absent key succeeds (S3 semantics).
+  virtual Status Delete(std::string_view key) = 0;
+
+  // Deletes many objects (batches of up to 1,000 on S3). Absent keys succeed.
+  // On failure the message names the first key that could not be deleted.
+  virtual Status DeleteMany(const std::vector<std::string>& keys) = 0;
+
+  // Where this store lives, for messages: "s3://bucket/prefix", "file:///dir",
+  // "memory://name". Never contains credentials.
+  virtual std::string Name() const = 0;
+
+  // Convenience forms.
+  Status Put(std::string_view key, std::string_view data, const PutOptions& options = {},
+             ObjectInfo* info = nullptr) {
+    return Put(key, Payload{data}, options, info);
+  }
+  Status Get(std::string_view key, std::string* out, ObjectInfo* info = nullptr) {
+    return Get(key, 0, kToEnd, out, info);
+  }
+};
+
+// Options for opening a store from a URI.
+struct StoreOptions {
+  // --- S3 -----------------------------------------------------------------
+  // Empty fields fall back to the AWS conventions: AWS_ACCESS_KEY_ID,
+  // AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION / AWS_DEFAULT_REGION,
+  // AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3), AWS_PROFILE with
+  // ~/.aws/credentials and ~/.aws/config.
+  std::string access_key_id;
+  std::string secret_access_key;
+  std::string session_token;
+  std::string region;
+  std::string endpoint;          // e.g. "http://127.0.0.1:7480"; empty = AWS
+  std::string profile;
+  // Path-style addressing (http://endpoint/bucket/key). Default: path style
+  // for custom endpoints, virtual-hosted style for AWS.
+  enum class Addressing { kAuto, kPath, kVirtualHosted } addressing = Addressing::kAuto;
+  bool verify_tls = true;        // set false only for test endpoints
+  int max_in_flight = 16;        // concurrent requests, whole store
+  uint64_t multipart_threshold = 64ull << 20;  // objects larger use multipart
+  uint64_t multipart_part_size = 16ull << 20;
+  int connect_timeout_ms = 5000;
+  int request_timeout_ms = 120000;
+  // Low-speed abort: a transfer slower than 1 KiB/s for this long is aborted.
+  int low_speed_time_s = 30;
+
+  // --- Layers added by OpenStore ----------------------------------------
+  bool retry = true;             // wrap in the retry layer
+  int retry_max_attempts = 6;    // including the first
+  int retry_base_delay_ms = 50;
+  int retry_max_delay_ms = 5000;
+  int retry_max_total_ms = 60000;
+};
+
+// Opens a store from a URI:
+//   s3://bucket[/prefix]   S3 or an S3-compatible server
+//   file:///abs/path       a local directory (created if missing)
+//   /abs/path or rel/path  same as file://
+//   memory://name          a process-local in-memory store; the same name in
+//                          one process returns the same contents
+// Unless options.retry is false the backend is wrapped in the retry layer.
+Result<std::shared_ptr<ObjectStore>> OpenStore(std::string_view uri,
+                                               const StoreOptions& options = {});
+
+// Backends, for callers that assemble their own stack.
+std::shared_ptr<ObjectStore> NewMemoryStore(std::string name = "memory");
+Result<std::shared_ptr<ObjectStore>> NewLocalStore(const std::string& directory);
+Result<std::shared_ptr<ObjectStore>> NewS3Store(std::string_view bucket, std::string_view prefix,
+                                                const StoreOptions& options);
+
+}  // namespace hyperfile

@@ -1,0 +1,45 @@
+// Options for creating and opening hyperfiles.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace hyperfile {
+
+struct CreateOptions {
+  // Bytes per logical block: a power of two from 4 KiB to 4 MiB. Fixed for
+  // the life of the file. Small blocks suit random I/O (less read-modify-write),
+  // large blocks suit streaming.
+  uint32_t block_size = 64 * 1024;
+  // Initial logical size (a hole: reads as zeros, costs nothing).
+  uint64_t initial_size = 0;
+  // Fail with AlreadyExists if the file exists (otherwise also AlreadyExists:
+  // create never truncates an existing file; open it instead).
+};
+
+struct OpenOptions {
+  bool read_only = false;
+  // Memory budget for clean data blocks cached in memory.
+  uint64_t block_cache_bytes = 64ull << 20;
+  // Memory budget for decoded index nodes (interior nodes kept preferentially).
+  uint64_t index_cache_bytes = 16ull << 20;
+  // Memory for dirty data: writers wait when this much is dirty and not yet
+  // uploaded, instead of growing without bound.
+  uint64_t dirty_budget_bytes = 256ull << 20;
+  // Background flush: a flush starts when the oldest dirty byte is this old
+  // (0 = never by age) or when this many bytes are dirty (0 = never by size).
+  uint32_t flush_interval_ms = 0;
+  uint64_t flush_dirty_bytes = 0;
+  // Parallel requests per file (reads and uploads).
+  int io_parallelism = 8;
+  // Largest ranged GET the read planner issues when coalescing.
+  uint64_t max_read_request_bytes = 8ull << 20;
+  // Optional local-disk cache of clean blocks: a directory and a byte budget
+  // (empty = off).
+  std::string disk_cache_dir;
+  uint64_t disk_cache_bytes = 0;
+  // Identifies this writer in segment headers (host/process by default).
+  std::string writer_name;
+};
+
+}  // namespace hyperfile

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs every Debian package hyperfile needs to build, test and benchmark.
+# Idempotent: runs apt-get only for packages that are missing.
+#   scripts/setup.sh          build + test dependencies (incl. the local S3 server)
+#   scripts/setup.sh --build  only what building the library and tools needs
+set -euo pipefail
+
+BUILD_PKGS=(
+  build-essential cmake ninja-build pkg-config clang-format
+  libcurl4-openssl-dev libssl-dev libtinyxml2-dev nlohmann-json3-dev
+  libcli11-dev libzstd-dev libxxhash-dev libisal-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  nbdkit nbdkit-plugin-dev
+)
+TEST_PKGS=(
+  clang-14 libclang-rt-14-dev
+  ceph-mon ceph-osd radosgw ceph-common
+  libnbd-bin qemu-utils fio curl python3
+)
+BENCH_PKGS=(s3backer fuse3 awscli)
+
+pkgs=("${BUILD_PKGS[@]}")
+case "${1:-}" in
+  --build) ;;
+  --bench) pkgs+=("${TEST_PKGS[@]}" "${BENCH_PKGS[@]}") ;;
+  *) pkgs+=("${TEST_PKGS[@]}") ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  exit 0
+fi
+echo "setup: installing ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
