@@ -2,7 +2,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
+
+#include "hyperfile/object_store.h"
 
 namespace hyperfile {
 
@@ -40,6 +44,9 @@ struct OpenOptions {
   uint64_t disk_cache_bytes = 0;
   // Identifies this writer in segment headers (host/process by default).
   std::string writer_name;
+  // Opens the store of a clone's origin (a URI recorded in the clone).
+  // Default: OpenStore(uri) with default StoreOptions (AWS environment).
+  std::function<Result<std::shared_ptr<ObjectStore>>(const std::string& uri)> store_resolver;
 };
 
 }  // namespace hyperfile

@@ -43,6 +43,14 @@ inline uint64_t DecodeFixed64(const char* p) {
   for (int i = 0; i < 8; i++) v |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
   return v;
 }
+// LEB128 unsigned varint (1-10 bytes).
+inline void PutVarint64(std::string* dst, uint64_t v) {
+  while (v >= 0x80) {
+    dst->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  dst->push_back(static_cast<char>(v));
+}
 // Length-prefixed (u16) string; callers bound the length before encoding.
 inline void PutString16(std::string* dst, std::string_view s) {
   PutFixed16(dst, static_cast<uint16_t>(s.size()));
@@ -69,6 +77,18 @@ class Decoder {
     return out;
   }
   std::string_view String16() { return Bytes(U16()); }
+  uint64_t Varint64() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (!Need(1)) return 0;
+      uint8_t b = static_cast<uint8_t>(in_[pos_++]);
+      if (shift == 63 && b > 1) break;  // would overflow 64 bits
+      v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return v;
+    }
+    ok_ = false;
+    return 0;
+  }
   void Skip(size_t n) { Bytes(n); }
 
  private:

@@ -1,0 +1,670 @@
+#include "file/file_impl.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <future>
+#include <random>
+
+#include "util/coding.h"
+
+namespace hyperfile::file {
+
+using format::kChunkSize;
+
+namespace {
+
+constexpr uint64_t kNoEnd = ~uint64_t{0};
+// A writer whose parent checkpoint is older than this re-reads the GC
+// horizon before acknowledging a flush (docs/design/0002-commit-protocol.md).
+constexpr int64_t kHorizonCheckAfterMs = 10 * 60 * 1000;
+
+bool AllZero(const std::string& block) {
+  return block.empty() || (block[0] == 0 && std::memcmp(block.data(), block.data() + 1,
+                                                        block.size() - 1) == 0);
+}
+
+std::string DefaultWriterName() {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  return std::string(host) + ":" + std::to_string(getpid());
+}
+
+}  // namespace
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+uint64_t RandomU64() {
+  static std::mutex mu;
+  static std::mt19937_64 rng(std::random_device{}() ^
+                             static_cast<uint64_t>(NowMs()) ^ static_cast<uint64_t>(getpid()));
+  std::lock_guard<std::mutex> lock(mu);
+  uint64_t v = 0;
+  while (v == 0) v = rng();
+  return v;
+}
+
+StoreResolver DefaultResolver(const OpenOptions& options) {
+  if (options.store_resolver) return options.store_resolver;
+  return [](const std::string& uri) { return OpenStore(uri); };
+}
+
+// ------------------------------------------------------------ lifecycle ---
+
+FileImpl::FileImpl(std::shared_ptr<ObjectStore> store, const OpenOptions& options,
+                   const format::SegmentHeader& head)
+    : store_(std::move(store)),
+      options_(options),
+      block_size_(head.block_size()),
+      read_only_(options.read_only),
+      writer_epoch_(RandomU64()),
+      head_(head) {
+  if (options_.writer_name.empty()) options_.writer_name = DefaultWriterName();
+  if (options_.writer_name.size() > 255) options_.writer_name.resize(255);
+  lineage_ = std::make_unique<Lineage>(store_, head.origins, DefaultResolver(options_));
+  nodes_ = std::make_unique<NodeLoader>(lineage_.get(), options_.index_cache_bytes);
+  chunks_ = std::make_unique<ChunkReader>(lineage_.get(), block_size_, options_.block_cache_bytes);
+  tree_ = std::make_unique<index::Tree>(nodes_.get(), block_size_);
+  pool_ = std::make_unique<ThreadPool>(static_cast<size_t>(std::max(1, options_.io_parallelism)));
+  size_ = head.self.size;
+  mtime_ms_ = head.self.time_ms;
+  root_.ref = head.self.root;
+  root_.height = head.self.height;
+  root_.blocks = head.self.allocated_blocks;
+}
+
+Result<std::unique_ptr<FileImpl>> FileImpl::Make(std::shared_ptr<ObjectStore> store,
+                                                 const OpenOptions& options,
+                                                 const HeaderRead& read,
+                                                 const format::Descriptor* at) {
+  format::SegmentHeader head = read.header;
+  if (at) head.self = *at;
+  std::unique_ptr<FileImpl> file(new FileImpl(std::move(store), options, head));
+  file->nodes_->Seed(read);
+  if (!file->root_.empty()) {
+    auto root = file->nodes_->Load(file->root_.ref, static_cast<uint8_t>(file->root_.height - 1));
+    if (!root.ok()) return root.status();
+    file->root_.node = *root;
+  }
+  return file;
+}
+
+FileImpl::~FileImpl() {
+  if (!closed_) (void)Close();
+}
+
+Status FileImpl::Close() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return Status::InvalidArgument(store_->Name() + ": file already closed");
+  }
+  Status st;
+  if (!read_only_) {
+    auto flushed = Flush();
+    st = flushed.status();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  closed_ = true;
+  return st;
+}
+
+Status FileImpl::CheckUsable(bool write) const {
+  if (closed_) return Status::InvalidArgument(store_->Name() + ": file is closed");
+  if (write && read_only_) {
+    return Status::ReadOnly(store_->Name() + ": opened read-only (checkpoint " +
+                            std::to_string(head_.self.id) + ")");
+  }
+  if (write && fenced_) {
+    return Status::Conflict(store_->Name() +
+                            ": file was changed by another writer; close and reopen it");
+  }
+  return Status::OK();
+}
+
+uint64_t FileImpl::Size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return size_;
+}
+
+uint64_t FileImpl::DirtyBytesLocked() const {
+  uint64_t n = current_.blocks.size();
+  if (frozen_) n += frozen_->blocks.size();
+  return n * block_size_;
+}
+
+// ----------------------------------------------------------------- read ---
+
+Result<size_t> FileImpl::PRead(uint64_t offset, void* buf, size_t len) {
+  uint64_t size;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    HF_RETURN_IF_ERROR(CheckUsable(false));
+    size = size_;
+  }
+  if (len > 0 && buf == nullptr) return Status::InvalidArgument("pread: null buffer");
+  if (offset >= size || len == 0) return size_t{0};
+  uint64_t n = std::min<uint64_t>(len, size - offset);
+  HF_RETURN_IF_ERROR(ReadInternal(offset, n, static_cast<char*>(buf)));
+  return static_cast<size_t>(n);
+}
+
+Status FileImpl::ReadInternal(uint64_t offset, uint64_t len, char* buf) {
+  const uint64_t bs = block_size_;
+  const uint64_t b0 = offset / bs, b1 = (offset + len - 1) / bs + 1;
+  auto copy_block = [&](uint64_t b, const char* data) {
+    uint64_t s = std::max(offset, b * bs), e = std::min(offset + len, (b + 1) * bs);
+    if (data) std::memcpy(buf + (s - offset), data + (s - b * bs), e - s);
+    else std::memset(buf + (s - offset), 0, e - s);
+  };
+  IntervalSet covered;  // blocks served from memory
+  index::TreeRoot root;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Newest first: current blocks, current punches, frozen blocks, frozen punches.
+    for (auto it = current_.blocks.lower_bound(b0); it != current_.blocks.end() && it->first < b1;
+         ++it) {
+      copy_block(it->first, it->second.data());
+      covered.Add(it->first, it->first + 1);
+    }
+    auto zero_gaps = [&](const IntervalSet& punched) {
+      punched.ForEachIn(b0, b1, [&](uint64_t s, uint64_t e) {
+        covered.ForEachGap(s, e, [&](uint64_t gs, uint64_t ge) {
+          for (uint64_t b = gs; b < ge; b++) copy_block(b, nullptr);
+        });
+        covered.Add(s, e);
+      });
+    };
+    zero_gaps(current_.punched);
+    if (frozen_) {
+      for (auto it = frozen_->blocks.lower_bound(b0); it != frozen_->blocks.end() && it->first < b1;
+           ++it) {
+        if (covered.Contains(it->first)) continue;
+        copy_block(it->first, it->second.data());
+        covered.Add(it->first, it->first + 1);
+      }
+      zero_gaps(frozen_->punched);
+    }
+    root = root_;
+  }
+  std::vector<std::pair<uint64_t, uint64_t>> from_tree;
+  covered.ForEachGap(b0, b1, [&](uint64_t s, uint64_t e) { from_tree.emplace_back(s, e); });
+  for (auto [s, e] : from_tree) {
+    uint64_t lo = std::max(offset, s * bs), hi = std::min(offset + len, e * bs);
+    HF_RETURN_IF_ERROR(ReadFromTree(root, s, e, lo, hi - lo, buf + (lo - offset)));
+  }
+  return Status::OK();
+}
+
+// Reads logical bytes [offset, offset+len) that lie in blocks [b0, b1) from
+// the committed tree: holes become zeros, data extents are fetched with one
+// ranged GET per piece (split at max_read_request_bytes), in parallel.
+Status FileImpl::ReadFromTree(const index::TreeRoot& root, uint64_t b0, uint64_t b1,
+                              uint64_t offset, uint64_t len, char* buf) {
+  std::memset(buf, 0, len);
+  struct Request {
+    format::ExtentEntry piece;
+    uint64_t lo, hi;
+  };
+  std::vector<Request> requests;
+  const uint64_t bs = block_size_;
+  const uint64_t max_bytes = std::max<uint64_t>(options_.max_read_request_bytes, kChunkSize);
+  HF_RETURN_IF_ERROR(tree_->Visit(root, b0, b1, [&](const format::ExtentEntry& piece) {
+    uint64_t lo = std::max(offset, piece.start * bs);
+    uint64_t hi = std::min(offset + len, piece.end() * bs);
+    for (uint64_t s = lo; s < hi;) {
+      uint64_t e = std::min(hi, (s / kChunkSize) * kChunkSize + max_bytes);
+      requests.push_back({piece, s, e});
+      s = e;
+    }
+    return Status::OK();
+  }));
+  auto run = [&](const Request& r) {
+    return chunks_->Read(r.piece, r.lo, r.hi, buf + (r.lo - offset));
+  };
+  if (requests.size() == 1) return run(requests[0]);
+  std::vector<std::future<Status>> pending;
+  pending.reserve(requests.size());
+  for (const Request& r : requests) pending.push_back(pool_->Submit([&run, &r] { return run(r); }));
+  Status first_error;
+  for (auto& f : pending) {
+    Status st = f.get();
+    if (!st.ok() && first_error.ok()) first_error = st;
+  }
+  return first_error;
+}
+
+// ---------------------------------------------------------------- write ---
+
+Status FileImpl::WaitForDirtyBudget() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (DirtyBytesLocked() < options_.dirty_budget_bytes) return Status::OK();
+  }
+  return Flush().status();
+}
+
+Status FileImpl::PWrite(uint64_t offset, const void* buf, size_t len) {
+  if (len > 0 && buf == nullptr) return Status::InvalidArgument("pwrite: null buffer");
+  return WriteInternal(offset, len, static_cast<const char*>(buf), true);
+}
+
+Status FileImpl::WriteInternal(uint64_t offset, uint64_t len, const char* data, bool extend) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    HF_RETURN_IF_ERROR(CheckUsable(true));
+  }
+  if (len == 0) return Status::OK();
+  if (offset > format::kMaxFileSize || len > format::kMaxFileSize - offset) {
+    return Status::OutOfRange(store_->Name() + ": write at " + std::to_string(offset) + "+" +
+                              std::to_string(len) + " exceeds the maximum file size 2^60");
+  }
+  HF_RETURN_IF_ERROR(WaitForDirtyBudget());
+  const uint64_t bs = block_size_;
+  const uint64_t end = offset + len;
+  const uint64_t b0 = offset / bs, b1 = (end - 1) / bs + 1;
+  auto partial = [&](uint64_t b) { return offset > b * bs || end < (b + 1) * bs; };
+  for (;;) {
+    // 1. Which partial blocks need their old content (read-modify-write)?
+    std::vector<uint64_t> need;
+    uint64_t epoch, size;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      HF_RETURN_IF_ERROR(CheckUsable(true));
+      epoch = mutation_epoch_;
+      size = size_;
+      for (uint64_t b : {b0, b1 - 1}) {
+        if (partial(b) && !current_.blocks.count(b) && (need.empty() || need.back() != b)) {
+          need.push_back(b);
+        }
+      }
+    }
+    std::map<uint64_t, std::string> bases;
+    for (uint64_t b : need) {
+      std::string block(bs, '\0');
+      uint64_t s = b * bs;
+      if (s < size) HF_RETURN_IF_ERROR(ReadInternal(s, std::min(bs, size - s), block.data()));
+      bases.emplace(b, std::move(block));
+    }
+    // 2. Apply under the lock, unless a punch raced with the reads above.
+    std::lock_guard<std::mutex> lock(mu_);
+    HF_RETURN_IF_ERROR(CheckUsable(true));
+    if (mutation_epoch_ != epoch) continue;
+    uint64_t limit = extend ? std::max(size_, end) : size_;
+    for (uint64_t b = b0; b < b1; b++) {
+      uint64_t s = std::max(offset, b * bs), e = std::min(end, (b + 1) * bs);
+      if (s >= limit) break;
+      e = std::min(e, std::max(limit, s));
+      if (!data && !partial(b)) {  // a whole block of zeros: a hole, no data
+        current_.blocks.erase(b);
+        current_.punched.Add(b, b + 1);
+        continue;
+      }
+      auto it = current_.blocks.find(b);
+      if (it == current_.blocks.end()) {
+        auto base = bases.find(b);
+        std::string block = base != bases.end() ? std::move(base->second) : std::string(bs, '\0');
+        it = current_.blocks.emplace(b, std::move(block)).first;
+      }
+      if (data) std::memcpy(it->second.data() + (s - b * bs), data + (s - offset), e - s);
+      else std::memset(it->second.data() + (s - b * bs), 0, e - s);
+    }
+    if (!data) mutation_epoch_++;
+    size_ = limit;
+    mtime_ms_ = NowMs();
+    return Status::OK();
+  }
+}
+
+Result<uint64_t> FileImpl::Append(const void* buf, size_t len) {
+  std::lock_guard<std::mutex> append_lock(append_mu_);
+  uint64_t at = Size();
+  HF_RETURN_IF_ERROR(PWrite(at, buf, len));
+  return at;
+}
+
+Status FileImpl::Truncate(uint64_t size) {
+  if (size > format::kMaxFileSize) {
+    return Status::OutOfRange(store_->Name() + ": truncate to " + std::to_string(size) +
+                              " exceeds the maximum file size 2^60");
+  }
+  uint64_t tail_end = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    HF_RETURN_IF_ERROR(CheckUsable(true));
+    if (size < size_) {
+      uint64_t keep = (size + block_size_ - 1) / block_size_;
+      current_.blocks.erase(current_.blocks.lower_bound(keep), current_.blocks.end());
+      current_.punched.Add(keep, kNoEnd);
+      mutation_epoch_++;
+      tail_end = std::min(size_, keep * block_size_);
+    }
+    size_ = size;
+    mtime_ms_ = NowMs();
+  }
+  // Zero the tail of the last kept block so a later grow reads zeros there.
+  if (tail_end > size) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      size_ = tail_end;  // let the zeroing write reach the old bytes
+    }
+    Status st = WriteInternal(size, tail_end - size, nullptr, false);
+    std::lock_guard<std::mutex> lock(mu_);
+    size_ = size;
+    HF_RETURN_IF_ERROR(st);
+  }
+  return Status::OK();
+}
+
+Status FileImpl::WriteZeroes(uint64_t offset, uint64_t len) {
+  return WriteInternal(offset, len, nullptr, true);
+}
+
+Status FileImpl::PunchHole(uint64_t offset, uint64_t len) {
+  uint64_t size = Size();
+  if (offset >= size) return CheckUsable(true);
+  return WriteInternal(offset, std::min(len, size - offset), nullptr, false);
+}
+
+// ---------------------------------------------------------------- flush ---
+
+struct FileImpl::Built {
+  format::SegmentHeader header;
+  std::string header_bytes;
+  std::string node_bytes;
+  std::vector<char> crcs;
+  Payload payload;
+  index::TreeRoot root;
+  std::vector<index::NodePtr> pending;
+};
+
+Status FileImpl::BuildSegment(const Batch& batch, uint64_t size, Built* out) {
+  const uint64_t id = head_.self.id + 1;
+  if (id > format::kMaxCheckpointId) return Status::OutOfRange("checkpoint ids exhausted");
+  const uint64_t sbs = format::StoredBlockSize(block_size_);
+  // Changes: data runs (offsets relative to the data area) and holes.
+  std::vector<const std::string*> data;  // in block order
+  std::vector<uint64_t> data_blocks;
+  IntervalSet holes = batch.punched;
+  for (const auto& [b, block] : batch.blocks) {
+    if (AllZero(block)) {
+      holes.Add(b, b + 1);
+    } else {
+      data.push_back(&block);
+      data_blocks.push_back(b);
+    }
+  }
+  std::vector<index::Change> changes;
+  for (const auto& [s, e] : holes.ranges()) {
+    // Dirty data blocks inside a punched range win over the punch.
+    uint64_t pos = s;
+    auto it = std::lower_bound(data_blocks.begin(), data_blocks.end(), s);
+    for (; it != data_blocks.end() && *it < e; ++it) {
+      if (*it > pos) changes.push_back({pos, *it - pos, true, 0, 0});
+      pos = *it + 1;
+    }
+    if (pos < e) changes.push_back({pos, e - pos, true, 0, 0});
+  }
+  for (size_t i = 0; i < data_blocks.size();) {
+    size_t j = i;
+    while (j + 1 < data_blocks.size() && data_blocks[j + 1] == data_blocks[j] + 1) j++;
+    changes.push_back({data_blocks[i], j - i + 1, false, id, i * sbs});
+    i = j + 1;
+  }
+  std::sort(changes.begin(), changes.end(),
+            [](const index::Change& a, const index::Change& b) { return a.start < b.start; });
+
+  HF_ASSIGN_OR_RETURN(out->root, tree_->Apply(root_, changes));
+  out->pending = tree_->CollectPending(out->root);
+
+  format::SegmentHeader& h = out->header;
+  h = head_;
+  h.self.id = id;
+  h.self.time_ms = std::max(NowMs(), head_.self.time_ms);
+  h.self.size = size;
+  h.self.allocated_blocks = out->root.blocks;
+  h.self.bytes_changed = data.size() * uint64_t{block_size_};
+  h.self.restored_from = 0;
+  h.self.height = out->root.height;
+  h.self.root = out->root.empty() ? format::NodeRef{} : out->root.ref;
+  if (!out->pending.empty()) h.self.root = {id, 0, 0};  // placeholder, fixed width
+  h.parent = head_.self.id;
+  h.parent_crc = head_.crc;
+  h.writer_epoch = writer_epoch_;
+  h.writer = options_.writer_name;
+  // History: the parent becomes the newest recent entry.
+  h.recent.insert(h.recent.begin(), head_.self);
+  if (h.recent.size() > format::kHistoryDescriptors) h.recent.resize(format::kHistoryDescriptors);
+  if (head_.self.id % format::kSampleStride == 0) {
+    h.sample_ids.insert(h.sample_ids.begin(), head_.self.id);
+    h.sample_times.insert(h.sample_times.begin(), head_.self.time_ms);
+    if (h.sample_ids.size() > format::kMaxSamples) {
+      h.sample_ids.resize(format::kMaxSamples);
+      h.sample_times.resize(format::kMaxSamples);
+    }
+  }
+  const uint64_t header_len = format::EncodeHeader(h).size();
+  const uint64_t nodes_len = index::Tree::PendingBytes(out->pending);
+  if (header_len + nodes_len > UINT32_MAX) {
+    return Status::OutOfRange(store_->Name() + ": index change too large for one segment");
+  }
+  h.node_area_offset = header_len;
+  h.node_area_length = nodes_len;
+  h.data_area_offset = header_len + nodes_len;
+  h.data_area_length = data.size() * sbs;
+  index::Tree::FinishLayout(&out->root, out->pending, id, header_len, h.data_area_offset,
+                            &out->node_bytes);
+  if (!out->pending.empty()) h.self.root = out->root.ref;
+  out->header_bytes = format::EncodeHeader(h);
+  h.crc = DecodeFixed32(out->header_bytes.data() + out->header_bytes.size() - 4);
+
+  // Gather list: header, nodes, then each 4 KiB chunk followed by its CRC.
+  const uint64_t chunks_per_block = block_size_ / kChunkSize;
+  out->crcs.resize(data.size() * chunks_per_block * format::kChunkCrcSize);
+  out->payload.clear();
+  out->payload.reserve(2 + data.size() * chunks_per_block * 2);
+  out->payload.push_back(out->header_bytes);
+  if (!out->node_bytes.empty()) out->payload.push_back(out->node_bytes);
+  for (size_t i = 0; i < data.size(); i++) {
+    for (uint64_t c = 0; c < chunks_per_block; c++) {
+      const char* chunk = data[i]->data() + c * kChunkSize;
+      char* crc = out->crcs.data() + (i * chunks_per_block + c) * format::kChunkCrcSize;
+      EncodeFixed32(crc, format::ChunkCrc(chunk, data_blocks[i] * block_size_ + c * kChunkSize));
+      out->payload.emplace_back(chunk, kChunkSize);
+      out->payload.emplace_back(crc, format::kChunkCrcSize);
+    }
+  }
+  return Status::OK();
+}
+
+// Creates the segment. A create-only put that was retried after a lost
+// response may answer "already exists" although our first attempt landed:
+// read the header back and compare before calling it a conflict.
+Status FileImpl::Commit(Built* built) {
+  const std::string key = format::SegmentKey(built->header.self.id);
+  PutOptions put;
+  put.if_absent = true;
+  Status st = store_->Put(key, built->payload, put, nullptr);
+  if (st.IsPreconditionFailed()) {
+    std::string existing;
+    Status check = store_->Get(key, 0, built->header_bytes.size(), &existing, nullptr);
+    if (check.ok() && existing == built->header_bytes) {
+      st = Status::OK();
+    } else {
+      return Status::Conflict(store_->Name() + ": file was changed by another writer (checkpoint " +
+                              std::to_string(built->header.self.id) + " already exists)");
+    }
+  }
+  HF_RETURN_IF_ERROR(st.WithContext("flush"));
+  if (built->header.self.time_ms - head_.self.time_ms > kHorizonCheckAfterMs) {
+    std::string horizon;
+    Status hs = store_->Get("gc/horizon", &horizon);
+    if (hs.ok() && !horizon.empty() &&
+        std::strtoull(horizon.c_str(), nullptr, 10) >= built->header.self.id) {
+      return Status::Conflict(store_->Name() + ": checkpoint " +
+                              std::to_string(built->header.self.id) +
+                              " is below the garbage-collection horizon; a newer writer exists");
+    }
+  }
+  return Status::OK();
+}
+
+void FileImpl::MergeBack(const std::shared_ptr<const Batch>& frozen) {
+  // Caller holds mu_. Newer state wins: current punches over frozen blocks,
+  // current blocks over everything.
+  Batch merged = *frozen;
+  for (const auto& [s, e] : current_.punched.ranges()) {
+    merged.blocks.erase(merged.blocks.lower_bound(s), merged.blocks.lower_bound(e));
+    merged.punched.Add(s, e);
+  }
+  for (auto& [b, block] : current_.blocks) merged.blocks[b] = std::move(block);
+  current_ = std::move(merged);
+  frozen_.reset();
+}
+
+Result<uint64_t> FileImpl::Flush() {
+  std::lock_guard<std::mutex> flush_lock(flush_mu_);
+  std::shared_ptr<const Batch> frozen;
+  uint64_t size;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return Status::InvalidArgument(store_->Name() + ": file is closed");
+    if (read_only_) return head_.self.id;
+    HF_RETURN_IF_ERROR(CheckUsable(true));
+    if (current_.empty() && size_ == head_.self.size) return head_.self.id;
+    frozen = std::make_shared<const Batch>(std::move(current_));
+    current_ = Batch{};
+    frozen_ = frozen;
+    size = size_;
+  }
+  Built built;
+  Status st = BuildSegment(*frozen, size, &built);
+  if (st.ok()) st = Commit(&built);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!st.ok()) {
+    if (st.IsConflict()) fenced_ = true;
+    MergeBack(frozen);
+    return st;
+  }
+  index::Tree::Unpin(built.pending);
+  for (const index::NodePtr& n : built.pending) nodes_->Insert(n);
+  root_ = built.root;
+  head_ = built.header;
+  frozen_.reset();
+  return head_.self.id;
+}
+
+// ---------------------------------------------------------- stat, seek ---
+
+Result<FileStat> FileImpl::Stat() {
+  std::lock_guard<std::mutex> lock(mu_);
+  HF_RETURN_IF_ERROR(CheckUsable(false));
+  FileStat st;
+  st.size = size_;
+  st.allocated_bytes = root_.blocks * block_size_;
+  st.block_size = block_size_;
+  st.checkpoint = head_.self.id;
+  st.create_time_ms = head_.create_time_ms;
+  st.mtime_ms = mtime_ms_;
+  st.checkpoint_time_ms = head_.self.time_ms;
+  st.read_only = read_only_;
+  st.dirty_bytes = DirtyBytesLocked();
+  return st;
+}
+
+Status FileImpl::DataBlockRanges(uint64_t b0, uint64_t b1, IntervalSet* out) {
+  index::TreeRoot root;
+  std::vector<const Batch*> layers;  // oldest first
+  std::shared_ptr<const Batch> frozen;
+  Batch current_copy;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    root = root_;
+    frozen = frozen_;
+    current_copy.punched = current_.punched;
+    for (auto it = current_.blocks.lower_bound(b0); it != current_.blocks.end() && it->first < b1;
+         ++it) {
+      current_copy.blocks.emplace(it->first, std::string());
+    }
+  }
+  HF_RETURN_IF_ERROR(tree_->Visit(root, b0, b1, [&](const format::ExtentEntry& e) {
+    out->Add(e.start, e.end());
+    return Status::OK();
+  }));
+  auto apply = [&](const Batch& batch) {
+    // Remove punched ranges, then add dirty blocks.
+    IntervalSet kept;
+    for (const auto& [s, e] : out->ranges()) {
+      IntervalSet piece;
+      piece.Add(s, e);
+      batch.punched.ForEachGap(s, e, [&](uint64_t gs, uint64_t ge) { kept.Add(gs, ge); });
+    }
+    *out = std::move(kept);
+    for (auto it = batch.blocks.lower_bound(b0); it != batch.blocks.end() && it->first < b1; ++it) {
+      out->Add(it->first, it->first + 1);
+    }
+  };
+  if (frozen) apply(*frozen);
+  apply(current_copy);
+  return Status::OK();
+}
+
+Result<std::vector<Extent>> FileImpl::Extents(uint64_t offset, uint64_t len) {
+  uint64_t size;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    HF_RETURN_IF_ERROR(CheckUsable(false));
+    size = size_;
+  }
+  std::vector<Extent> out;
+  if (offset >= size || len == 0) return out;
+  uint64_t end = offset + std::min(len, size - offset);
+  const uint64_t bs = block_size_;
+  IntervalSet data;
+  HF_RETURN_IF_ERROR(DataBlockRanges(offset / bs, (end - 1) / bs + 1, &data));
+  uint64_t pos = offset;
+  auto push = [&](uint64_t s, uint64_t e, bool is_data) {
+    if (s >= e) return;
+    if (!out.empty() && out.back().data == is_data && out.back().offset + out.back().length == s) {
+      out.back().length += e - s;
+    } else {
+      out.push_back({s, e - s, is_data});
+    }
+  };
+  for (const auto& [s, e] : data.ranges()) {
+    uint64_t ds = std::max(offset, s * bs), de = std::min(end, e * bs);
+    if (ds >= de) continue;
+    push(pos, ds, false);
+    push(ds, de, true);
+    pos = de;
+  }
+  push(pos, end, false);
+  return out;
+}
+
+Result<uint64_t> FileImpl::SeekData(uint64_t offset) {
+  uint64_t size = Size();
+  if (offset >= size) return Status::InvalidArgument("seek_data: offset at or past end of file");
+  HF_ASSIGN_OR_RETURN(std::vector<Extent> extents, Extents(offset, size - offset));
+  for (const Extent& e : extents) {
+    if (e.data) return e.offset;
+  }
+  return Status::NotFound("seek_data: no data after offset " + std::to_string(offset));
+}
+
+Result<uint64_t> FileImpl::SeekHole(uint64_t offset) {
+  uint64_t size = Size();
+  if (offset >= size) return Status::InvalidArgument("seek_hole: offset at or past end of file");
+  HF_ASSIGN_OR_RETURN(std::vector<Extent> extents, Extents(offset, size - offset));
+  for (const Extent& e : extents) {
+    if (!e.data) return e.offset;
+  }
+  return size;
+}
+
+}  // namespace hyperfile::file

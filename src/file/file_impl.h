@@ -1,0 +1,106 @@
+// The File implementation: a write buffer of dirty blocks over a committed
+// state (the head segment's header and its index tree).
+//
+// State machine of one flush: the dirty batch is frozen (new writes go to a
+// fresh batch), the segment is built from the frozen batch and created with a
+// create-only put; on success the new tree becomes the committed state, on
+// failure the frozen batch is merged back under the newer writes so nothing
+// is lost. Readers look at the current batch, then the frozen one, then the
+// committed tree.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "file/interval_set.h"
+#include "file/segment_io.h"
+#include "hyperfile/file.h"
+#include "index/btree.h"
+#include "util/thread_pool.h"
+
+namespace hyperfile::file {
+
+struct Batch {
+  std::map<uint64_t, std::string> blocks;  // block number -> block_size bytes
+  IntervalSet punched;                     // block ranges that became holes
+  bool empty() const { return blocks.empty() && punched.empty(); }
+};
+
+class FileImpl : public File {
+ public:
+  // `read` is the segment header the handle starts from; `at` (optional)
+  // replaces its own checkpoint (time travel through a header's history).
+  static Result<std::unique_ptr<FileImpl>> Make(std::shared_ptr<ObjectStore> store,
+                                                const OpenOptions& options, const HeaderRead& read,
+                                                const format::Descriptor* at);
+
+  Result<size_t> PRead(uint64_t offset, void* buf, size_t len) override;
+  Status PWrite(uint64_t offset, const void* buf, size_t len) override;
+  Result<uint64_t> Append(const void* buf, size_t len) override;
+  Status Truncate(uint64_t size) override;
+  Status WriteZeroes(uint64_t offset, uint64_t len) override;
+  Status PunchHole(uint64_t offset, uint64_t len) override;
+  Result<uint64_t> Flush() override;
+  Result<FileStat> Stat() override;
+  uint64_t Size() const override;
+  Result<uint64_t> SeekData(uint64_t offset) override;
+  Result<uint64_t> SeekHole(uint64_t offset) override;
+  Result<std::vector<Extent>> Extents(uint64_t offset, uint64_t len) override;
+  Status Close() override;
+  ~FileImpl() override;
+
+ private:
+  FileImpl(std::shared_ptr<ObjectStore> store, const OpenOptions& options,
+           const format::SegmentHeader& head);
+
+  Status CheckUsable(bool write) const;
+  // Reads [offset, offset+len) (already clamped to the size) into buf.
+  Status ReadInternal(uint64_t offset, uint64_t len, char* buf);
+  Status ReadFromTree(const index::TreeRoot& root, uint64_t first_block, uint64_t end_block,
+                      uint64_t offset, uint64_t len, char* buf);
+  // Writes data (or zeros when data is null; whole zero blocks become holes).
+  Status WriteInternal(uint64_t offset, uint64_t len, const char* data, bool extend);
+  Status WaitForDirtyBudget();
+  uint64_t DirtyBytesLocked() const;
+  // Data blocks (as block ranges) in [b0, b1) considering unflushed state.
+  Status DataBlockRanges(uint64_t b0, uint64_t b1, IntervalSet* out);
+
+  struct Built;
+  Status BuildSegment(const Batch& batch, uint64_t size, Built* out);
+  Status Commit(Built* built);
+  void MergeBack(const std::shared_ptr<const Batch>& frozen);
+
+  std::shared_ptr<ObjectStore> store_;
+  OpenOptions options_;
+  const uint32_t block_size_;
+  const bool read_only_;
+  const uint64_t writer_epoch_;
+  std::unique_ptr<Lineage> lineage_;
+  std::unique_ptr<NodeLoader> nodes_;
+  std::unique_ptr<ChunkReader> chunks_;
+  std::unique_ptr<index::Tree> tree_;
+  std::unique_ptr<ThreadPool> pool_;
+
+  mutable std::mutex mu_;  // guards everything below
+  format::SegmentHeader head_;  // the committed state this handle builds on
+  index::TreeRoot root_;
+  uint64_t size_ = 0;
+  int64_t mtime_ms_ = 0;
+  Batch current_;
+  std::shared_ptr<const Batch> frozen_;
+  uint64_t mutation_epoch_ = 0;  // bumped by punches; RMW retries when it moves
+  bool closed_ = false;
+  bool fenced_ = false;
+
+  std::mutex flush_mu_;   // one flush at a time
+  std::mutex append_mu_;  // appends are atomic with respect to each other
+};
+
+int64_t NowMs();
+uint64_t RandomU64();
+StoreResolver DefaultResolver(const OpenOptions& options);
+
+}  // namespace hyperfile::file

@@ -1,0 +1,27 @@
+// Resolving At (latest, checkpoint id, snapshot, time) to the header a
+// handle starts from. Shared by File::OpenAt and the checkpoint tools.
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include "file/segment_io.h"
+#include "hyperfile/file.h"
+#include "hyperfile/options.h"
+
+namespace hyperfile::file {
+
+struct ResolvedState {
+  std::shared_ptr<ObjectStore> store;  // where the header lives (origin for clones)
+  HeaderRead read;
+  // Set when the state is a recent checkpoint described inside read.header
+  // rather than read.header itself.
+  std::optional<format::Descriptor> descriptor;
+  const format::Descriptor& self() const { return descriptor ? *descriptor : read.header.self; }
+};
+
+Result<ResolvedState> ResolveState(const std::shared_ptr<ObjectStore>& store, const At& at,
+                                   const OpenOptions& options);
+Result<ResolvedState> ResolveTime(const std::shared_ptr<ObjectStore>& store, int64_t time_ms);
+
+}  // namespace hyperfile::file

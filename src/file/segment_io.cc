@@ -1,0 +1,184 @@
+#include "file/segment_io.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "util/coding.h"
+
+namespace hyperfile::file {
+
+using format::kChunkCrcSize;
+using format::kChunkSize;
+
+Lineage::Lineage(std::shared_ptr<ObjectStore> own, std::vector<format::Origin> origins,
+                 StoreResolver resolver)
+    : own_(std::move(own)),
+      origins_(std::move(origins)),
+      resolver_(std::move(resolver)),
+      opened_(origins_.size()) {}
+
+Result<ObjectStore*> Lineage::StoreFor(uint64_t segment) {
+  for (size_t i = 0; i < origins_.size(); i++) {
+    if (segment > origins_[i].max_id) continue;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!opened_[i]) {
+      if (!resolver_) return Status::NotSupported("no way to open clone origin " + origins_[i].uri);
+      auto store = resolver_(origins_[i].uri);
+      if (!store.ok()) return store.status().WithContext("open clone origin " + origins_[i].uri);
+      opened_[i] = *store;
+    }
+    return opened_[i].get();
+  }
+  return own_.get();
+}
+
+std::string Lineage::Where(uint64_t segment) {
+  std::string name = own_->Name();
+  for (const format::Origin& o : origins_) {
+    if (segment <= o.max_id) {
+      name = o.uri;
+      break;
+    }
+  }
+  return name + "/" + format::SegmentKey(segment);
+}
+
+Result<uint64_t> LatestCheckpointId(ObjectStore* store) {
+  std::vector<ObjectInfo> newest;
+  HF_RETURN_IF_ERROR(store->List(format::kSegmentPrefix, "", 1, &newest));
+  if (newest.empty()) return Status::NotFound("no hyperfile at " + store->Name());
+  auto id = format::ParseSegmentKey(newest[0].key);
+  if (!id) {
+    return Status::Corrupt(store->Name() + "/" + newest[0].key + ": not a segment key");
+  }
+  return *id;
+}
+
+Result<HeaderRead> ReadHeader(ObjectStore* store, uint64_t id) {
+  std::string key = format::SegmentKey(id);
+  std::string where = store->Name() + "/" + key;
+  HeaderRead read;
+  Status st = store->Get(key, 0, format::kHeaderPrefetch, &read.bytes, nullptr);
+  if (st.IsNotFound()) {
+    return Status::NotFound("checkpoint " + std::to_string(id) + " does not exist (" + where + ")");
+  }
+  HF_RETURN_IF_ERROR(st);
+  uint64_t needed = 0;
+  auto header = format::DecodeHeader(read.bytes, where, &needed);
+  if (!header.ok() && needed > read.bytes.size()) {
+    HF_RETURN_IF_ERROR(store->Get(key, 0, needed, &read.bytes, nullptr));
+    header = format::DecodeHeader(read.bytes, where, &needed);
+  }
+  if (!header.ok()) return header.status();
+  if (header->self.id != id) {
+    return Status::Corrupt(where + ": header names checkpoint " + std::to_string(header->self.id));
+  }
+  read.header = std::move(header).value();
+  return read;
+}
+
+Result<index::NodePtr> NodeLoader::Load(const format::NodeRef& ref, uint8_t level) {
+  auto key = std::make_pair(ref.segment, ref.offset);
+  if (auto hit = cache_.Get(key)) {
+    if ((*hit)->data.level != level) {
+      return Status::Corrupt(lineage_->Where(ref.segment) + " at offset " +
+                             std::to_string(ref.offset) + ": index node at the wrong level");
+    }
+    return *hit;
+  }
+  HF_ASSIGN_OR_RETURN(ObjectStore * store, lineage_->StoreFor(ref.segment));
+  std::string bytes;
+  std::string where = lineage_->Where(ref.segment);
+  Status st = store->Get(format::SegmentKey(ref.segment), ref.offset, ref.length, &bytes, nullptr);
+  if (st.IsNotFound()) return Status::Corrupt(where + ": segment referenced by the index is missing");
+  HF_RETURN_IF_ERROR(st);
+  where += " at offset " + std::to_string(ref.offset);
+  if (bytes.size() != ref.length) return Status::Corrupt(where + ": index node truncated");
+  HF_ASSIGN_OR_RETURN(format::NodeData data, format::DecodeNode(bytes, ref, where));
+  if (data.level != level) return Status::Corrupt(where + ": index node at the wrong level");
+  auto node = std::make_shared<index::Node>();
+  node->data = std::move(data);
+  node->ref = ref;
+  Insert(node);
+  return node;
+}
+
+void NodeLoader::Insert(const index::NodePtr& node) {
+  cache_.Put({node->ref.segment, node->ref.offset}, node, node->ref.length + 64,
+             node->data.level > 0);
+}
+
+void NodeLoader::Seed(const HeaderRead& read) {
+  const format::SegmentHeader& h = read.header;
+  uint64_t pos = h.node_area_offset;
+  uint64_t end = std::min<uint64_t>(read.bytes.size(), h.data_area_offset);
+  while (pos + 16 <= end) {
+    const char* p = read.bytes.data() + pos;
+    uint8_t level = static_cast<uint8_t>(p[5]);
+    uint16_t count = static_cast<uint16_t>(static_cast<uint8_t>(p[6]) |
+                                           (static_cast<uint8_t>(p[7]) << 8));
+    format::NodeData probe;
+    probe.level = level;
+    if (level == 0) probe.extents.resize(count); else probe.children.resize(count);
+    uint64_t size = format::EncodedNodeSize(probe);
+    if (pos + size > end) break;
+    format::NodeRef ref{h.self.id, static_cast<uint32_t>(pos), static_cast<uint32_t>(size)};
+    auto data = format::DecodeNode(std::string_view(p, size), ref, "prefetch");
+    if (!data.ok()) break;  // a real load will report the damage with context
+    auto node = std::make_shared<index::Node>();
+    node->data = std::move(data).value();
+    node->ref = ref;
+    Insert(node);
+    pos += size;
+  }
+}
+
+Status ChunkReader::Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t hi, char* dst) {
+  const uint64_t base = piece.start * block_size_;  // logical offset of the piece
+  const uint64_t stored_chunk = kChunkSize + kChunkCrcSize;
+  uint64_t c0 = (lo - base) / kChunkSize;
+  uint64_t c1 = (hi - base + kChunkSize - 1) / kChunkSize;
+  // Serve cached chunks at both ends; fetch the rest with one ranged GET.
+  auto copy_chunk = [&](uint64_t c, const char* data) {
+    uint64_t cs = base + c * kChunkSize, ce = cs + kChunkSize;
+    uint64_t s = std::max(cs, lo), e = std::min(ce, hi);
+    std::memcpy(dst + (s - lo), data + (s - cs), e - s);
+  };
+  auto key = [&](uint64_t c) { return std::make_pair(piece.segment, piece.offset + c * stored_chunk); };
+  while (c0 < c1) {
+    auto hit = cache_.Get(key(c0));
+    if (!hit) break;
+    copy_chunk(c0++, (*hit)->data());
+  }
+  while (c1 > c0) {
+    auto hit = cache_.Get(key(c1 - 1));
+    if (!hit) break;
+    copy_chunk(--c1, (*hit)->data());
+  }
+  if (c0 == c1) return Status::OK();
+  HF_ASSIGN_OR_RETURN(ObjectStore * store, lineage_->StoreFor(piece.segment));
+  std::string bytes;
+  uint64_t offset = piece.offset + c0 * stored_chunk;
+  uint64_t length = (c1 - c0) * stored_chunk;
+  std::string where = lineage_->Where(piece.segment);
+  Status st = store->Get(format::SegmentKey(piece.segment), offset, length, &bytes, nullptr);
+  if (st.IsNotFound()) return Status::Corrupt(where + ": segment referenced by the index is missing");
+  HF_RETURN_IF_ERROR(st);
+  if (bytes.size() != length) {
+    return Status::Corrupt(where + " at offset " + std::to_string(offset) +
+                           ": data truncated (segment shorter than its index says)");
+  }
+  for (uint64_t c = c0; c < c1; c++) {
+    const char* chunk = bytes.data() + (c - c0) * stored_chunk;
+    uint32_t stored_crc = DecodeFixed32(chunk + kChunkSize);
+    if (format::ChunkCrc(chunk, base + c * kChunkSize) != stored_crc) {
+      return Status::Corrupt(where + " at offset " + std::to_string(piece.offset + c * stored_chunk) +
+                             ": data checksum mismatch");
+    }
+    copy_chunk(c, chunk);
+    cache_.Put(key(c), std::make_shared<const std::string>(chunk, kChunkSize), kChunkSize + 96);
+  }
+  return Status::OK();
+}
+
+}  // namespace hyperfile::file

@@ -1,0 +1,97 @@
+// Reading what segments hold: finding the newest checkpoint, decoding
+// headers, loading index nodes (cached) and data chunks (verified, cached).
+// Shared by the File implementation and the checkpoint tools.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "cache/lru_cache.h"
+#include "format/format.h"
+#include "hyperfile/object_store.h"
+#include "index/btree.h"
+
+namespace hyperfile::file {
+
+using StoreResolver =
+    std::function<Result<std::shared_ptr<ObjectStore>>(const std::string& uri)>;
+
+// The stores a file's segments live in: its own, and for a clone the files
+// it was cloned from (segment ids <= origin.max_id live there).
+class Lineage {
+ public:
+  Lineage(std::shared_ptr<ObjectStore> own, std::vector<format::Origin> origins,
+          StoreResolver resolver);
+  Result<ObjectStore*> StoreFor(uint64_t segment);
+  ObjectStore* own() const { return own_.get(); }
+  const std::shared_ptr<ObjectStore>& own_shared() const { return own_; }
+  const std::vector<format::Origin>& origins() const { return origins_; }
+  // "s3://bucket/file/seg/..." for messages.
+  std::string Where(uint64_t segment);
+
+ private:
+  std::shared_ptr<ObjectStore> own_;
+  std::vector<format::Origin> origins_;
+  StoreResolver resolver_;
+  std::mutex mu_;
+  std::vector<std::shared_ptr<ObjectStore>> opened_;  // parallel to origins_
+};
+
+// The newest checkpoint id in the store (one LIST). NotFound if none.
+Result<uint64_t> LatestCheckpointId(ObjectStore* store);
+
+struct HeaderRead {
+  format::SegmentHeader header;
+  std::string bytes;  // the first bytes of the segment that were fetched
+};
+// Reads and decodes segment `id`'s header with one ranged GET (two if the
+// header is larger than the prefetch). NotFound names the checkpoint.
+Result<HeaderRead> ReadHeader(ObjectStore* store, uint64_t id);
+
+class NodeLoader : public index::NodeSource {
+ public:
+  NodeLoader(Lineage* lineage, uint64_t budget_bytes) : lineage_(lineage), cache_(budget_bytes) {}
+  Result<index::NodePtr> Load(const format::NodeRef& ref, uint8_t level) override;
+  // Caches the nodes that lie completely inside the prefetched first bytes
+  // of a segment (the root and upper levels come first after the header).
+  void Seed(const HeaderRead& read);
+  void Insert(const index::NodePtr& node);
+  uint64_t cached_bytes() const { return cache_.used_bytes(); }
+
+ private:
+  struct RefHash {
+    size_t operator()(const std::pair<uint64_t, uint32_t>& k) const {
+      return std::hash<uint64_t>()(k.first * 0x9E3779B97F4A7C15ull ^ k.second);
+    }
+  };
+  Lineage* lineage_;
+  LruCache<std::pair<uint64_t, uint32_t>, index::NodePtr, RefHash> cache_;
+};
+
+// Reads data chunks of extents, verifying each chunk's CRC, with a cache of
+// clean chunks.
+class ChunkReader {
+ public:
+  ChunkReader(Lineage* lineage, uint32_t block_size, uint64_t cache_budget)
+      : lineage_(lineage), block_size_(block_size), cache_(cache_budget) {}
+  // Copies logical bytes [lo, hi) (inside the extent piece) into dst.
+  Status Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t hi, char* dst);
+  uint64_t cached_bytes() const { return cache_.used_bytes(); }
+
+ private:
+  struct KeyHash {
+    size_t operator()(const std::pair<uint64_t, uint64_t>& k) const {
+      return std::hash<uint64_t>()(k.first * 0x9E3779B97F4A7C15ull ^ k.second);
+    }
+  };
+  using Chunk = std::shared_ptr<const std::string>;
+  Lineage* lineage_;
+  uint32_t block_size_;
+  LruCache<std::pair<uint64_t, uint64_t>, Chunk, KeyHash> cache_;
+};
+
+}  // namespace hyperfile::file

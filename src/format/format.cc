@@ -1,0 +1,410 @@
+#include "format/format.h"
+
+#include <cstdio>
+#include <limits>
+
+#include "util/coding.h"
+#include "util/crc32c.h"
+
+namespace hyperfile::format {
+namespace {
+
+constexpr std::string_view kHeaderMagic = "HFSEGMNT";
+constexpr std::string_view kNodeMagic = "HFND";
+constexpr std::string_view kSnapshotMagic = "HFSNAP01";
+constexpr size_t kHeaderFixedBytes = 172;
+constexpr size_t kDescriptorBytes = 72;
+constexpr size_t kNodeFixedBytes = 16;
+constexpr size_t kLeafEntryBytes = 28;
+constexpr size_t kInteriorEntryBytes = 32;
+constexpr uint8_t kMaxLevel = 16;
+
+Status CorruptAt(std::string_view where, size_t offset, std::string_view what) {
+  return Status::Corrupt(std::string(where) + " at offset " + std::to_string(offset) + ": " +
+                         std::string(what));
+}
+
+void PutDescriptor(std::string* out, const Descriptor& d) {
+  PutFixed64(out, d.id);
+  PutFixed64(out, static_cast<uint64_t>(d.time_ms));
+  PutFixed64(out, d.size);
+  PutFixed64(out, d.allocated_blocks);
+  PutFixed64(out, d.bytes_changed);
+  PutFixed64(out, d.restored_from);
+  PutFixed64(out, d.root.segment);
+  PutFixed32(out, d.root.offset);
+  PutFixed32(out, d.root.length);
+  PutFixed8(out, d.height);
+  out->append(7, '\0');
+}
+
+Descriptor GetDescriptor(Decoder* in) {
+  Descriptor d;
+  d.id = in->U64();
+  d.time_ms = static_cast<int64_t>(in->U64());
+  d.size = in->U64();
+  d.allocated_blocks = in->U64();
+  d.bytes_changed = in->U64();
+  d.restored_from = in->U64();
+  d.root.segment = in->U64();
+  d.root.offset = in->U32();
+  d.root.length = in->U32();
+  d.height = in->U8();
+  in->Skip(7);
+  return d;
+}
+
+// Checks the invariants every descriptor must satisfy; returns a reason or "".
+std::string CheckDescriptor(const Descriptor& d) {
+  if (d.id == 0 || d.id > kMaxCheckpointId) return "checkpoint id out of range";
+  if (d.time_ms < 0) return "negative commit time";
+  if (d.size > kMaxFileSize) return "file size exceeds the format limit";
+  if (d.root.segment > d.id) return "index root points into a later segment";
+  if ((d.root.segment == 0) != (d.height == 0)) return "empty tree with a root (or vice versa)";
+  if (d.height > kMaxLevel) return "index height out of range";
+  if (d.root.segment != 0 && (d.root.length < kNodeFixedBytes + 4 || d.root.length > kMaxNodeBytes))
+    return "index root length out of range";
+  if (d.restored_from >= d.id) return "restore source is not older than the checkpoint";
+  return "";
+}
+
+}  // namespace
+
+std::string SegmentKey(uint64_t id) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "seg/%016llx", static_cast<unsigned long long>(~id));
+  return buf;
+}
+
+std::optional<uint64_t> ParseSegmentKey(std::string_view key) {
+  if (key.size() != kSegmentPrefix.size() + 16 || key.substr(0, 4) != kSegmentPrefix) {
+    return std::nullopt;
+  }
+  uint64_t v = 0;
+  for (char c : key.substr(4)) {
+    int digit;
+    if (c >= '0' && c <= '9') digit = c - '0';
+    else if (c >= 'a' && c <= 'f') digit = c - 'a' + 10;
+    else return std::nullopt;
+    v = (v << 4) | static_cast<uint64_t>(digit);
+  }
+  uint64_t id = ~v;
+  if (id == 0 || id > kMaxCheckpointId) return std::nullopt;
+  return id;
+}
+
+// ---------------------------------------------------------------- nodes ---
+
+size_t EncodedNodeSize(const NodeData& node) {
+  size_t entry = node.level == 0 ? kLeafEntryBytes : kInteriorEntryBytes;
+  size_t count = node.level == 0 ? node.extents.size() : node.children.size();
+  return kNodeFixedBytes + entry * count + 4;
+}
+
+void EncodeNode(const NodeData& node, uint64_t segment, std::string* out) {
+  size_t start = out->size();
+  out->append(kNodeMagic);
+  PutFixed8(out, static_cast<uint8_t>(kFormatVersion));
+  PutFixed8(out, node.level);
+  if (node.level == 0) {
+    PutFixed16(out, static_cast<uint16_t>(node.extents.size()));
+    PutFixed64(out, segment);
+    for (const ExtentEntry& e : node.extents) {
+      PutFixed64(out, e.start);
+      PutFixed32(out, e.count);
+      PutFixed64(out, e.segment);
+      PutFixed64(out, e.offset);
+    }
+  } else {
+    PutFixed16(out, static_cast<uint16_t>(node.children.size()));
+    PutFixed64(out, segment);
+    for (const ChildEntry& c : node.children) {
+      PutFixed64(out, c.first_key);
+      PutFixed64(out, c.ref.segment);
+      PutFixed32(out, c.ref.offset);
+      PutFixed32(out, c.ref.length);
+      PutFixed64(out, c.blocks);
+    }
+  }
+  PutFixed32(out, crc32c::Value(out->data() + start, out->size() - start));
+}
+
+Result<NodeData> DecodeNode(std::string_view bytes, const NodeRef& ref, std::string_view where) {
+  if (bytes.size() < kNodeFixedBytes + 4) return CorruptAt(where, 0, "index node truncated");
+  if (bytes.substr(0, 4) != kNodeMagic) return CorruptAt(where, 0, "bad index node magic");
+  uint32_t stored_crc = DecodeFixed32(bytes.data() + bytes.size() - 4);
+  if (crc32c::Value(bytes.data(), bytes.size() - 4) != stored_crc) {
+    return CorruptAt(where, 0, "index node checksum mismatch");
+  }
+  Decoder in(bytes.substr(0, bytes.size() - 4));
+  in.Skip(4);
+  uint8_t version = in.U8();
+  if (version != kFormatVersion) {
+    return CorruptAt(where, 4, "unsupported index node version " + std::to_string(version));
+  }
+  NodeData node;
+  node.level = in.U8();
+  uint16_t count = in.U16();
+  uint64_t home = in.U64();
+  if (node.level > kMaxLevel) return CorruptAt(where, 5, "index node level out of range");
+  if (count == 0 || count > kNodeCapacity) return CorruptAt(where, 6, "bad index node entry count");
+  if (home != ref.segment) return CorruptAt(where, 8, "index node belongs to another segment");
+  size_t entry = node.level == 0 ? kLeafEntryBytes : kInteriorEntryBytes;
+  if (bytes.size() != kNodeFixedBytes + entry * count + 4) {
+    return CorruptAt(where, 0, "index node length does not match its entry count");
+  }
+  if (node.level == 0) {
+    node.extents.resize(count);
+    uint64_t prev_end = 0;
+    for (uint16_t i = 0; i < count; i++) {
+      ExtentEntry& e = node.extents[i];
+      e.start = in.U64();
+      e.count = in.U32();
+      e.segment = in.U64();
+      e.offset = in.U64();
+      size_t at = kNodeFixedBytes + i * entry;
+      if (e.count == 0 || e.start > std::numeric_limits<uint64_t>::max() - e.count) {
+        return CorruptAt(where, at, "bad extent length");
+      }
+      if (i > 0 && e.start < prev_end) return CorruptAt(where, at, "extents overlap or unsorted");
+      if (e.segment == 0 || e.segment > ref.segment) {
+        return CorruptAt(where, at, "extent points at an impossible segment");
+      }
+      prev_end = e.end();
+    }
+  } else {
+    node.children.resize(count);
+    for (uint16_t i = 0; i < count; i++) {
+      ChildEntry& c = node.children[i];
+      c.first_key = in.U64();
+      c.ref.segment = in.U64();
+      c.ref.offset = in.U32();
+      c.ref.length = in.U32();
+      c.blocks = in.U64();
+      size_t at = kNodeFixedBytes + i * entry;
+      if (i > 0 && c.first_key <= node.children[i - 1].first_key) {
+        return CorruptAt(where, at, "child keys unsorted");
+      }
+      if (c.ref.segment == 0 || c.ref.segment > ref.segment || c.ref.length > kMaxNodeBytes ||
+          c.ref.length < kNodeFixedBytes + 4) {
+        return CorruptAt(where, at, "child reference out of range");
+      }
+    }
+  }
+  if (!in.ok()) return CorruptAt(where, in.position(), "index node truncated");
+  return node;
+}
+
+// --------------------------------------------------------------- header ---
+
+std::string EncodeHeader(const SegmentHeader& h) {
+  std::string out;
+  out.reserve(kHeaderFixedBytes + h.recent.size() * kDescriptorBytes + h.sample_times.size() * 4 +
+              256);
+  out.append(kHeaderMagic);
+  PutFixed32(&out, kFormatVersion);
+  PutFixed32(&out, 0);  // header length, patched below
+  PutFixed64(&out, h.self.id);
+  PutFixed64(&out, h.parent);
+  PutFixed32(&out, h.parent_crc);
+  PutFixed8(&out, h.block_shift);
+  PutFixed8(&out, h.self.height);
+  PutFixed16(&out, 0);
+  PutFixed64(&out, h.writer_epoch);
+  PutFixed64(&out, h.file_id);
+  PutFixed64(&out, h.first_id);
+  PutFixed64(&out, static_cast<uint64_t>(h.create_time_ms));
+  PutFixed64(&out, static_cast<uint64_t>(h.self.time_ms));
+  PutFixed64(&out, h.self.size);
+  PutFixed64(&out, h.self.allocated_blocks);
+  PutFixed64(&out, h.self.bytes_changed);
+  PutFixed64(&out, h.self.restored_from);
+  PutFixed64(&out, h.self.root.segment);
+  PutFixed32(&out, h.self.root.offset);
+  PutFixed32(&out, h.self.root.length);
+  PutFixed64(&out, h.node_area_offset);
+  PutFixed64(&out, h.node_area_length);
+  PutFixed64(&out, h.data_area_offset);
+  PutFixed64(&out, h.data_area_length);
+  PutFixed16(&out, static_cast<uint16_t>(h.origins.size()));
+  PutFixed16(&out, static_cast<uint16_t>(h.recent.size()));
+  PutFixed16(&out, static_cast<uint16_t>(h.writer.size()));
+  PutFixed16(&out, 0);
+  PutFixed32(&out, static_cast<uint32_t>(h.sample_times.size()));
+  // variable part
+  out.append(h.writer);
+  for (const Origin& o : h.origins) {
+    PutFixed64(&out, o.max_id);
+    PutString16(&out, o.uri);
+  }
+  for (const Descriptor& d : h.recent) PutDescriptor(&out, d);
+  if (!h.sample_times.empty()) {
+    PutFixed64(&out, h.sample_ids.front());
+    int64_t prev = h.self.time_ms;
+    for (int64_t t : h.sample_times) {
+      PutVarint64(&out, static_cast<uint64_t>(prev - t));  // times never increase going back
+      prev = t;
+    }
+  }
+  EncodeFixed32(out.data() + 12, static_cast<uint32_t>(out.size() + 4));
+  PutFixed32(&out, crc32c::Value(out.data(), out.size()));
+  return out;
+}
+
+Result<SegmentHeader> DecodeHeader(std::string_view bytes, std::string_view where,
+                                   uint64_t* needed) {
+  if (needed) *needed = 0;
+  if (bytes.size() < 16) return CorruptAt(where, 0, "segment header truncated");
+  if (bytes.substr(0, 8) != kHeaderMagic) {
+    return CorruptAt(where, 0, "not a hyperfile segment (bad magic)");
+  }
+  uint32_t version = DecodeFixed32(bytes.data() + 8);
+  if (version != kFormatVersion) {
+    return CorruptAt(where, 8, "unsupported segment format version " + std::to_string(version));
+  }
+  uint32_t length = DecodeFixed32(bytes.data() + 12);
+  if (length < kHeaderFixedBytes + 4 || length > kMaxHeaderBytes) {
+    return CorruptAt(where, 12, "segment header length out of range");
+  }
+  if (bytes.size() < length) {
+    if (needed) *needed = length;
+    return Status::OutOfRange(std::string(where) + ": header needs " + std::to_string(length) +
+                              " bytes");
+  }
+  bytes = bytes.substr(0, length);
+  uint32_t stored_crc = DecodeFixed32(bytes.data() + length - 4);
+  if (crc32c::Value(bytes.data(), length - 4) != stored_crc) {
+    return CorruptAt(where, 0, "segment header checksum mismatch");
+  }
+  Decoder in(bytes.substr(16, length - 20));
+  SegmentHeader h;
+  h.crc = stored_crc;
+  h.self.id = in.U64();
+  h.parent = in.U64();
+  h.parent_crc = in.U32();
+  h.block_shift = in.U8();
+  h.self.height = in.U8();
+  in.Skip(2);
+  h.writer_epoch = in.U64();
+  h.file_id = in.U64();
+  h.first_id = in.U64();
+  h.create_time_ms = static_cast<int64_t>(in.U64());
+  h.self.time_ms = static_cast<int64_t>(in.U64());
+  h.self.size = in.U64();
+  h.self.allocated_blocks = in.U64();
+  h.self.bytes_changed = in.U64();
+  h.self.restored_from = in.U64();
+  h.self.root.segment = in.U64();
+  h.self.root.offset = in.U32();
+  h.self.root.length = in.U32();
+  h.node_area_offset = in.U64();
+  h.node_area_length = in.U64();
+  h.data_area_offset = in.U64();
+  h.data_area_length = in.U64();
+  uint16_t n_origins = in.U16();
+  uint16_t n_recent = in.U16();
+  uint16_t writer_len = in.U16();
+  in.Skip(2);
+  uint32_t n_samples = in.U32();
+  if (h.block_shift < kMinBlockShift || h.block_shift > kMaxBlockShift) {
+    return CorruptAt(where, 36, "block size out of range");
+  }
+  if (std::string reason = CheckDescriptor(h.self); !reason.empty()) {
+    return CorruptAt(where, 16, reason);
+  }
+  if (h.parent >= h.self.id || h.first_id == 0 || h.first_id > h.self.id) {
+    return CorruptAt(where, 24, "parent or first checkpoint id out of range");
+  }
+  if (n_origins > kMaxOrigins || n_recent > kHistoryDescriptors || n_samples > kMaxSamples ||
+      writer_len > 255) {
+    return CorruptAt(where, 160, "header list lengths out of range");
+  }
+  h.writer = std::string(in.Bytes(writer_len));
+  for (uint16_t i = 0; i < n_origins && in.ok(); i++) {
+    Origin o;
+    o.max_id = in.U64();
+    o.uri = std::string(in.String16());
+    if (o.max_id >= h.self.id || (!h.origins.empty() && o.max_id <= h.origins.back().max_id)) {
+      return CorruptAt(where, kHeaderFixedBytes, "clone origins out of order");
+    }
+    h.origins.push_back(std::move(o));
+  }
+  uint64_t expect_id = h.self.id;
+  for (uint16_t i = 0; i < n_recent && in.ok(); i++) {
+    Descriptor d = GetDescriptor(&in);
+    if (!in.ok()) break;
+    if (d.id + 1 != expect_id || !CheckDescriptor(d).empty()) {
+      return CorruptAt(where, kHeaderFixedBytes, "bad checkpoint history entry");
+    }
+    expect_id = d.id;
+    h.recent.push_back(d);
+  }
+  if (n_samples > 0) {
+    uint64_t id = in.U64();
+    int64_t t = h.self.time_ms;
+    if (id == 0 || id >= h.self.id || id % kSampleStride != 0) {
+      return CorruptAt(where, kHeaderFixedBytes, "bad time sample id");
+    }
+    for (uint32_t i = 0; i < n_samples && in.ok(); i++) {
+      uint64_t delta = in.Varint64();
+      if (delta > static_cast<uint64_t>(t)) {  // times are >= 0, so t - delta >= 0
+        return CorruptAt(where, kHeaderFixedBytes, "bad time sample");
+      }
+      t -= static_cast<int64_t>(delta);
+      if (id < kSampleStride * i) return CorruptAt(where, kHeaderFixedBytes, "bad time sample");
+      h.sample_ids.push_back(id - kSampleStride * i);
+      h.sample_times.push_back(t);
+    }
+    if (!h.sample_ids.empty() && h.sample_ids.back() == 0) {
+      return CorruptAt(where, kHeaderFixedBytes, "bad time sample id");
+    }
+  }
+  if (!in.ok() || in.remaining() != 0) {
+    return CorruptAt(where, 16 + in.position(), "segment header length mismatch");
+  }
+  if (h.node_area_offset != length ||
+      h.node_area_length > std::numeric_limits<uint64_t>::max() - h.node_area_offset ||
+      h.data_area_offset != h.node_area_offset + h.node_area_length) {
+    return CorruptAt(where, 128, "segment areas out of place");
+  }
+  if (h.self.root.segment == h.self.id &&
+      (h.self.root.offset < h.node_area_offset ||
+       uint64_t{h.self.root.offset} + h.self.root.length > h.data_area_offset)) {
+    return CorruptAt(where, 112, "index root outside the node area");
+  }
+  return h;
+}
+
+uint32_t ChunkCrc(const char* data, uint64_t logical_offset) {
+  char off[8];
+  EncodeFixed64(off, logical_offset);
+  return crc32c::Extend(crc32c::Value(data, kChunkSize), off, 8);
+}
+
+// ------------------------------------------------------------ snapshots ---
+
+std::string EncodeSnapshot(const SnapshotRecord& r) {
+  std::string out(kSnapshotMagic);
+  PutFixed64(&out, r.checkpoint);
+  PutFixed64(&out, static_cast<uint64_t>(r.created_ms));
+  PutFixed32(&out, crc32c::Value(out));
+  return out;
+}
+
+Result<SnapshotRecord> DecodeSnapshot(std::string_view bytes, std::string_view where) {
+  if (bytes.size() != 28 || bytes.substr(0, 8) != kSnapshotMagic) {
+    return CorruptAt(where, 0, "not a hyperfile snapshot record");
+  }
+  if (crc32c::Value(bytes.data(), 24) != DecodeFixed32(bytes.data() + 24)) {
+    return CorruptAt(where, 24, "snapshot record checksum mismatch");
+  }
+  SnapshotRecord r;
+  r.checkpoint = DecodeFixed64(bytes.data() + 8);
+  r.created_ms = static_cast<int64_t>(DecodeFixed64(bytes.data() + 16));
+  if (r.checkpoint == 0 || r.checkpoint > kMaxCheckpointId) {
+    return CorruptAt(where, 8, "snapshot checkpoint id out of range");
+  }
+  return r;
+}
+
+}  // namespace hyperfile::format

@@ -1,0 +1,158 @@
+// The byte layout of everything hyperfile keeps in a store (docs/format.md
+// is the normative description; keep the two in step).
+//
+// Keys under a file's root:
+//   seg/<16 hex digits of ~id>   segment (checkpoint) `id`; ~id makes a plain
+//                                ascending listing return the newest first
+//   snap/<name>                  named snapshot pinning a checkpoint id
+//
+// A segment is [header][index nodes][data area]. Decoders here treat their
+// input as untrusted and return Corrupt naming the object and offset.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "hyperfile/status.h"
+
+namespace hyperfile::format {
+
+inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kChunkSize = 4096;  // data checksum granularity
+inline constexpr uint32_t kChunkCrcSize = 4;
+inline constexpr uint32_t kMinBlockShift = 12;  // 4 KiB
+inline constexpr uint32_t kMaxBlockShift = 22;  // 4 MiB
+inline constexpr uint64_t kMaxFileSize = 1ull << 60;
+inline constexpr uint64_t kMaxCheckpointId = (1ull << 62);
+inline constexpr uint32_t kNodeCapacity = 112;          // entries per index node
+inline constexpr uint32_t kMaxNodeBytes = 64 * 1024;    // decode bound
+inline constexpr uint32_t kMaxHeaderBytes = 1u << 20;   // decode bound
+inline constexpr uint32_t kHistoryDescriptors = 64;     // recent checkpoints per header
+inline constexpr uint32_t kSampleStride = 64;           // sampled checkpoint times
+inline constexpr uint32_t kMaxSamples = 4096;
+inline constexpr uint32_t kMaxOrigins = 64;
+inline constexpr uint32_t kHeaderPrefetch = 64 * 1024;  // first GET of a segment
+
+// Stored size of one logical block: chunks of 4096 data bytes each followed
+// by the chunk's CRC32C.
+inline uint64_t StoredBlockSize(uint32_t block_size) {
+  return uint64_t{block_size} + uint64_t{block_size / kChunkSize} * kChunkCrcSize;
+}
+
+std::string SegmentKey(uint64_t id);
+inline constexpr std::string_view kSegmentPrefix = "seg/";
+inline constexpr std::string_view kSnapshotPrefix = "snap/";
+// Parses a key produced by SegmentKey (with the "seg/" prefix).
+std::optional<uint64_t> ParseSegmentKey(std::string_view key);
+
+// Where an index node lives: segment id, byte offset and length.
+struct NodeRef {
+  uint64_t segment = 0;  // 0 = none (empty tree)
+  uint32_t offset = 0;
+  uint32_t length = 0;
+  bool operator==(const NodeRef&) const = default;
+};
+
+// A leaf entry: `count` logical blocks from `start` are stored contiguously
+// in `segment` from byte `offset` (each block StoredBlockSize bytes).
+struct ExtentEntry {
+  uint64_t start = 0;
+  uint32_t count = 0;
+  uint64_t segment = 0;
+  uint64_t offset = 0;
+  uint64_t end() const { return start + count; }
+};
+
+// An interior entry: the child covering keys from `first_key` on, and the
+// number of data blocks mapped below it (for allocation accounting and for
+// dropping whole subtrees without reading them).
+struct ChildEntry {
+  uint64_t first_key = 0;
+  NodeRef ref;
+  uint64_t blocks = 0;
+};
+
+struct NodeData {
+  uint8_t level = 0;  // 0 = leaf
+  std::vector<ExtentEntry> extents;  // leaf
+  std::vector<ChildEntry> children;  // interior
+};
+
+size_t EncodedNodeSize(const NodeData& node);
+// Appends the encoded node; `segment` is the id of the segment it goes into.
+void EncodeNode(const NodeData& node, uint64_t segment, std::string* out);
+// `where` names the object and offset for messages. Checks magic, version,
+// CRC, bounds, ordering, and that the node claims to live in `ref.segment`.
+Result<NodeData> DecodeNode(std::string_view bytes, const NodeRef& ref, std::string_view where);
+
+// What a reader needs to open one checkpoint read-only (carried for recent
+// checkpoints inside each header, so time travel costs few requests).
+struct Descriptor {
+  uint64_t id = 0;
+  int64_t time_ms = 0;
+  uint64_t size = 0;
+  uint64_t allocated_blocks = 0;
+  uint64_t bytes_changed = 0;
+  uint64_t restored_from = 0;
+  NodeRef root;
+  uint8_t height = 0;  // 0 = empty tree; 1 = root is a leaf
+};
+
+// A clone reads segments with id <= max_id from the file at `uri`.
+struct Origin {
+  uint64_t max_id = 0;
+  std::string uri;
+};
+
+struct SegmentHeader {
+  Descriptor self;           // this checkpoint
+  uint64_t parent = 0;       // parent checkpoint id (0 = none)
+  uint32_t parent_crc = 0;   // header CRC of the parent segment
+  uint64_t writer_epoch = 0; // random per writer session
+  uint64_t file_id = 0;      // random per file (a clone gets a new one)
+  uint64_t first_id = 0;     // the file's first checkpoint id
+  int64_t create_time_ms = 0;
+  uint8_t block_shift = 16;
+  uint64_t node_area_offset = 0;
+  uint64_t node_area_length = 0;
+  uint64_t data_area_offset = 0;
+  uint64_t data_area_length = 0;
+  std::string writer;        // <= 255 bytes
+  std::vector<Origin> origins;         // ascending max_id
+  std::vector<Descriptor> recent;      // ids self.id-1, self.id-2, ... (newest first)
+  // Commit times of ids that are multiples of kSampleStride below
+  // self.id - recent.size(), newest first: sample_ids[i], sample_times[i].
+  std::vector<uint64_t> sample_ids;
+  std::vector<int64_t> sample_times;
+  uint32_t crc = 0;          // filled by Encode/Decode: CRC of the encoded header
+
+  uint32_t block_size() const { return 1u << block_shift; }
+};
+
+// Encodes the header; its length does not depend on node_area/data_area
+// values or the root location (fixed width), so callers can encode once to
+// learn the length, fill those fields and encode again.
+std::string EncodeHeader(const SegmentHeader& header);
+// Decodes a header from the first bytes of a segment. If `bytes` is shorter
+// than the header, returns OutOfRange with the needed length in
+// *needed (caller fetches more and retries).
+Result<SegmentHeader> DecodeHeader(std::string_view bytes, std::string_view where,
+                                   uint64_t* needed);
+
+// Data chunk checksum: CRC32C of the chunk bytes followed by the chunk's
+// logical byte offset (little-endian u64), so a chunk served for the wrong
+// place fails verification.
+uint32_t ChunkCrc(const char* data, uint64_t logical_offset);
+
+// Snapshot object body.
+struct SnapshotRecord {
+  uint64_t checkpoint = 0;
+  int64_t created_ms = 0;
+};
+std::string EncodeSnapshot(const SnapshotRecord& record);
+Result<SnapshotRecord> DecodeSnapshot(std::string_view bytes, std::string_view where);
+
+}  // namespace hyperfile::format

@@ -1,0 +1,109 @@
+// The copy-on-write B+tree that maps logical blocks to where their data is
+// stored. Keys are block numbers; leaves hold extents (runs of consecutive
+// blocks stored contiguously in one segment); interior entries carry the
+// number of blocks mapped below them.
+//
+// Trees are persistent values: Apply() never modifies a node that is already
+// stored or shared with readers; it builds new (pending) nodes along the
+// changed paths and returns a new root. Readers holding an older TreeRoot
+// keep reading it safely. Stored nodes are loaded lazily through a
+// NodeSource (which caches them).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "format/format.h"
+#include "hyperfile/status.h"
+
+namespace hyperfile::index {
+
+struct Node {
+  format::NodeData data;
+  // Interior nodes: for each child, the in-memory node if it is pending (not
+  // yet stored), else null (load by data.children[i].ref).
+  std::vector<std::shared_ptr<Node>> pending;
+  // Set when the node has been laid out into a segment.
+  format::NodeRef ref;
+};
+using NodePtr = std::shared_ptr<Node>;
+
+class NodeSource {
+ public:
+  virtual ~NodeSource() = default;
+  // Loads and validates the stored node at ref, which must be at `level`.
+  virtual Result<NodePtr> Load(const format::NodeRef& ref, uint8_t level) = 0;
+};
+
+struct TreeRoot {
+  NodePtr node;          // null for an empty tree, or not yet loaded
+  format::NodeRef ref;   // where the root is stored (segment 0 if pending/empty)
+  uint8_t height = 0;    // 0 = empty; 1 = the root is a leaf
+  uint64_t blocks = 0;   // data blocks mapped
+  bool empty() const { return height == 0; }
+};
+
+// One change to apply: blocks [start, start+count) become a hole, or are
+// stored contiguously in `segment` from byte `offset`.
+struct Change {
+  uint64_t start = 0;
+  uint64_t count = 0;
+  bool hole = false;
+  uint64_t segment = 0;
+  uint64_t offset = 0;
+};
+
+class Tree {
+ public:
+  Tree(NodeSource* source, uint32_t block_size)
+      : source_(source), stored_block_size_(format::StoredBlockSize(block_size)) {}
+
+  // Returns a new root with `changes` (sorted by start, non-overlapping)
+  // applied to `base`. New nodes are pending until Layout().
+  Result<TreeRoot> Apply(const TreeRoot& base, std::span<const Change> changes);
+
+  // Calls fn for every data extent overlapping blocks [first, end), clipped
+  // to that range, in ascending order.
+  Status Visit(const TreeRoot& root, uint64_t first, uint64_t end,
+               const std::function<Status(const format::ExtentEntry&)>& fn);
+
+  // Every node reachable from root (stored and pending), parents first.
+  // Used by verify; returns the number of nodes visited.
+  Result<uint64_t> VisitNodes(const TreeRoot& root,
+                              const std::function<Status(const Node&)>& fn);
+
+  // Lays out the pending nodes of `root` into segment `segment`: collects
+  // them parents-first (so the root comes first after the header), assigns
+  // refs starting at `node_area_offset`, and returns the total size in
+  // *node_area_length. Call FinishLayout() once data offsets are final.
+  std::vector<NodePtr> CollectPending(const TreeRoot& root) const;
+  static uint64_t PendingBytes(const std::vector<NodePtr>& pending);
+  // Adds `data_area_offset` to every extent of `segment` in the pending
+  // leaves (they were built with offsets relative to the data area), assigns
+  // node refs, fills parents' child refs, encodes the nodes into *out, and
+  // updates root->ref.
+  static void FinishLayout(TreeRoot* root, const std::vector<NodePtr>& pending, uint64_t segment,
+                           uint64_t node_area_offset, uint64_t data_area_offset, std::string* out);
+  // After the segment is committed: drops the in-memory links to the now
+  // stored nodes so they can be evicted from caches (the root stays pinned).
+  static void Unpin(const std::vector<NodePtr>& pending);
+
+ private:
+  struct Built;
+  Result<NodePtr> Child(const Node& parent, size_t i);
+  Status UpdateNode(const Node& node, uint64_t lo, uint64_t hi, std::span<const Change> changes,
+                    std::vector<Built>* out);
+  std::vector<format::ExtentEntry> MergeLeaf(const std::vector<format::ExtentEntry>& old,
+                                             std::span<const Change> changes) const;
+  static void Chunk(uint8_t level, std::vector<Built>* items, std::vector<Built>* out);
+  Status VisitNode(const Node& node, uint64_t lo, uint64_t hi, uint64_t first, uint64_t end,
+                   const std::function<Status(const format::ExtentEntry&)>& fn);
+
+  NodeSource* source_;
+  uint64_t stored_block_size_;
+};
+
+}  // namespace hyperfile::index
