@@ -78,8 +78,9 @@ class MetricsStore : public ObjectStore {
   using ObjectStore::Get;
   using ObjectStore::Put;
 
+ struct Counters;  // implementation detail (public for the .cc helpers)
+
  private:
-  struct Counters;
   std::shared_ptr<ObjectStore> base_;
   std::unique_ptr<Counters> counters_;
 };

@@ -86,12 +86,10 @@ Result<std::unique_ptr<FileImpl>> FileImpl::Make(std::shared_ptr<ObjectStore> st
   format::SegmentHeader head = read.header;
   if (at) head.self = *at;
   std::unique_ptr<FileImpl> file(new FileImpl(std::move(store), options, head));
+  // The root and upper index levels usually arrived with the header; any
+  // other node (an old checkpoint's root) is loaded on first use, so opening
+  // costs no request beyond finding and reading the header.
   file->nodes_->Seed(read);
-  if (!file->root_.empty()) {
-    auto root = file->nodes_->Load(file->root_.ref, static_cast<uint8_t>(file->root_.height - 1));
-    if (!root.ok()) return root.status();
-    file->root_.node = *root;
-  }
   return file;
 }
 

@@ -1,0 +1,289 @@
+// Crash safety, fencing, lost responses, failed flushes, corruption and open
+// cost, all driven through store layers (fault injection, metrics).
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "hyperfile/checkpoints.h"
+#include "hyperfile/file.h"
+#include "hyperfile/store_layers.h"
+
+namespace hyperfile {
+namespace {
+
+OpenOptions ReadOnly() {
+  OpenOptions o;
+  o.read_only = true;
+  return o;
+}
+CreateOptions Blocks4k() {
+  CreateOptions c;
+  c.block_size = 4096;
+  return c;
+}
+RetryOptions FastRetry() {
+  RetryOptions r;
+  r.max_attempts = 3;
+  r.base_delay_ms = 1;
+  return r;
+}
+
+std::string ReadAll(File* f) {
+  std::string out(f->Size(), '\0');
+  auto n = f->PRead(0, out.data(), out.size());
+  if (!n.ok()) return "ERROR " + n.status().ToString();
+  return out;
+}
+
+std::string Pattern(uint64_t seed, size_t n) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>('A' + rng() % 26);
+  return s;
+}
+
+// The workload for the crash test: returns the content after each flush that
+// reported success, and the content each attempted flush would commit.
+struct CrashRun {
+  std::vector<std::string> committed;   // content after each successful flush
+  std::vector<std::string> attempted;   // content of every flush attempt
+};
+
+CrashRun RunWorkload(std::shared_ptr<ObjectStore> store) {
+  CrashRun run;
+  CreateOptions co;
+  co.block_size = 4096;
+  auto f = File::Create(store, co);
+  if (!f.ok()) return run;
+  run.committed.push_back("");
+  std::string model;
+  for (int step = 0; step < 4; step++) {
+    std::string d = Pattern(step, 3000 + step * 2500);
+    uint64_t off = static_cast<uint64_t>(step) * 5000;
+    if (model.size() < off + d.size()) model.resize(off + d.size(), '\0');
+    model.replace(off, d.size(), d);
+    if (!(*f)->PWrite(off, d.data(), d.size()).ok()) break;
+    if (step == 2) {
+      if (!(*f)->PunchHole(4096, 8192).ok()) break;
+      std::fill(model.begin() + 4096, model.begin() + 4096 + 8192, '\0');
+    }
+    run.attempted.push_back(model);
+    if (!(*f)->Flush().ok()) break;
+    run.committed.push_back(model);
+  }
+  return run;
+}
+
+TEST(CrashSafety, CrashBeforeAndAfterEveryStoreCall) {
+  // Count the calls of a clean run.
+  auto probe = std::make_shared<FaultInjectionStore>(NewMemoryStore("probe"));
+  CrashRun clean = RunWorkload(probe);
+  ASSERT_EQ(clean.committed.size(), 5u);
+  uint64_t total = probe->calls();
+  ASSERT_GT(total, 5u);
+  for (uint64_t k = 0; k <= total; k++) {
+    SCOPED_TRACE("crash after call " + std::to_string(k));
+    auto base = NewMemoryStore("crash");
+    auto faulty = std::make_shared<FaultInjectionStore>(base);
+    faulty->CrashAfter(k);
+    CrashRun run = RunWorkload(faulty);
+    auto reopened = File::Open(base, ReadOnly());
+    if (run.committed.empty()) {
+      // Create never returned success: either nothing exists or the first
+      // (empty) segment landed.
+      if (reopened.ok()) {
+        EXPECT_EQ((*reopened)->Size(), 0u);
+      }
+      continue;
+    }
+    ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+    std::string got = ReadAll(reopened->get());
+    const std::string& last = run.committed.back();
+    size_t n = run.committed.size() - 1;  // flushes that succeeded
+    bool ok = got == last || (n < run.attempted.size() && got == run.attempted[n]);
+    EXPECT_TRUE(ok) << "content after reopen is neither the last flush nor the one in flight";
+  }
+}
+
+TEST(Fencing, TwoWritersOneWins) {
+  auto store = NewMemoryStore("fence");
+  CreateOptions co;
+  co.block_size = 4096;
+  ASSERT_TRUE(File::Create(store, co).ok());
+  auto a = File::Open(store);
+  auto b = File::Open(store);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE((*a)->PWrite(0, "AAAA", 4).ok());
+  ASSERT_TRUE((*b)->PWrite(0, "BBBB", 4).ok());
+  auto fa = (*a)->Flush();
+  auto fb = (*b)->Flush();
+  ASSERT_TRUE(fa.ok()) << fa.status().ToString();
+  ASSERT_TRUE(fb.status().IsConflict()) << fb.status().ToString();
+  EXPECT_NE(fb.status().message().find("another writer"), std::string::npos);
+  // The loser stays fenced, keeps its bytes in memory, and damages nothing.
+  EXPECT_TRUE((*b)->PWrite(0, "C", 1).IsConflict());
+  std::string mine(4, 0);
+  ASSERT_TRUE((*b)->PRead(0, mine.data(), 4).ok());
+  EXPECT_EQ(mine, "BBBB");
+  auto r = File::Open(store, ReadOnly());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(ReadAll(r->get()), "AAAA");
+  // The winner continues.
+  ASSERT_TRUE((*a)->PWrite(4, "aaaa", 4).ok());
+  ASSERT_TRUE((*a)->Flush().ok());
+  (void)(*b)->Close();
+}
+
+TEST(Fencing, ConcurrentWritersManyRounds) {
+  auto store = NewMemoryStore("fence2");
+  ASSERT_TRUE(File::Create(store, Blocks4k()).ok());
+  std::vector<std::thread> threads;
+  std::atomic<int> wins{0};
+  for (int t = 0; t < 4; t++) {
+    threads.emplace_back([&, t] {
+      auto f = File::Open(store);
+      if (!f.ok()) return;
+      std::string d(8192, static_cast<char>('a' + t));
+      (void)(*f)->PWrite(0, d.data(), d.size());
+      if ((*f)->Flush().ok()) wins++;
+      (void)(*f)->Close();
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_GE(wins.load(), 1);
+  auto r = File::Open(store, ReadOnly());
+  ASSERT_TRUE(r.ok());
+  std::string all = ReadAll(r->get());
+  ASSERT_EQ(all.size(), 8192u);
+  EXPECT_EQ(all, std::string(8192, all[0]));  // one writer's bytes, never a mix
+  auto v = Verify(store, At::Latest(), true);
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->ok());
+}
+
+TEST(FailedFlush, KeepsEveryDirtyByteAndRetriesLater) {
+  auto base = NewMemoryStore("failflush");
+  auto faulty = std::make_shared<FaultInjectionStore>(base);
+  auto f = File::Create(faulty, Blocks4k());
+  ASSERT_TRUE(f.ok());
+  std::string d = Pattern(7, 20000);
+  ASSERT_TRUE((*f)->PWrite(100, d.data(), d.size()).ok());
+  faulty->FailWhen([](const StoreCall& c) { return c.verb == StoreVerb::kPut; },
+                   Status::Throttled("injected SlowDown"));
+  EXPECT_TRUE((*f)->Flush().status().IsThrottled());
+  // Writes made while the store was failing are merged, newer wins.
+  ASSERT_TRUE((*f)->PWrite(100, "new", 3).ok());
+  d.replace(0, 3, "new");
+  faulty->ClearFaults();
+  auto id = (*f)->Flush();
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  auto r = File::Open(base, ReadOnly());
+  std::string got = ReadAll(r->get());
+  EXPECT_EQ(got.substr(100), d);
+}
+
+TEST(LostResponse, RetriedCreateThatLandedIsNotAConflict) {
+  auto base = NewMemoryStore("lost");
+  auto faulty = std::make_shared<FaultInjectionStore>(base);
+  auto store = NewRetryStore(faulty, FastRetry());
+  auto f = File::Create(store, Blocks4k());
+  ASSERT_TRUE(f.ok());
+  std::atomic<int> lost{0};
+  faulty->LoseResponseWhen(
+      [&](const StoreCall& c) { return c.verb == StoreVerb::kPut && c.if_absent && lost++ == 0; },
+      Status::Transient("injected timeout after the put landed"));
+  ASSERT_TRUE((*f)->PWrite(0, "xyz", 3).ok());
+  auto id = (*f)->Flush();
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  EXPECT_EQ(lost.load(), 2);  // the first put landed, its retry answered 412
+  ASSERT_TRUE((*f)->PWrite(3, "w", 1).ok());
+  ASSERT_TRUE((*f)->Flush().ok());
+}
+
+TEST(Corruption, DamagedObjectsReportCorruptNeverCrash) {
+  auto store = NewMemoryStore("corrupt");
+  {
+    auto f = File::Create(store, Blocks4k());
+    ASSERT_TRUE(f.ok());
+    for (int i = 0; i < 300; i++) {  // enough extents for a multi-level tree
+      std::string d = Pattern(i, 100);
+      ASSERT_TRUE((*f)->PWrite(static_cast<uint64_t>(i) * 8192, d.data(), d.size()).ok());
+    }
+    ASSERT_TRUE((*f)->Close().ok());
+  }
+  auto latest = ResolveAt(store, At::Latest());
+  ASSERT_TRUE(latest.ok());
+  std::string key = "seg/";
+  std::vector<ObjectInfo> objs;
+  ASSERT_TRUE(store->List("seg/", "", 1, &objs).ok());
+  key = objs[0].key;
+  std::string pristine;
+  ASSERT_TRUE(store->Get(key, &pristine).ok());
+  std::mt19937_64 rng(42);
+  int corrupt_reports = 0;
+  for (int trial = 0; trial < 300; trial++) {
+    std::string damaged = pristine;
+    int kind = trial % 3;
+    if (kind == 0) {
+      damaged[rng() % damaged.size()] ^= static_cast<char>(1 + rng() % 255);
+    } else if (kind == 1) {
+      damaged.resize(rng() % damaged.size());
+    } else {
+      damaged = Pattern(trial, 1 + rng() % 5000);  // foreign data
+    }
+    ASSERT_TRUE(store->Put(key, damaged).ok());
+    auto f = File::Open(store, ReadOnly());
+    if (!f.ok()) {
+      EXPECT_TRUE(f.status().IsCorrupt()) << f.status().ToString();
+      EXPECT_NE(f.status().message().find("seg/"), std::string::npos);
+      corrupt_reports++;
+      continue;
+    }
+    std::string all(( *f)->Size(), 0);
+    auto n = (*f)->PRead(0, all.data(), all.size());
+    if (!n.ok()) {
+      EXPECT_TRUE(n.status().IsCorrupt()) << n.status().ToString();
+      corrupt_reports++;
+    }
+  }
+  EXPECT_GT(corrupt_reports, 250);  // a flipped byte in padding-free data is always caught
+  ASSERT_TRUE(store->Put(key, pristine).ok());
+  auto v = Verify(store, At::Latest(), true);
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->ok());
+}
+
+TEST(OpenCost, ConstantRequestsWhateverTheHistory) {
+  auto base = NewMemoryStore("opencost");
+  int checkpoints = std::getenv("HYPERFILE_LONG") ? 10000 : 1500;
+  std::vector<int64_t> times;
+  {
+    auto f = File::Create(base, Blocks4k());
+    ASSERT_TRUE(f.ok());
+    for (int i = 0; i < checkpoints; i++) {
+      uint32_t v = static_cast<uint32_t>(i);
+      ASSERT_TRUE((*f)->PWrite(static_cast<uint64_t>(i % 50) * 4096, &v, 4).ok());
+      ASSERT_TRUE((*f)->Flush().ok());
+      times.push_back((*f)->Stat()->checkpoint_time_ms);
+    }
+  }
+  auto metrics = std::make_shared<MetricsStore>(base);
+  auto count = [&](const At& at) {
+    metrics->Reset();
+    auto f = File::OpenAt(metrics, at);
+    EXPECT_TRUE(f.ok()) << f.status().ToString();
+    return metrics->Snapshot().total_requests();
+  };
+  EXPECT_LE(count(At::Latest()), 2u);
+  EXPECT_LE(count(At::Checkpoint(2)), 2u);
+  EXPECT_LE(count(At::Checkpoint(static_cast<uint64_t>(checkpoints) / 2)), 2u);
+  for (int i : {0, checkpoints / 3, checkpoints - 70, checkpoints - 2}) {
+    EXPECT_LE(count(At::Time(times[static_cast<size_t>(i)])), 3u) << "time of checkpoint " << i + 2;
+  }
+}
+
+}  // namespace
+}  // namespace hyperfile
