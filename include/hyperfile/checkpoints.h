@@ -17,12 +17,12 @@ namespace hyperfile {
 
 struct CheckpointInfo {
   uint64_t id = 0;
-  uint64_t parent = 0;          // 0 for the first checkpoint
-  int64_t time_ms = 0;          // when it was committed (writer's clock, monotonic per file)
-  uint64_t size = 0;            // logical file size at this checkpoint
-  uint64_t bytes_changed = 0;   // data bytes written by this checkpoint's segment
-  uint64_t restored_from = 0;   // non-zero if this checkpoint is a restore of that id
-  std::string writer;           // the writer's name
+  uint64_t parent = 0;                 // 0 for the first checkpoint
+  int64_t time_ms = 0;                 // when it was committed (writer's clock, monotonic per file)
+  uint64_t size = 0;                   // logical file size at this checkpoint
+  uint64_t bytes_changed = 0;          // data bytes written by this checkpoint's segment
+  uint64_t restored_from = 0;          // non-zero if this checkpoint is a restore of that id
+  std::string writer;                  // the writer's name
   std::vector<std::string> snapshots;  // names of snapshots pinning it
 };
 

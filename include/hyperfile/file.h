@@ -52,12 +52,12 @@ struct FileStat {
   uint64_t size = 0;             // logical size in bytes
   uint64_t allocated_bytes = 0;  // bytes of blocks that hold data (holes excluded)
   uint32_t block_size = 0;
-  uint64_t checkpoint = 0;       // id of the checkpoint this handle is based on
-  int64_t create_time_ms = 0;    // when the file was created
-  int64_t mtime_ms = 0;          // last change (committed or in memory)
+  uint64_t checkpoint = 0;     // id of the checkpoint this handle is based on
+  int64_t create_time_ms = 0;  // when the file was created
+  int64_t mtime_ms = 0;        // last change (committed or in memory)
   int64_t checkpoint_time_ms = 0;
   bool read_only = false;
-  uint64_t dirty_bytes = 0;      // written but not yet flushed
+  uint64_t dirty_bytes = 0;  // written but not yet flushed
 };
 
 // A byte range that holds data or is a hole (reads as zeros, stores nothing).

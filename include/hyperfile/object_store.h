@@ -30,10 +30,10 @@
 namespace hyperfile {
 
 struct ObjectInfo {
-  std::string key;        // relative to the store root
-  uint64_t size = 0;      // bytes
-  std::string etag;       // opaque, without surrounding quotes
-  int64_t mtime_ms = 0;   // last modification, milliseconds since the Unix epoch
+  std::string key;       // relative to the store root
+  uint64_t size = 0;     // bytes
+  std::string etag;      // opaque, without surrounding quotes
+  int64_t mtime_ms = 0;  // last modification, milliseconds since the Unix epoch
 };
 
 struct PutOptions {
@@ -112,13 +112,13 @@ struct StoreOptions {
   std::string secret_access_key;
   std::string session_token;
   std::string region;
-  std::string endpoint;          // e.g. "http://127.0.0.1:7480"; empty = AWS
+  std::string endpoint;  // e.g. "http://127.0.0.1:7480"; empty = AWS
   std::string profile;
   // Path-style addressing (http://endpoint/bucket/key). Default: path style
   // for custom endpoints, virtual-hosted style for AWS.
   enum class Addressing { kAuto, kPath, kVirtualHosted } addressing = Addressing::kAuto;
-  bool verify_tls = true;        // set false only for test endpoints
-  int max_in_flight = 16;        // concurrent requests, whole store
+  bool verify_tls = true;                      // set false only for test endpoints
+  int max_in_flight = 16;                      // concurrent requests, whole store
   uint64_t multipart_threshold = 64ull << 20;  // objects larger use multipart
   uint64_t multipart_part_size = 16ull << 20;
   int connect_timeout_ms = 5000;
@@ -127,8 +127,8 @@ struct StoreOptions {
   int low_speed_time_s = 30;
 
   // --- Layers added by OpenStore ----------------------------------------
-  bool retry = true;             // wrap in the retry layer
-  int retry_max_attempts = 6;    // including the first
+  bool retry = true;           // wrap in the retry layer
+  int retry_max_attempts = 6;  // including the first
   int retry_base_delay_ms = 50;
   int retry_max_delay_ms = 5000;
   int retry_max_total_ms = 60000;

@@ -91,7 +91,7 @@ class Status {
 template <typename T>
 class Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit on purpose
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit on purpose
   Result(Status status) : status_(std::move(status)) {  // NOLINT: implicit on purpose
     if (status_.ok()) status_ = Status::InvalidArgument("Result constructed from OK status");
   }
@@ -114,10 +114,10 @@ class Result {
 }  // namespace hyperfile
 
 // Internal helpers used across the code base.
-#define HF_RETURN_IF_ERROR(expr)                 \
-  do {                                           \
-    ::hyperfile::Status _hf_st = (expr);         \
-    if (!_hf_st.ok()) return _hf_st;             \
+#define HF_RETURN_IF_ERROR(expr)         \
+  do {                                   \
+    ::hyperfile::Status _hf_st = (expr); \
+    if (!_hf_st.ok()) return _hf_st;     \
   } while (0)
 
 #define HF_CONCAT_INNER(a, b) a##b

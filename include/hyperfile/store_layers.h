@@ -20,11 +20,11 @@ namespace hyperfile {
 
 // ---------------------------------------------------------------- retry ---
 struct RetryOptions {
-  int max_attempts = 6;        // including the first; >= 1
-  int base_delay_ms = 50;      // first backoff; doubles each attempt
-  int max_delay_ms = 5000;     // cap on one backoff
-  int max_total_ms = 60000;    // give up once this much time has passed
-  uint64_t seed = 0;           // jitter seed; 0 = random
+  int max_attempts = 6;      // including the first; >= 1
+  int base_delay_ms = 50;    // first backoff; doubles each attempt
+  int max_delay_ms = 5000;   // cap on one backoff
+  int max_total_ms = 60000;  // give up once this much time has passed
+  uint64_t seed = 0;         // jitter seed; 0 = random
 };
 
 // Retries Transient and Throttled errors with exponential backoff and full
@@ -43,8 +43,8 @@ struct StoreMetricsSnapshot {
   uint64_t errors[static_cast<int>(StoreVerb::kCount)] = {};
   // errors by Status::Code (index = static_cast<int>(code))
   uint64_t errors_by_code[16] = {};
-  uint64_t bytes_in = 0;    // bytes returned by Get
-  uint64_t bytes_out = 0;   // bytes sent by Put
+  uint64_t bytes_in = 0;   // bytes returned by Get
+  uint64_t bytes_out = 0;  // bytes sent by Put
   uint64_t latency_us_total[static_cast<int>(StoreVerb::kCount)] = {};
   uint64_t latency_us_max[static_cast<int>(StoreVerb::kCount)] = {};
 
@@ -78,7 +78,7 @@ class MetricsStore : public ObjectStore {
   using ObjectStore::Get;
   using ObjectStore::Put;
 
- struct Counters;  // implementation detail (public for the .cc helpers)
+  struct Counters;  // implementation detail (public for the .cc helpers)
 
  private:
   std::shared_ptr<ObjectStore> base_;
@@ -89,9 +89,9 @@ class MetricsStore : public ObjectStore {
 // One call as seen by the fault layer, for predicates.
 struct StoreCall {
   StoreVerb verb;
-  std::string key;        // for List: the prefix; for DeleteMany: the first key
-  uint64_t index;         // 0-based number of this call through the layer
-  bool if_absent = false; // Put with PutOptions::if_absent
+  std::string key;         // for List: the prefix; for DeleteMany: the first key
+  uint64_t index;          // 0-based number of this call through the layer
+  bool if_absent = false;  // Put with PutOptions::if_absent
 };
 
 // Injects failures for tests. All controls are thread-safe and can be changed

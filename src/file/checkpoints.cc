@@ -23,7 +23,8 @@ Result<At> At::Parse(std::string_view text) {
   if (text.empty()) return Status::InvalidArgument("empty checkpoint selector");
   if (text == "latest" || text == "HEAD") return At::Latest();
   if (std::all_of(text.begin(), text.end(), [](char c) { return std::isdigit(c); })) {
-    if (text.size() > 19) return Status::InvalidArgument("checkpoint id too large: " + std::string(text));
+    if (text.size() > 19)
+      return Status::InvalidArgument("checkpoint id too large: " + std::string(text));
     return At::Checkpoint(std::stoull(std::string(text)));
   }
   if (text[0] == '@' && text.size() > 1 &&
@@ -61,9 +62,12 @@ Result<At> At::Parse(std::string_view text) {
 
 std::string At::ToString() const {
   switch (kind) {
-    case Kind::kLatest: return "latest";
-    case Kind::kCheckpoint: return std::to_string(checkpoint);
-    case Kind::kSnapshot: return snapshot;
+    case Kind::kLatest:
+      return "latest";
+    case Kind::kCheckpoint:
+      return std::to_string(checkpoint);
+    case Kind::kSnapshot:
+      return snapshot;
     case Kind::kTime: {
       std::time_t secs = static_cast<std::time_t>(time_ms / 1000);
       std::tm tm{};
@@ -84,7 +88,8 @@ bool ValidSnapshotName(const std::string& name) {
   if (name.empty() || name.size() > 128) return false;
   bool all_digits = true;
   for (char c : name) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') return false;
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
+      return false;
     if (!std::isdigit(static_cast<unsigned char>(c))) all_digits = false;
   }
   return !all_digits && name != "latest" && name != "HEAD";
@@ -373,7 +378,8 @@ Result<VerifyReport> Verify(std::shared_ptr<ObjectStore> store, const At& at, bo
         format::ExtentEntry piece = e;
         piece.start = b;
         piece.count = static_cast<uint32_t>(n);
-        piece.offset = e.offset + (b - e.start) * format::StoredBlockSize(static_cast<uint32_t>(bs));
+        piece.offset =
+            e.offset + (b - e.start) * format::StoredBlockSize(static_cast<uint32_t>(bs));
         buf.resize(n * bs);
         Status st = chunks.Read(piece, b * bs, (b + n) * bs, buf.data());
         if (!st.ok()) {

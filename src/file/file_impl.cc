@@ -22,8 +22,8 @@ constexpr uint64_t kNoEnd = ~uint64_t{0};
 constexpr int64_t kHorizonCheckAfterMs = 10 * 60 * 1000;
 
 bool AllZero(const std::string& block) {
-  return block.empty() || (block[0] == 0 && std::memcmp(block.data(), block.data() + 1,
-                                                        block.size() - 1) == 0);
+  return block.empty() ||
+         (block[0] == 0 && std::memcmp(block.data(), block.data() + 1, block.size() - 1) == 0);
 }
 
 std::string DefaultWriterName() {
@@ -42,8 +42,8 @@ int64_t NowMs() {
 
 uint64_t RandomU64() {
   static std::mutex mu;
-  static std::mt19937_64 rng(std::random_device{}() ^
-                             static_cast<uint64_t>(NowMs()) ^ static_cast<uint64_t>(getpid()));
+  static std::mt19937_64 rng(std::random_device{}() ^ static_cast<uint64_t>(NowMs()) ^
+                             static_cast<uint64_t>(getpid()));
   std::lock_guard<std::mutex> lock(mu);
   uint64_t v = 0;
   while (v == 0) v = rng();
@@ -80,8 +80,7 @@ FileImpl::FileImpl(std::shared_ptr<ObjectStore> store, const OpenOptions& option
 }
 
 Result<std::unique_ptr<FileImpl>> FileImpl::Make(std::shared_ptr<ObjectStore> store,
-                                                 const OpenOptions& options,
-                                                 const HeaderRead& read,
+                                                 const OpenOptions& options, const HeaderRead& read,
                                                  const format::Descriptor* at) {
   format::SegmentHeader head = read.header;
   if (at) head.self = *at;
@@ -157,8 +156,10 @@ Status FileImpl::ReadInternal(uint64_t offset, uint64_t len, char* buf) {
   const uint64_t b0 = offset / bs, b1 = (offset + len - 1) / bs + 1;
   auto copy_block = [&](uint64_t b, const char* data) {
     uint64_t s = std::max(offset, b * bs), e = std::min(offset + len, (b + 1) * bs);
-    if (data) std::memcpy(buf + (s - offset), data + (s - b * bs), e - s);
-    else std::memset(buf + (s - offset), 0, e - s);
+    if (data)
+      std::memcpy(buf + (s - offset), data + (s - b * bs), e - s);
+    else
+      std::memset(buf + (s - offset), 0, e - s);
   };
   IntervalSet covered;  // blocks served from memory
   index::TreeRoot root;
@@ -309,8 +310,10 @@ Status FileImpl::WriteInternal(uint64_t offset, uint64_t len, const char* data, 
         std::string block = base != bases.end() ? std::move(base->second) : std::string(bs, '\0');
         it = current_.blocks.emplace(b, std::move(block)).first;
       }
-      if (data) std::memcpy(it->second.data() + (s - b * bs), data + (s - offset), e - s);
-      else std::memset(it->second.data() + (s - b * bs), 0, e - s);
+      if (data)
+        std::memcpy(it->second.data() + (s - b * bs), data + (s - offset), e - s);
+      else
+        std::memset(it->second.data() + (s - b * bs), 0, e - s);
     }
     if (!data) mutation_epoch_++;
     size_ = limit;

@@ -84,7 +84,7 @@ class FileImpl : public File {
   std::unique_ptr<index::Tree> tree_;
   std::unique_ptr<ThreadPool> pool_;
 
-  mutable std::mutex mu_;  // guards everything below
+  mutable std::mutex mu_;       // guards everything below
   format::SegmentHeader head_;  // the committed state this handle builds on
   index::TreeRoot root_;
   uint64_t size_ = 0;

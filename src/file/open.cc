@@ -183,10 +183,9 @@ Result<std::unique_ptr<File>> File::OpenAt(std::shared_ptr<ObjectStore> store, c
   if (at.kind == At::Kind::kLatest && !options.read_only) return Open(store, options);
   options.read_only = true;
   HF_ASSIGN_OR_RETURN(file::ResolvedState state, file::ResolveState(store, at, options));
-  HF_ASSIGN_OR_RETURN(
-      std::unique_ptr<FileImpl> f,
-      FileImpl::Make(state.store, options, state.read,
-                     state.descriptor ? &*state.descriptor : nullptr));
+  HF_ASSIGN_OR_RETURN(std::unique_ptr<FileImpl> f,
+                      FileImpl::Make(state.store, options, state.read,
+                                     state.descriptor ? &*state.descriptor : nullptr));
   return std::unique_ptr<File>(std::move(f));
 }
 

@@ -90,7 +90,8 @@ Result<index::NodePtr> NodeLoader::Load(const format::NodeRef& ref, uint8_t leve
   std::string bytes;
   std::string where = lineage_->Where(ref.segment);
   Status st = store->Get(format::SegmentKey(ref.segment), ref.offset, ref.length, &bytes, nullptr);
-  if (st.IsNotFound()) return Status::Corrupt(where + ": segment referenced by the index is missing");
+  if (st.IsNotFound())
+    return Status::Corrupt(where + ": segment referenced by the index is missing");
   HF_RETURN_IF_ERROR(st);
   where += " at offset " + std::to_string(ref.offset);
   if (bytes.size() != ref.length) return Status::Corrupt(where + ": index node truncated");
@@ -115,11 +116,14 @@ void NodeLoader::Seed(const HeaderRead& read) {
   while (pos + 16 <= end) {
     const char* p = read.bytes.data() + pos;
     uint8_t level = static_cast<uint8_t>(p[5]);
-    uint16_t count = static_cast<uint16_t>(static_cast<uint8_t>(p[6]) |
-                                           (static_cast<uint8_t>(p[7]) << 8));
+    uint16_t count =
+        static_cast<uint16_t>(static_cast<uint8_t>(p[6]) | (static_cast<uint8_t>(p[7]) << 8));
     format::NodeData probe;
     probe.level = level;
-    if (level == 0) probe.extents.resize(count); else probe.children.resize(count);
+    if (level == 0)
+      probe.extents.resize(count);
+    else
+      probe.children.resize(count);
     uint64_t size = format::EncodedNodeSize(probe);
     if (pos + size > end) break;
     format::NodeRef ref{h.self.id, static_cast<uint32_t>(pos), static_cast<uint32_t>(size)};
@@ -144,7 +148,9 @@ Status ChunkReader::Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t
     uint64_t s = std::max(cs, lo), e = std::min(ce, hi);
     std::memcpy(dst + (s - lo), data + (s - cs), e - s);
   };
-  auto key = [&](uint64_t c) { return std::make_pair(piece.segment, piece.offset + c * stored_chunk); };
+  auto key = [&](uint64_t c) {
+    return std::make_pair(piece.segment, piece.offset + c * stored_chunk);
+  };
   while (c0 < c1) {
     auto hit = cache_.Get(key(c0));
     if (!hit) break;
@@ -162,7 +168,8 @@ Status ChunkReader::Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t
   uint64_t length = (c1 - c0) * stored_chunk;
   std::string where = lineage_->Where(piece.segment);
   Status st = store->Get(format::SegmentKey(piece.segment), offset, length, &bytes, nullptr);
-  if (st.IsNotFound()) return Status::Corrupt(where + ": segment referenced by the index is missing");
+  if (st.IsNotFound())
+    return Status::Corrupt(where + ": segment referenced by the index is missing");
   HF_RETURN_IF_ERROR(st);
   if (bytes.size() != length) {
     return Status::Corrupt(where + " at offset " + std::to_string(offset) +
@@ -172,7 +179,8 @@ Status ChunkReader::Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t
     const char* chunk = bytes.data() + (c - c0) * stored_chunk;
     uint32_t stored_crc = DecodeFixed32(chunk + kChunkSize);
     if (format::ChunkCrc(chunk, base + c * kChunkSize) != stored_crc) {
-      return Status::Corrupt(where + " at offset " + std::to_string(piece.offset + c * stored_chunk) +
+      return Status::Corrupt(where + " at offset " +
+                             std::to_string(piece.offset + c * stored_chunk) +
                              ": data checksum mismatch");
     }
     copy_chunk(c, chunk);

@@ -17,8 +17,7 @@
 
 namespace hyperfile::file {
 
-using StoreResolver =
-    std::function<Result<std::shared_ptr<ObjectStore>>(const std::string& uri)>;
+using StoreResolver = std::function<Result<std::shared_ptr<ObjectStore>>(const std::string& uri)>;
 
 // The stores a file's segments live in: its own, and for a clone the files
 // it was cloned from (segment ids <= origin.max_id live there).

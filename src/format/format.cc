@@ -83,9 +83,12 @@ std::optional<uint64_t> ParseSegmentKey(std::string_view key) {
   uint64_t v = 0;
   for (char c : key.substr(4)) {
     int digit;
-    if (c >= '0' && c <= '9') digit = c - '0';
-    else if (c >= 'a' && c <= 'f') digit = c - 'a' + 10;
-    else return std::nullopt;
+    if (c >= '0' && c <= '9')
+      digit = c - '0';
+    else if (c >= 'a' && c <= 'f')
+      digit = c - 'a' + 10;
+    else
+      return std::nullopt;
     v = (v << 4) | static_cast<uint64_t>(digit);
   }
   uint64_t id = ~v;

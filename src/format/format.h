@@ -27,11 +27,11 @@ inline constexpr uint32_t kMinBlockShift = 12;  // 4 KiB
 inline constexpr uint32_t kMaxBlockShift = 22;  // 4 MiB
 inline constexpr uint64_t kMaxFileSize = 1ull << 60;
 inline constexpr uint64_t kMaxCheckpointId = (1ull << 62);
-inline constexpr uint32_t kNodeCapacity = 112;          // entries per index node
-inline constexpr uint32_t kMaxNodeBytes = 64 * 1024;    // decode bound
-inline constexpr uint32_t kMaxHeaderBytes = 1u << 20;   // decode bound
-inline constexpr uint32_t kHistoryDescriptors = 64;     // recent checkpoints per header
-inline constexpr uint32_t kSampleStride = 64;           // sampled checkpoint times
+inline constexpr uint32_t kNodeCapacity = 112;         // entries per index node
+inline constexpr uint32_t kMaxNodeBytes = 64 * 1024;   // decode bound
+inline constexpr uint32_t kMaxHeaderBytes = 1u << 20;  // decode bound
+inline constexpr uint32_t kHistoryDescriptors = 64;    // recent checkpoints per header
+inline constexpr uint32_t kSampleStride = 64;          // sampled checkpoint times
 inline constexpr uint32_t kMaxSamples = 4096;
 inline constexpr uint32_t kMaxOrigins = 64;
 inline constexpr uint32_t kHeaderPrefetch = 64 * 1024;  // first GET of a segment
@@ -76,7 +76,7 @@ struct ChildEntry {
 };
 
 struct NodeData {
-  uint8_t level = 0;  // 0 = leaf
+  uint8_t level = 0;                 // 0 = leaf
   std::vector<ExtentEntry> extents;  // leaf
   std::vector<ChildEntry> children;  // interior
 };
@@ -108,26 +108,26 @@ struct Origin {
 };
 
 struct SegmentHeader {
-  Descriptor self;           // this checkpoint
-  uint64_t parent = 0;       // parent checkpoint id (0 = none)
-  uint32_t parent_crc = 0;   // header CRC of the parent segment
-  uint64_t writer_epoch = 0; // random per writer session
-  uint64_t file_id = 0;      // random per file (a clone gets a new one)
-  uint64_t first_id = 0;     // the file's first checkpoint id
+  Descriptor self;            // this checkpoint
+  uint64_t parent = 0;        // parent checkpoint id (0 = none)
+  uint32_t parent_crc = 0;    // header CRC of the parent segment
+  uint64_t writer_epoch = 0;  // random per writer session
+  uint64_t file_id = 0;       // random per file (a clone gets a new one)
+  uint64_t first_id = 0;      // the file's first checkpoint id
   int64_t create_time_ms = 0;
   uint8_t block_shift = 16;
   uint64_t node_area_offset = 0;
   uint64_t node_area_length = 0;
   uint64_t data_area_offset = 0;
   uint64_t data_area_length = 0;
-  std::string writer;        // <= 255 bytes
-  std::vector<Origin> origins;         // ascending max_id
-  std::vector<Descriptor> recent;      // ids self.id-1, self.id-2, ... (newest first)
+  std::string writer;              // <= 255 bytes
+  std::vector<Origin> origins;     // ascending max_id
+  std::vector<Descriptor> recent;  // ids self.id-1, self.id-2, ... (newest first)
   // Commit times of ids that are multiples of kSampleStride below
   // self.id - recent.size(), newest first: sample_ids[i], sample_times[i].
   std::vector<uint64_t> sample_ids;
   std::vector<int64_t> sample_times;
-  uint32_t crc = 0;          // filled by Encode/Decode: CRC of the encoded header
+  uint32_t crc = 0;  // filled by Encode/Decode: CRC of the encoded header
 
   uint32_t block_size() const { return 1u << block_shift; }
 };

@@ -62,7 +62,8 @@ struct Tree::Built {
 Result<NodePtr> Tree::Child(const Node& parent, size_t i) {
   if (i < parent.pending.size() && parent.pending[i]) return parent.pending[i];
   const ChildEntry& c = parent.data.children[i];
-  HF_ASSIGN_OR_RETURN(NodePtr node, source_->Load(c.ref, static_cast<uint8_t>(parent.data.level - 1)));
+  HF_ASSIGN_OR_RETURN(NodePtr node,
+                      source_->Load(c.ref, static_cast<uint8_t>(parent.data.level - 1)));
   return node;
 }
 
@@ -136,8 +137,8 @@ void Tree::Chunk(uint8_t level, std::vector<Built>* items, std::vector<Built>* o
   }
 }
 
-Status Tree::UpdateNode(const Node& node, uint64_t lo, uint64_t hi,
-                        std::span<const Change> changes, std::vector<Built>* out) {
+Status Tree::UpdateNode(const Node& node, uint64_t lo, uint64_t hi, std::span<const Change> changes,
+                        std::vector<Built>* out) {
   if (node.data.level == 0) {
     std::vector<ExtentEntry> entries = MergeLeaf(node.data.extents, changes);
     size_t pos = 0;
@@ -177,7 +178,8 @@ Status Tree::UpdateNode(const Node& node, uint64_t lo, uint64_t hi,
       kids.push_back(std::move(keep));
       continue;
     }
-    if (sub.size() == 1 && sub[0].hole && sub[0].start == clo && sub[0].start + sub[0].count == chi) {
+    if (sub.size() == 1 && sub[0].hole && sub[0].start == clo &&
+        sub[0].start + sub[0].count == chi) {
       continue;  // the whole child becomes a hole: drop it without reading it
     }
     HF_ASSIGN_OR_RETURN(NodePtr child, Child(node, i));

@@ -39,10 +39,10 @@ class NodeSource {
 };
 
 struct TreeRoot {
-  NodePtr node;          // null for an empty tree, or not yet loaded
-  format::NodeRef ref;   // where the root is stored (segment 0 if pending/empty)
-  uint8_t height = 0;    // 0 = empty; 1 = the root is a leaf
-  uint64_t blocks = 0;   // data blocks mapped
+  NodePtr node;         // null for an empty tree, or not yet loaded
+  format::NodeRef ref;  // where the root is stored (segment 0 if pending/empty)
+  uint8_t height = 0;   // 0 = empty; 1 = the root is a leaf
+  uint64_t blocks = 0;  // data blocks mapped
   bool empty() const { return height == 0; }
 };
 
@@ -72,8 +72,7 @@ class Tree {
 
   // Every node reachable from root (stored and pending), parents first.
   // Used by verify; returns the number of nodes visited.
-  Result<uint64_t> VisitNodes(const TreeRoot& root,
-                              const std::function<Status(const Node&)>& fn);
+  Result<uint64_t> VisitNodes(const TreeRoot& root, const std::function<Status(const Node&)>& fn);
 
   // Lays out the pending nodes of `root` into segment `segment`: collects
   // them parents-first (so the root comes first after the header), assigns

@@ -68,7 +68,8 @@ Status FaultInjectionStore::Intercept(const StoreCall& in, bool* lose_response) 
       return Status::Transient(Name() + ": crashed (fault injection, call " +
                                std::to_string(call.index) + ")");
     }
-    if (auto it = state_->fail_at.find(call.index); it != state_->fail_at.end()) result = it->second;
+    if (auto it = state_->fail_at.find(call.index); it != state_->fail_at.end())
+      result = it->second;
     for (auto& [pred, err] : state_->fail_when) {
       if (result.ok() && pred(call)) result = err;
     }
@@ -83,11 +84,11 @@ Status FaultInjectionStore::Intercept(const StoreCall& in, bool* lose_response) 
   return result;
 }
 
-#define HF_FAULT_CALL(verb, keyexpr, absent, forward)                 \
-  bool lose = false;                                                \
+#define HF_FAULT_CALL(verb, keyexpr, absent, forward)                          \
+  bool lose = false;                                                           \
   Status injected = Intercept({verb, std::string(keyexpr), 0, absent}, &lose); \
-  if (!injected.ok() && !lose) return injected;                     \
-  Status forwarded = (forward);                                     \
+  if (!injected.ok() && !lose) return injected;                                \
+  Status forwarded = (forward);                                                \
   return lose && forwarded.ok() ? injected : forwarded
 
 Status FaultInjectionStore::Put(std::string_view key, const Payload& data,

@@ -70,7 +70,8 @@ class LocalStore : public ObjectStore {
       ::unlink(tmp.c_str());
       return ErrnoStatus("put " + Where(key) + ": fsync", err);
     }
-    int rc = options.if_absent ? ::link(tmp.c_str(), path.c_str()) : ::rename(tmp.c_str(), path.c_str());
+    int rc =
+        options.if_absent ? ::link(tmp.c_str(), path.c_str()) : ::rename(tmp.c_str(), path.c_str());
     int err = errno;
     if (options.if_absent) ::unlink(tmp.c_str());
     if (rc != 0) {
@@ -185,7 +186,8 @@ class LocalStore : public ObjectStore {
     for (size_t i = root_.size() + 1; i < path.size(); i++) {
       if (path[i] != '/') continue;
       std::string dir = path.substr(0, i);
-      if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoStatus("mkdir " + dir, errno);
+      if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+        return ErrnoStatus("mkdir " + dir, errno);
     }
     return Status::OK();
   }

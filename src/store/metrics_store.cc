@@ -47,10 +47,12 @@ std::string StoreMetricsSnapshot::ToString() const {
   std::string out;
   char buf[64];
   for (int i = 0; i < kVerbs; i++) {
-    std::snprintf(buf, sizeof buf, "%s=%llu ", VerbName(i), static_cast<unsigned long long>(requests[i]));
+    std::snprintf(buf, sizeof buf, "%s=%llu ", VerbName(i),
+                  static_cast<unsigned long long>(requests[i]));
     out += buf;
   }
-  std::snprintf(buf, sizeof buf, "in=%.1fMiB out=%.1fMiB", bytes_in / 1048576.0, bytes_out / 1048576.0);
+  std::snprintf(buf, sizeof buf, "in=%.1fMiB out=%.1fMiB", bytes_in / 1048576.0,
+                bytes_out / 1048576.0);
   return out + buf;
 }
 

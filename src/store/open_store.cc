@@ -1,8 +1,8 @@
 // OpenStore: URI -> store (placeholder until the full factory lands).
+#include <unistd.h>
+
 #include <map>
 #include <mutex>
-
-#include <unistd.h>
 
 #include "hyperfile/object_store.h"
 #include "hyperfile/store_layers.h"
@@ -10,7 +10,8 @@
 namespace hyperfile {
 
 namespace {
-Result<std::shared_ptr<ObjectStore>> OpenBackend(std::string_view uri, const StoreOptions& options) {
+Result<std::shared_ptr<ObjectStore>> OpenBackend(std::string_view uri,
+                                                 const StoreOptions& options) {
   if (uri.substr(0, 9) == "memory://") {
     static std::mutex mu;
     static std::map<std::string, std::shared_ptr<ObjectStore>> registry;
@@ -24,7 +25,8 @@ Result<std::shared_ptr<ObjectStore>> OpenBackend(std::string_view uri, const Sto
     size_t slash = rest.find('/');
     std::string_view bucket = rest.substr(0, slash);
     std::string_view prefix = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
-    if (bucket.empty()) return Status::InvalidArgument("bad URI '" + std::string(uri) + "': no bucket");
+    if (bucket.empty())
+      return Status::InvalidArgument("bad URI '" + std::string(uri) + "': no bucket");
     return NewS3Store(bucket, prefix, options);
   }
   std::string path;
@@ -42,7 +44,8 @@ Result<std::shared_ptr<ObjectStore>> OpenBackend(std::string_view uri, const Sto
                                    "' (use s3://bucket/prefix, file:///path or a path)");
   }
   if (path.empty() || path[0] != '/') {
-    return Status::InvalidArgument("bad URI '" + std::string(uri) + "': file:// needs an absolute path");
+    return Status::InvalidArgument("bad URI '" + std::string(uri) +
+                                   "': file:// needs an absolute path");
   }
   return NewLocalStore(path);
 }

@@ -4,20 +4,34 @@ namespace hyperfile {
 
 std::string_view Status::CodeName(Code code) {
   switch (code) {
-    case Code::kOk: return "OK";
-    case Code::kNotFound: return "NotFound";
-    case Code::kAlreadyExists: return "AlreadyExists";
-    case Code::kPreconditionFailed: return "PreconditionFailed";
-    case Code::kConflict: return "Conflict";
-    case Code::kThrottled: return "Throttled";
-    case Code::kTransient: return "Transient";
-    case Code::kAuth: return "Auth";
-    case Code::kInvalidArgument: return "InvalidArgument";
-    case Code::kCorrupt: return "Corrupt";
-    case Code::kIOError: return "IOError";
-    case Code::kReadOnly: return "ReadOnly";
-    case Code::kNotSupported: return "NotSupported";
-    case Code::kOutOfRange: return "OutOfRange";
+    case Code::kOk:
+      return "OK";
+    case Code::kNotFound:
+      return "NotFound";
+    case Code::kAlreadyExists:
+      return "AlreadyExists";
+    case Code::kPreconditionFailed:
+      return "PreconditionFailed";
+    case Code::kConflict:
+      return "Conflict";
+    case Code::kThrottled:
+      return "Throttled";
+    case Code::kTransient:
+      return "Transient";
+    case Code::kAuth:
+      return "Auth";
+    case Code::kInvalidArgument:
+      return "InvalidArgument";
+    case Code::kCorrupt:
+      return "Corrupt";
+    case Code::kIOError:
+      return "IOError";
+    case Code::kReadOnly:
+      return "ReadOnly";
+    case Code::kNotSupported:
+      return "NotSupported";
+    case Code::kOutOfRange:
+      return "OutOfRange";
   }
   return "Unknown";
 }

@@ -64,7 +64,11 @@ TEST(ThreadPoolTest, RunsEverything) {
   {
     ThreadPool pool(4);
     std::vector<std::future<int>> fs;
-    for (int i = 0; i < 100; i++) fs.push_back(pool.Submit([&n, i] { n++; return i; }));
+    for (int i = 0; i < 100; i++)
+      fs.push_back(pool.Submit([&n, i] {
+        n++;
+        return i;
+      }));
     int sum = 0;
     for (auto& f : fs) sum += f.get();
     EXPECT_EQ(sum, 4950);

@@ -175,7 +175,8 @@ void RunModel(uint64_t seed, int ops, uint32_t block_size) {
       std::string got(len, '\1');
       auto n = f->PRead(off, got.data(), len);
       ASSERT_TRUE(n.ok()) << n.status().ToString();
-      uint64_t expect = off >= model.bytes.size() ? 0 : std::min<uint64_t>(len, model.bytes.size() - off);
+      uint64_t expect =
+          off >= model.bytes.size() ? 0 : std::min<uint64_t>(len, model.bytes.size() - off);
       ASSERT_EQ(*n, expect);
       if (*n > 0) {
         ASSERT_TRUE(got.substr(0, *n) == model.bytes.substr(off, *n)) << "op " << i;

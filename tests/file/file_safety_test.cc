@@ -48,8 +48,8 @@ std::string Pattern(uint64_t seed, size_t n) {
 // The workload for the crash test: returns the content after each flush that
 // reported success, and the content each attempted flush would commit.
 struct CrashRun {
-  std::vector<std::string> committed;   // content after each successful flush
-  std::vector<std::string> attempted;   // content of every flush attempt
+  std::vector<std::string> committed;  // content after each successful flush
+  std::vector<std::string> attempted;  // content of every flush attempt
 };
 
 CrashRun RunWorkload(std::shared_ptr<ObjectStore> store) {
@@ -242,7 +242,7 @@ TEST(Corruption, DamagedObjectsReportCorruptNeverCrash) {
       corrupt_reports++;
       continue;
     }
-    std::string all(( *f)->Size(), 0);
+    std::string all((*f)->Size(), 0);
     auto n = (*f)->PRead(0, all.data(), all.size());
     if (!n.ok()) {
       EXPECT_TRUE(n.status().IsCorrupt()) << n.status().ToString();

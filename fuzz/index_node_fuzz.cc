@@ -1,0 +1,23 @@
+// libFuzzer target: the index node decoder on arbitrary bytes.
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "format/format.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 8) return 0;
+  hyperfile::format::NodeRef ref;
+  ref.segment = data[0] | (uint64_t{data[1]} << 8);
+  ref.offset = 0;
+  ref.length = static_cast<uint32_t>(size - 8);
+  std::string_view in(reinterpret_cast<const char*>(data) + 8, size - 8);
+  auto node = hyperfile::format::DecodeNode(in, ref, "fuzz");
+  if (node.ok()) {
+    std::string again;
+    hyperfile::format::EncodeNode(*node, ref.segment, &again);
+    if (again != in) std::abort();
+  }
+  return 0;
+}
