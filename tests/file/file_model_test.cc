@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <random>
 #include <string>
@@ -126,10 +127,11 @@ struct Model {
   void Truncate(uint64_t size) { bytes.resize(size, '\0'); }
 };
 
-void RunModel(uint64_t seed, int ops, uint32_t block_size) {
+void RunModel(uint64_t seed, int ops, uint32_t block_size,
+              std::shared_ptr<ObjectStore> store = nullptr) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937_64 rng(seed);
-  auto store = NewMemoryStore("model");
+  if (!store) store = NewMemoryStore("model");
   CreateOptions co;
   co.block_size = block_size;
   OpenOptions oo;
@@ -228,6 +230,17 @@ TEST(FileModel, ManySeedsSmallBlocks) {
 TEST(FileModel, ManySeedsLargeBlocks) {
   int seeds = std::getenv("HYPERFILE_LONG") ? 100 : 6;
   for (int s = 1; s <= seeds; s++) RunModel(1000 + static_cast<uint64_t>(s), 800, 65536);
+}
+
+TEST(FileModel, LocalDirectoryStore) {
+  for (int s = 1; s <= 2; s++) {
+    std::string tmpl = "/tmp/hfmodel.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    auto store = OpenStore("file://" + tmpl);
+    ASSERT_TRUE(store.ok());
+    RunModel(500 + static_cast<uint64_t>(s), 600, 4096, *store);
+    std::filesystem::remove_all(tmpl);
+  }
 }
 
 }  // namespace
