@@ -1,0 +1,34 @@
+#include "store/s3/sigv4.h"
+
+#include <gtest/gtest.h>
+
+namespace hyperfile::sigv4 {
+namespace {
+
+// The GET-object example of the AWS Signature V4 documentation for S3.
+TEST(SigV4, AwsDocumentedGetObjectExample) {
+  Credentials c{"AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", ""};
+  std::tm tm{};
+  tm.tm_year = 113;
+  tm.tm_mon = 4;
+  tm.tm_mday = 24;
+  std::time_t t = timegm(&tm);
+  Signed s = Sign(c, "us-east-1", "GET", "examplebucket.s3.amazonaws.com", "/test.txt", "",
+                  {{"range", "bytes=0-9"}}, Payload{}, t);
+  EXPECT_NE(s.headers["authorization"].find(
+                "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"),
+            std::string::npos)
+      << s.canonical_request;
+  EXPECT_EQ(s.headers["authorization"].find(c.secret_key), std::string::npos);
+}
+
+TEST(SigV4, Encoding) {
+  EXPECT_EQ(UriEncode("dir/a b/\xc3\xbc~x", false), "dir/a%20b/%C3%BC~x");
+  EXPECT_EQ(UriEncode("a/b", true), "a%2Fb");
+  EXPECT_EQ(CanonicalQuery({{"prefix", "a b"}, {"list-type", "2"}, {"delete", ""}}),
+            "delete=&list-type=2&prefix=a%20b");
+  EXPECT_EQ(Base64(Md5("")), "1B2M2Y8AsgTpgAmY7PhCfg==");
+}
+
+}  // namespace
+}  // namespace hyperfile::sigv4
