@@ -5,12 +5,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
 
 #include "hyperfile/object_store.h"
 #include "hyperfile/store_layers.h"
+#include "support/store_testing.h"
 
 namespace hyperfile {
 namespace {
@@ -26,6 +28,11 @@ class StoreContract : public ::testing::TestWithParam<std::string> {
   void SetUp() override {
     if (GetParam() == "memory") {
       store_ = NewMemoryStore("contract");
+    } else if (GetParam() == "s3") {
+      HF_REQUIRE_S3();
+      auto s = OpenStore(testing::UniqueS3Uri("contract"));
+      ASSERT_TRUE(s.ok()) << s.status().ToString();
+      store_ = *s;
     } else {
       dir_ = TempDir();
       auto s = OpenStore("file://" + dir_);
@@ -138,7 +145,58 @@ TEST_P(StoreContract, OddKeys) {
   EXPECT_EQ(all[0].key, key);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, StoreContract, ::testing::Values("memory", "local"));
+INSTANTIATE_TEST_SUITE_P(Backends, StoreContract, ::testing::Values("memory", "local", "s3"));
+
+TEST(S3Store, LargeObjectRoundTrip) {
+  HF_REQUIRE_S3();
+  auto s = OpenStore(testing::UniqueS3Uri("large"));
+  ASSERT_TRUE(s.ok());
+  std::string big(64 << 20, '\0');
+  for (size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>(i / 4096);
+  ASSERT_TRUE((*s)->Put("big",
+                        Payload{std::string_view(big).substr(0, 1 << 20),
+                                std::string_view(big).substr(1 << 20)},
+                        {}, nullptr)
+                  .ok());
+  std::string back;
+  ASSERT_TRUE((*s)->Get("big", &back).ok());
+  EXPECT_TRUE(back == big);
+}
+
+TEST(S3Store, WrongSecretIsAuthAndSecretNeverShown) {
+  HF_REQUIRE_S3();
+  StoreOptions o;
+  o.secret_access_key = "definitely-wrong-secret-value";
+  auto s = OpenStore(testing::UniqueS3Uri("auth"), o);
+  ASSERT_TRUE(s.ok());
+  Status st = (*s)->Put("k", "v");
+  EXPECT_TRUE(st.IsAuth()) << st.ToString();
+  EXPECT_EQ(st.message().find("definitely-wrong"), std::string::npos);
+  EXPECT_NE(st.message().find("s3://"), std::string::npos);
+}
+
+TEST(S3Store, ServerNotRunningIsTransientAfterRetries) {
+  HF_REQUIRE_S3();
+  StoreOptions o;
+  o.endpoint = "http://127.0.0.1:1";
+  o.retry_max_attempts = 3;
+  o.retry_base_delay_ms = 10;
+  auto s = OpenStore("s3://bucket/x", o);
+  ASSERT_TRUE(s.ok());
+  auto start = std::chrono::steady_clock::now();
+  Status st = (*s)->Put("k", "v");
+  EXPECT_TRUE(st.IsTransient()) << st.ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
+TEST(S3Store, MissingBucketIsNotFound) {
+  HF_REQUIRE_S3();
+  auto s = OpenStore("s3://no-such-bucket-hyperfile/x");
+  ASSERT_TRUE(s.ok());
+  Status st = (*s)->Put("k", "v");
+  EXPECT_TRUE(st.IsNotFound()) << st.ToString();
+  EXPECT_NE(st.message().find("no-such-bucket-hyperfile"), std::string::npos);
+}
 
 TEST(LocalStore, ProcessesRacingPutIfAbsent) {
   std::string dir = TempDir();

@@ -13,6 +13,7 @@
 #include "hyperfile/checkpoints.h"
 #include "hyperfile/file.h"
 #include "hyperfile/object_store.h"
+#include "support/store_testing.h"
 
 namespace hyperfile {
 namespace {
@@ -230,6 +231,15 @@ TEST(FileModel, ManySeedsSmallBlocks) {
 TEST(FileModel, ManySeedsLargeBlocks) {
   int seeds = std::getenv("HYPERFILE_LONG") ? 100 : 6;
   for (int s = 1; s <= seeds; s++) RunModel(1000 + static_cast<uint64_t>(s), 800, 65536);
+}
+
+TEST(FileModel, S3Store) {
+  HF_REQUIRE_S3();
+  for (int s = 1; s <= 2; s++) {
+    auto store = OpenStore(testing::UniqueS3Uri("model"));
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    RunModel(700 + static_cast<uint64_t>(s), 300, 4096, *store);
+  }
 }
 
 TEST(FileModel, LocalDirectoryStore) {

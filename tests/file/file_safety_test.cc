@@ -10,6 +10,7 @@
 #include "hyperfile/checkpoints.h"
 #include "hyperfile/file.h"
 #include "hyperfile/store_layers.h"
+#include "support/store_testing.h"
 
 namespace hyperfile {
 namespace {
@@ -137,8 +138,7 @@ TEST(Fencing, TwoWritersOneWins) {
   (void)(*b)->Close();
 }
 
-TEST(Fencing, ConcurrentWritersManyRounds) {
-  auto store = NewMemoryStore("fence2");
+void ConcurrentWriters(std::shared_ptr<ObjectStore> store) {
   ASSERT_TRUE(File::Create(store, Blocks4k()).ok());
   std::vector<std::thread> threads;
   std::atomic<int> wins{0};
@@ -162,6 +162,17 @@ TEST(Fencing, ConcurrentWritersManyRounds) {
   auto v = Verify(store, At::Latest(), true);
   ASSERT_TRUE(v.ok());
   EXPECT_TRUE(v->ok());
+}
+
+TEST(Fencing, ConcurrentWritersManyRounds) { ConcurrentWriters(NewMemoryStore("fence2")); }
+
+TEST(Fencing, ConcurrentWritersOnS3) {
+  HF_REQUIRE_S3();
+  for (int round = 0; round < 3; round++) {
+    auto store = OpenStore(testing::UniqueS3Uri("fence"));
+    ASSERT_TRUE(store.ok());
+    ConcurrentWriters(*store);
+  }
 }
 
 TEST(FailedFlush, KeepsEveryDirtyByteAndRetriesLater) {
@@ -256,9 +267,7 @@ TEST(Corruption, DamagedObjectsReportCorruptNeverCrash) {
   EXPECT_TRUE(v->ok());
 }
 
-TEST(OpenCost, ConstantRequestsWhateverTheHistory) {
-  auto base = NewMemoryStore("opencost");
-  int checkpoints = std::getenv("HYPERFILE_LONG") ? 10000 : 1500;
+void OpenCost(std::shared_ptr<ObjectStore> base, int checkpoints) {
   std::vector<int64_t> times;
   {
     auto f = File::Create(base, Blocks4k());
@@ -283,6 +292,17 @@ TEST(OpenCost, ConstantRequestsWhateverTheHistory) {
   for (int i : {0, checkpoints / 3, checkpoints - 70, checkpoints - 2}) {
     EXPECT_LE(count(At::Time(times[static_cast<size_t>(i)])), 3u) << "time of checkpoint " << i + 2;
   }
+}
+
+TEST(OpenCost, ConstantRequestsWhateverTheHistory) {
+  OpenCost(NewMemoryStore("opencost"), std::getenv("HYPERFILE_LONG") ? 10000 : 1500);
+}
+
+TEST(OpenCost, OnS3) {
+  HF_REQUIRE_S3();
+  auto store = OpenStore(testing::UniqueS3Uri("opencost"));
+  ASSERT_TRUE(store.ok());
+  OpenCost(*store, 150);
 }
 
 }  // namespace

@@ -31,11 +31,11 @@ struct Response {
 
 struct Request {
   std::string method = "GET";
-  std::string key;                               // object key (already prefixed); empty = bucket
-  std::map<std::string, std::string> query;      // unencoded
-  std::map<std::string, std::string> headers;    // lower-case names
+  std::string key;                             // object key (already prefixed); empty = bucket
+  std::map<std::string, std::string> query;    // unencoded
+  std::map<std::string, std::string> headers;  // lower-case names
   const Payload* body = nullptr;
-  std::string* sink = nullptr;                   // receives the body (else Response::body)
+  std::string* sink = nullptr;  // receives the body (else Response::body)
 };
 
 std::string Trim(std::string s) {
@@ -102,17 +102,19 @@ class S3Store : public ObjectStore {
       }
       return std::string();
     };
-    key_.access_key = pick({options_.access_key_id, Env("AWS_ACCESS_KEY_ID"), creds["aws_access_key_id"]});
-    key_.secret_key = pick({options_.secret_access_key, Env("AWS_SECRET_ACCESS_KEY"),
-                            creds["aws_secret_access_key"]});
-    key_.session_token = pick({options_.session_token, Env("AWS_SESSION_TOKEN"),
-                               creds["aws_session_token"]});
+    key_.access_key =
+        pick({options_.access_key_id, Env("AWS_ACCESS_KEY_ID"), creds["aws_access_key_id"]});
+    key_.secret_key = pick(
+        {options_.secret_access_key, Env("AWS_SECRET_ACCESS_KEY"), creds["aws_secret_access_key"]});
+    key_.session_token =
+        pick({options_.session_token, Env("AWS_SESSION_TOKEN"), creds["aws_session_token"]});
     region_ = pick({options_.region, Env("AWS_REGION"), Env("AWS_DEFAULT_REGION"), config["region"],
                     "us-east-1"});
     std::string endpoint = pick({options_.endpoint, Env("AWS_ENDPOINT_URL_S3"),
                                  Env("AWS_ENDPOINT_URL"), config["endpoint_url"]});
     if (key_.access_key.empty() || key_.secret_key.empty()) {
-      return Status::Auth("s3://" + bucket_ + ": no credentials (set AWS_ACCESS_KEY_ID and "
+      return Status::Auth("s3://" + bucket_ +
+                          ": no credentials (set AWS_ACCESS_KEY_ID and "
                           "AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials)");
     }
     bool path_style = options_.addressing == StoreOptions::Addressing::kPath ||
@@ -120,7 +122,8 @@ class S3Store : public ObjectStore {
     if (endpoint.empty()) endpoint = "https://s3." + region_ + ".amazonaws.com";
     while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
     size_t scheme = endpoint.find("://");
-    if (scheme == std::string::npos) return Status::InvalidArgument("bad S3 endpoint '" + endpoint + "'");
+    if (scheme == std::string::npos)
+      return Status::InvalidArgument("bad S3 endpoint '" + endpoint + "'");
     std::string host = endpoint.substr(scheme + 3);
     if (path_style) {
       base_url_ = endpoint;
@@ -187,7 +190,8 @@ class S3Store : public ObjectStore {
       info->size = out->size();
       auto cr = resp.headers.find("content-range");
       if (cr != resp.headers.end() && cr->second.find('/') != std::string::npos) {
-        info->size = std::strtoull(cr->second.substr(cr->second.find('/') + 1).c_str(), nullptr, 10);
+        info->size =
+            std::strtoull(cr->second.substr(cr->second.find('/') + 1).c_str(), nullptr, 10);
       }
     }
     return Status::OK();
@@ -220,17 +224,21 @@ class S3Store : public ObjectStore {
       req.query["encoding-type"] = "url";
       size_t want = limit == 0 ? 1000 : std::min<size_t>(1000, limit - got);
       req.query["max-keys"] = std::to_string(want);
-      if (!token.empty()) req.query["continuation-token"] = token;
-      else if (!start_after.empty()) req.query["start-after"] = FullKey(start_after);
+      if (!token.empty())
+        req.query["continuation-token"] = token;
+      else if (!start_after.empty())
+        req.query["start-after"] = FullKey(start_after);
       Response resp;
       HF_RETURN_IF_ERROR(Perform(req, &resp, "list", prefix));
       tinyxml2::XMLDocument doc;
-      if (doc.Parse(resp.body.data(), resp.body.size()) != tinyxml2::XML_SUCCESS || !doc.RootElement()) {
+      if (doc.Parse(resp.body.data(), resp.body.size()) != tinyxml2::XML_SUCCESS ||
+          !doc.RootElement()) {
         return Status::Corrupt("list " + Where(prefix) + ": unparsable ListObjectsV2 response");
       }
       auto* root = doc.RootElement();
       size_t strip = prefix_.empty() ? 0 : prefix_.size() + 1;
-      for (auto* c = root->FirstChildElement("Contents"); c; c = c->NextSiblingElement("Contents")) {
+      for (auto* c = root->FirstChildElement("Contents"); c;
+           c = c->NextSiblingElement("Contents")) {
         ObjectInfo info;
         std::string full = UrlDecode(Text(c, "Key"));
         if (full.size() < strip) continue;
@@ -274,7 +282,8 @@ class S3Store : public ObjectStore {
       Response resp;
       HF_RETURN_IF_ERROR(Perform(req, &resp, "delete", keys[start]));
       tinyxml2::XMLDocument doc;
-      if (doc.Parse(resp.body.data(), resp.body.size()) == tinyxml2::XML_SUCCESS && doc.RootElement()) {
+      if (doc.Parse(resp.body.data(), resp.body.size()) == tinyxml2::XML_SUCCESS &&
+          doc.RootElement()) {
         if (auto* err = doc.RootElement()->FirstChildElement("Error")) {
           return Status::IOError("delete " + Where(Text(err, "Key")) + ": " + Text(err, "Code") +
                                  " " + Text(err, "Message"));
@@ -311,12 +320,23 @@ class S3Store : public ObjectStore {
     std::string out;
     for (char c : s) {
       switch (c) {
-        case '&': out += "&amp;"; break;
-        case '<': out += "&lt;"; break;
-        case '>': out += "&gt;"; break;
-        case '"': out += "&quot;"; break;
-        case '\'': out += "&apos;"; break;
-        default: out.push_back(c);
+        case '&':
+          out += "&amp;";
+          break;
+        case '<':
+          out += "&lt;";
+          break;
+        case '>':
+          out += "&gt;";
+          break;
+        case '"':
+          out += "&quot;";
+          break;
+        case '\'':
+          out += "&apos;";
+          break;
+        default:
+          out.push_back(c);
       }
     }
     return out;
@@ -377,7 +397,8 @@ class S3Store : public ObjectStore {
     if (colon != std::string::npos) {
       std::string name = line.substr(0, colon);
       std::transform(name.begin(), name.end(), name.begin(), ::tolower);
-      (*static_cast<std::map<std::string, std::string>*>(user))[name] = Trim(line.substr(colon + 1));
+      (*static_cast<std::map<std::string, std::string>*>(user))[name] =
+          Trim(line.substr(colon + 1));
     }
     return size * n;
   }
@@ -390,8 +411,9 @@ class S3Store : public ObjectStore {
     std::string canonical_uri = path_prefix_ + "/" + sigv4::UriEncode(req.key, false);
     if (req.key.empty()) canonical_uri = path_prefix_.empty() ? "/" : path_prefix_;
     std::string query = sigv4::CanonicalQuery(req.query);
-    sigv4::Signed sig = sigv4::Sign(key_, region_, req.method, host_, canonical_uri, query,
-                                    req.headers, req.body ? *req.body : Payload{}, std::time(nullptr));
+    sigv4::Signed sig =
+        sigv4::Sign(key_, region_, req.method, host_, canonical_uri, query, req.headers,
+                    req.body ? *req.body : Payload{}, std::time(nullptr));
     std::string url = base_url_ + canonical_uri + (query.empty() ? "" : "?" + query);
     CURL* h = Acquire();
     curl_easy_reset(h);
@@ -454,7 +476,8 @@ class S3Store : public ObjectStore {
       code = Text(doc.RootElement(), "Code");
       message = Text(doc.RootElement(), "Message");
     }
-    std::string msg = where + ": HTTP " + std::to_string(status) + (code.empty() ? "" : " " + code) +
+    std::string msg = where + ": HTTP " + std::to_string(status) +
+                      (code.empty() ? "" : " " + code) +
                       (message.empty() ? "" : " (" + message + ")");
     if (code == "NoSuchBucket") {
       return Status::NotFound(where + ": bucket '" + bucket_ + "' does not exist");
@@ -463,8 +486,8 @@ class S3Store : public ObjectStore {
     if (status == 412 || code == "PreconditionFailed" || code == "ConditionalRequestConflict") {
       return Status::PreconditionFailed(msg);
     }
-    if (status == 429 || code == "SlowDown" || code == "Throttling" || code == "ThrottlingException" ||
-        code == "RequestLimitExceeded") {
+    if (status == 429 || code == "SlowDown" || code == "Throttling" ||
+        code == "ThrottlingException" || code == "RequestLimitExceeded") {
       return Status::Throttled(msg);
     }
     if (status == 401 || status == 403) return Status::Auth(msg);
