@@ -147,20 +147,30 @@ TEST_P(StoreContract, OddKeys) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreContract, ::testing::Values("memory", "local", "s3"));
 
-TEST(S3Store, LargeObjectRoundTrip) {
+TEST(S3Store, MultipartRoundTripCreateOnly) {
   HF_REQUIRE_S3();
-  auto s = OpenStore(testing::UniqueS3Uri("large"));
+  StoreOptions o;
+  o.multipart_threshold = 8 << 20;  // force multipart for the 64 MiB object
+  o.multipart_part_size = 5 << 20;
+  auto s = OpenStore(testing::UniqueS3Uri("large"), o);
   ASSERT_TRUE(s.ok());
   std::string big(64 << 20, '\0');
   for (size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>(i / 4096);
-  ASSERT_TRUE((*s)->Put("big",
-                        Payload{std::string_view(big).substr(0, 1 << 20),
-                                std::string_view(big).substr(1 << 20)},
-                        {}, nullptr)
-                  .ok());
+  PutOptions create_only;
+  create_only.if_absent = true;
+  Payload pieces{std::string_view(big).substr(0, 3 << 20), std::string_view(big).substr(3 << 20)};
+  Status st = (*s)->Put("big", pieces, create_only, nullptr);
+  ASSERT_TRUE(st.ok()) << st.ToString();
   std::string back;
   ASSERT_TRUE((*s)->Get("big", &back).ok());
   EXPECT_TRUE(back == big);
+  // A second create-only multipart put of the same key must be refused.
+  Status again = (*s)->Put("big", pieces, create_only, nullptr);
+  EXPECT_TRUE(again.IsPreconditionFailed()) << again.ToString();
+  std::vector<ObjectInfo> all;
+  ASSERT_TRUE((*s)->List("", "", 0, &all).ok());
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].size, big.size());
 }
 
 TEST(S3Store, WrongSecretIsAuthAndSecretNeverShown) {
