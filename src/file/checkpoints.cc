@@ -126,19 +126,7 @@ Result<uint64_t> WriteStateSegment(ObjectStore* store, const format::SegmentHead
     h.first_id = parent->first_id;
     h.file_id = parent->file_id;
     h.create_time_ms = parent->create_time_ms;
-    h.recent = parent->recent;
-    h.recent.insert(h.recent.begin(), parent->self);
-    if (h.recent.size() > format::kHistoryDescriptors) h.recent.resize(format::kHistoryDescriptors);
-    h.sample_ids = parent->sample_ids;
-    h.sample_times = parent->sample_times;
-    if (parent->self.id % format::kSampleStride == 0) {
-      h.sample_ids.insert(h.sample_ids.begin(), parent->self.id);
-      h.sample_times.insert(h.sample_times.begin(), parent->self.time_ms);
-      if (h.sample_ids.size() > format::kMaxSamples) {
-        h.sample_ids.resize(format::kMaxSamples);
-        h.sample_times.resize(format::kMaxSamples);
-      }
-    }
+    format::CarryHistory(*parent, &h);
   } else {  // a clone's first segment starts a new history
     h.parent = 0;
     h.parent_crc = 0;

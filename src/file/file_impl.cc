@@ -438,17 +438,7 @@ Status FileImpl::BuildSegment(const Batch& batch, uint64_t size, Built* out) {
   h.parent_crc = head_.crc;
   h.writer_epoch = writer_epoch_;
   h.writer = options_.writer_name;
-  // History: the parent becomes the newest recent entry.
-  h.recent.insert(h.recent.begin(), head_.self);
-  if (h.recent.size() > format::kHistoryDescriptors) h.recent.resize(format::kHistoryDescriptors);
-  if (head_.self.id % format::kSampleStride == 0) {
-    h.sample_ids.insert(h.sample_ids.begin(), head_.self.id);
-    h.sample_times.insert(h.sample_times.begin(), head_.self.time_ms);
-    if (h.sample_ids.size() > format::kMaxSamples) {
-      h.sample_ids.resize(format::kMaxSamples);
-      h.sample_times.resize(format::kMaxSamples);
-    }
-  }
+  format::CarryHistory(head_, &h);
   const uint64_t header_len = format::EncodeHeader(h).size();
   const uint64_t nodes_len = index::Tree::PendingBytes(out->pending);
   if (header_len + nodes_len > UINT32_MAX) {
@@ -580,7 +570,6 @@ Result<FileStat> FileImpl::Stat() {
 
 Status FileImpl::DataBlockRanges(uint64_t b0, uint64_t b1, IntervalSet* out) {
   index::TreeRoot root;
-  std::vector<const Batch*> layers;  // oldest first
   std::shared_ptr<const Batch> frozen;
   Batch current_copy;
   {
@@ -601,8 +590,6 @@ Status FileImpl::DataBlockRanges(uint64_t b0, uint64_t b1, IntervalSet* out) {
     // Remove punched ranges, then add dirty blocks.
     IntervalSet kept;
     for (const auto& [s, e] : out->ranges()) {
-      IntervalSet piece;
-      piece.Add(s, e);
       batch.punched.ForEachGap(s, e, [&](uint64_t gs, uint64_t ge) { kept.Add(gs, ge); });
     }
     *out = std::move(kept);

@@ -200,6 +200,22 @@ Result<NodeData> DecodeNode(std::string_view bytes, const NodeRef& ref, std::str
 
 // --------------------------------------------------------------- header ---
 
+void CarryHistory(const SegmentHeader& parent, SegmentHeader* child) {
+  child->recent = parent.recent;
+  child->recent.insert(child->recent.begin(), parent.self);
+  if (child->recent.size() > kHistoryDescriptors) child->recent.resize(kHistoryDescriptors);
+  child->sample_ids = parent.sample_ids;
+  child->sample_times = parent.sample_times;
+  if (parent.self.id % kSampleStride == 0) {
+    child->sample_ids.insert(child->sample_ids.begin(), parent.self.id);
+    child->sample_times.insert(child->sample_times.begin(), parent.self.time_ms);
+    if (child->sample_ids.size() > kMaxSamples) {
+      child->sample_ids.resize(kMaxSamples);
+      child->sample_times.resize(kMaxSamples);
+    }
+  }
+}
+
 std::string EncodeHeader(const SegmentHeader& h) {
   std::string out;
   out.reserve(kHeaderFixedBytes + h.recent.size() * kDescriptorBytes + h.sample_times.size() * 4 +

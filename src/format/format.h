@@ -132,6 +132,11 @@ struct SegmentHeader {
   uint32_t block_size() const { return 1u << block_shift; }
 };
 
+// Fills child's history (recent descriptors, time samples) from its parent:
+// the parent becomes the newest recent entry, and a sample if its id is a
+// multiple of kSampleStride. Lists are capped at their format limits.
+void CarryHistory(const SegmentHeader& parent, SegmentHeader* child);
+
 // Encodes the header; its length does not depend on node_area/data_area
 // values or the root location (fixed width), so callers can encode once to
 // learn the length, fill those fields and encode again.
