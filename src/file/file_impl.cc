@@ -368,7 +368,10 @@ Status FileImpl::WriteZeroes(uint64_t offset, uint64_t len) {
 
 Status FileImpl::PunchHole(uint64_t offset, uint64_t len) {
   uint64_t size = Size();
-  if (offset >= size) return CheckUsable(true);
+  if (offset >= size) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return CheckUsable(true);
+  }
   return WriteInternal(offset, std::min(len, size - offset), nullptr, false);
 }
 
