@@ -1,13 +1,33 @@
 #!/usr/bin/env bash
-# The main job on the embedded default (a local directory, no S3 needed):
-# builds hyperfile and runs a short tour: create a file, write at random
-# offsets, flush checkpoints, read an old checkpoint back, restore it.
+# The main job on the embedded default, a local directory (no S3 needed):
+# installs the build dependencies, builds the dev preset and runs a short tour
+# of the `hyperfile` command: create a sparse file, write, flush checkpoints,
+# truncate, read an old checkpoint back (time travel), restore it, verify.
+# Usage: scripts/demo.sh [DIR]   (default /tmp/hyperfile-demo; its contents are replaced)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --build
-cmake --preset dev >/dev/null
-cmake --build --preset dev --target hyperfile_cli >/dev/null
 dir="${1:-/tmp/hyperfile-demo}"
-build/dev/hyperfile demo "$dir"
-echo
-echo "Try it yourself:  build/dev/hyperfile log $dir   |   build/dev/hyperfile read $dir --at 2 --length 64 --offset 1000"
+
+echo "demo: installing build dependencies (apt, needs root or sudo) and building build/dev ..."
+bash scripts/setup.sh --build
+mkdir -p build
+log=build/demo-build.log
+if ! { cmake --preset dev && cmake --build --preset dev; } >"$log" 2>&1; then
+  tail -n 40 "$log" >&2
+  echo "demo: the build failed (full log: $log)" >&2
+  exit 1
+fi
+
+if [ -x build/dev/hyperfile ]; then
+  build/dev/hyperfile demo "$dir"
+  echo
+  echo "Try it yourself:  build/dev/hyperfile log $dir"
+  echo "                  build/dev/hyperfile read $dir --at 2 --offset 1000 --length 23"
+  echo "                  build/dev/hyperfile --help"
+elif [ -x build/dev/store_bench ]; then
+  echo "demo: the hyperfile command is not built yet; running the store benchmark instead"
+  build/dev/store_bench --uri "file://$dir-store" --count 8
+else
+  echo "demo: neither build/dev/hyperfile nor build/dev/store_bench was built; nothing to demonstrate yet" >&2
+  exit 1
+fi
