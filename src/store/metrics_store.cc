@@ -51,8 +51,10 @@ std::string StoreMetricsSnapshot::ToString() const {
                   static_cast<unsigned long long>(requests[i]));
     out += buf;
   }
-  std::snprintf(buf, sizeof buf, "in=%.1fMiB out=%.1fMiB", bytes_in / 1048576.0,
-                bytes_out / 1048576.0);
+  uint64_t errs = 0;
+  for (uint64_t e : errors) errs += e;
+  std::snprintf(buf, sizeof buf, "errors=%llu in=%.1fMiB out=%.1fMiB",
+                static_cast<unsigned long long>(errs), bytes_in / 1048576.0, bytes_out / 1048576.0);
   return out + buf;
 }
 
@@ -74,7 +76,19 @@ StoreMetricsSnapshot MetricsStore::Snapshot() const {
   return s;
 }
 
-void MetricsStore::Reset() { counters_ = std::make_unique<Counters>(); }
+// Zeroes the counters in place: calls in flight keep using them safely.
+void MetricsStore::Reset() {
+  Counters& c = *counters_;
+  for (int i = 0; i < kVerbs; i++) {
+    c.requests[i] = 0;
+    c.errors[i] = 0;
+    c.latency_total[i] = 0;
+    c.latency_max[i] = 0;
+  }
+  for (auto& e : c.errors_by_code) e = 0;
+  c.bytes_in = 0;
+  c.bytes_out = 0;
+}
 
 template <typename Fn>
 static Status Measure(MetricsStore::Counters* c, StoreVerb verb, uint64_t requests, Fn fn) {
@@ -117,9 +131,9 @@ Status MetricsStore::List(std::string_view prefix, std::string_view start_after,
   size_t before = out->size();
   Status st = Measure(counters_.get(), StoreVerb::kList, 1,
                       [&] { return base_->List(prefix, start_after, limit, out); });
-  // ListObjectsV2 returns at most 1,000 keys per request.
-  uint64_t pages = (out->size() - before) / 1000;
-  counters_->requests[static_cast<int>(StoreVerb::kList)] += pages;
+  // ListObjectsV2 returns at most 1,000 keys per request: count the extra pages.
+  uint64_t listed = out->size() - before;
+  if (listed > 1000) counters_->requests[static_cast<int>(StoreVerb::kList)] += (listed - 1) / 1000;
   return st;
 }
 Status MetricsStore::Delete(std::string_view key) {

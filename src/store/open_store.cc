@@ -1,4 +1,4 @@
-// OpenStore: URI -> store (placeholder until the full factory lands).
+// OpenStore: URI -> backend, wrapped in the retry layer.
 #include <unistd.h>
 
 #include <map>
@@ -8,47 +8,60 @@
 #include "hyperfile/store_layers.h"
 
 namespace hyperfile {
-
 namespace {
-Result<std::shared_ptr<ObjectStore>> OpenBackend(std::string_view uri,
-                                                 const StoreOptions& options) {
-  if (uri.substr(0, 9) == "memory://") {
-    static std::mutex mu;
-    static std::map<std::string, std::shared_ptr<ObjectStore>> registry;
-    std::lock_guard<std::mutex> lock(mu);
-    auto& store = registry[std::string(uri.substr(9))];
-    if (!store) store = NewMemoryStore(std::string(uri.substr(9)));
-    return store;
+
+Status BadUri(std::string_view uri, std::string_view why) {
+  return Status::InvalidArgument("open store '" + std::string(uri) + "': " + std::string(why) +
+                                 " (use s3://bucket[/prefix], file:///path, a path or "
+                                 "memory://name)");
+}
+
+// memory://name: one store per name for the life of the process, so that two
+// opens of the same URI (e.g. a writer and a reader in one test) share data.
+std::shared_ptr<ObjectStore> MemoryStoreNamed(std::string_view name) {
+  static std::mutex mu;
+  static auto* registry = new std::map<std::string, std::shared_ptr<ObjectStore>, std::less<>>;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = registry->find(name);
+  if (it == registry->end()) {
+    it = registry->emplace(std::string(name), NewMemoryStore(std::string(name))).first;
   }
-  if (uri.substr(0, 5) == "s3://") {
-    std::string_view rest = uri.substr(5);
-    size_t slash = rest.find('/');
-    std::string_view bucket = rest.substr(0, slash);
-    std::string_view prefix = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
-    if (bucket.empty())
-      return Status::InvalidArgument("bad URI '" + std::string(uri) + "': no bucket");
-    return NewS3Store(bucket, prefix, options);
-  }
-  std::string path;
-  if (uri.substr(0, 7) == "file://") {
-    path = std::string(uri.substr(7));
-  } else if (uri.find("://") == std::string_view::npos && !uri.empty()) {
-    path = std::string(uri);
-    if (path[0] != '/') {
-      char cwd[4096];
-      if (!getcwd(cwd, sizeof cwd)) return Status::IOError("open " + path + ": getcwd failed");
-      path = std::string(cwd) + "/" + path;
-    }
-  } else {
-    return Status::InvalidArgument("unsupported URI '" + std::string(uri) +
-                                   "' (use s3://bucket/prefix, file:///path or a path)");
-  }
-  if (path.empty() || path[0] != '/') {
-    return Status::InvalidArgument("bad URI '" + std::string(uri) +
-                                   "': file:// needs an absolute path");
+  return it->second;
+}
+
+Result<std::shared_ptr<ObjectStore>> OpenS3(std::string_view uri, const StoreOptions& options) {
+  std::string_view rest = uri.substr(5);
+  size_t slash = rest.find('/');
+  std::string_view bucket = rest.substr(0, slash);
+  std::string_view prefix = slash == std::string_view::npos ? "" : rest.substr(slash + 1);
+  if (bucket.empty()) return BadUri(uri, "no bucket");
+  return NewS3Store(bucket, prefix, options);
+}
+
+Result<std::shared_ptr<ObjectStore>> OpenPath(std::string_view uri, std::string path) {
+  if (path.empty()) return BadUri(uri, "empty path");
+  if (path[0] != '/') {
+    char cwd[4096];
+    if (!::getcwd(cwd, sizeof cwd)) return Status::IOError("open " + path + ": getcwd failed");
+    path = std::string(cwd) + "/" + path;
   }
   return NewLocalStore(path);
 }
+
+Result<std::shared_ptr<ObjectStore>> OpenBackend(std::string_view uri,
+                                                 const StoreOptions& options) {
+  if (uri.empty()) return BadUri(uri, "empty URI");
+  if (uri.starts_with("memory://")) return MemoryStoreNamed(uri.substr(9));
+  if (uri.starts_with("s3://")) return OpenS3(uri, options);
+  if (uri.starts_with("file://")) {
+    std::string_view path = uri.substr(7);
+    if (!path.starts_with("/")) return BadUri(uri, "file:// needs an absolute path");
+    return OpenPath(uri, std::string(path));
+  }
+  if (uri.find("://") != std::string_view::npos) return BadUri(uri, "unknown scheme");
+  return OpenPath(uri, std::string(uri));
+}
+
 }  // namespace
 
 Result<std::shared_ptr<ObjectStore>> OpenStore(std::string_view uri, const StoreOptions& options) {

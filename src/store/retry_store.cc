@@ -48,27 +48,34 @@ class RetryStore : public ObjectStore {
   std::string Name() const override { return base_->Name(); }
 
  private:
+  // Full jitter: a uniform delay in [0, min(max_delay, base * 2^attempt)],
+  // so clients that failed together do not retry together.
+  int64_t Backoff(int attempt) {
+    int64_t cap = std::min<int64_t>(options_.max_delay_ms,
+                                    int64_t{options_.base_delay_ms} << std::min(attempt, 20));
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::uniform_int_distribution<int64_t>(0, std::max<int64_t>(cap, 0))(rng_);
+  }
+
   template <typename Fn>
   Status Retry(Fn fn) {
     auto start = std::chrono::steady_clock::now();
     Status st;
-    for (int attempt = 0; attempt < options_.max_attempts; attempt++) {
+    int attempt = 0;
+    while (true) {
       st = fn();
-      if (!st.IsRetryable()) return st;
-      int64_t cap = std::min<int64_t>(options_.max_delay_ms,
-                                      int64_t{options_.base_delay_ms} << std::min(attempt, 20));
-      int64_t delay;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        delay = std::uniform_int_distribution<int64_t>(0, std::max<int64_t>(cap, 0))(rng_);
-      }
+      attempt++;
+      if (!st.IsRetryable() || attempt >= options_.max_attempts) break;
+      int64_t delay = Backoff(attempt - 1);
       auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
                          std::chrono::steady_clock::now() - start)
                          .count();
-      if (attempt + 1 >= options_.max_attempts || elapsed + delay > options_.max_total_ms) break;
+      // Never sleep past the time budget: give up now instead.
+      if (elapsed + delay > options_.max_total_ms) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(delay));
     }
-    return st.WithContext("after " + std::to_string(options_.max_attempts) + " attempts at most");
+    if (attempt == 1 || !st.IsRetryable()) return st;
+    return st.WithContext("gave up after " + std::to_string(attempt) + " attempts");
   }
 
   std::shared_ptr<ObjectStore> base_;

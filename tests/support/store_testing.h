@@ -1,39 +1,109 @@
-// Helpers for tests that run against the local S3 server started by
-// scripts/test.sh (HYPERFILE_TEST_S3_URI plus the AWS_* variables).
+// Store helpers shared by the tests of every layer (store, file, CLI, NBD).
+//
+// S3 tests run against the server named by the environment (scripts/test.sh
+// starts a local Ceph RGW and sets these):
+//   HYPERFILE_TEST_S3_URI   e.g. s3://hyperfile-test   (unset: S3 tests skip)
+//   AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION
+//   HYPERFILE_REQUIRE_S3=1  S3 tests FAIL instead of skipping when unset
+//
+// Typical use in a test parameterized over backends:
+//
+//   TEST_P(MyTest, Works) {
+//     HF_REQUIRE_BACKEND(GetParam());          // skip (or fail) S3 if unset
+//     auto store = testing::MakeStoreForBackend(GetParam(), "my-test");
+//     ASSERT_TRUE(store.ok()) << store.status().ToString();
+//     ...(*store)->Put(...)...
+//   }
+//   INSTANTIATE_TEST_SUITE_P(Backends, MyTest,
+//                            ::testing::Values("memory", "local", "s3"));
 #pragma once
 
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <memory>
-#include <random>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "hyperfile/object_store.h"
 
 namespace hyperfile::testing {
 
-// True when the environment names an S3 bucket for tests.
-inline bool S3Configured() { return std::getenv("HYPERFILE_TEST_S3_URI") != nullptr; }
-// scripts/test.sh sets HYPERFILE_REQUIRE_S3=1: S3 tests must run, not skip.
-inline bool S3Required() {
-  const char* v = std::getenv("HYPERFILE_REQUIRE_S3");
-  return v && std::string(v) == "1";
-}
-// A URI under the test bucket that no other test uses.
-inline std::string UniqueS3Uri(const std::string& name) {
-  std::random_device rd;
-  return std::string(std::getenv("HYPERFILE_TEST_S3_URI")) + "/" + name + "-" +
-         std::to_string(rd()) + std::to_string(rd());
-}
+// The S3 server for tests, from the environment.
+struct S3TestConfig {
+  std::string uri;                // HYPERFILE_TEST_S3_URI, e.g. "s3://hyperfile-test"
+  std::string endpoint;           // AWS_ENDPOINT_URL (may be empty: AWS)
+  std::string access_key_id;      // AWS_ACCESS_KEY_ID
+  std::string secret_access_key;  // AWS_SECRET_ACCESS_KEY
+  std::string region;             // AWS_REGION
+
+  // Options for OpenStore with these credentials filled in explicitly.
+  StoreOptions ToStoreOptions(StoreOptions base = {}) const;
+};
+
+// nullopt when HYPERFILE_TEST_S3_URI is not set.
+std::optional<S3TestConfig> S3TestConfigFromEnv();
+// True when HYPERFILE_TEST_S3_URI is set.
+bool S3Configured();
+// HYPERFILE_REQUIRE_S3=1: S3 tests must run, so a missing server is a failure.
+bool S3Required();
+
+// A random suffix (16 hex digits) for names that must not collide between
+// tests or runs.
+std::string RandomSuffix();
+// "<HYPERFILE_TEST_S3_URI>/<name>-<random>": a prefix no other test uses.
+// Requires S3Configured().
+std::string UniqueS3Uri(std::string_view name);
+// Opens UniqueS3Uri(test_name) with the environment's credentials. `options`
+// may set e.g. multipart sizes or retry settings; credentials left empty in it
+// come from the environment. NotSupported when S3 is not configured.
+Result<std::shared_ptr<ObjectStore>> NewS3TestStore(std::string_view test_name,
+                                                    StoreOptions options = {});
+
+// A fresh directory under $TMPDIR (or /tmp), removed with its contents when
+// the object goes away.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }  // absolute, no trailing '/'
+  std::string uri() const { return "file://" + path_; }
+
+ private:
+  std::string path_;
+};
+
+// A fresh, empty store of the given backend: "memory", "local" or "s3".
+//   memory: memory://<name>-<random> (OpenStore of that URI shares it)
+//   local:  a TempDir, removed when the last reference to the store goes
+//   s3:     UniqueS3Uri(name); its objects are deleted (best effort) when the
+//           last reference goes, so the test server does not fill up
+// If `uri` is non-null it receives the store's URI, to reopen it (e.g. from
+// another process) while the store is alive. `options` as for OpenStore.
+// Call HF_REQUIRE_BACKEND(backend) first so S3 skips when not configured.
+Result<std::shared_ptr<ObjectStore>> MakeStoreForBackend(std::string_view backend,
+                                                         std::string_view name = "test",
+                                                         std::string* uri = nullptr,
+                                                         StoreOptions options = {});
 
 }  // namespace hyperfile::testing
 
-// Skips the test without S3, or fails it when S3 is required.
-#define HF_REQUIRE_S3()                                                            \
-  do {                                                                             \
-    if (!::hyperfile::testing::S3Configured()) {                                   \
-      if (::hyperfile::testing::S3Required()) FAIL() << "S3 required but not set"; \
-      GTEST_SKIP() << "HYPERFILE_TEST_S3_URI not set";                             \
-    }                                                                              \
+// Skips the test without S3, or fails it when HYPERFILE_REQUIRE_S3=1.
+#define HF_REQUIRE_S3()                                                          \
+  do {                                                                           \
+    if (!::hyperfile::testing::S3Configured()) {                                 \
+      if (::hyperfile::testing::S3Required()) {                                  \
+        FAIL() << "HYPERFILE_REQUIRE_S3=1 but HYPERFILE_TEST_S3_URI is not set"; \
+      }                                                                          \
+      GTEST_SKIP() << "S3 not configured (set HYPERFILE_TEST_S3_URI and AWS_*)"; \
+    }                                                                            \
+  } while (0)
+
+// HF_REQUIRE_S3() when `backend` is "s3"; nothing for the other backends.
+#define HF_REQUIRE_BACKEND(backend)                         \
+  do {                                                      \
+    if (std::string_view(backend) == "s3") HF_REQUIRE_S3(); \
   } while (0)

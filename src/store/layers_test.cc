@@ -1,0 +1,269 @@
+// The retry, metrics and fault-injection layers, over the memory backend.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <utility>
+
+#include "hyperfile/object_store.h"
+#include "hyperfile/store_layers.h"
+
+namespace hyperfile {
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+auto AllCalls = [](const StoreCall&) { return true; };
+
+RetryOptions FastRetry(int attempts) {
+  RetryOptions ro;
+  ro.max_attempts = attempts;
+  ro.base_delay_ms = 1;
+  ro.max_delay_ms = 4;
+  ro.seed = 42;
+  return ro;
+}
+
+// ---------------------------------------------------------------- retry ---
+
+TEST(RetryLayer, RetriesTransientAndThrottledOnly) {
+  auto faulty = std::make_shared<FaultInjectionStore>(NewMemoryStore());
+  auto store = NewRetryStore(faulty, FastRetry(4));
+  faulty->FailCall(0, Status::Transient("connection reset"));
+  faulty->FailCall(1, Status::Throttled("slow down"));
+  ASSERT_TRUE(store->Put("k", "v").ok());
+  EXPECT_EQ(faulty->calls(), 3u);
+  for (Status error :
+       {Status::Auth("bad secret"), Status::NotFound("gone"), Status::PreconditionFailed("exists"),
+        Status::IOError("disk"), Status::Corrupt("bad"), Status::InvalidArgument("key")}) {
+    uint64_t before = faulty->calls();
+    faulty->FailCall(before, error);
+    Status st = store->Put("k", "v");
+    EXPECT_EQ(st.code(), error.code()) << st.ToString();
+    EXPECT_EQ(st.message(), error.message());  // passed through unchanged
+    EXPECT_EQ(faulty->calls(), before + 1) << error.ToString() << " was retried";
+  }
+}
+
+TEST(RetryLayer, GivesUpAfterMaxAttempts) {
+  auto faulty = std::make_shared<FaultInjectionStore>(NewMemoryStore());
+  auto store = NewRetryStore(faulty, FastRetry(4));
+  faulty->FailWhen(AllCalls, Status::Transient("down"));
+  std::string out;
+  Status st = store->Get("k", &out);
+  EXPECT_TRUE(st.IsTransient());
+  EXPECT_NE(st.message().find("4 attempts"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("down"), std::string::npos) << st.message();
+  EXPECT_EQ(faulty->calls(), 4u);
+  auto once = NewRetryStore(faulty, FastRetry(1));
+  EXPECT_TRUE(once->Head("k", nullptr).IsTransient());
+  EXPECT_EQ(faulty->calls(), 5u);
+}
+
+TEST(RetryLayer, RespectsTotalTime) {
+  auto faulty = std::make_shared<FaultInjectionStore>(NewMemoryStore());
+  RetryOptions ro;
+  ro.max_attempts = 1000;
+  ro.base_delay_ms = 40;
+  ro.max_delay_ms = 40;
+  ro.max_total_ms = 200;
+  auto store = NewRetryStore(faulty, ro);
+  faulty->FailWhen(AllCalls, Status::Throttled("slow down"));
+  auto start = Clock::now();
+  EXPECT_TRUE(store->Delete("k").IsThrottled());
+  auto elapsed = Clock::now() - start;
+  EXPECT_LE(elapsed, milliseconds(200 + 100));  // never sleeps past the budget
+  EXPECT_GE(faulty->calls(), 2u);
+  EXPECT_LT(faulty->calls(), 1000u);
+}
+
+TEST(RetryLayer, FullJitterStaysWithinBounds) {
+  auto faulty = std::make_shared<FaultInjectionStore>(NewMemoryStore());
+  RetryOptions ro;
+  ro.max_attempts = 4;  // 3 backoffs, each uniform in [0, min(20, 10 * 2^i)] ms
+  ro.base_delay_ms = 10;
+  ro.max_delay_ms = 20;
+  auto store = NewRetryStore(faulty, ro);
+  faulty->FailWhen(AllCalls, Status::Transient("down"));
+  auto start = Clock::now();
+  constexpr int kRuns = 20;
+  for (int i = 0; i < kRuns; i++) EXPECT_TRUE(store->Head("k", nullptr).IsTransient());
+  auto total = Clock::now() - start;
+  // At most 10 + 20 + 20 ms per run; on average half of that (25 ms).
+  EXPECT_LE(total, milliseconds(kRuns * 50 + 200));
+  EXPECT_GE(total, milliseconds(kRuns * 5));  // the jitter is not all zero
+  EXPECT_EQ(faulty->calls(), 4u * kRuns);
+}
+
+TEST(RetryLayer, LostCreateOnlyResponseSurfacesAsPreconditionFailed) {
+  auto base = NewMemoryStore();
+  auto faulty = std::make_shared<FaultInjectionStore>(base);
+  auto store = NewRetryStore(faulty, FastRetry(3));
+  bool lost = false;
+  faulty->LoseResponseWhen(
+      [&](const StoreCall& c) { return c.verb == StoreVerb::kPut && !std::exchange(lost, true); },
+      Status::Transient("response lost"));
+  PutOptions o;
+  o.if_absent = true;
+  // The first attempt landed; the retry finds the object: the caller must
+  // resolve it (read back and compare), the layer passes it through.
+  EXPECT_TRUE(store->Put("seg", "data", o, nullptr).IsPreconditionFailed());
+  std::string out;
+  ASSERT_TRUE(base->Get("seg", &out).ok());
+  EXPECT_EQ(out, "data");
+}
+
+TEST(RetryLayer, RetriedListDoesNotDuplicate) {
+  auto base = NewMemoryStore();
+  ASSERT_TRUE(base->Put("a", "1").ok());
+  auto faulty = std::make_shared<FaultInjectionStore>(base);
+  auto store = NewRetryStore(faulty, FastRetry(3));
+  faulty->LoseResponseWhen([](const StoreCall& c) { return c.index == 0; },
+                           Status::Transient("reset mid-listing"));
+  std::vector<ObjectInfo> out;
+  ASSERT_TRUE(store->List("", "", 0, &out).ok());
+  EXPECT_EQ(out.size(), 1u);
+}
+
+// -------------------------------------------------------------- metrics ---
+
+TEST(MetricsLayer, CountsRequestsBytesErrorsAndLatency) {
+  auto metrics = std::make_shared<MetricsStore>(NewMemoryStore());
+  ASSERT_TRUE(metrics->Put("a", Payload{"12", "345"}, {}, nullptr).ok());
+  std::string out;
+  ASSERT_TRUE(metrics->Get("a", &out).ok());
+  EXPECT_TRUE(metrics->Get("b", &out).IsNotFound());
+  ASSERT_TRUE(metrics->Head("a", nullptr).ok());
+  std::vector<ObjectInfo> listed;
+  ASSERT_TRUE(metrics->List("", "", 0, &listed).ok());
+  ASSERT_TRUE(metrics->Delete("a").ok());
+  StoreMetricsSnapshot s = metrics->Snapshot();
+  EXPECT_EQ(s.count(StoreVerb::kPut), 1u);
+  EXPECT_EQ(s.count(StoreVerb::kGet), 2u);
+  EXPECT_EQ(s.count(StoreVerb::kHead), 1u);
+  EXPECT_EQ(s.count(StoreVerb::kList), 1u);
+  EXPECT_EQ(s.count(StoreVerb::kDelete), 1u);
+  EXPECT_EQ(s.total_requests(), 6u);
+  EXPECT_EQ(s.bytes_out, 5u);
+  EXPECT_EQ(s.bytes_in, 5u);
+  EXPECT_EQ(s.errors[static_cast<int>(StoreVerb::kGet)], 1u);
+  EXPECT_EQ(s.errors_by_code[static_cast<int>(Status::Code::kNotFound)], 1u);
+  EXPECT_GE(s.latency_us_total[static_cast<int>(StoreVerb::kGet)],
+            s.latency_us_max[static_cast<int>(StoreVerb::kGet)]);
+  EXPECT_NE(s.ToString().find("put=1"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.ToString().find("errors=1"), std::string::npos) << s.ToString();
+}
+
+TEST(MetricsLayer, BatchesCountAsS3WouldSendThem) {
+  auto metrics = std::make_shared<MetricsStore>(NewMemoryStore());
+  std::vector<std::string> keys;
+  for (int i = 0; i < 2001; i++) {
+    keys.push_back("k" + std::to_string(i));
+    ASSERT_TRUE(metrics->Put(keys.back(), "").ok());
+  }
+  StoreMetricsSnapshot before = metrics->Snapshot();
+  std::vector<ObjectInfo> listed;
+  ASSERT_TRUE(metrics->List("", "", 0, &listed).ok());
+  ASSERT_TRUE(metrics->DeleteMany(keys).ok());
+  ASSERT_TRUE(metrics->DeleteMany({}).ok());
+  StoreMetricsSnapshot phase = metrics->Snapshot() - before;
+  EXPECT_EQ(phase.count(StoreVerb::kList), 3u);    // 2,001 keys = 3 pages
+  EXPECT_EQ(phase.count(StoreVerb::kDelete), 3u);  // 3 batches, none for an empty list
+  EXPECT_EQ(phase.count(StoreVerb::kPut), 0u);
+  metrics->Reset();
+  EXPECT_EQ(metrics->Snapshot().total_requests(), 0u);
+  EXPECT_EQ(metrics->Name(), "memory://memory");
+}
+
+// ------------------------------------------------------ fault injection ---
+
+TEST(FaultLayer, FailCallAndFailWhen) {
+  auto base = NewMemoryStore();
+  auto faulty = std::make_shared<FaultInjectionStore>(base);
+  faulty->FailCall(1, Status::IOError("injected"));
+  EXPECT_TRUE(faulty->Put("a", "1").ok());
+  EXPECT_TRUE(faulty->Put("b", "2").IsIOError());
+  EXPECT_TRUE(base->Head("b", nullptr).IsNotFound());  // never forwarded
+  EXPECT_TRUE(faulty->Put("b", "2").ok());
+  faulty->FailWhen([](const StoreCall& c) { return c.verb == StoreVerb::kGet && c.key == "a"; },
+                   Status::Corrupt("bad bytes"));
+  std::string out;
+  EXPECT_TRUE(faulty->Get("a", &out).IsCorrupt());
+  EXPECT_TRUE(faulty->Get("b", &out).ok());
+  EXPECT_TRUE(faulty->Head("a", nullptr).ok());
+  EXPECT_EQ(faulty->calls(), 6u);
+  faulty->ClearFaults();
+  EXPECT_TRUE(faulty->Get("a", &out).ok());
+}
+
+TEST(FaultLayer, PredicateSeesTheCall) {
+  auto faulty = std::make_shared<FaultInjectionStore>(NewMemoryStore());
+  std::vector<StoreCall> seen;
+  faulty->FailWhen(
+      [&](const StoreCall& c) {
+        seen.push_back(c);
+        return false;
+      },
+      Status::IOError("never"));
+  PutOptions o;
+  o.if_absent = true;
+  ASSERT_TRUE(faulty->Put("p", "x", o, nullptr).ok());
+  std::vector<ObjectInfo> listed;
+  ASSERT_TRUE(faulty->List("pre/", "", 0, &listed).ok());
+  ASSERT_TRUE(faulty->DeleteMany({"first", "second"}).ok());
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0].verb, StoreVerb::kPut);
+  EXPECT_TRUE(seen[0].if_absent);
+  EXPECT_EQ(seen[0].index, 0u);
+  EXPECT_EQ(seen[1].key, "pre/");
+  EXPECT_EQ(seen[2].verb, StoreVerb::kDelete);
+  EXPECT_EQ(seen[2].key, "first");
+  EXPECT_EQ(seen[2].index, 2u);
+}
+
+TEST(FaultLayer, CrashRefusesEverythingAfter) {
+  auto base = NewMemoryStore();
+  auto faulty = std::make_shared<FaultInjectionStore>(base);
+  faulty->CrashAfter(1);
+  EXPECT_TRUE(faulty->Put("a", "1").ok());
+  EXPECT_TRUE(faulty->Put("b", "2").IsTransient());
+  std::string out;
+  EXPECT_TRUE(faulty->Get("a", &out).IsTransient());
+  EXPECT_TRUE(base->Get("b", &out).IsNotFound());  // never reached the store
+  EXPECT_EQ(faulty->calls(), 3u);
+  faulty->CrashAfter(0);
+  EXPECT_TRUE(faulty->Head("a", nullptr).IsTransient());
+  faulty->ClearFaults();
+  EXPECT_TRUE(faulty->Get("a", &out).ok());
+}
+
+TEST(FaultLayer, LostResponseLandsButReportsError) {
+  auto base = NewMemoryStore();
+  auto faulty = std::make_shared<FaultInjectionStore>(base);
+  faulty->LoseResponseWhen([](const StoreCall& c) { return c.key == "lost"; },
+                           Status::Transient("timeout"));
+  EXPECT_TRUE(faulty->Put("lost", "data").IsTransient());
+  EXPECT_TRUE(faulty->Put("kept", "data").ok());
+  std::string out;
+  ASSERT_TRUE(base->Get("lost", &out).ok());
+  EXPECT_EQ(out, "data");
+  // A forwarded call that fails reports its own error, not the injected one.
+  PutOptions o;
+  o.if_absent = true;
+  EXPECT_TRUE(faulty->Put("lost", "again", o, nullptr).IsPreconditionFailed());
+}
+
+TEST(FaultLayer, LatencyDelaysCalls) {
+  auto faulty = std::make_shared<FaultInjectionStore>(NewMemoryStore());
+  faulty->SetLatency(milliseconds(20));
+  auto start = Clock::now();
+  EXPECT_TRUE(faulty->Head("x", nullptr).IsNotFound());
+  EXPECT_GE(Clock::now() - start, milliseconds(20));
+  faulty->ClearFaults();
+  start = Clock::now();
+  EXPECT_TRUE(faulty->Head("x", nullptr).IsNotFound());
+  EXPECT_LT(Clock::now() - start, milliseconds(20));
+}
+
+}  // namespace
+}  // namespace hyperfile
