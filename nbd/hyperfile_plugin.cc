@@ -1,0 +1,594 @@
+// nbdkit plugin: serves a hyperfile as a network block device.
+//
+//   nbdkit nbdkit-hyperfile-plugin.so uri=s3://bucket/disk1 [at=...] [readonly=true]
+//          [create-size=10G block-size=64K] [cache=256M] ...
+//
+// One File handle is opened per nbdkit process (after nbdkit has forked into
+// the background, so the library's threads survive) and shared by every
+// connection; File is thread-safe, so the plugin runs in the PARALLEL thread
+// model and advertises multi-conn (a flush on any connection commits the
+// writes of all of them). Every NBD flush (or FUA write) is one hyperfile
+// checkpoint. Trim and write-zeroes never store data: they become holes.
+//
+// See nbd/README.md for the user documentation and the errno mapping.
+#define NBDKIT_API_VERSION 2
+#define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+#include <nbdkit-plugin.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hyperfile/file.h"
+#include "hyperfile/object_store.h"
+#include "hyperfile/options.h"
+#include "hyperfile/status.h"
+
+namespace {
+
+using hyperfile::At;
+using hyperfile::File;
+using hyperfile::ObjectStore;
+using hyperfile::Status;
+
+// ------------------------------------------------------------- config ---
+struct Config {
+  std::string uri;
+  std::string at_text;  // empty = latest, read-write
+  std::optional<At> at;
+  bool readonly = false;
+  std::optional<uint64_t> create_size;
+  std::optional<uint32_t> block_size;
+  bool flush_on_close = true;
+  hyperfile::OpenOptions open;
+  hyperfile::StoreOptions store;
+};
+
+Config g_config;
+
+// The one File handle shared by all connections (set in after_fork, released
+// in cleanup/unload).
+std::mutex g_mu;
+std::shared_ptr<File> g_file;
+std::string g_description;
+
+bool ReadOnlyExport() { return g_config.readonly || g_config.at.has_value(); }
+
+// ----------------------------------------------------------- errors -----
+// Status code -> errno. nbdkit folds errnos the NBD protocol cannot carry
+// (ENOENT, EACCES, EEXIST) into EINVAL on the wire, and EROFS into EPERM;
+// the full message always goes to nbdkit's log.
+int ErrnoFor(const Status& st) {
+  using C = Status::Code;
+  switch (st.code()) {
+    case C::kOk:
+      return 0;
+    case C::kNotFound:
+      return ENOENT;
+    case C::kAlreadyExists:
+      return EEXIST;
+    case C::kReadOnly:
+      return EROFS;
+    // Another writer committed to this file (or restored it): this export
+    // can no longer commit, like a device that went read-only under us.
+    case C::kConflict:
+      return EROFS;
+    case C::kInvalidArgument:
+      return EINVAL;
+    case C::kOutOfRange:
+      return ENOSPC;
+    case C::kAuth:
+      return EACCES;
+    case C::kNotSupported:
+      return EOPNOTSUPP;
+    case C::kThrottled:
+    case C::kTransient:
+    case C::kCorrupt:
+    case C::kIOError:
+    case C::kPreconditionFailed:
+      return EIO;
+  }
+  return EIO;
+}
+
+// Reports a failed status to nbdkit and returns -1.
+int Fail(const char* op, const Status& st) {
+  nbdkit_error("%s: %s", op, st.ToString().c_str());
+  nbdkit_set_error(ErrnoFor(st));
+  return -1;
+}
+
+// Every callback runs inside this: nothing may unwind into nbdkit's C code.
+template <typename Fn>
+auto Guard(const char* op, Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const std::bad_alloc&) {
+    nbdkit_error("%s: out of memory", op);
+    nbdkit_set_error(ENOMEM);
+  } catch (const std::exception& e) {
+    nbdkit_error("%s: %s", op, e.what());
+    nbdkit_set_error(EIO);
+  } catch (...) {
+    nbdkit_error("%s: unknown exception", op);
+    nbdkit_set_error(EIO);
+  }
+  return static_cast<decltype(fn())>(-1);
+}
+
+std::shared_ptr<File> CurrentFile() {
+  std::lock_guard<std::mutex> lock(g_mu);
+  return g_file;
+}
+
+// ------------------------------------------------------------ parsing ---
+bool ParseSize(const char* key, const char* value, uint64_t* out) {
+  int64_t v = nbdkit_parse_size(value);  // prints its own error
+  if (v < 0) return false;
+  (void)key;
+  *out = static_cast<uint64_t>(v);
+  return true;
+}
+
+bool ParseBool(const char* value, bool* out) {
+  int v = nbdkit_parse_bool(value);  // prints its own error
+  if (v < 0) return false;
+  *out = v != 0;
+  return true;
+}
+
+bool ParseInt(const char* key, const char* value, int min, int max, int* out) {
+  char* end = nullptr;
+  errno = 0;
+  long v = std::strtol(value, &end, 10);
+  if (errno != 0 || end == value || *end != '\0' || v < min || v > max) {
+    nbdkit_error("%s=%s: expected an integer from %d to %d", key, value, min, max);
+    return false;
+  }
+  *out = static_cast<int>(v);
+  return true;
+}
+
+int Config_(const char* key, const char* value) {
+  Config& c = g_config;
+  std::string k = key;
+  uint64_t size = 0;
+  int n = 0;
+  if (k == "uri") {
+    if (!*value) {
+      nbdkit_error("uri= must not be empty");
+      return -1;
+    }
+    c.uri = value;
+  } else if (k == "at") {
+    auto at = At::Parse(value);
+    if (!at.ok()) {
+      nbdkit_error("at=%s: %s", value, at.status().message().c_str());
+      return -1;
+    }
+    c.at_text = value;
+    c.at = *at;
+  } else if (k == "readonly") {
+    if (!ParseBool(value, &c.readonly)) return -1;
+  } else if (k == "create-size") {
+    if (!ParseSize(key, value, &size)) return -1;
+    c.create_size = size;
+  } else if (k == "block-size") {
+    if (!ParseSize(key, value, &size)) return -1;
+    if (size < 4096 || size > (4u << 20) || (size & (size - 1)) != 0) {
+      nbdkit_error("block-size=%s: must be a power of two from 4K to 4M", value);
+      return -1;
+    }
+    c.block_size = static_cast<uint32_t>(size);
+  } else if (k == "cache") {
+    if (!ParseSize(key, value, &c.open.block_cache_bytes)) return -1;
+  } else if (k == "index-cache") {
+    if (!ParseSize(key, value, &c.open.index_cache_bytes)) return -1;
+  } else if (k == "dirty-limit") {
+    if (!ParseSize(key, value, &c.open.dirty_budget_bytes)) return -1;
+  } else if (k == "disk-cache") {
+    c.open.disk_cache_dir = value;
+  } else if (k == "disk-cache-size") {
+    if (!ParseSize(key, value, &c.open.disk_cache_bytes)) return -1;
+  } else if (k == "flush-interval-ms") {
+    if (!ParseInt(key, value, 0, 1 << 30, &n)) return -1;
+    c.open.flush_interval_ms = static_cast<uint32_t>(n);
+  } else if (k == "flush-dirty") {
+    if (!ParseSize(key, value, &c.open.flush_dirty_bytes)) return -1;
+  } else if (k == "flush-on-close") {
+    if (!ParseBool(value, &c.flush_on_close)) return -1;
+  } else if (k == "io-parallelism") {
+    if (!ParseInt(key, value, 1, 1024, &c.open.io_parallelism)) return -1;
+  } else if (k == "writer-name") {
+    c.open.writer_name = value;
+  } else if (k == "endpoint") {
+    c.store.endpoint = value;
+  } else if (k == "region") {
+    c.store.region = value;
+  } else if (k == "profile") {
+    c.store.profile = value;
+  } else if (k == "addressing") {
+    std::string v = value;
+    if (v == "auto") {
+      c.store.addressing = hyperfile::StoreOptions::Addressing::kAuto;
+    } else if (v == "path") {
+      c.store.addressing = hyperfile::StoreOptions::Addressing::kPath;
+    } else if (v == "virtual") {
+      c.store.addressing = hyperfile::StoreOptions::Addressing::kVirtualHosted;
+    } else {
+      nbdkit_error("addressing=%s: expected auto, path or virtual", value);
+      return -1;
+    }
+  } else if (k == "verify-tls") {
+    if (!ParseBool(value, &c.store.verify_tls)) return -1;
+  } else if (k == "max-in-flight") {
+    if (!ParseInt(key, value, 1, 1024, &c.store.max_in_flight)) return -1;
+  } else if (k == "retry-attempts") {
+    if (!ParseInt(key, value, 1, 100, &c.store.retry_max_attempts)) return -1;
+    c.store.retry = true;
+  } else if (k == "retry-max-ms") {
+    if (!ParseInt(key, value, 0, 1 << 30, &c.store.retry_max_total_ms)) return -1;
+  } else if (k == "access-key-id" || k == "secret-access-key" || k == "session-token") {
+    nbdkit_error(
+        "%s: credentials are not accepted on the command line (visible in ps); "
+        "set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN or "
+        "use profile=",
+        key);
+    return -1;
+  } else {
+    nbdkit_error("unknown parameter '%s' (see nbdkit hyperfile --help)", key);
+    return -1;
+  }
+  return 0;
+}
+
+int ConfigComplete() {
+  Config& c = g_config;
+  if (c.uri.empty()) {
+    nbdkit_error("uri= is required (s3://bucket/prefix, file:///path or a path)");
+    return -1;
+  }
+  if (c.block_size && !c.create_size) {
+    nbdkit_error("block-size= only applies when creating a file: give create-size= too");
+    return -1;
+  }
+  if (c.create_size && ReadOnlyExport()) {
+    nbdkit_error("create-size= cannot be combined with %s",
+                 c.at ? "at= (old states are read-only)" : "readonly=true");
+    return -1;
+  }
+  if (c.at && c.at->kind == At::Kind::kLatest) {
+    // "at=latest": the current state, read-only.
+    c.readonly = true;
+  }
+  if (ReadOnlyExport()) c.open.read_only = true;
+  return 0;
+}
+
+// Opens the store and the file. Called twice: in get_ready (to fail early, with
+// the error on the terminal, and to create the file) and again in after_fork
+// (the library's threads must be started in the process that serves).
+hyperfile::Result<std::shared_ptr<File>> OpenFile(bool create_if_missing) {
+  const Config& c = g_config;
+  HF_ASSIGN_OR_RETURN(std::shared_ptr<ObjectStore> store, hyperfile::OpenStore(c.uri, c.store));
+  hyperfile::Result<std::unique_ptr<File>> file = Status::NotFound("unreachable");
+  if (c.at && c.at->kind != At::Kind::kLatest) {
+    file = File::OpenAt(store, *c.at, c.open);
+  } else {
+    file = File::Open(store, c.open);
+    if (!file.ok() && file.status().IsNotFound() && create_if_missing && c.create_size) {
+      hyperfile::CreateOptions create;
+      create.initial_size = *c.create_size;
+      if (c.block_size) create.block_size = *c.block_size;
+      nbdkit_debug("hyperfile: creating %s (size %" PRIu64 ", block size %u)", c.uri.c_str(),
+                   create.initial_size, create.block_size);
+      file = File::Create(store, create, c.open);
+      if (!file.ok() && file.status().IsAlreadyExists()) {
+        file = File::Open(store, c.open);  // lost a race with another creator
+      }
+    }
+  }
+  if (!file.ok()) {
+    Status st = file.status();
+    if (st.IsNotFound() && !c.at && !c.create_size) {
+      st = st.WithContext("no hyperfile at " + c.uri + " (give create-size= to create one)");
+    }
+    return st;
+  }
+  return std::shared_ptr<File>(std::move(file).value());
+}
+
+int GetReady() {
+  return Guard("get_ready", [&]() -> int {
+    auto file = OpenFile(/*create_if_missing=*/true);
+    if (!file.ok()) return Fail(("open " + g_config.uri).c_str(), file.status());
+    const Config& c = g_config;
+    if (c.create_size && (*file)->Size() != *c.create_size) {
+      nbdkit_debug("hyperfile: %s exists; serving its size %" PRIu64 ", not create-size=%" PRIu64,
+                   c.uri.c_str(), (*file)->Size(), *c.create_size);
+    }
+    Status st = (*file)->Close();
+    if (!st.ok()) return Fail(("close " + c.uri).c_str(), st);
+    return 0;
+  });
+}
+
+int AfterFork() {
+  return Guard("after_fork", [&]() -> int {
+    auto file = OpenFile(/*create_if_missing=*/false);
+    if (!file.ok()) return Fail(("open " + g_config.uri).c_str(), file.status());
+    std::string desc = "hyperfile " + g_config.uri;
+    auto stat = (*file)->Stat();
+    if (stat.ok()) {
+      desc += " checkpoint " + std::to_string(stat->checkpoint);
+      nbdkit_debug("hyperfile: opened %s at checkpoint %" PRIu64 ", size %" PRIu64
+                   ", block size %u%s",
+                   g_config.uri.c_str(), stat->checkpoint, stat->size, stat->block_size,
+                   ReadOnlyExport() ? ", read-only" : "");
+    }
+    if (ReadOnlyExport()) desc += " (read-only)";
+    std::lock_guard<std::mutex> lock(g_mu);
+    g_file = std::move(file).value();
+    g_description = std::move(desc);
+    return 0;
+  });
+}
+
+void CloseFile() {
+  std::shared_ptr<File> file;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    file.swap(g_file);
+  }
+  if (!file) return;
+  try {
+    // Close flushes a writable file: the last writes become a checkpoint.
+    Status st = file->Close();
+    if (!st.ok()) nbdkit_error("close %s: %s", g_config.uri.c_str(), st.ToString().c_str());
+  } catch (...) {
+    nbdkit_error("close %s: unexpected exception", g_config.uri.c_str());
+  }
+}
+
+void Cleanup() { CloseFile(); }
+void Unload() { CloseFile(); }
+
+// -------------------------------------------------------- connections ---
+struct Handle {
+  std::shared_ptr<File> file;
+  uint64_t size = 0;
+  bool readonly = false;
+};
+
+void* Open(int readonly) {
+  try {
+    std::shared_ptr<File> file = CurrentFile();
+    if (!file) {
+      nbdkit_error("hyperfile: %s is not open", g_config.uri.c_str());
+      nbdkit_set_error(EIO);
+      return nullptr;
+    }
+    auto* h = new Handle;
+    h->file = std::move(file);
+    h->size = h->file->Size();
+    h->readonly = readonly || ReadOnlyExport();
+    return h;
+  } catch (...) {
+    nbdkit_error("hyperfile: open: out of memory");
+    nbdkit_set_error(ENOMEM);
+    return nullptr;
+  }
+}
+
+void Close(void* handle) {
+  auto* h = static_cast<Handle*>(handle);
+  if (!h) return;
+  if (!h->readonly && g_config.flush_on_close) {
+    try {
+      auto r = h->file->Flush();
+      if (!r.ok()) nbdkit_error("flush on disconnect: %s", r.status().ToString().c_str());
+    } catch (...) {
+      nbdkit_error("flush on disconnect: unexpected exception");
+    }
+  }
+  delete h;
+}
+
+Handle* H(void* handle) { return static_cast<Handle*>(handle); }
+
+int64_t GetSize(void* handle) { return static_cast<int64_t>(H(handle)->size); }
+
+const char* ExportDescription(void*) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  return g_description.empty() ? nullptr : g_description.c_str();
+}
+
+int BlockSize(void* handle, uint32_t* minimum, uint32_t* preferred, uint32_t* maximum) {
+  return Guard("block_size", [&]() -> int {
+    auto st = H(handle)->file->Stat();
+    if (!st.ok()) return Fail("stat", st.status());
+    uint32_t pref = st->block_size;
+    if (pref < 512) pref = 512;
+    if (pref > (32u << 20)) pref = 32u << 20;
+    *minimum = 1;
+    *preferred = pref;
+    *maximum = 0xffffffff;
+    return 0;
+  });
+}
+
+int CanWrite(void* handle) { return H(handle)->readonly ? 0 : 1; }
+int CanFlush(void*) { return 1; }
+int IsRotational(void*) { return 0; }
+int CanTrim(void* handle) { return CanWrite(handle); }
+int CanZero(void* handle) { return CanWrite(handle); }
+// Zeroing never writes data (it is a hole in the index), so it is always fast.
+int CanFastZero(void* handle) { return CanWrite(handle); }
+int CanFua(void*) { return NBDKIT_FUA_NATIVE; }
+// All connections share one File: a flush on any of them commits every write
+// completed on any of them, which is what multi-conn promises.
+int CanMultiConn(void*) { return 1; }
+int CanExtents(void*) { return 1; }
+// nbdkit turns NBD_CMD_CACHE into preads, which warm the block cache.
+int CanCache(void*) { return NBDKIT_CACHE_EMULATE; }
+
+int DoFlush(Handle* h) {
+  auto r = h->file->Flush();
+  if (!r.ok()) return Fail("flush", r.status());
+  return 0;
+}
+
+int FuaIfAsked(Handle* h, uint32_t flags) { return (flags & NBDKIT_FLAG_FUA) ? DoFlush(h) : 0; }
+
+int PRead(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t) {
+  return Guard("pread", [&]() -> int {
+    auto r = H(handle)->file->PRead(offset, buf, count);
+    if (!r.ok()) return Fail("pread", r.status());
+    if (*r != count) {
+      // nbdkit only asks for bytes inside the export; a short read means the
+      // file shrank under us, which this plugin never does.
+      nbdkit_error("pread: short read at %" PRIu64 ": %zu of %u bytes", offset, *r, count);
+      nbdkit_set_error(EIO);
+      return -1;
+    }
+    return 0;
+  });
+}
+
+int PWrite(void* handle, const void* buf, uint32_t count, uint64_t offset, uint32_t flags) {
+  return Guard("pwrite", [&]() -> int {
+    Status st = H(handle)->file->PWrite(offset, buf, count);
+    if (!st.ok()) return Fail("pwrite", st);
+    return FuaIfAsked(H(handle), flags);
+  });
+}
+
+int Flush(void* handle, uint32_t) {
+  return Guard("flush", [&]() -> int { return DoFlush(H(handle)); });
+}
+
+int Trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
+  return Guard("trim", [&]() -> int {
+    Status st = H(handle)->file->PunchHole(offset, count);
+    if (!st.ok()) return Fail("trim", st);
+    return FuaIfAsked(H(handle), flags);
+  });
+}
+
+// Both branches store no data. With MAY_TRIM the client allows a hole, so we
+// punch one; without it (NBD_CMD_FLAG_NO_HOLE) we write zeroes, which in this
+// format is also a hole: there is no "allocated zeros" state to honour the hint
+// with. FAST_ZERO is always satisfied: neither path ever writes data.
+int Zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
+  return Guard("zero", [&]() -> int {
+    Handle* h = H(handle);
+    Status st = (flags & NBDKIT_FLAG_MAY_TRIM) ? h->file->PunchHole(offset, count)
+                                               : h->file->WriteZeroes(offset, count);
+    if (!st.ok()) return Fail("zero", st);
+    return FuaIfAsked(h, flags);
+  });
+}
+
+int Extents(void* handle, uint32_t count, uint64_t offset, uint32_t flags,
+            struct nbdkit_extents* extents) {
+  return Guard("extents", [&]() -> int {
+    auto r = H(handle)->file->Extents(offset, count);
+    if (!r.ok()) return Fail("extents", r.status());
+    for (const hyperfile::Extent& e : *r) {
+      if (e.length == 0) continue;
+      uint32_t type = e.data ? 0 : (NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO);
+      if (nbdkit_add_extent(extents, e.offset, e.length, type) == -1) return -1;
+      if (flags & NBDKIT_FLAG_REQ_ONE) break;
+    }
+    return 0;
+  });
+}
+
+void DumpPlugin() {
+  std::printf("hyperfile_api=%d\n", NBDKIT_API_VERSION);
+  std::printf("hyperfile_uri_schemes=s3 file memory\n");
+}
+
+#define HYPERFILE_NBD_CONFIG_HELP                                                                  \
+  "uri=URI                 (required) the file: s3://bucket/prefix, file:///dir or a path.\n"      \
+  "                        The key may be omitted: nbdkit hyperfile s3://bucket/disk\n"            \
+  "at=ID|TIME|SNAPSHOT     serve an older state read-only: a checkpoint id, a UTC time\n"          \
+  "                        (2026-11-25T10:00:00Z, @UNIX_SECONDS), a snapshot name or latest\n"     \
+  "readonly=BOOL           open the latest state read-only (no writer; default false)\n"           \
+  "create-size=SIZE        create the file with this size if it does not exist\n"                  \
+  "block-size=SIZE         block size of a created file: 4K..4M, power of two (64K)\n"             \
+  "cache=SIZE              memory for cached data blocks (64M)\n"                                  \
+  "index-cache=SIZE        memory for cached index nodes (16M)\n"                                  \
+  "dirty-limit=SIZE        unflushed data kept before writers wait (256M)\n"                       \
+  "disk-cache=DIR          local-disk cache of clean blocks (off)\n"                               \
+  "disk-cache-size=SIZE    byte budget of the disk cache\n"                                        \
+  "flush-interval-ms=MS    background checkpoint when the oldest dirty byte is this old (0=off)\n" \
+  "flush-dirty=SIZE        background checkpoint when this much is dirty (0=off)\n"                \
+  "flush-on-close=BOOL     checkpoint when a writable connection closes (true)\n"                  \
+  "io-parallelism=N        parallel store requests for this file (8)\n"                            \
+  "writer-name=NAME        writer name recorded in checkpoints (host/process)\n"                   \
+  "endpoint=URL            S3 endpoint (default: AWS_ENDPOINT_URL or AWS)\n"                       \
+  "region=REGION           S3 region (default: AWS_REGION)\n"                                      \
+  "profile=NAME            AWS profile for credentials (default: AWS_PROFILE)\n"                   \
+  "addressing=auto|path|virtual  S3 addressing style (auto)\n"                                     \
+  "verify-tls=BOOL         verify the S3 server's certificate (true)\n"                            \
+  "max-in-flight=N         concurrent S3 requests (16)\n"                                          \
+  "retry-attempts=N        attempts per store request, incl. the first (6)\n"                      \
+  "retry-max-ms=MS         give up retrying a request after this long (60000)\n"                   \
+  "Credentials come from the AWS environment (AWS_ACCESS_KEY_ID, ...), never from keys."
+
+struct nbdkit_plugin MakePlugin() {
+  struct nbdkit_plugin p {};
+  p.name = "hyperfile";
+  p.longname = "nbdkit hyperfile plugin (files on S3-compatible object storage)";
+  p.version = "0.1.0";
+  p.description = "Serves a hyperfile (s3:// or local) as a block device";
+  p.unload = Unload;
+  p.config = Config_;
+  p.config_complete = ConfigComplete;
+  p.config_help = HYPERFILE_NBD_CONFIG_HELP;
+  p.magic_config_key = "uri";
+  p.get_ready = GetReady;
+  p.after_fork = AfterFork;
+  p.cleanup = Cleanup;
+  p.dump_plugin = DumpPlugin;
+  p.open = Open;
+  p.close = Close;
+  p.get_size = GetSize;
+  p.export_description = ExportDescription;
+  p.block_size = BlockSize;
+  p.can_write = CanWrite;
+  p.can_flush = CanFlush;
+  p.is_rotational = IsRotational;
+  p.can_trim = CanTrim;
+  p.can_zero = CanZero;
+  p.can_fast_zero = CanFastZero;
+  p.can_fua = CanFua;
+  p.can_multi_conn = CanMultiConn;
+  p.can_extents = CanExtents;
+  p.can_cache = CanCache;
+  p.pread = PRead;
+  p.pwrite = PWrite;
+  p.flush = Flush;
+  p.trim = Trim;
+  p.zero = Zero;
+  p.extents = Extents;
+  p.errno_is_preserved = 0;
+  return p;
+}
+
+struct nbdkit_plugin plugin = MakePlugin();
+
+}  // namespace
+
+NBDKIT_REGISTER_PLUGIN(plugin)

@@ -1,0 +1,675 @@
+// End-to-end tests of the nbdkit plugin, driven by real NBD clients from
+// Debian (qemu-img, qemu-io, nbdcopy, nbdinfo, fio) over a Unix socket.
+//
+// Each test starts `nbdkit -f -U SOCK nbdkit-hyperfile-plugin.so ...` as a
+// child process owned by an RAII guard (SIGTERM, then SIGKILL, on every exit
+// path; nbdkit also gets --exit-with-parent in case this binary dies). A test
+// whose client tool is missing is skipped.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "hyperfile/checkpoints.h"
+#include "hyperfile/file.h"
+#include "hyperfile/object_store.h"
+#include "support/store_testing.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+const std::string kPlugin = std::string(HYPERFILE_BUILD_DIR) + "/nbdkit-hyperfile-plugin.so";
+
+std::string Quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+bool HaveTool(const std::string& name) {
+  return std::system(("command -v " + name + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+#define REQUIRE_TOOL(name)                                            \
+  do {                                                                \
+    if (!HaveTool(name)) GTEST_SKIP() << name << " is not installed"; \
+  } while (0)
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+struct CmdResult {
+  int code = -1;
+  std::string out;  // stdout and stderr together
+};
+
+std::atomic<int> g_seq{0};
+
+// Runs a shell command line; stdin is /dev/null.
+CmdResult Sh(const std::string& cmd) {
+  std::string out_file = fs::temp_directory_path().string() + "/hfnbd-out." +
+                         std::to_string(getpid()) + "." + std::to_string(g_seq++);
+  int status = std::system(("(" + cmd + ") </dev/null >" + out_file + " 2>&1").c_str());
+  CmdResult r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = ReadAll(out_file);
+  fs::remove(out_file);
+  return r;
+}
+
+bool CanConnect(const std::string& socket_path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_path.c_str());
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// In a sanitizer build the plugin is instrumented, and nbdkit (which is not)
+// can only load it with the ASan runtime preloaded: find the runtime this test
+// binary uses and hand it to nbdkit.
+std::vector<std::string> SanitizerEnv() {
+#if defined(__SANITIZE_ADDRESS__)
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    size_t at = line.find('/');
+    if (at != std::string::npos && line.find("libasan.so", at) != std::string::npos) {
+      return {"LD_PRELOAD=" + line.substr(at)};
+    }
+  }
+#endif
+  return {};
+}
+
+// One nbdkit process serving the plugin on a Unix socket. Killed (and reaped)
+// by the destructor whatever happens in the test.
+class Nbdkit {
+ public:
+  // `env`: "NAME=VALUE" settings for nbdkit on top of this process's.
+  Nbdkit(const std::string& dir, const std::vector<std::string>& args,
+         const std::vector<std::string>& env = {}) {
+    int n = g_seq++;
+    socket_ = dir + "/nbd" + std::to_string(n) + ".sock";
+    log_ = dir + "/nbdkit" + std::to_string(n) + ".log";
+    fs::remove(socket_);
+    std::vector<std::string> argv = {"nbdkit", "-f", "--exit-with-parent", "-U", socket_, kPlugin};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<std::string> all_env = SanitizerEnv();
+    all_env.insert(all_env.end(), env.begin(), env.end());
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int null = ::open("/dev/null", O_RDONLY);
+      int log = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (null < 0 || log < 0) _exit(126);
+      ::dup2(null, 0);
+      ::dup2(log, 1);
+      ::dup2(log, 2);
+      for (const std::string& kv : all_env) {
+        size_t eq = kv.find('=');
+        ::setenv(kv.substr(0, eq).c_str(), kv.substr(eq + 1).c_str(), 1);
+      }
+      std::vector<char*> cargv;
+      for (auto& a : argv) cargv.push_back(a.data());
+      cargv.push_back(nullptr);
+      ::execvp("nbdkit", cargv.data());
+      _exit(127);
+    }
+    // Wait until it accepts connections, or exits (a startup error).
+    auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (Reap(false)) return;
+      if (CanConnect(socket_)) {
+        ready_ = true;
+        return;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+  ~Nbdkit() { Stop(); }
+  Nbdkit(const Nbdkit&) = delete;
+  Nbdkit& operator=(const Nbdkit&) = delete;
+
+  bool ready() const { return ready_; }
+  std::string uri() const { return "nbd+unix:///?socket=" + socket_; }
+  std::string log() const { return ReadAll(log_); }
+  // Exit status once it has exited (-1 while running or if killed by a signal).
+  int exit_code() const { return exit_code_; }
+
+  // SIGTERM (nbdkit runs the plugin's cleanup: flush and close), then SIGKILL
+  // if it has not exited within the grace period. Returns the exit code.
+  int Stop(std::chrono::seconds grace = 120s) {
+    if (pid_ <= 0) return exit_code_;
+    ::kill(pid_, SIGTERM);
+    auto deadline = std::chrono::steady_clock::now() + grace;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (Reap(false)) return exit_code_;
+      std::this_thread::sleep_for(20ms);
+    }
+    Kill();
+    return exit_code_;
+  }
+
+  // SIGKILL: a crash; nothing is flushed.
+  void Kill() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    Reap(true);
+  }
+
+ private:
+  bool Reap(bool block) {
+    if (pid_ <= 0) return true;
+    int status = 0;
+    pid_t r = ::waitpid(pid_, &status, block ? 0 : WNOHANG);
+    if (r == pid_) {
+      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      pid_ = -1;
+      return true;
+    }
+    return false;
+  }
+
+  std::string socket_, log_;
+  pid_t pid_ = -1;
+  bool ready_ = false;
+  int exit_code_ = -1;
+};
+
+// A raw image of `size` bytes: random data in `spans` random ranges (plus the
+// first and last 4 KiB), holes elsewhere (the file is sparse). Returns the
+// data ranges.
+std::vector<std::pair<uint64_t, uint64_t>> MakeImage(const std::string& path, uint64_t size,
+                                                     int spans, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::pair<uint64_t, uint64_t>> ranges = {{0, 4096}, {size - 4096, 4096}};
+  for (int i = 0; i < spans; ++i) {
+    uint64_t len = 1 + rng() % (300 * 1024);
+    uint64_t off = rng() % (size - len);
+    ranges.emplace_back(off, len);
+  }
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(::ftruncate(fd, static_cast<off_t>(size)), 0);
+  for (auto [off, len] : ranges) {
+    std::string buf(len, '\0');
+    for (auto& c : buf) c = static_cast<char>(rng() | 1);  // never a zero byte
+    EXPECT_EQ(::pwrite(fd, buf.data(), len, static_cast<off_t>(off)), static_cast<ssize_t>(len));
+  }
+  ::close(fd);
+  return ranges;
+}
+
+struct MapEntry {
+  uint64_t offset, length;
+  unsigned type;
+};
+
+// Parses `nbdinfo --map` output ("offset length type description").
+std::vector<MapEntry> ParseMap(const std::string& out) {
+  std::vector<MapEntry> map;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    MapEntry e{};
+    if (std::sscanf(line.c_str(), "%" SCNu64 " %" SCNu64 " %u", &e.offset, &e.length, &e.type) ==
+        3) {
+      map.push_back(e);
+    }
+  }
+  return map;
+}
+
+std::shared_ptr<hyperfile::ObjectStore> Store(const std::string& uri) {
+  auto store = hyperfile::OpenStore(uri);
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+  return store.ok() ? *store : nullptr;
+}
+
+// Stat of the latest state, through the library.
+hyperfile::FileStat LatestStat(const std::string& uri) {
+  hyperfile::OpenOptions ro;
+  ro.read_only = true;
+  auto file = hyperfile::File::Open(Store(uri), ro);
+  EXPECT_TRUE(file.ok()) << file.status().ToString();
+  if (!file.ok()) return {};
+  auto st = (*file)->Stat();
+  EXPECT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_TRUE((*file)->Close().ok());
+  return st.ok() ? *st : hyperfile::FileStat{};
+}
+
+uint64_t LatestCheckpoint(const std::string& uri) {
+  auto list = hyperfile::ListCheckpoints(Store(uri), 1);
+  EXPECT_TRUE(list.ok()) << list.status().ToString();
+  return list.ok() && !list->empty() ? list->front().id : 0;
+}
+
+class Nbd : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!HaveTool("nbdkit")) GTEST_SKIP() << "nbdkit is not installed";
+    ASSERT_TRUE(fs::exists(kPlugin)) << kPlugin << " was not built";
+    dir_ = fs::temp_directory_path().string() + "/hfnbd-" + std::to_string(getpid()) + "-" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    uri_ = "file://" + dir_ + "/disk";
+  }
+  void TearDown() override {
+    if (!dir_.empty() && !HasFailure()) fs::remove_all(dir_);
+  }
+
+  // Starts nbdkit and asserts it is serving.
+  std::unique_ptr<Nbdkit> Serve(const std::vector<std::string>& args) {
+    auto server = std::make_unique<Nbdkit>(dir_, args);
+    EXPECT_TRUE(server->ready()) << "nbdkit did not start: " << server->log();
+    return server;
+  }
+
+  std::string dir_, uri_;
+};
+
+// qemu-img convert of a sparse random image into the device, compare back,
+// then again after a restart (the data is in checkpoints, not in memory).
+void ConvertAndCompare(
+    const std::string& dir, const std::string& uri,
+    const std::function<std::unique_ptr<Nbdkit>(std::vector<std::string>)>& serve) {
+  const uint64_t kSize = 24 << 20, kBlock = 64 << 10;
+  std::string img = dir + "/src.img";
+  auto ranges = MakeImage(img, kSize, 30, 7);
+  {
+    auto server = serve({"uri=" + uri, "create-size=24M", "block-size=64K"});
+    ASSERT_TRUE(server->ready());
+    CmdResult conv =
+        Sh("qemu-img convert -n -f raw -O raw " + Quote(img) + " " + Quote(server->uri()));
+    ASSERT_EQ(conv.code, 0) << conv.out << server->log();
+    CmdResult cmp = Sh("qemu-img compare -f raw -F raw " + Quote(img) + " " + Quote(server->uri()));
+    EXPECT_EQ(cmp.code, 0) << cmp.out;
+    EXPECT_NE(cmp.out.find("Images are identical"), std::string::npos) << cmp.out;
+    ASSERT_EQ(server->Stop(), 0) << server->log();
+  }
+  {
+    auto server = serve({"uri=" + uri, "readonly=true"});
+    ASSERT_TRUE(server->ready());
+    CmdResult cmp = Sh("qemu-img compare -f raw -F raw " + Quote(img) + " " + Quote(server->uri()));
+    EXPECT_EQ(cmp.code, 0) << cmp.out;
+    // A different image must not compare equal (the check has teeth).
+    std::string other = dir + "/other.img";
+    MakeImage(other, kSize, 30, 8);
+    EXPECT_NE(
+        Sh("qemu-img compare -q -f raw -F raw " + Quote(other) + " " + Quote(server->uri())).code,
+        0);
+    ASSERT_EQ(server->Stop(), 0) << server->log();
+  }
+  // Holes stayed holes: only blocks that hold data are allocated.
+  std::vector<bool> touched(kSize / kBlock);
+  uint64_t data_bytes = 0;
+  {
+    std::vector<bool> is_data(kSize);
+    for (auto [off, len] : ranges) {
+      for (uint64_t b = off / kBlock; b <= (off + len - 1) / kBlock; ++b) touched[b] = true;
+      for (uint64_t i = off; i < off + len; ++i) is_data[i] = true;
+    }
+    for (bool d : is_data) data_bytes += d;
+  }
+  uint64_t touched_bytes = 0;
+  for (bool b : touched) touched_bytes += b ? kBlock : 0;
+  hyperfile::FileStat st = LatestStat(uri);
+  EXPECT_EQ(st.size, kSize);
+  EXPECT_LE(st.allocated_bytes, touched_bytes);
+  EXPECT_GE(st.allocated_bytes, data_bytes);
+  EXPECT_LT(st.allocated_bytes, kSize / 2);
+}
+
+TEST_F(Nbd, QemuImgConvertAndCompare) {
+  REQUIRE_TOOL("qemu-img");
+  ConvertAndCompare(dir_, uri_, [&](std::vector<std::string> args) { return Serve(args); });
+}
+
+TEST_F(Nbd, QemuImgConvertAndCompareOnS3) {
+  HF_REQUIRE_S3();
+  REQUIRE_TOOL("qemu-img");
+  std::string uri = hyperfile::testing::UniqueS3Uri("nbd-convert");
+  ConvertAndCompare(dir_, uri, [&](std::vector<std::string> args) { return Serve(args); });
+  EXPECT_TRUE(hyperfile::RemoveFile(Store(uri)).ok());
+}
+
+TEST_F(Nbd, S3StartupErrorsAreClear) {
+  HF_REQUIRE_S3();
+  std::string uri = hyperfile::testing::UniqueS3Uri("nbd-errors");
+  {
+    Nbdkit server(dir_, {"uri=" + uri, "create-size=1M"}, {"AWS_SECRET_ACCESS_KEY=wrong"});
+    EXPECT_FALSE(server.ready());
+    EXPECT_EQ(server.exit_code(), 1);
+    EXPECT_NE(server.log().find("Auth:"), std::string::npos) << server.log();
+  }
+  {
+    Nbdkit server(dir_, {"uri=s3://hyperfile-no-such-bucket-nbd/x", "create-size=1M"});
+    EXPECT_FALSE(server.ready());
+    EXPECT_EQ(server.exit_code(), 1);
+    EXPECT_NE(server.log().find("NotFound:"), std::string::npos) << server.log();
+  }
+}
+
+TEST_F(Nbd, NbdcopyInAndOut) {
+  REQUIRE_TOOL("nbdcopy");
+  const uint64_t kSize = 16 << 20;
+  std::string img = dir_ + "/src.img", out = dir_ + "/out.img";
+  MakeImage(img, kSize, 20, 11);
+  {
+    auto server = Serve({"uri=" + uri_, "create-size=16M", "block-size=4K"});
+    ASSERT_TRUE(server->ready());
+    CmdResult in = Sh("nbdcopy --flush " + Quote(img) + " " + Quote(server->uri()));
+    ASSERT_EQ(in.code, 0) << in.out << server->log();
+    CmdResult o = Sh("nbdcopy " + Quote(server->uri()) + " " + Quote(out));
+    ASSERT_EQ(o.code, 0) << o.out;
+    EXPECT_TRUE(ReadAll(img) == ReadAll(out)) << "nbdcopy out differs from what went in";
+    // Simulate a crash: nbdcopy --flush made the data a checkpoint already.
+    server->Kill();
+  }
+  auto server = Serve({"uri=" + uri_, "readonly=true"});
+  ASSERT_TRUE(server->ready());
+  fs::remove(out);
+  CmdResult o = Sh("nbdcopy " + Quote(server->uri()) + " " + Quote(out));
+  ASSERT_EQ(o.code, 0) << o.out;
+  EXPECT_TRUE(ReadAll(img) == ReadAll(out)) << "data lost across a crash after flush";
+}
+
+TEST_F(Nbd, TrimAndZeroMakeHolesThatStoreNoData) {
+  REQUIRE_TOOL("qemu-io");
+  REQUIRE_TOOL("nbdinfo");
+  const uint64_t M = 1 << 20;
+  {
+    auto server = Serve({"uri=" + uri_, "create-size=8M", "block-size=64K"});
+    ASSERT_TRUE(server->ready());
+    CmdResult w = Sh("qemu-io -f raw -c 'write -P 0xab 0 8M' -c flush " + Quote(server->uri()));
+    ASSERT_EQ(w.code, 0) << w.out << server->log();
+    CmdResult map0 = Sh("nbdinfo --map " + Quote(server->uri()));
+    ASSERT_EQ(map0.code, 0) << map0.out;
+    auto m0 = ParseMap(map0.out);
+    ASSERT_EQ(m0.size(), 1u) << map0.out;
+    EXPECT_EQ(m0[0].type, 0u);
+    // discard (trim), write -z (zero, NO_HOLE), write -z -u (zero, MAY_TRIM).
+    CmdResult z =
+        Sh("qemu-io -f raw -c 'discard 1M 1M' -c 'write -z 3M 1M' -c 'write -z -u 5M 1M' " +
+           Quote(server->uri()));
+    ASSERT_EQ(z.code, 0) << z.out << server->log();
+    CmdResult r =
+        Sh("qemu-io -r -f raw -c 'read -P 0xab 0 1M' -c 'read -P 0 1M 1M' "
+           "-c 'read -P 0xab 2M 1M' -c 'read -P 0 3M 1M' -c 'read -P 0xab 4M 1M' "
+           "-c 'read -P 0 5M 1M' -c 'read -P 0xab 6M 2M' " +
+           Quote(server->uri()));
+    EXPECT_EQ(r.code, 0) << r.out;
+    EXPECT_EQ(r.out.find("verification failed"), std::string::npos) << r.out;
+    CmdResult map = Sh("nbdinfo --map " + Quote(server->uri()));
+    ASSERT_EQ(map.code, 0) << map.out;
+    auto m = ParseMap(map.out);
+    const unsigned kHole = 3;  // NBD_STATE_HOLE | NBD_STATE_ZERO
+    std::vector<MapEntry> want = {{0, M, 0},         {M, M, kHole}, {2 * M, M, 0},
+                                  {3 * M, M, kHole}, {4 * M, M, 0}, {5 * M, M, kHole},
+                                  {6 * M, 2 * M, 0}};
+    ASSERT_EQ(m.size(), want.size()) << map.out;
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_EQ(m[i].offset, want[i].offset) << map.out;
+      EXPECT_EQ(m[i].length, want[i].length) << map.out;
+      EXPECT_EQ(m[i].type, want[i].type) << map.out;
+    }
+    ASSERT_EQ(server->Stop(), 0) << server->log();
+  }
+  // After reopening: the three zeroed megabytes hold no data at all.
+  hyperfile::FileStat st = LatestStat(uri_);
+  EXPECT_EQ(st.size, 8 * M);
+  EXPECT_EQ(st.allocated_bytes, 5 * M);
+}
+
+TEST_F(Nbd, ReadOnlyExportOfOldCheckpointAndSnapshot) {
+  REQUIRE_TOOL("qemu-io");
+  uint64_t first = 0;
+  {
+    auto server = Serve({"uri=" + uri_, "create-size=4M", "block-size=4K"});
+    ASSERT_TRUE(server->ready());
+    CmdResult w = Sh("qemu-io -f raw -c 'write -P 0xaa 0 4M' -c flush " + Quote(server->uri()));
+    ASSERT_EQ(w.code, 0) << w.out << server->log();
+    ASSERT_EQ(server->Stop(), 0) << server->log();
+    first = LatestCheckpoint(uri_);
+    ASSERT_GT(first, 0u);
+    ASSERT_TRUE(
+        hyperfile::CreateSnapshot(Store(uri_), "golden", hyperfile::At::Checkpoint(first)).ok());
+  }
+  {
+    auto server = Serve({"uri=" + uri_});
+    ASSERT_TRUE(server->ready());
+    CmdResult w =
+        Sh("qemu-io -f raw -c 'write -P 0xbb 0 1M' -c 'discard 2M 1M' " + Quote(server->uri()));
+    ASSERT_EQ(w.code, 0) << w.out << server->log();
+    ASSERT_EQ(server->Stop(), 0) << server->log();
+  }
+  ASSERT_GT(LatestCheckpoint(uri_), first);
+  for (const std::string& at : {std::to_string(first), std::string("golden")}) {
+    SCOPED_TRACE("at=" + at);
+    auto server = Serve({"uri=" + uri_, "at=" + at});
+    ASSERT_TRUE(server->ready());
+    CmdResult r = Sh("qemu-io -r -f raw -c 'read -P 0xaa 0 4M' " + Quote(server->uri()));
+    EXPECT_EQ(r.code, 0) << r.out;
+    // Writes are refused (the export is read-only).
+    CmdResult w = Sh("qemu-io -f raw -c 'write -P 0xcc 0 4k' " + Quote(server->uri()));
+    EXPECT_NE(w.code, 0) << w.out;
+    if (HaveTool("nbdinfo")) {
+      CmdResult info = Sh("nbdinfo " + Quote(server->uri()));
+      EXPECT_NE(info.out.find("is_read_only: true"), std::string::npos) << info.out;
+    }
+    EXPECT_EQ(server->Stop(), 0) << server->log();
+  }
+  // The latest state, read-only, has the later writes.
+  auto server = Serve({"uri=" + uri_, "readonly=true"});
+  ASSERT_TRUE(server->ready());
+  CmdResult r =
+      Sh("qemu-io -r -f raw -c 'read -P 0xbb 0 1M' -c 'read -P 0xaa 1M 1M' "
+         "-c 'read -P 0 2M 1M' -c 'read -P 0xaa 3M 1M' " +
+         Quote(server->uri()));
+  EXPECT_EQ(r.code, 0) << r.out;
+  // The old checkpoint is still there after the read-only opens (nothing
+  // was written by them).
+  EXPECT_EQ(server->Stop(), 0) << server->log();
+}
+
+TEST_F(Nbd, FioRandomReadWriteVerifies) {
+  REQUIRE_TOOL("fio");
+  if (Sh("fio --enghelp=nbd").code != 0) GTEST_SKIP() << "fio has no nbd engine";
+  auto server = Serve({"uri=" + uri_, "create-size=32M", "block-size=4K"});
+  ASSERT_TRUE(server->ready());
+  CmdResult fio = Sh("fio --name=randrw --ioengine=nbd --uri=" + Quote(server->uri()) +
+                     " --rw=randrw --bs=4k --size=32M --iodepth=8 --runtime=5 --verify=crc32c"
+                     " --do_verify=1 --verify_fatal=1 --verify_state_save=0 --output-format=terse");
+  EXPECT_EQ(fio.code, 0) << fio.out << server->log();
+  EXPECT_EQ(fio.out.find("verify:"), std::string::npos) << fio.out;
+  // A second pass over what the first left behind, through a fresh server.
+  ASSERT_EQ(server->Stop(), 0) << server->log();
+  server = Serve({"uri=" + uri_});
+  ASSERT_TRUE(server->ready());
+  CmdResult again = Sh("fio --name=randwrite --ioengine=nbd --uri=" + Quote(server->uri()) +
+                       " --rw=randwrite --bs=16k --size=32M --iodepth=4 --numjobs=1 --runtime=5"
+                       " --verify=crc32c --do_verify=1 --verify_fatal=1 --verify_state_save=0 "
+                       "--output-format=terse");
+  EXPECT_EQ(again.code, 0) << again.out << server->log();
+  EXPECT_EQ(server->Stop(), 0) << server->log();
+}
+
+// Without -f nbdkit forks into the background after get_ready; the file (and
+// the library's threads) must be opened in the serving process.
+TEST_F(Nbd, BackgroundDaemonServes) {
+  REQUIRE_TOOL("qemu-io");
+  std::string sock = dir_ + "/daemon.sock", pidfile = dir_ + "/daemon.pid";
+  struct Guard {
+    std::string pidfile;
+    // The daemon writes its pid file after the foreground nbdkit has exited:
+    // wait for it.
+    pid_t pid() const {
+      for (int i = 0; i < 1500; ++i) {
+        std::string text = ReadAll(pidfile);
+        if (!text.empty() && text.back() == '\n') return static_cast<pid_t>(std::stol(text));
+        std::this_thread::sleep_for(20ms);
+      }
+      return -1;
+    }
+    ~Guard() {
+      pid_t p = pid();
+      if (p <= 0) return;
+      ::kill(p, SIGTERM);
+      for (int i = 0; i < 3000 && ::kill(p, 0) == 0; ++i) std::this_thread::sleep_for(20ms);
+      if (::kill(p, 0) == 0) ::kill(p, SIGKILL);
+    }
+  } guard{pidfile};
+  std::string env;
+  for (const std::string& kv : SanitizerEnv()) env += "env " + Quote(kv) + " ";
+  CmdResult start = Sh(env + "nbdkit -P " + Quote(pidfile) + " -U " + Quote(sock) + " " +
+                       Quote(kPlugin) + " uri=" + Quote(uri_) + " create-size=2M block-size=4K");
+  ASSERT_EQ(start.code, 0) << start.out;
+  ASSERT_GT(guard.pid(), 0);
+  std::string uri = "nbd+unix:///?socket=" + sock;
+  CmdResult w = Sh("qemu-io -f raw -c 'write -P 0x5a 0 2M' -c 'read -P 0x5a 0 2M' " + Quote(uri));
+  EXPECT_EQ(w.code, 0) << w.out;
+  EXPECT_EQ(w.out.find("verification failed"), std::string::npos) << w.out;
+  // A daemon that fails at startup still reports it on the terminal.
+  CmdResult bad = Sh(env + "nbdkit -U " + Quote(dir_ + "/bad.sock") + " " + Quote(kPlugin) +
+                     " uri=" + Quote(dir_ + "/missing"));
+  EXPECT_EQ(bad.code, 1) << bad.out;
+  EXPECT_NE(bad.out.find("create-size="), std::string::npos) << bad.out;
+}
+
+TEST_F(Nbd, AdvertisesMultiConnFlushFuaAndBlockSize) {
+  REQUIRE_TOOL("nbdinfo");
+  auto server = Serve({"uri=" + uri_, "create-size=1M", "block-size=16K"});
+  ASSERT_TRUE(server->ready());
+  CmdResult info = Sh("nbdinfo " + Quote(server->uri()));
+  ASSERT_EQ(info.code, 0) << info.out;
+  for (const char* want :
+       {"export-size: 1048576", "can_multi_conn: true", "can_flush: true", "can_fua: true",
+        "can_trim: true", "can_zero: true", "can_fast_zero: true", "is_read_only: false",
+        "block_size_preferred: 16384", "description: hyperfile "}) {
+    EXPECT_NE(info.out.find(want), std::string::npos) << want << "\n" << info.out;
+  }
+}
+
+TEST_F(Nbd, UnflushedWritesAreLostOnCrashFlushedOnesAreNot) {
+  REQUIRE_TOOL("nbdcopy");
+  std::string img = dir_ + "/src.img";
+  MakeImage(img, 4 << 20, 5, 3);
+  {
+    auto server = Serve({"uri=" + uri_, "create-size=4M", "flush-on-close=false"});
+    ASSERT_TRUE(server->ready());
+    CmdResult in = Sh("nbdcopy " + Quote(img) + " " + Quote(server->uri()));  // no flush
+    ASSERT_EQ(in.code, 0) << in.out;
+    server->Kill();
+  }
+  EXPECT_EQ(LatestStat(uri_).allocated_bytes, 0u) << "an unflushed write survived a crash";
+  {
+    // With flush-on-close (the default) a disconnect commits.
+    auto server = Serve({"uri=" + uri_});
+    ASSERT_TRUE(server->ready());
+    CmdResult in = Sh("nbdcopy " + Quote(img) + " " + Quote(server->uri()));
+    ASSERT_EQ(in.code, 0) << in.out;
+    // nbdkit closes the connections (and so flushes) just after the client
+    // has gone: wait for the checkpoint, then crash.
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (LatestStat(uri_).allocated_bytes == 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(20ms);
+    }
+    server->Kill();
+  }
+  EXPECT_GT(LatestStat(uri_).allocated_bytes, 0u) << "flush on disconnect did not commit";
+}
+
+TEST_F(Nbd, AnotherWriterMakesFlushFailWithReadOnlyError) {
+  REQUIRE_TOOL("qemu-io");
+  auto server = Serve({"uri=" + uri_, "create-size=1M", "block-size=4K"});
+  ASSERT_TRUE(server->ready());
+  CmdResult w = Sh("qemu-io -f raw -c 'write -P 1 0 4k' -c flush " + Quote(server->uri()));
+  ASSERT_EQ(w.code, 0) << w.out;
+  {
+    // Another writer commits behind the server's back.
+    auto other = hyperfile::File::Open(Store(uri_));
+    ASSERT_TRUE(other.ok()) << other.status().ToString();
+    ASSERT_TRUE((*other)->PWrite(8192, "x", 1).ok());
+    ASSERT_TRUE((*other)->Flush().ok());
+    ASSERT_TRUE((*other)->Close().ok());
+  }
+  CmdResult w2 = Sh("qemu-io -f raw -c 'write -P 2 0 4k' -c flush " + Quote(server->uri()));
+  EXPECT_NE(w2.out.find("Operation not permitted"), std::string::npos) << w2.out;  // EROFS
+  // Reads still work on the fenced export (and see its own uncommitted write).
+  CmdResult r = Sh("qemu-io -r -f raw -c 'read -P 2 0 4k' " + Quote(server->uri()));
+  EXPECT_EQ(r.code, 0) << r.out;
+  server->Stop();
+  EXPECT_NE(server->log().find("Conflict"), std::string::npos) << server->log();
+}
+
+TEST_F(Nbd, StartupErrorsAreClear) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {{"uri=ftp://example.com/x"}, "open ftp://example.com/x: InvalidArgument"},
+      {{"create-size=1M"}, "uri= is required"},
+      {{"uri=" + uri_}, "create-size="},  // does not exist, no create-size
+      {{"uri=" + uri_, "bogus=1"}, "unknown parameter 'bogus'"},
+      {{"uri=" + uri_, "create-size=1M", "block-size=3000"}, "power of two"},
+      {{"uri=" + uri_, "block-size=4K"}, "give create-size="},
+      {{"uri=" + uri_, "at=5", "create-size=1M"}, "cannot be combined"},
+      {{"uri=" + uri_, "secret-access-key=x"}, "not accepted on the command line"},
+  };
+  for (const Case& c : cases) {
+    std::string joined;
+    for (auto& a : c.args) joined += a + " ";
+    SCOPED_TRACE(joined);
+    Nbdkit server(dir_, c.args);
+    EXPECT_FALSE(server.ready());
+    EXPECT_EQ(server.exit_code(), 1);
+    EXPECT_NE(server.log().find(c.message), std::string::npos) << server.log();
+  }
+  // A checkpoint that does not exist.
+  {
+    Nbdkit create(dir_, {"uri=" + uri_, "create-size=1M"});
+    ASSERT_TRUE(create.ready()) << create.log();
+    create.Stop();
+  }
+  Nbdkit server(dir_, {"uri=" + uri_, "at=999"});
+  EXPECT_FALSE(server.ready());
+  EXPECT_NE(server.log().find("NotFound"), std::string::npos) << server.log();
+}
+
+}  // namespace
