@@ -58,6 +58,9 @@ struct FileStat {
   int64_t checkpoint_time_ms = 0;
   bool read_only = false;
   uint64_t dirty_bytes = 0;  // written but not yet flushed
+  // Memory held by this handle's caches (each within its OpenOptions budget).
+  uint64_t block_cache_bytes = 0;
+  uint64_t index_cache_bytes = 0;
 };
 
 // A byte range that holds data or is a hole (reads as zeros, stores nothing).

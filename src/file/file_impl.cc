@@ -17,6 +17,8 @@ using format::kChunkSize;
 namespace {
 
 constexpr uint64_t kNoEnd = ~uint64_t{0};
+// Upper bound of the readahead window (also capped at half the block cache).
+constexpr uint64_t kMaxReadaheadBytes = 32ull << 20;
 // A writer whose parent checkpoint is older than this re-reads the GC
 // horizon before acknowledging a flush (docs/design/0002-commit-protocol.md).
 constexpr int64_t kHorizonCheckAfterMs = 10 * 60 * 1000;
@@ -89,11 +91,18 @@ Result<std::unique_ptr<FileImpl>> FileImpl::Make(std::shared_ptr<ObjectStore> st
   // other node (an old checkpoint's root) is loaded on first use, so opening
   // costs no request beyond finding and reading the header.
   file->nodes_->Seed(read);
+  if (!file->read_only_) file->flusher_ = std::thread([f = file.get()] { f->FlusherLoop(); });
   return file;
 }
 
 FileImpl::~FileImpl() {
-  if (!closed_) (void)Close();
+  bool closed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed = closed_;
+  }
+  if (!closed) (void)Close();
+  StopFlusher();
 }
 
 Status FileImpl::Close() {
@@ -106,9 +115,22 @@ Status FileImpl::Close() {
     auto flushed = Flush();
     st = flushed.status();
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  closed_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+  }
+  StopFlusher();
   return st;
+}
+
+void FileImpl::StopFlusher() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  flush_cv_.notify_all();
+  commit_cv_.notify_all();
+  if (flusher_.joinable()) flusher_.join();
 }
 
 Status FileImpl::CheckUsable(bool write) const {
@@ -147,8 +169,67 @@ Result<size_t> FileImpl::PRead(uint64_t offset, void* buf, size_t len) {
   if (len > 0 && buf == nullptr) return Status::InvalidArgument("pread: null buffer");
   if (offset >= size || len == 0) return size_t{0};
   uint64_t n = std::min<uint64_t>(len, size - offset);
+  ReadAhead(offset, n, size);
   HF_RETURN_IF_ERROR(ReadInternal(offset, n, static_cast<char*>(buf)));
   return static_cast<size_t>(n);
+}
+
+void FileImpl::ReadAhead(uint64_t offset, uint64_t len, uint64_t size) {
+  const uint64_t unit = std::max<uint64_t>(options_.max_read_request_bytes, kChunkSize);
+  // Prefetched data must survive in the block cache until it is read.
+  const uint64_t max_window = std::min<uint64_t>(kMaxReadaheadBytes, options_.block_cache_bytes / 2);
+  std::vector<std::shared_future<Status>> overlapping;
+  {
+    std::lock_guard<std::mutex> lock(readahead_mu_);
+    std::erase_if(prefetches_, [](const Prefetch& p) {
+      return p.done.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+    });
+    if (offset == ra_next_) {
+      ra_streak_++;
+    } else {
+      ra_streak_ = 0;
+      ra_issued_end_ = 0;
+    }
+    ra_next_ = offset + len;
+    if (ra_streak_ >= 2 && max_window >= unit) {
+      // The window doubles with every adjacent read, from one unit.
+      uint64_t window = std::min(max_window, unit << std::min(ra_streak_ - 2, 12));
+      uint64_t want = std::min(size, (offset + len + window + unit - 1) / unit * unit);
+      uint64_t start = std::max(ra_issued_end_, offset);
+      if (start < want) {
+        IssuePrefetchLocked(start, want);
+        ra_issued_end_ = want;
+      }
+    }
+    for (const Prefetch& p : prefetches_) {
+      if (p.lo < offset + len && offset < p.hi) overlapping.push_back(p.done);
+    }
+  }
+  // A failed prefetch is not an error: the read below fetches (and reports).
+  for (auto& f : overlapping) f.wait();
+}
+
+void FileImpl::IssuePrefetchLocked(uint64_t lo, uint64_t hi) {
+  const uint64_t bs = block_size_;
+  const uint64_t unit = std::max<uint64_t>(options_.max_read_request_bytes, kChunkSize);
+  index::TreeRoot root;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    root = root_;
+  }
+  (void)tree_->Visit(root, lo / bs, (hi + bs - 1) / bs, [&](const format::ExtentEntry& piece) {
+    uint64_t plo = std::max(lo, piece.start * bs), phi = std::min(hi, piece.end() * bs);
+    for (uint64_t s = plo; s < phi;) {
+      uint64_t e = std::min(phi, (s / unit + 1) * unit);
+      auto task = pool_->Submit([this, piece, s, e] {
+        std::string scratch(e - s, '\0');
+        return chunks_->Read(piece, s, e, scratch.data());
+      });
+      prefetches_.push_back({s, e, task.share()});
+      s = e;
+    }
+    return Status::OK();
+  });
 }
 
 Status FileImpl::ReadInternal(uint64_t offset, uint64_t len, char* buf) {
@@ -240,12 +321,44 @@ Status FileImpl::ReadFromTree(const index::TreeRoot& root, uint64_t b0, uint64_t
 
 // ---------------------------------------------------------------- write ---
 
+// Writers wait here while the dirty budget is full; the flusher frees it by
+// committing. A flush that fails while we wait is reported to the writer
+// (its bytes were not taken), so a dead store never blocks writers forever.
 Status FileImpl::WaitForDirtyBudget() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (DirtyBytesLocked() < options_.dirty_budget_bytes) return Status::OK();
+  std::unique_lock<std::mutex> lock(mu_);
+  if (DirtyBytesLocked() < options_.dirty_budget_bytes) return Status::OK();
+  const uint64_t failures_seen = flush_failures_;
+  budget_waiters_++;
+  flush_cv_.notify_one();
+  commit_cv_.wait(lock, [&] {
+    return DirtyBytesLocked() < options_.dirty_budget_bytes || flush_failures_ != failures_seen ||
+           stopping_ || fenced_;
+  });
+  budget_waiters_--;
+  if (DirtyBytesLocked() < options_.dirty_budget_bytes) return Status::OK();
+  if (flush_failures_ != failures_seen) {
+    return last_flush_error_.WithContext("write waited for the dirty budget and the flush failed");
   }
-  return Flush().status();
+  return CheckUsable(true).ok() ? Status::InvalidArgument(store_->Name() + ": file is closing")
+                                : CheckUsable(true);
+}
+
+void FileImpl::NoteMutationLocked() {
+  write_seq_++;
+  mtime_ms_ = NowMs();
+  if (oldest_dirty_ms_ == 0) {
+    oldest_dirty_ms_ = mtime_ms_;
+    if (options_.flush_interval_ms > 0) flush_cv_.notify_one();  // arm the age timer
+  }
+  if (current_.blocks.size() * block_size_ >= FlushThresholdBytes()) flush_cv_.notify_one();
+}
+
+// Background flushes by size start at flush_dirty_bytes, by default half
+// the dirty budget: one half uploads while writers fill the other.
+uint64_t FileImpl::FlushThresholdBytes() const {
+  uint64_t t = options_.flush_dirty_bytes ? options_.flush_dirty_bytes
+                                          : options_.dirty_budget_bytes / 2;
+  return std::max<uint64_t>(t, block_size_);
 }
 
 Status FileImpl::PWrite(uint64_t offset, const void* buf, size_t len) {
@@ -317,7 +430,7 @@ Status FileImpl::WriteInternal(uint64_t offset, uint64_t len, const char* data, 
     }
     if (!data) mutation_epoch_++;
     size_ = limit;
-    mtime_ms_ = NowMs();
+    NoteMutationLocked();
     return Status::OK();
   }
 }
@@ -346,7 +459,7 @@ Status FileImpl::Truncate(uint64_t size) {
       tail_end = std::min(size_, keep * block_size_);
     }
     size_ = size;
-    mtime_ms_ = NowMs();
+    NoteMutationLocked();
   }
   // Zero the tail of the last kept block so a later grow reads zeros there.
   if (tail_end > size) {
@@ -521,36 +634,111 @@ void FileImpl::MergeBack(const std::shared_ptr<const Batch>& frozen) {
   frozen_.reset();
 }
 
+// Returns once every mutation made before the call is committed, with the
+// checkpoint that holds it. Callers that arrive while a flush uploads share
+// the next one (group commit).
 Result<uint64_t> FileImpl::Flush() {
-  std::lock_guard<std::mutex> flush_lock(flush_mu_);
-  std::shared_ptr<const Batch> frozen;
-  uint64_t size;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (closed_) return Status::InvalidArgument(store_->Name() + ": file is closed");
-    if (read_only_) return head_.self.id;
-    HF_RETURN_IF_ERROR(CheckUsable(true));
-    if (current_.empty() && size_ == head_.self.size) return head_.self.id;
-    frozen = std::make_shared<const Batch>(std::move(current_));
-    current_ = Batch{};
-    frozen_ = frozen;
-    size = size_;
+  std::unique_lock<std::mutex> lock(mu_);
+  if (closed_) return Status::InvalidArgument(store_->Name() + ": file is closed");
+  if (read_only_) return head_.self.id;
+  HF_RETURN_IF_ERROR(CheckUsable(true));
+  const uint64_t target = write_seq_;
+  if (committed_seq_ >= target) return head_.self.id;
+  const uint64_t failures_seen = flush_failures_;
+  flush_requested_seq_ = std::max(flush_requested_seq_, target);
+  flush_cv_.notify_one();
+  commit_cv_.wait(lock, [&] {
+    return committed_seq_ >= target || flush_failures_ != failures_seen || stopping_;
+  });
+  if (committed_seq_ >= target) return head_.self.id;
+  if (flush_failures_ != failures_seen) return last_flush_error_;
+  return Status::InvalidArgument(store_->Name() + ": file is closing");
+}
+
+bool FileImpl::BackgroundFlushDueLocked(int64_t now_ms) const {
+  if (fenced_ || now_ms < retry_after_ms_) return false;
+  if (budget_waiters_ > 0) return true;
+  if (current_.blocks.size() * block_size_ >= FlushThresholdBytes()) return true;
+  return options_.flush_interval_ms > 0 && oldest_dirty_ms_ > 0 &&
+         now_ms - oldest_dirty_ms_ >= static_cast<int64_t>(options_.flush_interval_ms);
+}
+
+void FileImpl::FlusherLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    const int64_t now = NowMs();
+    const bool asked = flush_requested_seq_ > committed_seq_;
+    if (asked || (write_seq_ > committed_seq_ && BackgroundFlushDueLocked(now))) {
+      if (fenced_) {
+        // Nothing can commit any more: answer every waiter instead of spinning.
+        flush_failures_++;
+        last_flush_error_ = CheckUsable(true);
+        flush_requested_seq_ = committed_seq_;
+        commit_cv_.notify_all();
+        continue;
+      }
+      FlushOnceLocked(lock);
+      continue;
+    }
+    if (stopping_) return;
+    // Sleep until asked, or until the age trigger (or a retry pause) is due.
+    int64_t wake = 0;
+    if (write_seq_ > committed_seq_ && options_.flush_interval_ms > 0 && oldest_dirty_ms_ > 0) {
+      wake = oldest_dirty_ms_ + options_.flush_interval_ms;
+    }
+    if (write_seq_ > committed_seq_ && retry_after_ms_ > now) {
+      wake = wake ? std::max(wake, retry_after_ms_) : retry_after_ms_;
+    }
+    if (wake) {
+      flush_cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(1, wake - now)));
+    } else {
+      flush_cv_.wait(lock);
+    }
   }
+}
+
+void FileImpl::FlushOnceLocked(std::unique_lock<std::mutex>& lock) {
+  const uint64_t covered = write_seq_;
+  if (current_.empty() && size_ == head_.self.size) {
+    committed_seq_ = covered;  // nothing that needs a checkpoint (e.g. a no-op truncate)
+    oldest_dirty_ms_ = 0;
+    commit_cv_.notify_all();
+    return;
+  }
+  auto frozen = std::make_shared<const Batch>(std::move(current_));
+  current_ = Batch{};
+  frozen_ = frozen;
+  const uint64_t size = size_;
+  const int64_t oldest = oldest_dirty_ms_;
+  oldest_dirty_ms_ = 0;
+  lock.unlock();
   Built built;
   Status st = BuildSegment(*frozen, size, &built);
   if (st.ok()) st = Commit(&built);
-  std::lock_guard<std::mutex> lock(mu_);
+  lock.lock();
   if (!st.ok()) {
     if (st.IsConflict()) fenced_ = true;
     MergeBack(frozen);
-    return st;
+    if (oldest_dirty_ms_ == 0 || oldest < oldest_dirty_ms_) oldest_dirty_ms_ = oldest;
+    last_flush_error_ = st;
+    flush_failures_++;
+    flush_requested_seq_ = committed_seq_;  // waiters get the error; new calls ask again
+    // Background flushes back off (1 s doubling to 30 s) so a dead store is
+    // not hammered; an explicit Flush() still tries at once.
+    retry_backoff_ms_ = std::min<int64_t>(retry_backoff_ms_ ? retry_backoff_ms_ * 2 : 1000, 30000);
+    retry_after_ms_ = NowMs() + retry_backoff_ms_;
+    commit_cv_.notify_all();
+    return;
   }
   index::Tree::Unpin(built.pending);
   for (const index::NodePtr& n : built.pending) nodes_->Insert(n);
   root_ = built.root;
   head_ = built.header;
   frozen_.reset();
-  return head_.self.id;
+  committed_seq_ = covered;
+  retry_backoff_ms_ = 0;
+  retry_after_ms_ = 0;
+  commit_cv_.notify_all();
 }
 
 // ---------------------------------------------------------- stat, seek ---
@@ -568,6 +756,8 @@ Result<FileStat> FileImpl::Stat() {
   st.checkpoint_time_ms = head_.self.time_ms;
   st.read_only = read_only_;
   st.dirty_bytes = DirtyBytesLocked();
+  st.block_cache_bytes = chunks_->cached_bytes();
+  st.index_cache_bytes = nodes_->cached_bytes();
   return st;
 }
 

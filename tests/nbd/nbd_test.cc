@@ -108,7 +108,9 @@ std::vector<std::string> SanitizerEnv() {
   while (std::getline(maps, line)) {
     size_t at = line.find('/');
     if (at != std::string::npos && line.find("libasan.so", at) != std::string::npos) {
-      return {"LD_PRELOAD=" + line.substr(at)};
+      // Leak checking covers our code in the test binaries; in nbdkit it
+      // would judge nbdkit's own allocations at exit (and stall its exit).
+      return {"LD_PRELOAD=" + line.substr(at), "ASAN_OPTIONS=detect_leaks=0"};
     }
   }
 #endif
