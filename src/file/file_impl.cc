@@ -177,7 +177,8 @@ Result<size_t> FileImpl::PRead(uint64_t offset, void* buf, size_t len) {
 void FileImpl::ReadAhead(uint64_t offset, uint64_t len, uint64_t size) {
   const uint64_t unit = std::max<uint64_t>(options_.max_read_request_bytes, kChunkSize);
   // Prefetched data must survive in the block cache until it is read.
-  const uint64_t max_window = std::min<uint64_t>(kMaxReadaheadBytes, options_.block_cache_bytes / 2);
+  const uint64_t max_window =
+      std::min<uint64_t>(kMaxReadaheadBytes, options_.block_cache_bytes / 2);
   std::vector<std::shared_future<Status>> overlapping;
   {
     std::lock_guard<std::mutex> lock(readahead_mu_);
@@ -356,8 +357,8 @@ void FileImpl::NoteMutationLocked() {
 // Background flushes by size start at flush_dirty_bytes, by default half
 // the dirty budget: one half uploads while writers fill the other.
 uint64_t FileImpl::FlushThresholdBytes() const {
-  uint64_t t = options_.flush_dirty_bytes ? options_.flush_dirty_bytes
-                                          : options_.dirty_budget_bytes / 2;
+  uint64_t t =
+      options_.flush_dirty_bytes ? options_.flush_dirty_bytes : options_.dirty_budget_bytes / 2;
   return std::max<uint64_t>(t, block_size_);
 }
 

@@ -129,9 +129,9 @@ class FileImpl : public File {
   uint64_t flush_requested_seq_ = 0;  // a Flush() caller waits for this one
   uint64_t flush_failures_ = 0;       // failed flushes so far
   Status last_flush_error_;
-  int budget_waiters_ = 0;            // writers waiting for the dirty budget
-  int64_t oldest_dirty_ms_ = 0;       // when the current batch got its first write
-  int64_t retry_after_ms_ = 0;        // background flushes pause after a failure
+  int budget_waiters_ = 0;       // writers waiting for the dirty budget
+  int64_t oldest_dirty_ms_ = 0;  // when the current batch got its first write
+  int64_t retry_after_ms_ = 0;   // background flushes pause after a failure
   int64_t retry_backoff_ms_ = 0;
   bool stopping_ = false;
   std::condition_variable flush_cv_;   // wakes the flusher

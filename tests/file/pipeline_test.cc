@@ -191,7 +191,8 @@ TEST(GroupCommit, ConcurrentFlushesShareSegmentsAndEachSeesItsWrite) {
       ASSERT_GE(content.size(), (t + 1) * 4096u);
       std::string block = content.substr(t * 4096, 4096);
       bool found = false;
-      for (size_t later = r; later < seen[t].size(); later++) found |= block == seen[t][later].second;
+      for (size_t later = r; later < seen[t].size(); later++)
+        found |= block == seen[t][later].second;
       EXPECT_TRUE(found) << "thread " << t << " round " << r;
     }
   }
@@ -254,8 +255,8 @@ TEST(FlushPipeline, OrderedCommitsUnderInjectedFailures) {
     for (size_t i = 0; i < list->size(); i++) {
       ASSERT_EQ((*list)[i].id, *last - i) << "checkpoint ids have a gap";
       std::string content = ReadAt(base, (*list)[i].id);
-      EXPECT_TRUE(states.count(content)) << "checkpoint " << (*list)[i].id
-                                         << " is a state the file never had";
+      EXPECT_TRUE(states.count(content))
+          << "checkpoint " << (*list)[i].id << " is a state the file never had";
     }
     for (const auto& [id, expect] : flushed) {
       EXPECT_EQ(ReadAt(base, id), expect) << "checkpoint " << id << " returned by Flush()";
