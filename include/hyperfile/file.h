@@ -61,6 +61,7 @@ struct FileStat {
   // Memory held by this handle's caches (each within its OpenOptions budget).
   uint64_t block_cache_bytes = 0;
   uint64_t index_cache_bytes = 0;
+  uint64_t disk_cache_bytes = 0;  // of the disk tier (shared by the handles using it)
 };
 
 // A byte range that holds data or is a hole (reads as zeros, stores nothing).

@@ -52,6 +52,22 @@ uint64_t RandomU64() {
   return v;
 }
 
+// Handles of one process that name the same directory share one DiskCache
+// (its flock keeps other processes out). A directory that cannot be used
+// (in use by another process, unwritable) means no disk tier, not an error:
+// the cache is an optimization.
+std::shared_ptr<DiskCache> SharedDiskCache(const std::string& dir, uint64_t budget) {
+  static std::mutex mu;
+  static std::map<std::string, std::weak_ptr<DiskCache>> open;
+  std::lock_guard<std::mutex> lock(mu);
+  if (auto existing = open[dir].lock()) return existing;
+  auto cache = DiskCache::Open(dir, budget);
+  if (!cache.ok()) return nullptr;
+  std::shared_ptr<DiskCache> shared = std::move(cache).value();
+  open[dir] = shared;
+  return shared;
+}
+
 StoreResolver DefaultResolver(const OpenOptions& options) {
   if (options.store_resolver) return options.store_resolver;
   return [](const std::string& uri) { return OpenStore(uri); };
@@ -72,6 +88,10 @@ FileImpl::FileImpl(std::shared_ptr<ObjectStore> store, const OpenOptions& option
   lineage_ = std::make_unique<Lineage>(store_, head.origins, DefaultResolver(options_));
   nodes_ = std::make_unique<NodeLoader>(lineage_.get(), options_.index_cache_bytes);
   chunks_ = std::make_unique<ChunkReader>(lineage_.get(), block_size_, options_.block_cache_bytes);
+  if (!options_.disk_cache_dir.empty() && options_.disk_cache_bytes > 0) {
+    chunks_->SetDiskCache(SharedDiskCache(options_.disk_cache_dir, options_.disk_cache_bytes),
+                          head.file_id);
+  }
   tree_ = std::make_unique<index::Tree>(nodes_.get(), block_size_);
   pool_ = std::make_unique<ThreadPool>(static_cast<size_t>(std::max(1, options_.io_parallelism)));
   size_ = head.self.size;
@@ -759,6 +779,7 @@ Result<FileStat> FileImpl::Stat() {
   st.dirty_bytes = DirtyBytesLocked();
   st.block_cache_bytes = chunks_->cached_bytes();
   st.index_cache_bytes = nodes_->cached_bytes();
+  if (DiskCache* disk = chunks_->disk_cache()) st.disk_cache_bytes = disk->used_bytes();
   return st;
 }
 

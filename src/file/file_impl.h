@@ -154,5 +154,6 @@ class FileImpl : public File {
 int64_t NowMs();
 uint64_t RandomU64();
 StoreResolver DefaultResolver(const OpenOptions& options);
+std::shared_ptr<DiskCache> SharedDiskCache(const std::string& dir, uint64_t budget);
 
 }  // namespace hyperfile::file

@@ -152,12 +152,12 @@ Status ChunkReader::Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t
     return std::make_pair(piece.segment, piece.offset + c * stored_chunk);
   };
   while (c0 < c1) {
-    auto hit = cache_.Get(key(c0));
+    auto hit = Cached(piece.segment, key(c0).second);
     if (!hit) break;
     copy_chunk(c0++, (*hit)->data());
   }
   while (c1 > c0) {
-    auto hit = cache_.Get(key(c1 - 1));
+    auto hit = Cached(piece.segment, key(c1 - 1).second);
     if (!hit) break;
     copy_chunk(--c1, (*hit)->data());
   }
@@ -185,8 +185,22 @@ Status ChunkReader::Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t
     }
     copy_chunk(c, chunk);
     cache_.Put(key(c), std::make_shared<const std::string>(chunk, kChunkSize), kChunkSize + 96);
+    if (disk_) disk_->Put({file_id_, piece.segment, key(c).second}, {chunk, kChunkSize});
   }
   return Status::OK();
+}
+
+std::optional<ChunkReader::Chunk> ChunkReader::Cached(uint64_t segment, uint64_t stored_offset) {
+  auto key = std::make_pair(segment, stored_offset);
+  if (auto hit = cache_.Get(key)) return *hit;
+  std::string bytes;
+  if (!disk_ || !disk_->Get({file_id_, segment, stored_offset}, &bytes) ||
+      bytes.size() != kChunkSize) {
+    return std::nullopt;
+  }
+  auto chunk = std::make_shared<const std::string>(std::move(bytes));
+  cache_.Put(key, chunk, kChunkSize + 96);
+  return chunk;
 }
 
 }  // namespace hyperfile::file

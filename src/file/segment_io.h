@@ -7,9 +7,11 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "cache/disk_cache.h"
 #include "cache/lru_cache.h"
 #include "format/format.h"
 #include "hyperfile/object_store.h"
@@ -77,6 +79,13 @@ class ChunkReader {
  public:
   ChunkReader(Lineage* lineage, uint32_t block_size, uint64_t cache_budget)
       : lineage_(lineage), block_size_(block_size), cache_(cache_budget) {}
+  // Adds a disk tier below the memory cache; `file_id` names this file's
+  // chunks in it (see cache/disk_cache.h).
+  void SetDiskCache(std::shared_ptr<DiskCache> disk, uint64_t file_id) {
+    disk_ = std::move(disk);
+    file_id_ = file_id;
+  }
+  DiskCache* disk_cache() const { return disk_.get(); }
   // Copies logical bytes [lo, hi) (inside the extent piece) into dst.
   Status Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t hi, char* dst);
   uint64_t cached_bytes() const { return cache_.used_bytes(); }
@@ -88,8 +97,12 @@ class ChunkReader {
     }
   };
   using Chunk = std::shared_ptr<const std::string>;
+  // The chunk stored at `stored_offset` of `segment`, from memory or disk.
+  std::optional<Chunk> Cached(uint64_t segment, uint64_t stored_offset);
   Lineage* lineage_;
   uint32_t block_size_;
+  std::shared_ptr<DiskCache> disk_;
+  uint64_t file_id_ = 0;
   LruCache<std::pair<uint64_t, uint64_t>, Chunk, KeyHash> cache_;
 };
 

@@ -2,9 +2,11 @@
 // writers waiting for the dirty budget, group commit, ordered commits under
 // injected failures, readahead, and cache budgets.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <random>
 #include <set>
@@ -377,6 +379,52 @@ TEST(CacheBudgets, CachesStayWithinTheirBudgets) {
   ASSERT_TRUE(z.ok());
   EXPECT_EQ(ReadAll(z->get()), ReadAll(f->get()));
   EXPECT_EQ((*z)->Stat()->block_cache_bytes, 0u);
+}
+
+TEST(DiskCache, ServesReopenedFilesAndNeverAnotherIncarnation) {
+  std::string dir = std::filesystem::temp_directory_path().string() + "/hf-pipeline-disk-" +
+                    std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  auto base = NewMemoryStore("disk-tier");
+  auto metrics = std::make_shared<MetricsStore>(base);
+  std::string data = Random(21, 3 << 20);
+  {
+    auto f = File::Create(metrics, Blocks(4096));
+    ASSERT_TRUE(f.ok());
+    ASSERT_TRUE((*f)->PWrite(0, data.data(), data.size()).ok());
+    ASSERT_TRUE((*f)->Close().ok());
+  }
+  OpenOptions o;
+  o.disk_cache_dir = dir;
+  o.disk_cache_bytes = 64 << 20;
+  o.block_cache_bytes = 256 * 1024;  // too small to hold the file: the disk tier must
+  for (int pass = 0; pass < 2; pass++) {
+    auto f = File::Open(metrics, o);
+    ASSERT_TRUE(f.ok());
+    metrics->Reset();
+    EXPECT_EQ(ReadAll(f->get()), data);
+    uint64_t gets = metrics->Snapshot().count(StoreVerb::kGet);
+    if (pass == 0) {
+      EXPECT_GT(gets, 0u);
+    } else {
+      EXPECT_EQ(gets, 0u) << "the second open must read from the disk tier";
+      EXPECT_GE((*f)->Stat()->disk_cache_bytes, data.size());
+    }
+  }
+  // The prefix deleted and created again: same segment ids, new content.
+  ASSERT_TRUE(RemoveFile(base).ok());
+  std::string other = Random(22, 3 << 20);
+  {
+    auto f = File::Create(base, Blocks(4096));
+    ASSERT_TRUE(f.ok());
+    ASSERT_TRUE((*f)->PWrite(0, other.data(), other.size()).ok());
+    ASSERT_TRUE((*f)->Close().ok());
+  }
+  auto f = File::Open(base, o);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(ReadAll(f->get()), other);
+  f->reset();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
