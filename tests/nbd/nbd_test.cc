@@ -283,6 +283,14 @@ uint64_t LatestCheckpoint(const std::string& uri) {
 class Nbd : public ::testing::Test {
  protected:
   void SetUp() override {
+#if defined(__SANITIZE_ADDRESS__)
+    // nbdkit is not instrumented; with the ASan runtime preloaded for the
+    // plugin it hangs at exit in glibc's locale teardown (p11-kit's
+    // destructor waits on the setlocale lock, seen with gdb), so every Stop()
+    // times out. The plugin is exercised by the dev build; the library code
+    // it calls is covered by the sanitizer build's other suites.
+    GTEST_SKIP() << "nbdkit tests run in the non-sanitizer build only";
+#endif
     if (!HaveTool("nbdkit")) GTEST_SKIP() << "nbdkit is not installed";
     ASSERT_TRUE(fs::exists(kPlugin)) << kPlugin << " was not built";
     dir_ = fs::temp_directory_path().string() + "/hfnbd-" + std::to_string(getpid()) + "-" +
