@@ -1,42 +1,19 @@
 // End-to-end tests of the `hyperfile` command on the local-directory store.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <string>
+
+#include "cli/cli_run.h"
 
 namespace {
 
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
+using hyperfile::testing::CliRun;
 
-// Runs the built binary with `args` (a shell-quoted string), stdin from
-// /dev/null unless `input` is given.
 CliRun Hyperfile(const std::string& args, const std::string& input = "") {
-  std::string dir = std::filesystem::temp_directory_path().string();
-  std::string out_file = dir + "/hfcli.out." + std::to_string(getpid());
-  std::string err_file = dir + "/hfcli.err." + std::to_string(getpid());
-  std::string in_file = dir + "/hfcli.in." + std::to_string(getpid());
-  std::ofstream(in_file) << input;
-  std::string cmd = std::string(HYPERFILE_BUILD_DIR) + "/hyperfile " + args + " <" + in_file +
-                    " >" + out_file + " 2>" + err_file;
-  CliRun r;
-  int status = std::system(cmd.c_str());
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream o(out_file), e(err_file);
-  r.out.assign(std::istreambuf_iterator<char>(o), {});
-  r.err.assign(std::istreambuf_iterator<char>(e), {});
-  std::filesystem::remove(out_file);
-  std::filesystem::remove(err_file);
-  std::filesystem::remove(in_file);
-  return r;
+  return hyperfile::testing::RunHyperfile(args, input);
 }
 
 class Cli : public ::testing::Test {

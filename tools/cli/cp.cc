@@ -1,0 +1,353 @@
+#include "cli/cp.h"
+
+#include <limits.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cli/cli_util.h"
+#include "cli/cp_endpoints.h"
+#include "cli/progress.h"
+
+namespace hyperfile::cli {
+namespace {
+
+constexpr uint64_t kPieceBytes = 8ull << 20;  // one worker's unit of work
+constexpr uint64_t kPieceAlign = 64 << 10;    // pieces start on this boundary at least
+constexpr uint64_t kDefaultBlockSize = 64 << 10;
+constexpr int kMaxJobs = 256;
+constexpr int kExitError = 1;
+constexpr int kExitInterrupted = 130;  // 128 + SIGINT, as shells report it
+
+// ------------------------------------------------------------- signals ---
+
+// The first SIGINT/SIGTERM/SIGHUP asks the copy to stop and clean up; a second
+// one exits at once, removing the temporary file (the only cleanup that is
+// async-signal-safe).
+std::atomic<int> g_signals{0};
+static_assert(std::atomic<int>::is_always_lock_free);
+char g_unlink_on_second_signal[PATH_MAX];
+std::atomic<bool> g_unlink_armed{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+
+extern "C" void OnStopSignal(int) {
+  if (g_signals.fetch_add(1) == 0) return;
+  if (g_unlink_armed.load()) ::unlink(g_unlink_on_second_signal);
+  ::_exit(kExitInterrupted);
+}
+
+bool Interrupted() { return g_signals.load() > 0; }
+
+// Installs the stop handlers for the duration of a copy.
+class SignalGuard {
+ public:
+  SignalGuard() {
+    struct sigaction action;
+    std::memset(&action, 0, sizeof action);
+    action.sa_handler = OnStopSignal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;  // the library's I/O carries on; workers poll the flag
+    for (size_t i = 0; i < kSignals.size(); i++) sigaction(kSignals[i], &action, &previous_[i]);
+    // Past RLIMIT_FSIZE a write should fail (and be cleaned up), not kill us.
+    previous_xfsz_ = ::signal(SIGXFSZ, SIG_IGN);
+  }
+  ~SignalGuard() {
+    g_unlink_armed.store(false);
+    for (size_t i = 0; i < kSignals.size(); i++) sigaction(kSignals[i], &previous_[i], nullptr);
+    ::signal(SIGXFSZ, previous_xfsz_);
+  }
+  SignalGuard(const SignalGuard&) = delete;
+  SignalGuard& operator=(const SignalGuard&) = delete;
+
+  // Remembers a temporary file for the second-signal exit.
+  void ArmUnlink(const std::string& path) {
+    if (path.empty() || path.size() >= sizeof g_unlink_on_second_signal) return;
+    std::memcpy(g_unlink_on_second_signal, path.c_str(), path.size() + 1);
+    g_unlink_armed.store(true);
+  }
+
+ private:
+  static constexpr std::array<int, 3> kSignals = {SIGINT, SIGTERM, SIGHUP};
+  std::array<struct sigaction, 3> previous_{};
+  sighandler_t previous_xfsz_ = SIG_DFL;
+};
+
+// ------------------------------------------------------------ the plan ---
+
+// Pieces of at most kPieceBytes covering every data range, rounded out to
+// `align` and split on multiples of kPieceBytes, so no two pieces share a
+// block of the destination: workers never write the same block.
+std::vector<ByteRange> PlanPieces(const std::vector<ByteRange>& data, uint64_t size,
+                                  uint64_t align) {
+  std::vector<ByteRange> merged;
+  for (const ByteRange& r : data) {
+    uint64_t start = r.offset / align * align;
+    uint64_t end = std::min(size, (r.offset + r.length + align - 1) / align * align);
+    if (start >= end) continue;
+    if (!merged.empty() && start <= merged.back().offset + merged.back().length) {
+      uint64_t back_end = std::max(end, merged.back().offset + merged.back().length);
+      merged.back().length = back_end - merged.back().offset;
+    } else {
+      merged.push_back({start, end - start});
+    }
+  }
+  std::vector<ByteRange> pieces;
+  for (const ByteRange& r : merged) {
+    for (uint64_t pos = r.offset, end = r.offset + r.length; pos < end;) {
+      uint64_t piece_end = std::min(end, (pos / kPieceBytes + 1) * kPieceBytes);
+      pieces.push_back({pos, piece_end - pos});
+      pos = piece_end;
+    }
+  }
+  return pieces;
+}
+
+uint64_t TotalBytes(const std::vector<ByteRange>& pieces) {
+  uint64_t total = 0;
+  for (const ByteRange& p : pieces) total += p.length;
+  return total;
+}
+
+// ------------------------------------------------------------- copying ---
+
+bool AllZero(const char* p, size_t len) {
+  return len == 0 || (p[0] == 0 && std::memcmp(p, p + 1, len - 1) == 0);
+}
+
+// Copies one piece, skipping runs of all-zero blocks (they stay holes).
+Status CopyPiece(CopySource& source, CopySink& sink, const ByteRange& piece, std::string* buf) {
+  buf->resize(piece.length);
+  char* data = buf->data();
+  HF_RETURN_IF_ERROR(source.Read(piece.offset, data, piece.length));
+  const uint64_t block = sink.BlockSize();
+  auto block_len = [&](uint64_t pos) { return std::min(block, piece.length - pos); };
+  uint64_t pos = 0;
+  while (pos < piece.length) {
+    while (pos < piece.length && AllZero(data + pos, block_len(pos))) pos += block_len(pos);
+    uint64_t run = pos;
+    while (pos < piece.length && !AllZero(data + pos, block_len(pos))) pos += block_len(pos);
+    if (pos > run) HF_RETURN_IF_ERROR(sink.Write(piece.offset + run, data + run, pos - run));
+  }
+  return Status::OK();
+}
+
+// Runs the workers over the pieces while the calling thread draws progress.
+class ParallelCopy {
+ public:
+  ParallelCopy(CopySource& source, CopySink& sink, const std::vector<ByteRange>& pieces)
+      : source_(source), sink_(sink), pieces_(pieces) {}
+
+  Status Run(int jobs, ProgressBar& bar) {
+    int workers = static_cast<int>(std::min<size_t>(jobs, std::max<size_t>(pieces_.size(), 1)));
+    running_ = workers;
+    std::vector<std::thread> threads;
+    for (int i = 0; i < workers; i++) threads.emplace_back([this] { Work(); });
+    WatchUntilDone(bar);
+    for (std::thread& t : threads) t.join();
+    bar.Update(bytes_done_.load());
+    std::lock_guard<std::mutex> lock(mu_);
+    return first_error_;
+  }
+
+ private:
+  void Work() {
+    std::string buf;
+    while (!stop_.load() && !Interrupted()) {
+      size_t i = next_.fetch_add(1);
+      if (i >= pieces_.size()) break;
+      Status st = CopyPiece(source_, sink_, pieces_[i], &buf);
+      if (!st.ok()) {
+        Fail(st);
+        break;
+      }
+      bytes_done_.fetch_add(pieces_[i].length);
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--running_ == 0) done_.notify_all();
+  }
+
+  void Fail(const Status& st) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (first_error_.ok()) first_error_ = st;
+    stop_.store(true);
+  }
+
+  void WatchUntilDone(ProgressBar& bar) {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (running_ > 0) {
+      done_.wait_for(lock, std::chrono::milliseconds(100));
+      lock.unlock();
+      bar.Update(bytes_done_.load());
+      lock.lock();
+    }
+  }
+
+  CopySource& source_;
+  CopySink& sink_;
+  const std::vector<ByteRange>& pieces_;
+  std::atomic<size_t> next_{0};
+  std::atomic<uint64_t> bytes_done_{0};
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::condition_variable done_;
+  int running_ = 0;
+  Status first_error_;
+};
+
+// ----------------------------------------------------------- endpoints ---
+
+// An argument with a scheme ("s3://", "file://", "memory://", ...) names a
+// hyperfile; anything else is an ordinary local path.
+bool IsHyperfileUri(const std::string& arg) { return arg.find("://") != std::string::npos; }
+
+struct Endpoints {
+  bool source_is_hyperfile = false;
+  std::string source;  // path or URI without the selector
+  At source_at;
+  bool destination_is_hyperfile = false;
+};
+
+Result<Endpoints> ClassifyEndpoints(const CpRequest& request) {
+  if (request.source.empty() || request.destination.empty()) {
+    return Status::InvalidArgument("cp: SRC and DST must not be empty");
+  }
+  Endpoints e;
+  e.source_is_hyperfile = IsHyperfileUri(request.source);
+  e.destination_is_hyperfile = IsHyperfileUri(request.destination);
+  if (!e.source_is_hyperfile && !e.destination_is_hyperfile) {
+    return Status::InvalidArgument(
+        "cp: both " + request.source + " and " + request.destination +
+        " are local paths; one side must be a hyperfile URI (s3://, file://, memory://)");
+  }
+  e.source = request.source;
+  if (e.source_is_hyperfile) {
+    auto [uri, selector] = SplitAt(request.source);
+    e.source = uri;
+    if (!selector.empty()) {
+      HF_ASSIGN_OR_RETURN(e.source_at, At::Parse(selector));
+    }
+  }
+  if (e.destination_is_hyperfile && !SplitAt(request.destination).second.empty()) {
+    return Status::InvalidArgument("cp: destination " + request.destination +
+                                   " names a checkpoint; a copy always makes a new one");
+  }
+  if (!e.destination_is_hyperfile && request.block_size != 0) {
+    return Status::InvalidArgument("cp: --block-size applies only to a hyperfile destination");
+  }
+  if (request.jobs < 1 || request.jobs > kMaxJobs) {
+    return Status::InvalidArgument("cp: --jobs must be 1.." + std::to_string(kMaxJobs));
+  }
+  return e;
+}
+
+Result<std::unique_ptr<CopySource>> OpenSource(const Endpoints& e) {
+  if (e.source_is_hyperfile) return OpenHyperfileSource(e.source, e.source_at);
+  return OpenLocalSource(e.source);
+}
+
+Result<std::unique_ptr<CopySink>> OpenSink(const CpRequest& request, const Endpoints& e,
+                                           const CopySource& source) {
+  if (!e.destination_is_hyperfile) return CreateLocalSink(request.destination, source.Size());
+  HyperfileSinkOptions options;
+  options.size = source.Size();
+  options.block_size_explicit = request.block_size != 0;
+  uint64_t block_size = request.block_size;
+  if (block_size == 0) block_size = source.BlockSize() ? source.BlockSize() : kDefaultBlockSize;
+  if (block_size > UINT32_MAX) {
+    return Status::InvalidArgument("cp: block size " + std::to_string(block_size) + " too large");
+  }
+  options.block_size = static_cast<uint32_t>(block_size);
+  options.force = request.force;
+  return CreateHyperfileSink(request.destination, options);
+}
+
+// ---------------------------------------------------------------- flow ---
+
+bool ShowProgress(const CpRequest& request) { return !request.quiet && ::isatty(STDERR_FILENO); }
+
+int ReportError(const Status& st) {
+  PrintError(st);
+  return kExitError;
+}
+
+int ReportInterrupted(const std::string& what_is_left) {
+  PrintErrorLine("cp interrupted; " + what_is_left);
+  return kExitInterrupted;
+}
+
+// After a failure: undo the partial copy and say what happened, in one line.
+int ReportFailure(const Status& failure, CopySink& sink, const std::string& destination) {
+  Status cleanup = sink.Discard();
+  std::string also = cleanup.ok() ? "" : " (cleanup failed too: " + cleanup.ToString() + ")";
+  if (Interrupted()) {
+    return ReportInterrupted(cleanup.ok() ? "nothing half-done left at " + destination
+                                          : "cleanup failed: " + cleanup.ToString());
+  }
+  PrintErrorLine(failure.ToString() + also);
+  return kExitError;
+}
+
+void PrintSummary(uint64_t data_bytes, uint64_t size, double seconds, const std::string& note) {
+  double rate = seconds > 0 ? static_cast<double>(data_bytes) / seconds : 0;
+  std::fprintf(stderr, "copied %s of data (size %s) in %.1f s, %s/s%s%s\n",
+               HumanBytes(static_cast<double>(data_bytes)).c_str(),
+               HumanBytes(static_cast<double>(size)).c_str(), seconds, HumanBytes(rate).c_str(),
+               note.empty() ? "" : "; ", note.c_str());
+}
+
+// Copies the pieces, then commits; on any failure discards the sink.
+int CopyInto(CopySource& source, CopySink& sink, const std::vector<ByteRange>& pieces,
+             const CpRequest& request) {
+  ProgressBar bar(ShowProgress(request), TotalBytes(pieces));
+  Status st = ParallelCopy(source, sink, pieces).Run(request.jobs, bar);
+  if (st.ok() && Interrupted()) st = Status::IOError("interrupted");
+  std::string note;
+  if (st.ok()) {
+    bar.Note("committing " + request.destination + " ...");
+    Result<std::string> committed = sink.Commit();
+    st = committed.status();
+    if (st.ok()) note = committed.value();
+  }
+  bar.Clear();
+  if (!st.ok()) return ReportFailure(st, sink, request.destination);
+  if (ShowProgress(request)) PrintSummary(TotalBytes(pieces), source.Size(), bar.Elapsed(), note);
+  return 0;
+}
+
+int Copy(const CpRequest& request, const Endpoints& e, SignalGuard& signals) {
+  Result<std::unique_ptr<CopySource>> source = OpenSource(e);
+  if (!source.ok()) return ReportError(source.status());
+  // Listed before the destination exists, so a failure here leaves nothing.
+  Result<std::vector<ByteRange>> ranges = (*source)->DataRanges();
+  if (!ranges.ok()) return ReportError(ranges.status());
+  if (Interrupted()) return ReportInterrupted("nothing was written");
+  Result<std::unique_ptr<CopySink>> sink = OpenSink(request, e, **source);
+  if (!sink.ok()) return ReportError(sink.status());
+  signals.ArmUnlink((*sink)->EmergencyUnlinkPath());
+  uint64_t align = std::max<uint64_t>(kPieceAlign, (*sink)->BlockSize());
+  std::vector<ByteRange> pieces = PlanPieces(*ranges, (*source)->Size(), align);
+  return CopyInto(**source, **sink, pieces, request);
+}
+
+}  // namespace
+
+int RunCp(const CpRequest& request) {
+  Result<Endpoints> endpoints = ClassifyEndpoints(request);
+  if (!endpoints.ok()) return ReportError(endpoints.status());
+  SignalGuard signals;
+  return Copy(request, *endpoints, signals);
+}
+
+}  // namespace hyperfile::cli
