@@ -428,6 +428,14 @@ Status FileImpl::WriteInternal(uint64_t offset, uint64_t len, const char* data, 
     std::lock_guard<std::mutex> lock(mu_);
     HF_RETURN_IF_ERROR(CheckUsable(true));
     if (mutation_epoch_ != epoch) continue;
+    // A partial block that was in the current batch when we looked may have
+    // been frozen by the flusher since: its old bytes are not in `bases`, so
+    // look again rather than start it from zeros.
+    bool base_moved = false;
+    for (uint64_t b : {b0, b1 - 1}) {
+      if (partial(b) && !current_.blocks.count(b) && !bases.count(b)) base_moved = true;
+    }
+    if (base_moved) continue;
     uint64_t limit = extend ? std::max(size_, end) : size_;
     for (uint64_t b = b0; b < b1; b++) {
       uint64_t s = std::max(offset, b * bs), e = std::min(end, (b + 1) * bs);
@@ -468,32 +476,60 @@ Status FileImpl::Truncate(uint64_t size) {
     return Status::OutOfRange(store_->Name() + ": truncate to " + std::to_string(size) +
                               " exceeds the maximum file size 2^60");
   }
-  uint64_t tail_end = 0;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    HF_RETURN_IF_ERROR(CheckUsable(true));
-    if (size < size_) {
-      uint64_t keep = (size + block_size_ - 1) / block_size_;
-      current_.blocks.erase(current_.blocks.lower_bound(keep), current_.blocks.end());
-      current_.punched.Add(keep, kNoEnd);
-      mutation_epoch_++;
-      tail_end = std::min(size_, keep * block_size_);
-    }
-    size_ = size;
-    NoteMutationLocked();
-  }
-  // Zero the tail of the last kept block so a later grow reads zeros there.
-  if (tail_end > size) {
+  // A shrink is one atomic step under the lock (a flush or a reader never
+  // sees half of it): blocks past the new end become a hole and the tail of
+  // the last kept block is zeroed, so a later grow reads zeros there. The
+  // tail block's old bytes are read outside the lock; if anything moved
+  // meanwhile (a punch, a size change, the batch frozen by the flusher) we
+  // read again.
+  const uint64_t bs = block_size_;
+  const uint64_t tail_block = size / bs;
+  const bool partial_tail = size % bs != 0;
+  for (;;) {
+    uint64_t epoch, old_size;
+    bool need_base;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      size_ = tail_end;  // let the zeroing write reach the old bytes
+      HF_RETURN_IF_ERROR(CheckUsable(true));
+      if (size >= size_) {
+        size_ = size;
+        NoteMutationLocked();
+        return Status::OK();
+      }
+      epoch = mutation_epoch_;
+      old_size = size_;
+      need_base = partial_tail && !current_.blocks.count(tail_block);
     }
-    Status st = WriteInternal(size, tail_end - size, nullptr, false);
+    std::string base;
+    if (need_base) {
+      base.assign(bs, '\0');
+      const uint64_t s = tail_block * bs;
+      HF_RETURN_IF_ERROR(ReadInternal(s, std::min(bs, old_size - s), base.data()));
+    }
     std::lock_guard<std::mutex> lock(mu_);
+    HF_RETURN_IF_ERROR(CheckUsable(true));
+    if (mutation_epoch_ != epoch || size_ != old_size) continue;
+    if (partial_tail) {
+      auto it = current_.blocks.find(tail_block);
+      if (it == current_.blocks.end()) {
+        if (!need_base) continue;  // frozen since we looked
+        const bool tail_has_data =
+            base.find_first_not_of('\0', size % bs) != std::string::npos;
+        // Zeros past the new end already read as zeros: nothing to write.
+        if (tail_has_data) it = current_.blocks.emplace(tail_block, std::move(base)).first;
+      }
+      if (it != current_.blocks.end()) {
+        std::memset(it->second.data() + size % bs, 0, bs - size % bs);
+      }
+    }
+    const uint64_t keep = (size + bs - 1) / bs;
+    current_.blocks.erase(current_.blocks.lower_bound(keep), current_.blocks.end());
+    current_.punched.Add(keep, kNoEnd);
+    mutation_epoch_++;
     size_ = size;
-    HF_RETURN_IF_ERROR(st);
+    NoteMutationLocked();
+    return Status::OK();
   }
-  return Status::OK();
 }
 
 Status FileImpl::WriteZeroes(uint64_t offset, uint64_t len) {

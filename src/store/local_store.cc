@@ -227,8 +227,8 @@ Status LocalStore::MakeParents(std::string_view key) const {
     if (::mkdir(dir.c_str(), 0755) == 0) {
       SyncDir(ParentDir(dir));
     } else if (errno == ENOENT && restarts++ < 10) {
-      i = std::string_view::npos;  // a delete removed an empty parent: start over
-      i = key.find('/') - 1;       // the loop's increment finds the first '/' again
+      // A delete removed an empty parent: start over (the loop's increment
+      // wraps this to 0, so the next find is the key's first '/').
       i = static_cast<size_t>(-1);
     } else if (errno == ENOTDIR) {
       return InstallError(errno);
