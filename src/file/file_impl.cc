@@ -513,8 +513,7 @@ Status FileImpl::Truncate(uint64_t size) {
       auto it = current_.blocks.find(tail_block);
       if (it == current_.blocks.end()) {
         if (!need_base) continue;  // frozen since we looked
-        const bool tail_has_data =
-            base.find_first_not_of('\0', size % bs) != std::string::npos;
+        const bool tail_has_data = base.find_first_not_of('\0', size % bs) != std::string::npos;
         // Zeros past the new end already read as zeros: nothing to write.
         if (tail_has_data) it = current_.blocks.emplace(tail_block, std::move(base)).first;
       }

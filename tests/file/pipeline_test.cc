@@ -53,8 +53,8 @@ std::string ReadAt(std::shared_ptr<ObjectStore> store, uint64_t checkpoint) {
   if (got == want) return ::testing::AssertionSuccess();
   size_t i = 0;
   while (i < got.size() && i < want.size() && got[i] == want[i]) i++;
-  return ::testing::AssertionFailure() << "sizes " << got.size() << " vs " << want.size()
-                                       << ", first difference at byte " << i;
+  return ::testing::AssertionFailure()
+         << "sizes " << got.size() << " vs " << want.size() << ", first difference at byte " << i;
 }
 
 // The newest checkpoint id, 0 if none can be listed.
@@ -276,7 +276,8 @@ TEST(FlushPipeline, OrderedCommitsUnderInjectedFailures) {
           << "checkpoint " << (*list)[i].id << " is a state the file never had";
     }
     for (const auto& [id, expect] : flushed) {
-      EXPECT_TRUE(SameBytes(ReadAt(base, id), expect)) << "checkpoint " << id << " returned by Flush()";
+      EXPECT_TRUE(SameBytes(ReadAt(base, id), expect))
+          << "checkpoint " << id << " returned by Flush()";
     }
     EXPECT_TRUE(SameBytes(ReadAll(f->get()), model));
   }
@@ -353,7 +354,8 @@ TEST(Readahead, StreamsReadTheSameBytesAsTheModel) {
       if (file == f->get()) {
         ASSERT_TRUE(SameBytes(back, model)) << "read step " << step;
       } else {
-        ASSERT_TRUE(SameBytes(back, ReadAt(store, (*r)->Stat()->checkpoint))) << "read step " << step;
+        ASSERT_TRUE(SameBytes(back, ReadAt(store, (*r)->Stat()->checkpoint)))
+            << "read step " << step;
       }
     }
   }
