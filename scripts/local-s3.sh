@@ -200,7 +200,10 @@ cluster addr = 127.0.0.1
 mon data = $D/mon.a
 public addr = v1:127.0.0.1:$MON_PORT
 [client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:$PORT
+# tcp_nodelay: without it every small response waits ~40 ms (Nagle on the
+# gateway's separate header and body writes meets the client's delayed ACK);
+# a real S3 endpoint does not behave like that.
+rgw frontends = beast endpoint=127.0.0.1:$PORT tcp_nodelay=1
 rgw dns name = localhost
 CONF
 C=(-c "$D/ceph.conf")
