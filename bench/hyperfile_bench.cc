@@ -24,6 +24,7 @@
 // S3 credentials and endpoint come from the AWS_* variables (also what
 // s3backer is given).
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -45,6 +46,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -151,6 +153,15 @@ Summary Summarize(std::vector<float> us) {
   for (float v : us) sum += v;
   s.mean = sum / static_cast<double>(us.size());
   return s;
+}
+
+// CPU seconds (user + system) this process has used so far: on a small
+// machine the client's CPU competes with the gateway's, so it is reported.
+double CpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return sec(u.ru_utime) + sec(u.ru_stime);
 }
 
 float Micros(Clock::time_point t0, Clock::time_point t1) {
@@ -300,9 +311,12 @@ struct Metered {
   }
 };
 
+uint64_t g_part_size = 0;  // --part-size: overrides StoreOptions::multipart_part_size
+
 Metered OpenMetered(const std::string& uri) {
   hf::StoreOptions options;
   options.retry = false;
+  if (g_part_size) options.multipart_part_size = g_part_size;
   Metered m;
   m.uri = uri;
   auto base = Take(hf::OpenStore(uri, options), "open store " + uri);
@@ -420,7 +434,8 @@ double Ratio(double a, double b) { return b > 0 ? a / b : 0; }
 
 // ------------------------------------------------------------ settings ---
 struct Config {
-  std::string root;  // the run's root URI; each phase uses root/<phase>
+  std::set<std::string> phases;  // empty: all
+  std::string root;              // the run's root URI; each phase uses root/<phase>
   bool quick = false;
   bool skip_s3backer = false;
   int io_parallelism = hf::OpenOptions{}.io_parallelism;
@@ -443,6 +458,7 @@ struct Config {
 // --------------------------------------------------------- the phases ---
 struct Raw {
   double put8_1 = 0, put8_p = 0, get8_1 = 0, get8_p = 0, put64_1 = 0, put64_p = 0;  // MB/s
+  double put8_p_cpu_per_gib = 0, get8_p_cpu_per_gib = 0;  // client CPU seconds per GiB moved
   Summary put1m, get4k;
   bool measured = false;
 };
@@ -467,12 +483,14 @@ class Bench {
            {"checkpoints", c_.checkpoints},
            {"rss_writes", c_.rss_writes},
            {"rss_reads", c_.rss_reads}};
-    RawPhase();
-    SequentialPhase();
-    RandomPhase();
-    S3backerPhase();
-    HistoryPhase();
-    RssPhase();
+    auto want = [&](const char* phase) { return c_.phases.empty() || c_.phases.count(phase); };
+    // seq and s3backer compare against raw and rand: they need them.
+    if (want("raw") || want("seq")) RawPhase();
+    if (want("seq")) SequentialPhase();
+    if (want("rand") || want("s3backer")) RandomPhase();
+    if (want("s3backer")) S3backerPhase();
+    if (want("hist")) HistoryPhase();
+    if (want("rss")) RssPhase();
     Targets();
   }
 
@@ -515,9 +533,13 @@ class Bench {
       if (out.size() != 8 * kMiB) throw BenchError("get " + key + ": short read");
     };
     raw_.get8_1 = timed(n8, 1, 8 * kMiB, get8);
+    double cpu0 = CpuSeconds();
     raw_.get8_p = timed(n8 * 2, p, 8 * kMiB, get8);
+    raw_.get8_p_cpu_per_gib = (CpuSeconds() - cpu0) / (n8 * 2 * 8.0 * kMiB / kGiB);
     raw_.put8_1 = timed(n8, 1, 8 * kMiB, [&](int i) { put(Fmt("b8/%d", i), 8 * kMiB); });
+    cpu0 = CpuSeconds();
     raw_.put8_p = timed(n8 * 2, p, 8 * kMiB, [&](int i) { put(Fmt("b8p/%d", i), 8 * kMiB); });
+    raw_.put8_p_cpu_per_gib = (CpuSeconds() - cpu0) / (n8 * 2 * 8.0 * kMiB / kGiB);
     // Latency, one in flight: 1 MiB create-only PUT (what a small flush is)
     // and 4 KiB ranged GET (what a cold random read is).
     std::vector<float> lat;
@@ -562,6 +584,8 @@ class Bench {
                  {"get_8mib_p_mb_s", raw_.get8_p},
                  {"put_64mib_1_mb_s", raw_.put64_1},
                  {"put_64mib_p_mb_s", raw_.put64_p},
+                 {"put_8mib_p_cpu_seconds_per_gib", raw_.put8_p_cpu_per_gib},
+                 {"get_8mib_p_cpu_seconds_per_gib", raw_.get8_p_cpu_per_gib},
                  {"put_1mib_latency", raw_.put1m.Json()},
                  {"get_4kib_latency", raw_.get4k.Json()},
                  {"in_flight", p}};
@@ -574,6 +598,7 @@ class Bench {
     hf::CreateOptions co;  // default block size
     const uint64_t piece = kMiB;
     Counts c0 = m.Now();
+    double cpu0 = CpuSeconds();
     auto t0 = Clock::now();
     auto file = Take(hf::File::Create(m.store, co), "create " + m.uri);
     for (uint64_t off = 0; off < c_.seq_bytes; off += piece) {
@@ -581,12 +606,15 @@ class Bench {
     }
     Take(file->Flush(), "seq flush");
     double write_s = Since(t0);
+    const double gib = static_cast<double>(c_.seq_bytes) / kGiB;
+    seq_.write_cpu_per_gib = (CpuSeconds() - cpu0) / gib;
     Counts w = m.Now() - c0;
     Check(file->Close(), "seq close");
     file.reset();
 
     Progress("cold sequential read of " + Bytes(c_.seq_bytes));
     c0 = m.Now();
+    cpu0 = CpuSeconds();
     t0 = Clock::now();
     hf::OpenOptions ro;
     ro.read_only = true;
@@ -599,12 +627,12 @@ class Bench {
       }
     }
     double read_s = Since(t0);
+    seq_.read_cpu_per_gib = (CpuSeconds() - cpu0) / gib;
     Counts r = m.Now() - c0;
     Check(reader->Close(), "seq close reader");
     reader.reset();
     RemoveAll(m.uri);
 
-    const double gib = static_cast<double>(c_.seq_bytes) / kGiB;
     seq_.write_mbps = MBps(c_.seq_bytes, write_s);
     seq_.read_mbps = MBps(c_.seq_bytes, read_s);
     seq_.puts_per_gib = static_cast<double>(w.puts) / gib;
@@ -620,11 +648,15 @@ class Bench {
         Fmt("%.2fx raw 8 MiB PUT@%d", Ratio(seq_.write_mbps, raw_.put8_p), c_.io_parallelism));
     report_.Row("  requests", w.Text(), Fmt("= %.1f PUTs/GiB", seq_.puts_per_gib));
     report_.Row("  bytes PUT / bytes written", Fmt("%.4f", seq_.put_ratio));
+    report_.Row("  client CPU per GiB", Fmt("%.2f s", seq_.write_cpu_per_gib),
+                Fmt("raw 8 MiB PUT@%d: %.2f s", c_.io_parallelism, raw_.put8_p_cpu_per_gib));
     report_.Row(
         "cold read (fresh open, 1 MiB PReads)", Fmt("%.1f MB/s (%.2f s)", seq_.read_mbps, read_s),
         Fmt("%.2fx raw 8 MiB GET@%d", Ratio(seq_.read_mbps, raw_.get8_p), c_.io_parallelism));
     report_.Row("  requests", r.Text(),
                 Fmt("bound ceil(bytes/8MiB)+2 = %llu", (unsigned long long)seq_.gets_bound));
+    report_.Row("  client CPU per GiB", Fmt("%.2f s", seq_.read_cpu_per_gib),
+                Fmt("raw 8 MiB GET@%d: %.2f s", c_.io_parallelism, raw_.get8_p_cpu_per_gib));
     j_["sequential"] = {{"bytes", c_.seq_bytes},
                         {"block_size", co.block_size},
                         {"write_seconds", write_s},
@@ -635,7 +667,9 @@ class Bench {
                         {"read_seconds", read_s},
                         {"read_mb_s", seq_.read_mbps},
                         {"read_requests", r.Json()},
-                        {"read_get_bound", seq_.gets_bound}};
+                        {"read_get_bound", seq_.gets_bound},
+                        {"write_cpu_seconds_per_gib", seq_.write_cpu_per_gib},
+                        {"read_cpu_seconds_per_gib", seq_.read_cpu_per_gib}};
   }
 
   // ---------------------------------------------------------------- 3 ---
@@ -1438,6 +1472,7 @@ class Bench {
   Raw raw_;
   struct {
     double write_mbps = 0, read_mbps = 0, puts_per_gib = 0, put_ratio = 0;
+    double write_cpu_per_gib = 0, read_cpu_per_gib = 0;
     uint64_t gets = 0, gets_bound = 0;
     bool measured = false;
   } seq_;
@@ -1576,7 +1611,15 @@ int main(int argc, char** argv) {
                  "time cap of each cold random read pass (default 120, quick 20)");
   app.add_option("--history-seconds", history_seconds,
                  "time cap on building the many-checkpoint file (default 120, quick 15)");
+  std::vector<std::string> phases;
+  app.add_option("--phases", phases, "run only these phases (default all)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"raw", "seq", "rand", "s3backer", "hist", "rss"}));
+  uint64_t part_size = 0;
+  app.add_option("--part-size", part_size, "S3 multipart part size in bytes (default the store's)");
   CLI11_PARSE(app, argc, argv);
+  c.phases.insert(phases.begin(), phases.end());
+  g_part_size = part_size;
 
   if (c.quick) {
     c.seq_bytes = c.rand_file_bytes = 64 * kMiB;

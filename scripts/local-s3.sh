@@ -205,6 +205,10 @@ public addr = v1:127.0.0.1:$MON_PORT
 # a real S3 endpoint does not behave like that.
 rgw frontends = beast endpoint=127.0.0.1:$PORT tcp_nodelay=1
 rgw dns name = localhost
+# Deleted objects' data is freed by the gateway's garbage collector, by
+# default after 2 hours: far too late for a memstore that benchmarks fill.
+rgw gc obj min wait = 30
+rgw gc processor period = 30
 CONF
 C=(-c "$D/ceph.conf")
 

@@ -31,7 +31,8 @@ struct OpenOptions {
   // uploaded, instead of growing without bound.
   uint64_t dirty_budget_bytes = 256ull << 20;
   // Background flush: a flush starts when the oldest dirty byte is this old
-  // (0 = never by age) or when this many bytes are dirty (0 = never by size).
+  // (0 = never by age) or when this many bytes are dirty (0 = half of
+  // dirty_budget_bytes: one half uploads while writers fill the other).
   uint32_t flush_interval_ms = 0;
   uint64_t flush_dirty_bytes = 0;
   // Parallel requests per file (reads and uploads).

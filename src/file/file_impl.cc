@@ -215,12 +215,9 @@ void FileImpl::ReadAhead(uint64_t offset, uint64_t len, uint64_t size) {
     if (ra_streak_ >= 2 && max_window >= unit) {
       // The window doubles with every adjacent read, from one unit.
       uint64_t window = std::min(max_window, unit << std::min(ra_streak_ - 2, 12));
-      uint64_t want = std::min(size, (offset + len + window + unit - 1) / unit * unit);
+      uint64_t want = std::min(size, offset + len + window);
       uint64_t start = std::max(ra_issued_end_, offset);
-      if (start < want) {
-        IssuePrefetchLocked(start, want);
-        ra_issued_end_ = want;
-      }
+      if (start < want) ra_issued_end_ = std::max(want, IssuePrefetchLocked(start, want, size));
     }
     for (const Prefetch& p : prefetches_) {
       if (p.lo < offset + len && offset < p.hi) overlapping.push_back(p.done);
@@ -230,7 +227,13 @@ void FileImpl::ReadAhead(uint64_t offset, uint64_t len, uint64_t size) {
   for (auto& f : overlapping) f.wait();
 }
 
-void FileImpl::IssuePrefetchLocked(uint64_t lo, uint64_t hi) {
+// Requests are cut on a grid that starts where the stream entered each
+// segment's run of blocks (not at logical multiples of the unit), and a
+// short tail (< unit/4) of a run rides along with the request before it. So
+// a stream costs one GET per unit of data even when segment boundaries fall
+// at arbitrary offsets, and no GET is smaller than a quarter unit unless the
+// run itself is. Returns the end of what was issued (may pass `hi`).
+uint64_t FileImpl::IssuePrefetchLocked(uint64_t lo, uint64_t hi, uint64_t size) {
   const uint64_t bs = block_size_;
   const uint64_t unit = std::max<uint64_t>(options_.max_read_request_bytes, kChunkSize);
   index::TreeRoot root;
@@ -238,19 +241,25 @@ void FileImpl::IssuePrefetchLocked(uint64_t lo, uint64_t hi) {
     std::lock_guard<std::mutex> lock(mu_);
     root = root_;
   }
-  (void)tree_->Visit(root, lo / bs, (hi + bs - 1) / bs, [&](const format::ExtentEntry& piece) {
-    uint64_t plo = std::max(lo, piece.start * bs), phi = std::min(hi, piece.end() * bs);
-    for (uint64_t s = plo; s < phi;) {
-      uint64_t e = std::min(phi, (s / unit + 1) * unit);
-      auto task = pool_->Submit([this, piece, s, e] {
-        std::string scratch(e - s, '\0');
-        return chunks_->Read(piece, s, e, scratch.data());
-      });
+  uint64_t issued_end = hi;
+  // Visit past hi: requests starting before hi may run on (Visit clips each
+  // run to the range, and a clipped run must not look like a short tail).
+  const uint64_t reach = std::min(size, hi + unit + unit / 4 + bs);
+  (void)tree_->Visit(root, lo / bs, (reach + bs - 1) / bs, [&](const format::ExtentEntry& piece) {
+    const uint64_t run_end = std::min(size, piece.end() * bs);
+    for (uint64_t s = std::max(lo, piece.start * bs); s < std::min(hi, run_end);) {
+      uint64_t e = std::min(run_end, s + unit);
+      if (run_end - e < unit / 4) e = run_end;
+      // dst == nullptr: the chunks only go into the caches.
+      auto task =
+          pool_->Submit([this, piece, s, e] { return chunks_->Read(piece, s, e, nullptr); });
       prefetches_.push_back({s, e, task.share()});
+      issued_end = std::max(issued_end, e);
       s = e;
     }
     return Status::OK();
   });
+  return issued_end;
 }
 
 Status FileImpl::ReadInternal(uint64_t offset, uint64_t len, char* buf) {
@@ -371,7 +380,24 @@ void FileImpl::NoteMutationLocked() {
     oldest_dirty_ms_ = mtime_ms_;
     if (options_.flush_interval_ms > 0) flush_cv_.notify_one();  // arm the age timer
   }
-  if (current_.blocks.size() * block_size_ >= FlushThresholdBytes()) flush_cv_.notify_one();
+  if (current_.blocks.size() * block_size_ >= FlushThresholdBytes()) {
+    // Freeze right here when the flusher is idle, so a size-triggered
+    // segment holds exactly the threshold's worth of a stream (segment
+    // boundaries then fall on read-unit multiples: one GET per unit when
+    // read back) instead of whatever arrived before the flusher woke up.
+    if (!frozen_ && !fenced_ && NowMs() >= retry_after_ms_) FreezeLocked();
+    flush_cv_.notify_one();
+  }
+}
+
+void FileImpl::FreezeLocked() {
+  frozen_ = std::make_shared<const Batch>(std::move(current_));
+  current_ = Batch{};
+  frozen_size_ = size_;
+  frozen_seq_ = write_seq_;
+  frozen_oldest_ms_ = oldest_dirty_ms_;
+  oldest_dirty_ms_ = 0;
+  frozen_pending_ = true;
 }
 
 // Background flushes by size start at flush_dirty_bytes, by default half
@@ -688,6 +714,10 @@ void FileImpl::MergeBack(const std::shared_ptr<const Batch>& frozen) {
   for (auto& [b, block] : current_.blocks) merged.blocks[b] = std::move(block);
   current_ = std::move(merged);
   frozen_.reset();
+  frozen_pending_ = false;
+  if (oldest_dirty_ms_ == 0 || frozen_oldest_ms_ < oldest_dirty_ms_) {
+    oldest_dirty_ms_ = frozen_oldest_ms_;
+  }
 }
 
 // Returns once every mutation made before the call is committed, with the
@@ -724,9 +754,11 @@ void FileImpl::FlusherLoop() {
   for (;;) {
     const int64_t now = NowMs();
     const bool asked = flush_requested_seq_ > committed_seq_;
-    if (asked || (write_seq_ > committed_seq_ && BackgroundFlushDueLocked(now))) {
+    if (asked || frozen_pending_ ||
+        (write_seq_ > committed_seq_ && BackgroundFlushDueLocked(now))) {
       if (fenced_) {
         // Nothing can commit any more: answer every waiter instead of spinning.
+        if (frozen_pending_) MergeBack(frozen_);
         flush_failures_++;
         last_flush_error_ = CheckUsable(true);
         flush_requested_seq_ = committed_seq_;
@@ -754,19 +786,19 @@ void FileImpl::FlusherLoop() {
 }
 
 void FileImpl::FlushOnceLocked(std::unique_lock<std::mutex>& lock) {
-  const uint64_t covered = write_seq_;
-  if (current_.empty() && size_ == head_.self.size) {
-    committed_seq_ = covered;  // nothing that needs a checkpoint (e.g. a no-op truncate)
-    oldest_dirty_ms_ = 0;
-    commit_cv_.notify_all();
-    return;
+  if (!frozen_pending_) {
+    if (current_.empty() && size_ == head_.self.size) {
+      committed_seq_ = write_seq_;  // nothing that needs a checkpoint (e.g. a no-op truncate)
+      oldest_dirty_ms_ = 0;
+      commit_cv_.notify_all();
+      return;
+    }
+    FreezeLocked();
   }
-  auto frozen = std::make_shared<const Batch>(std::move(current_));
-  current_ = Batch{};
-  frozen_ = frozen;
-  const uint64_t size = size_;
-  const int64_t oldest = oldest_dirty_ms_;
-  oldest_dirty_ms_ = 0;
+  frozen_pending_ = false;
+  const std::shared_ptr<const Batch> frozen = frozen_;
+  const uint64_t size = frozen_size_;
+  const uint64_t covered = frozen_seq_;
   lock.unlock();
   Built built;
   Status st = BuildSegment(*frozen, size, &built);
@@ -775,7 +807,6 @@ void FileImpl::FlushOnceLocked(std::unique_lock<std::mutex>& lock) {
   if (!st.ok()) {
     if (st.IsConflict()) fenced_ = true;
     MergeBack(frozen);
-    if (oldest_dirty_ms_ == 0 || oldest < oldest_dirty_ms_) oldest_dirty_ms_ = oldest;
     last_flush_error_ = st;
     flush_failures_++;
     flush_requested_seq_ = committed_seq_;  // waiters get the error; new calls ask again

@@ -76,11 +76,11 @@ class FileImpl : public File {
   // Writes data (or zeros when data is null; whole zero blocks become holes).
   Status WriteInternal(uint64_t offset, uint64_t len, const char* data, bool extend);
   // Sequential readahead: detects a stream of adjacent reads and fetches
-  // ahead of it in whole max_read_request_bytes units (aligned, so a stream
-  // costs one GET per unit), into the block cache; waits for prefetches that
-  // cover [offset, offset+len) so a read never fetches the same bytes twice.
+  // ahead of it in whole max_read_request_bytes units (see
+  // IssuePrefetchLocked: a stream costs one GET per unit), into the block cache; waits for
+  // prefetches that cover [offset, offset+len) so a read never fetches the same bytes twice.
   void ReadAhead(uint64_t offset, uint64_t len, uint64_t size);
-  void IssuePrefetchLocked(uint64_t lo, uint64_t hi);
+  uint64_t IssuePrefetchLocked(uint64_t lo, uint64_t hi, uint64_t size);
   Status WaitForDirtyBudget();
   uint64_t DirtyBytesLocked() const;
   // Records a mutation (caller holds mu_): bumps write_seq_ and wakes the
@@ -100,6 +100,8 @@ class FileImpl : public File {
   Status BuildSegment(const Batch& batch, uint64_t size, Built* out);
   Status Commit(Built* built);
   void MergeBack(const std::shared_ptr<const Batch>& frozen);
+  // Moves the current batch to frozen_ (caller holds mu_, frozen_ is empty).
+  void FreezeLocked();
 
   std::shared_ptr<ObjectStore> store_;
   OpenOptions options_;
@@ -118,8 +120,12 @@ class FileImpl : public File {
   uint64_t size_ = 0;
   int64_t mtime_ms_ = 0;
   Batch current_;
-  std::shared_ptr<const Batch> frozen_;
-  uint64_t mutation_epoch_ = 0;  // bumped by punches; RMW retries when it moves
+  std::shared_ptr<const Batch> frozen_;  // the batch being (or about to be) uploaded
+  uint64_t frozen_size_ = 0;             // the file size when it was frozen
+  uint64_t frozen_seq_ = 0;              // write_seq_ when it was frozen
+  int64_t frozen_oldest_ms_ = 0;         // its oldest write (restored if the flush fails)
+  bool frozen_pending_ = false;          // frozen by a writer, upload not started yet
+  uint64_t mutation_epoch_ = 0;          // bumped by punches; RMW retries when it moves
   bool closed_ = false;
   bool fenced_ = false;
 

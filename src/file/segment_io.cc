@@ -144,6 +144,7 @@ Status ChunkReader::Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t
   uint64_t c1 = (hi - base + kChunkSize - 1) / kChunkSize;
   // Serve cached chunks at both ends; fetch the rest with one ranged GET.
   auto copy_chunk = [&](uint64_t c, const char* data) {
+    if (dst == nullptr) return;  // a prefetch: only fill the caches
     uint64_t cs = base + c * kChunkSize, ce = cs + kChunkSize;
     uint64_t s = std::max(cs, lo), e = std::min(ce, hi);
     std::memcpy(dst + (s - lo), data + (s - cs), e - s);

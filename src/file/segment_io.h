@@ -86,7 +86,8 @@ class ChunkReader {
     file_id_ = file_id;
   }
   DiskCache* disk_cache() const { return disk_.get(); }
-  // Copies logical bytes [lo, hi) (inside the extent piece) into dst.
+  // Copies logical bytes [lo, hi) (inside the extent piece) into dst; with
+  // dst == nullptr it only brings them into the caches (readahead).
   Status Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t hi, char* dst);
   uint64_t cached_bytes() const { return cache_.used_bytes(); }
 

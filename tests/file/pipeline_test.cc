@@ -119,6 +119,37 @@ TEST(BackgroundFlush, BySizeKeepsWritingWhileItUploads) {
   EXPECT_EQ(ReadAt(base, *id), data);
 }
 
+// A stream's size-triggered segments hold exactly flush_dirty_bytes each
+// (the writer that crosses the threshold freezes the batch when the flusher
+// is idle; while it uploads, writers stop at the budget), so segment
+// boundaries fall on read-unit multiples and a cold stream costs one GET per
+// unit.
+TEST(BackgroundFlush, StreamSegmentsHoldExactlyTheThreshold) {
+  auto base = NewMemoryStore("bg-exact");
+  auto faults = std::make_shared<FaultInjectionStore>(base);
+  OpenOptions o;
+  o.flush_dirty_bytes = 256 * 1024;
+  o.dirty_budget_bytes = 512 * 1024;
+  auto f = File::Create(faults, Blocks(4096), o);
+  ASSERT_TRUE(f.ok());
+  faults->SetLatency(std::chrono::microseconds(3000));
+  std::string data = Random(4, 8 << 20);
+  for (size_t off = 0; off < data.size(); off += 64 * 1024) {
+    ASSERT_TRUE((*f)->PWrite(off, data.data() + off, 64 * 1024).ok());
+  }
+  faults->ClearFaults();
+  auto id = (*f)->Flush();
+  ASSERT_TRUE(id.ok());
+  EXPECT_TRUE(SameBytes(ReadAt(base, *id), data));
+  auto list = ListCheckpoints(base, 1000);
+  ASSERT_TRUE(list.ok());
+  ASSERT_GE(list->size(), 30u);
+  for (const CheckpointInfo& c : *list) {
+    if (c.bytes_changed == 0) continue;  // the empty first checkpoint
+    EXPECT_EQ(c.bytes_changed, 256u * 1024) << "checkpoint " << c.id;
+  }
+}
+
 TEST(DirtyBudget, WritersWaitInsteadOfGrowing) {
   auto base = NewMemoryStore("budget");
   auto faults = std::make_shared<FaultInjectionStore>(base);

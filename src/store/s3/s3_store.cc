@@ -182,6 +182,9 @@ class S3Store : public ObjectStore {
       req.headers["range"] = range;
     }
     req.sink = out;
+    // The body arrives in pieces of a few KiB: room for all of it up front
+    // saves the string's regrowth copies (bounded: a bad length is no promise).
+    if (length != kToEnd) out->reserve(std::min<uint64_t>(length, 64ull << 20));
     Response resp;
     Status st = Perform(req, &resp, "get", key);
     if (resp.status == 416) {  // range starts at or past the end
