@@ -636,6 +636,7 @@ class Bench {
     seq_.write_mbps = MBps(c_.seq_bytes, write_s);
     seq_.read_mbps = MBps(c_.seq_bytes, read_s);
     seq_.puts_per_gib = static_cast<double>(w.puts) / gib;
+    seq_.http_puts_per_gib = static_cast<double>(w.http_puts) / gib;
     seq_.gets = r.gets;
     seq_.gets_bound = (c_.seq_bytes + 8 * kMiB - 1) / (8 * kMiB) + 2;
     seq_.put_ratio = Ratio(static_cast<double>(w.bytes_out), static_cast<double>(c_.seq_bytes));
@@ -663,6 +664,7 @@ class Bench {
                         {"write_mb_s", seq_.write_mbps},
                         {"write_requests", w.Json()},
                         {"puts_per_gib", seq_.puts_per_gib},
+                        {"http_puts_per_gib", seq_.http_puts_per_gib},
                         {"bytes_put_per_byte_written", seq_.put_ratio},
                         {"read_seconds", read_s},
                         {"read_mb_s", seq_.read_mbps},
@@ -1412,8 +1414,11 @@ class Bench {
     report_.AddTarget(Fmt("seq read >= 90%% of raw 8 MiB GET@%d", p),
                       seq_.measured && raw_.measured, seq_.read_mbps >= 0.9 * raw_.get8_p,
                       Fmt("%.0f%%", 100 * Ratio(seq_.read_mbps, raw_.get8_p)), ">= 90%");
-    report_.AddTarget("PUTs per GiB, sequential", seq_.measured, seq_.puts_per_gib <= 16,
-                      Fmt("%.1f", seq_.puts_per_gib), "<= 16");
+    report_.AddTarget("PUTs per GiB, sequential (objects, metrics layer)", seq_.measured,
+                      seq_.puts_per_gib <= 16, Fmt("%.1f", seq_.puts_per_gib), "<= 16");
+    // The same counted on the wire: a multipart upload is start + parts + complete.
+    report_.AddTarget("PUT requests per GiB, sequential (on the wire)", seq_.measured,
+                      seq_.http_puts_per_gib <= 16, Fmt("%.1f", seq_.http_puts_per_gib), "<= 16");
     report_.AddTarget("GETs, cold sequential read", seq_.measured, seq_.gets <= seq_.gets_bound,
                       Fmt("%llu", (unsigned long long)seq_.gets),
                       Fmt("<= %llu", (unsigned long long)seq_.gets_bound));
@@ -1472,7 +1477,7 @@ class Bench {
   Raw raw_;
   struct {
     double write_mbps = 0, read_mbps = 0, puts_per_gib = 0, put_ratio = 0;
-    double write_cpu_per_gib = 0, read_cpu_per_gib = 0;
+    double write_cpu_per_gib = 0, read_cpu_per_gib = 0, http_puts_per_gib = 0;
     uint64_t gets = 0, gets_bound = 0;
     bool measured = false;
   } seq_;
