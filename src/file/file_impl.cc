@@ -715,8 +715,8 @@ void FileImpl::MergeBack(const std::shared_ptr<const Batch>& frozen) {
   current_ = std::move(merged);
   frozen_.reset();
   frozen_pending_ = false;
-  if (oldest_dirty_ms_ == 0 || frozen_oldest_ms_ < oldest_dirty_ms_) {
-    oldest_dirty_ms_ = frozen_oldest_ms_;
+  if (frozen_oldest_ms_ != 0 && (oldest_dirty_ms_ == 0 || frozen_oldest_ms_ < oldest_dirty_ms_)) {
+    oldest_dirty_ms_ = frozen_oldest_ms_;  // the age trigger counts from the older write
   }
 }
 
