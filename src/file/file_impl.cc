@@ -413,6 +413,14 @@ Status FileImpl::PWrite(uint64_t offset, const void* buf, size_t len) {
   return WriteInternal(offset, len, static_cast<const char*>(buf), true);
 }
 
+Result<std::string> FileImpl::ReadBlockBase(uint64_t block, uint64_t size) {
+  const uint64_t bs = block_size_;
+  std::string out(bs, '\0');
+  const uint64_t s = block * bs;
+  if (s < size) HF_RETURN_IF_ERROR(ReadInternal(s, std::min(bs, size - s), out.data()));
+  return out;
+}
+
 Status FileImpl::WriteInternal(uint64_t offset, uint64_t len, const char* data, bool extend) {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -445,9 +453,7 @@ Status FileImpl::WriteInternal(uint64_t offset, uint64_t len, const char* data, 
     }
     std::map<uint64_t, std::string> bases;
     for (uint64_t b : need) {
-      std::string block(bs, '\0');
-      uint64_t s = b * bs;
-      if (s < size) HF_RETURN_IF_ERROR(ReadInternal(s, std::min(bs, size - s), block.data()));
+      HF_ASSIGN_OR_RETURN(std::string block, ReadBlockBase(b, size));
       bases.emplace(b, std::move(block));
     }
     // 2. Apply under the lock, unless a punch raced with the reads above.
@@ -528,9 +534,7 @@ Status FileImpl::Truncate(uint64_t size) {
     }
     std::string base;
     if (need_base) {
-      base.assign(bs, '\0');
-      const uint64_t s = tail_block * bs;
-      HF_RETURN_IF_ERROR(ReadInternal(s, std::min(bs, old_size - s), base.data()));
+      HF_ASSIGN_OR_RETURN(base, ReadBlockBase(tail_block, old_size));
     }
     std::lock_guard<std::mutex> lock(mu_);
     HF_RETURN_IF_ERROR(CheckUsable(true));

@@ -73,6 +73,9 @@ class FileImpl : public File {
   Status ReadInternal(uint64_t offset, uint64_t len, char* buf);
   Status ReadFromTree(const index::TreeRoot& root, uint64_t first_block, uint64_t end_block,
                       uint64_t offset, uint64_t len, char* buf);
+  // The current bytes of one block (zeros past `size`), read outside mu_ for
+  // a read-modify-write; the caller re-checks under mu_ that nothing moved.
+  Result<std::string> ReadBlockBase(uint64_t block, uint64_t size);
   // Writes data (or zeros when data is null; whole zero blocks become holes).
   Status WriteInternal(uint64_t offset, uint64_t len, const char* data, bool extend);
   // Sequential readahead: detects a stream of adjacent reads and fetches
