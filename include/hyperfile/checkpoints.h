@@ -80,7 +80,24 @@ struct VerifyReport {
 };
 Result<VerifyReport> Verify(std::shared_ptr<ObjectStore> store, const At& at, bool deep);
 
-// Deletes every object of the file. Irreversible.
-Status RemoveFile(std::shared_ptr<ObjectStore> store);
+// Removes a file: deletes exactly the keys the format defines (segments,
+// snapshot records, the GC horizon) and nothing else. Irreversible.
+//
+// - NotFound if the root holds no hyperfile (no segment), whatever else it
+//   holds: a directory of ordinary files or a parent of hyperfiles is never
+//   touched.
+// - Objects under the root that are not the format's keys (a user's files, a
+//   nested hyperfile) make it refuse with InvalidArgument naming them, unless
+//   `keep_foreign`: then they are left exactly as they are and only the
+//   file's own keys go.
+// - Crash-safe order: a removal marker is first committed as the newest
+//   checkpoint (a create-only put, so a concurrent writer is fenced), then
+//   snapshots and segments are deleted, the marker last. An interrupted
+//   removal leaves a file that fails to open with "partly removed" (never an
+//   older, healthy-looking state); RemoveFile again finishes the job.
+struct RemoveOptions {
+  bool keep_foreign = false;
+};
+Status RemoveFile(std::shared_ptr<ObjectStore> store, const RemoveOptions& options = {});
 
 }  // namespace hyperfile
