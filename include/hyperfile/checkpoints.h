@@ -45,8 +45,12 @@ Result<uint64_t> ResolveAt(std::shared_ptr<ObjectStore> store, const At& at);
 // gets Conflict at its next flush.
 Result<uint64_t> Restore(std::shared_ptr<ObjectStore> store, const At& at);
 
-// Named snapshots pin a checkpoint (names: 1-128 chars of [A-Za-z0-9._-],
-// not all digits). AlreadyExists if the name is taken.
+// Named snapshots pin a checkpoint (names: see IsSnapshotName in file.h —
+// a letter first, then [A-Za-z0-9._-], at most 128). AlreadyExists if the
+// name is taken by another snapshot (a retried create whose first attempt
+// landed is recognised as ours). ListSnapshots reads each record with one
+// bounded GET; NotFound if the root holds no hyperfile; keys under snap/
+// that are not valid names are not snapshots and are skipped.
 Status CreateSnapshot(std::shared_ptr<ObjectStore> store, const std::string& name,
                       const At& at = At::Latest());
 Result<std::vector<SnapshotInfo>> ListSnapshots(std::shared_ptr<ObjectStore> store);

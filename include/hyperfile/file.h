@@ -41,12 +41,24 @@ struct At {
   static At Checkpoint(uint64_t id) { return {Kind::kCheckpoint, id, 0, {}}; }
   static At Time(int64_t ms) { return {Kind::kTime, 0, ms, {}}; }
   static At Snapshot(std::string name) { return {Kind::kSnapshot, 0, 0, std::move(name)}; }
-  // Parses what users type: "latest", "42" (checkpoint id),
-  // "2026-11-25T10:00:00Z" / "2026-11-25 10:00:00" (UTC) / "@1764064800"
-  // (Unix seconds), otherwise a snapshot name.
+  // Parses what users type. The first character decides (one rule, shared
+  // with snapshot creation, so every valid snapshot name parses as itself):
+  //   "latest" / "HEAD"                 the head
+  //   digits only: "42"                 a checkpoint id (1 .. 2^62)
+  //   another digit first:              a UTC time, strictly
+  //     "2026-11-25", "2026-11-25T10:00", "2026-11-25T10:00:00[.123][Z]"
+  //     (a space may replace the T)
+  //   "@1764064800"                     Unix seconds
+  //   a letter first                    a snapshot name (IsSnapshotName)
+  // Anything else is InvalidArgument.
   static Result<At> Parse(std::string_view text);
   std::string ToString() const;
 };
+
+// A snapshot name: 1-128 characters of [A-Za-z0-9._-] starting with a
+// letter, other than "latest" and "HEAD". (A leading letter is what tells a
+// name from a checkpoint id or a time in At::Parse.)
+bool IsSnapshotName(std::string_view name);
 
 struct FileStat {
   uint64_t size = 0;             // logical size in bytes

@@ -21,29 +21,37 @@ struct CreateOptions {
   // create never truncates an existing file; open it instead).
 };
 
+// Every field is checked by File::Create, File::Open and File::OpenAt: a
+// value outside its range is InvalidArgument naming the field (nothing is
+// clamped silently). Ranges are given with each field.
 struct OpenOptions {
   bool read_only = false;
-  // Memory budget for clean data blocks cached in memory.
+  // Memory budget for clean data blocks cached in memory (0 .. 1 TiB).
   uint64_t block_cache_bytes = 64ull << 20;
-  // Memory budget for decoded index nodes (interior nodes kept preferentially).
+  // Memory budget for decoded index nodes (interior nodes kept
+  // preferentially; 0 .. 1 TiB).
   uint64_t index_cache_bytes = 16ull << 20;
   // Memory for dirty data: writers wait when this much is dirty and not yet
-  // uploaded, instead of growing without bound.
+  // uploaded, instead of growing without bound. At least one block (and
+  // 4 KiB), at most 1 TiB. A writer never waits when nothing is dirty, and
+  // a writer waiting here is woken (with an error) when the file closes.
   uint64_t dirty_budget_bytes = 256ull << 20;
   // Background flush: a flush starts when the oldest dirty byte is this old
   // (0 = never by age) or when this many bytes are dirty (0 = half of
   // dirty_budget_bytes: one half uploads while writers fill the other).
+  // flush_dirty_bytes may not exceed dirty_budget_bytes.
   uint32_t flush_interval_ms = 0;
   uint64_t flush_dirty_bytes = 0;
-  // Parallel requests per file (reads and uploads).
+  // Parallel requests per file (reads and uploads): 1 .. 256.
   int io_parallelism = 8;
-  // Largest ranged GET the read planner issues when coalescing.
+  // Largest ranged GET the read planner issues when coalescing: 4 KiB .. 1 GiB.
   uint64_t max_read_request_bytes = 8ull << 20;
   // Optional local-disk cache of clean blocks: a directory and a byte budget
-  // (empty = off).
+  // (both empty/0 = off; one without the other is an error).
   std::string disk_cache_dir;
   uint64_t disk_cache_bytes = 0;
-  // Identifies this writer in segment headers (host/process by default).
+  // Identifies this writer in segment headers (host/process by default);
+  // at most 255 bytes, no control characters.
   std::string writer_name;
   // Opens the store of a clone's origin (a URI recorded in the clone).
   // Default: OpenStore(uri) with default StoreOptions (AWS environment).

@@ -11,6 +11,7 @@
 #include "file/file_impl.h"
 #include "file/interval_set.h"
 #include "file/open_internal.h"
+#include "format/removal_marker.h"
 #include "util/coding.h"
 
 namespace hyperfile {
@@ -19,43 +20,108 @@ using file::HeaderRead;
 
 // ---------------------------------------------------------------- At -----
 
+namespace {
+
+// Parses "YYYY-MM-DD[(T| )HH:MM[:SS[.mmm]]][Z]" strictly: every character is
+// consumed and every field is in range.
+bool ParseIsoTime(std::string_view s, int64_t* ms_out) {
+  size_t pos = 0;
+  auto number = [&](size_t digits, int* v) {
+    if (pos + digits > s.size()) return false;
+    int x = 0;
+    for (size_t i = 0; i < digits; i++) {
+      char c = s[pos + i];
+      if (c < '0' || c > '9') return false;
+      x = x * 10 + (c - '0');
+    }
+    pos += digits;
+    *v = x;
+    return true;
+  };
+  auto expect = [&](char c) {
+    if (pos < s.size() && s[pos] == c) {
+      pos++;
+      return true;
+    }
+    return false;
+  };
+  int year, mon, day, hour = 0, min = 0, sec = 0, ms = 0;
+  if (!number(4, &year) || !expect('-') || !number(2, &mon) || !expect('-') || !number(2, &day)) {
+    return false;
+  }
+  if (pos < s.size() && (s[pos] == 'T' || s[pos] == ' ')) {
+    pos++;
+    if (!number(2, &hour) || !expect(':') || !number(2, &min)) return false;
+    if (expect(':')) {
+      if (!number(2, &sec)) return false;
+      if (expect('.') && !number(3, &ms)) return false;
+    }
+  }
+  expect('Z');
+  if (pos != s.size()) return false;
+  if (year < 1970 || mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 ||
+      sec > 60) {
+    return false;
+  }
+  std::tm tm{};
+  tm.tm_year = year - 1900;
+  tm.tm_mon = mon - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = min;
+  tm.tm_sec = sec;
+  *ms_out = static_cast<int64_t>(timegm(&tm)) * 1000 + ms;
+  return true;
+}
+
+bool AllDigits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+}  // namespace
+
+bool IsSnapshotName(std::string_view name) {
+  if (name.empty() || name.size() > 128) return false;
+  if (!std::isalpha(static_cast<unsigned char>(name[0]))) return false;
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
+      return false;
+  }
+  return name != "latest" && name != "HEAD";
+}
+
+// One rule decides what a selector is, by its first character: a letter
+// starts a snapshot name (or latest/HEAD), '@' Unix seconds, a digit a
+// checkpoint id (all digits) or an ISO 8601 time. So every name that
+// CreateSnapshot accepts parses back as that name.
 Result<At> At::Parse(std::string_view text) {
   if (text.empty()) return Status::InvalidArgument("empty checkpoint selector");
   if (text == "latest" || text == "HEAD") return At::Latest();
-  if (std::all_of(text.begin(), text.end(), [](char c) { return std::isdigit(c); })) {
-    if (text.size() > 19)
-      return Status::InvalidArgument("checkpoint id too large: " + std::string(text));
-    return At::Checkpoint(std::stoull(std::string(text)));
-  }
-  if (text[0] == '@' && text.size() > 1 &&
-      std::all_of(text.begin() + 1, text.end(), [](char c) { return std::isdigit(c); })) {
-    if (text.size() > 12) return Status::InvalidArgument("time out of range: " + std::string(text));
-    return At::Time(std::stoll(std::string(text.substr(1))) * 1000);
-  }
-  // ISO 8601 UTC: YYYY-MM-DD[T ]HH:MM[:SS[.mmm]][Z]
-  std::tm tm{};
-  int ms = 0;
-  std::string s(text);
-  if (s.size() >= 16 && std::isdigit(s[0]) && s[4] == '-' && s[7] == '-' &&
-      (s[10] == 'T' || s[10] == ' ')) {
-    int sec = 0;
-    int n = std::sscanf(s.c_str(), "%4d-%2d-%2d%*c%2d:%2d:%2d.%3d", &tm.tm_year, &tm.tm_mon,
-                        &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &sec, &ms);
-    if (n < 5) return Status::InvalidArgument("bad time: " + s);
-    tm.tm_sec = n >= 6 ? sec : 0;
-    if (n < 7) ms = 0;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
-        tm.tm_min > 59 || tm.tm_sec > 60) {
-      return Status::InvalidArgument("bad time: " + s);
+  const std::string s(text);
+  if (AllDigits(text)) {
+    if (text.size() > 19) return Status::InvalidArgument("checkpoint id too large: " + s);
+    uint64_t id = std::stoull(s);
+    if (id == 0 || id > format::kMaxCheckpointId) {
+      return Status::InvalidArgument("checkpoint id out of range: " + s);
     }
-    return At::Time(static_cast<int64_t>(timegm(&tm)) * 1000 + ms);
+    return At::Checkpoint(id);
   }
-  if (s.size() > 128 || !std::all_of(s.begin(), s.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-      })) {
-    return Status::InvalidArgument("not a checkpoint id, time or snapshot name: " + s);
+  if (text[0] == '@') {
+    if (!AllDigits(text.substr(1)) || text.size() > 12) {
+      return Status::InvalidArgument("bad time '" + s + "': @ takes Unix seconds");
+    }
+    return At::Time(std::stoll(s.substr(1)) * 1000);
+  }
+  if (std::isdigit(static_cast<unsigned char>(text[0]))) {
+    int64_t ms = 0;
+    if (!ParseIsoTime(text, &ms)) {
+      return Status::InvalidArgument("bad time '" + s +
+                                     "': use YYYY-MM-DD[THH:MM[:SS[.mmm]]][Z] (UTC)");
+    }
+    return At::Time(ms);
+  }
+  if (!IsSnapshotName(text)) {
+    return Status::InvalidArgument("not a checkpoint id, time or snapshot name: '" + s + "'");
   }
   return At::Snapshot(s);
 }
@@ -83,17 +149,6 @@ std::string At::ToString() const {
 }
 
 namespace {
-
-bool ValidSnapshotName(const std::string& name) {
-  if (name.empty() || name.size() > 128) return false;
-  bool all_digits = true;
-  for (char c : name) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
-      return false;
-    if (!std::isdigit(static_cast<unsigned char>(c))) all_digits = false;
-  }
-  return !all_digits && name != "latest" && name != "HEAD";
-}
 
 CheckpointInfo InfoFrom(const format::Descriptor& d) {
   CheckpointInfo c;
@@ -208,38 +263,46 @@ Result<uint64_t> Restore(std::shared_ptr<ObjectStore> store, const At& at) {
 }
 
 Status CreateSnapshot(std::shared_ptr<ObjectStore> store, const std::string& name, const At& at) {
-  if (!ValidSnapshotName(name)) {
+  if (!IsSnapshotName(name)) {
     return Status::InvalidArgument("bad snapshot name '" + name +
-                                   "': use 1-128 of [A-Za-z0-9._-], not all digits");
+                                   "': use 1-128 of [A-Za-z0-9._-] starting with a letter");
   }
   HF_ASSIGN_OR_RETURN(uint64_t id, ResolveAt(store, at));
   format::SnapshotRecord rec{id, file::NowMs()};
+  const std::string bytes = format::EncodeSnapshot(rec);
+  const std::string key = std::string(format::kSnapshotPrefix) + name;
   PutOptions put;
   put.if_absent = true;
-  Status st = store->Put(std::string(format::kSnapshotPrefix) + name, format::EncodeSnapshot(rec),
-                         put, nullptr);
+  Status st = store->Put(key, bytes, put, nullptr);
   if (st.IsPreconditionFailed()) {
+    // A retried put whose first attempt landed finds its own record: the
+    // creation time (ms) makes a record ours, not merely equal.
+    std::string back;
+    if (store->Get(key, 0, bytes.size() + 1, &back, nullptr).ok() && back == bytes) {
+      return Status::OK();
+    }
     return Status::AlreadyExists("snapshot '" + name + "' already exists in " + store->Name());
   }
   return st;
 }
 
 Result<std::vector<SnapshotInfo>> ListSnapshots(std::shared_ptr<ObjectStore> store) {
+  // A missing file has no snapshots to list: NotFound, like every command.
+  HF_RETURN_IF_ERROR(file::LatestCheckpointId(store.get()).status());
   std::vector<ObjectInfo> objects;
   HF_RETURN_IF_ERROR(store->List(format::kSnapshotPrefix, "", 0, &objects));
   std::vector<SnapshotInfo> out;
   for (const ObjectInfo& o : objects) {
-    std::string body;
-    HF_RETURN_IF_ERROR(store->Get(o.key, &body));
-    HF_ASSIGN_OR_RETURN(format::SnapshotRecord rec,
-                        format::DecodeSnapshot(body, store->Name() + "/" + o.key));
-    out.push_back({o.key.substr(format::kSnapshotPrefix.size()), rec.checkpoint, rec.created_ms});
+    std::string name = o.key.substr(format::kSnapshotPrefix.size());
+    if (!IsSnapshotName(name)) continue;  // not a key of the format (e.g. snap/.DS_Store)
+    HF_ASSIGN_OR_RETURN(format::SnapshotRecord rec, file::ReadSnapshot(store.get(), name));
+    out.push_back({std::move(name), rec.checkpoint, rec.created_ms});
   }
   return out;
 }
 
 Status DeleteSnapshot(std::shared_ptr<ObjectStore> store, const std::string& name) {
-  if (!ValidSnapshotName(name)) return Status::InvalidArgument("bad snapshot name '" + name + "'");
+  if (!IsSnapshotName(name)) return Status::InvalidArgument("bad snapshot name '" + name + "'");
   std::string key = std::string(format::kSnapshotPrefix) + name;
   ObjectInfo info;
   Status st = store->Head(key, &info);
@@ -265,16 +328,135 @@ Result<uint64_t> Clone(std::shared_ptr<ObjectStore> source, const At& at,
                            std::move(origins), 0);
 }
 
+namespace {
+
+// The keys of a file that RemoveFile may delete, from one listing.
+struct FileKeys {
+  std::vector<uint64_t> segments;  // ascending ids (markers included)
+  std::vector<std::string> other;  // snapshot records, gc/horizon
+  std::vector<std::string> foreign;
+  uint64_t foreign_count = 0;
+};
+
+constexpr size_t kRemoveListPage = 1000;
+constexpr size_t kForeignShown = 3;
+
+bool IsFormatKey(std::string_view key, uint64_t* segment) {
+  if (key.starts_with(format::kSegmentPrefix)) {
+    auto id = format::ParseSegmentKey(key);
+    if (id && *id >= 1 && *id <= format::kMaxCheckpointId) {
+      *segment = *id;
+      return true;
+    }
+    return false;
+  }
+  if (key.starts_with(format::kSnapshotPrefix)) {
+    return IsSnapshotName(key.substr(format::kSnapshotPrefix.size()));
+  }
+  return key == format::kHorizonKey;
+}
+
+// Lists the root page by page. Without keep_foreign the listing stops at the
+// first page that shows a foreign key: nothing will be deleted anyway.
+Status ListFileKeys(ObjectStore* store, bool keep_foreign, FileKeys* out) {
+  std::string after;
+  for (;;) {
+    std::vector<ObjectInfo> page;
+    HF_RETURN_IF_ERROR(store->List("", after, kRemoveListPage, &page));
+    for (const ObjectInfo& o : page) {
+      uint64_t id = 0;
+      if (!IsFormatKey(o.key, &id)) {
+        if (out->foreign.size() < kForeignShown) out->foreign.push_back(o.key);
+        out->foreign_count++;
+      } else if (id != 0) {
+        out->segments.push_back(id);
+      } else {
+        out->other.push_back(o.key);
+      }
+    }
+    if (page.size() < kRemoveListPage) break;
+    if (page.back().key <= after) {
+      return Status::Corrupt("remove " + store->Name() + ": the listing does not advance");
+    }
+    after = page.back().key;
+    if (!keep_foreign && out->foreign_count > 0) break;
+  }
+  std::sort(out->segments.begin(), out->segments.end());
+  return Status::OK();
+}
+
+// The head is a removal marker already (an earlier removal was interrupted)?
+Result<bool> HeadIsMarker(ObjectStore* store, uint64_t id) {
+  std::string bytes;
+  Status st = store->Get(format::SegmentKey(id), 0, format::kRemovalMarkerBytes, &bytes, nullptr);
+  if (st.IsNotFound()) return false;
+  HF_RETURN_IF_ERROR(st);
+  return format::LooksLikeRemovalMarker(bytes);
+}
+
+}  // namespace
+
 Status RemoveFile(std::shared_ptr<ObjectStore> store, const RemoveOptions& options) {
-  (void)options;  // TODO(issue 9): replaced by the safe removal
-  std::vector<ObjectInfo> objects;
-  HF_RETURN_IF_ERROR(store->List("", "", 0, &objects));
-  std::vector<std::string> keys;
-  for (const ObjectInfo& o : objects) keys.push_back(o.key);
-  if (keys.empty()) return Status::NotFound("no hyperfile at " + store->Name());
-  // Delete segments newest first is not needed for safety: removal is not
-  // atomic, and a half-removed file reports the gap as Corrupt, never data.
-  return store->DeleteMany(keys);
+  if (!store) return Status::InvalidArgument("remove: no store");
+  const std::string name = store->Name();
+  // 1. Is there a hyperfile here at all? (One LIST; a directory of ordinary
+  // files or a parent of hyperfiles is NotFound and never listed further.)
+  HF_RETURN_IF_ERROR(file::LatestCheckpointId(store.get()).status());
+  FileKeys keys;
+  HF_RETURN_IF_ERROR(ListFileKeys(store.get(), options.keep_foreign, &keys));
+  if (keys.segments.empty()) return Status::NotFound("no hyperfile at " + name);
+  if (keys.foreign_count > 0 && !options.keep_foreign) {
+    std::string shown;
+    for (const std::string& k : keys.foreign) shown += (shown.empty() ? "'" : ", '") + k + "'";
+    return Status::InvalidArgument(
+        "remove " + name + ": it holds " + std::to_string(keys.foreign_count) +
+        (keys.foreign_count == 1 ? " object" : " or more objects") +
+        " that are not part of a hyperfile (" + shown + (keys.foreign_count > kForeignShown ? ", ..." : "") +
+        "); nothing was deleted (keep_foreign removes only the hyperfile)");
+  }
+  // 2. Commit the removal marker as the newest checkpoint, unless an
+  // interrupted removal left one. A writer that commits meanwhile takes the
+  // id first: look again (bounded).
+  uint64_t marker_id = 0;
+  for (int attempt = 0; marker_id == 0; attempt++) {
+    HF_ASSIGN_OR_RETURN(uint64_t head, file::LatestCheckpointId(store.get()));
+    HF_ASSIGN_OR_RETURN(bool is_marker, HeadIsMarker(store.get(), head));
+    if (is_marker) {
+      marker_id = head;
+      break;
+    }
+    if (attempt >= 8) {
+      return Status::Conflict("remove " + name + ": a writer keeps committing; stop it first");
+    }
+    if (head >= format::kMaxCheckpointId) return Status::OutOfRange("checkpoint ids exhausted");
+    const std::string bytes = format::EncodeRemovalMarker({head + 1, file::NowMs()});
+    PutOptions put;
+    put.if_absent = true;
+    Status st = store->Put(format::SegmentKey(head + 1), bytes, put, nullptr);
+    if (st.ok()) {
+      marker_id = head + 1;
+    } else if (st.IsPreconditionFailed()) {
+      std::string back;  // a retried put of ours that landed?
+      if (store->Get(format::SegmentKey(head + 1), 0, bytes.size() + 1, &back, nullptr).ok() &&
+          back == bytes) {
+        marker_id = head + 1;
+      }
+    } else {
+      return st.WithContext("remove " + name + ": commit the removal marker");
+    }
+  }
+  // 3. No checkpoint can be committed after the marker now. List again so
+  // that what a writer committed before it is included, then delete the
+  // snapshots and the horizon, the segments oldest first, the marker last.
+  FileKeys final_keys;
+  HF_RETURN_IF_ERROR(ListFileKeys(store.get(), /*keep_foreign=*/true, &final_keys));
+  HF_RETURN_IF_ERROR(store->DeleteMany(final_keys.other).WithContext("remove " + name));
+  std::vector<std::string> segments;
+  for (uint64_t id : final_keys.segments) {
+    if (id != marker_id) segments.push_back(format::SegmentKey(id));
+  }
+  HF_RETURN_IF_ERROR(store->DeleteMany(segments).WithContext("remove " + name));
+  return store->Delete(format::SegmentKey(marker_id)).WithContext("remove " + name);
 }
 
 }  // namespace hyperfile

@@ -106,6 +106,12 @@ Result<std::unique_ptr<FileImpl>> FileImpl::Make(std::shared_ptr<ObjectStore> st
                                                  const format::Descriptor* at) {
   format::SegmentHeader head = read.header;
   if (at) head.self = *at;
+  if (!options.read_only && options.dirty_budget_bytes < head.block_size()) {
+    return Status::InvalidArgument("open " + store->Name() + ": dirty_budget_bytes " +
+                                   std::to_string(options.dirty_budget_bytes) +
+                                   " is less than one block (" +
+                                   std::to_string(head.block_size()) + " bytes)");
+  }
   std::unique_ptr<FileImpl> file(new FileImpl(std::move(store), options, head));
   // The root and upper index levels usually arrived with the header; any
   // other node (an old checkpoint's root) is loaded on first use, so opening
@@ -139,6 +145,7 @@ Status FileImpl::Close() {
     std::lock_guard<std::mutex> lock(mu_);
     closed_ = true;
   }
+  commit_cv_.notify_all();  // writers waiting for the budget get "closed"
   StopFlusher();
   return st;
 }
@@ -356,16 +363,21 @@ Status FileImpl::ReadFromTree(const index::TreeRoot& root, uint64_t b0, uint64_t
 // (its bytes were not taken), so a dead store never blocks writers forever.
 Status FileImpl::WaitForDirtyBudget() {
   std::unique_lock<std::mutex> lock(mu_);
-  if (DirtyBytesLocked() < options_.dirty_budget_bytes) return Status::OK();
+  // Only dirty data that a flush can free is worth waiting for: with nothing
+  // dirty a writer never waits, whatever the budget.
+  auto fits = [&] {
+    uint64_t dirty = DirtyBytesLocked();
+    return dirty == 0 || dirty < options_.dirty_budget_bytes;
+  };
+  if (fits()) return Status::OK();
   const uint64_t failures_seen = flush_failures_;
   budget_waiters_++;
   flush_cv_.notify_one();
   commit_cv_.wait(lock, [&] {
-    return DirtyBytesLocked() < options_.dirty_budget_bytes || flush_failures_ != failures_seen ||
-           stopping_ || fenced_;
+    return fits() || flush_failures_ != failures_seen || stopping_ || closed_ || fenced_;
   });
   budget_waiters_--;
-  if (DirtyBytesLocked() < options_.dirty_budget_bytes) return Status::OK();
+  if (fits() && !closed_ && !stopping_) return Status::OK();
   if (flush_failures_ != failures_seen) {
     return last_flush_error_.WithContext("write waited for the dirty budget and the flush failed");
   }
@@ -695,8 +707,8 @@ Status FileImpl::Commit(Built* built) {
   }
   HF_RETURN_IF_ERROR(st.WithContext("flush"));
   if (built->header.self.time_ms - head_.self.time_ms > kHorizonCheckAfterMs) {
-    std::string horizon;
-    Status hs = store_->Get("gc/horizon", &horizon);
+    std::string horizon;  // a decimal id: a bounded read of a small object
+    Status hs = store_->Get(format::kHorizonKey, 0, 32, &horizon, nullptr);
     if (hs.ok() && !horizon.empty() &&
         std::strtoull(horizon.c_str(), nullptr, 10) >= built->header.self.id) {
       return Status::Conflict(store_->Name() + ": checkpoint " +

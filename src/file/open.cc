@@ -12,6 +12,29 @@ using file::HeaderRead;
 
 namespace file {
 
+Result<format::SnapshotRecord> ReadSnapshot(ObjectStore* store, const std::string& name) {
+  if (!IsSnapshotName(name)) {
+    return Status::InvalidArgument("bad snapshot name '" + name + "' in " + store->Name());
+  }
+  const std::string key = std::string(format::kSnapshotPrefix) + name;
+  const std::string where = store->Name() + "/" + key;
+  std::string body;
+  // One byte more than a record: a longer object is reported, never read whole.
+  Status st = store->Get(key, 0, format::kSnapshotRecordBytes + 1, &body, nullptr);
+  if (st.IsNotFound()) {
+    return Status::NotFound("snapshot '" + name + "' does not exist in " + store->Name());
+  }
+  HF_RETURN_IF_ERROR(st);
+  if (body.size() != format::kSnapshotRecordBytes) {
+    return Status::Corrupt(where + ": not a snapshot record (" +
+                           (body.size() > format::kSnapshotRecordBytes
+                                ? std::string("longer than")
+                                : std::to_string(body.size()) + " bytes, expected") +
+                           " " + std::to_string(format::kSnapshotRecordBytes) + " bytes)");
+  }
+  return format::DecodeSnapshot(body, where);
+}
+
 Result<ResolvedState> ResolveState(const std::shared_ptr<ObjectStore>& store, const At& at,
                                    const OpenOptions& options) {
   ResolvedState out;
@@ -47,16 +70,7 @@ Result<ResolvedState> ResolveState(const std::shared_ptr<ObjectStore>& store, co
       HF_RETURN_IF_ERROR(from_id(at.checkpoint));
       return out;
     case At::Kind::kSnapshot: {
-      std::string body;
-      std::string key = std::string(format::kSnapshotPrefix) + at.snapshot;
-      Status st = store->Get(key, &body);
-      if (st.IsNotFound()) {
-        return Status::NotFound("snapshot '" + at.snapshot + "' does not exist in " +
-                                store->Name());
-      }
-      HF_RETURN_IF_ERROR(st);
-      HF_ASSIGN_OR_RETURN(format::SnapshotRecord rec,
-                          format::DecodeSnapshot(body, store->Name() + "/" + key));
+      HF_ASSIGN_OR_RETURN(format::SnapshotRecord rec, ReadSnapshot(store.get(), at.snapshot));
       HF_RETURN_IF_ERROR(from_id(rec.checkpoint));
       return out;
     }
@@ -115,12 +129,46 @@ Result<ResolvedState> ResolveTime(const std::shared_ptr<ObjectStore>& store, int
   return not_found();
 }
 
+Status ValidateOpenOptions(const OpenOptions& o, const std::string& where) {
+  auto bad = [&](const std::string& what) {
+    return Status::InvalidArgument("open " + where + ": " + what);
+  };
+  constexpr uint64_t kMaxMemory = 1ull << 40;  // 1 TiB: anything above is a typo
+  if (o.block_cache_bytes > kMaxMemory) return bad("block_cache_bytes must be at most 1 TiB");
+  if (o.index_cache_bytes > kMaxMemory) return bad("index_cache_bytes must be at most 1 TiB");
+  if (o.dirty_budget_bytes < format::kChunkSize || o.dirty_budget_bytes > kMaxMemory) {
+    return bad("dirty_budget_bytes " + std::to_string(o.dirty_budget_bytes) +
+               " must be from 4 KiB (and at least one block) to 1 TiB");
+  }
+  if (o.flush_dirty_bytes > o.dirty_budget_bytes) {
+    return bad("flush_dirty_bytes " + std::to_string(o.flush_dirty_bytes) +
+               " exceeds dirty_budget_bytes " + std::to_string(o.dirty_budget_bytes) +
+               " (0 = half the budget)");
+  }
+  if (o.io_parallelism < 1 || o.io_parallelism > 256) {
+    return bad("io_parallelism " + std::to_string(o.io_parallelism) + " must be from 1 to 256");
+  }
+  if (o.max_read_request_bytes < format::kChunkSize || o.max_read_request_bytes > (1ull << 30)) {
+    return bad("max_read_request_bytes " + std::to_string(o.max_read_request_bytes) +
+               " must be from 4 KiB to 1 GiB");
+  }
+  if (o.disk_cache_dir.empty() != (o.disk_cache_bytes == 0)) {
+    return bad("disk_cache_dir and disk_cache_bytes go together (both set, or neither)");
+  }
+  if (o.writer_name.size() > 255) return bad("writer_name is longer than 255 bytes");
+  for (unsigned char c : o.writer_name) {
+    if (c < 0x20 || c == 0x7f) return bad("writer_name contains a control character");
+  }
+  return Status::OK();
+}
+
 }  // namespace file
 
 Result<std::unique_ptr<File>> File::Create(std::shared_ptr<ObjectStore> store,
                                            const CreateOptions& create,
                                            const OpenOptions& options) {
   if (!store) return Status::InvalidArgument("create: no store");
+  HF_RETURN_IF_ERROR(file::ValidateOpenOptions(options, store->Name()));
   uint32_t bs = create.block_size;
   if (bs < (1u << format::kMinBlockShift) || bs > (1u << format::kMaxBlockShift) ||
       (bs & (bs - 1)) != 0) {
@@ -171,6 +219,7 @@ Result<std::unique_ptr<File>> File::Create(std::shared_ptr<ObjectStore> store,
 Result<std::unique_ptr<File>> File::Open(std::shared_ptr<ObjectStore> store,
                                          const OpenOptions& options) {
   if (!store) return Status::InvalidArgument("open: no store");
+  HF_RETURN_IF_ERROR(file::ValidateOpenOptions(options, store->Name()));
   HF_ASSIGN_OR_RETURN(file::ResolvedState state, file::ResolveState(store, At::Latest(), options));
   HF_ASSIGN_OR_RETURN(std::unique_ptr<FileImpl> f,
                       FileImpl::Make(state.store, options, state.read, nullptr));
@@ -180,6 +229,7 @@ Result<std::unique_ptr<File>> File::Open(std::shared_ptr<ObjectStore> store,
 Result<std::unique_ptr<File>> File::OpenAt(std::shared_ptr<ObjectStore> store, const At& at,
                                            OpenOptions options) {
   if (!store) return Status::InvalidArgument("open: no store");
+  HF_RETURN_IF_ERROR(file::ValidateOpenOptions(options, store->Name()));
   if (at.kind == At::Kind::kLatest && !options.read_only) return Open(store, options);
   options.read_only = true;
   HF_ASSIGN_OR_RETURN(file::ResolvedState state, file::ResolveState(store, at, options));

@@ -22,6 +22,13 @@ struct ResolvedState {
 
 Result<ResolvedState> ResolveState(const std::shared_ptr<ObjectStore>& store, const At& at,
                                    const OpenOptions& options);
+// Checks every OpenOptions field (InvalidArgument naming the field and its
+// accepted range). The block-size dependent rule (the dirty budget holds at
+// least one block) is checked by FileImpl::Make once the block size is known.
+Status ValidateOpenOptions(const OpenOptions& options, const std::string& where);
+// Reads snap/<name> with one bounded GET (NotFound names the snapshot;
+// anything but a 28-byte record is Corrupt naming the object).
+Result<format::SnapshotRecord> ReadSnapshot(ObjectStore* store, const std::string& name);
 Result<ResolvedState> ResolveTime(const std::shared_ptr<ObjectStore>& store, int64_t time_ms);
 
 }  // namespace hyperfile::file

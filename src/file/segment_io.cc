@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "format/removal_marker.h"
 #include "util/coding.h"
 
 namespace hyperfile::file {
@@ -63,6 +64,11 @@ Result<HeaderRead> ReadHeader(ObjectStore* store, uint64_t id) {
     return Status::NotFound("checkpoint " + std::to_string(id) + " does not exist (" + where + ")");
   }
   HF_RETURN_IF_ERROR(st);
+  if (format::LooksLikeRemovalMarker(read.bytes)) {
+    return Status::NotFound(where +
+                            ": the file is partly removed (a removal was interrupted); "
+                            "remove it again to finish");
+  }
   uint64_t needed = 0;
   auto header = format::DecodeHeader(read.bytes, where, &needed);
   if (!header.ok() && needed > read.bytes.size()) {

@@ -45,6 +45,8 @@ inline uint64_t StoredBlockSize(uint32_t block_size) {
 std::string SegmentKey(uint64_t id);
 inline constexpr std::string_view kSegmentPrefix = "seg/";
 inline constexpr std::string_view kSnapshotPrefix = "snap/";
+inline constexpr size_t kSnapshotRecordBytes = 28;  // snap/<name> body
+inline constexpr std::string_view kHorizonKey = "gc/horizon";
 // Parses a key produced by SegmentKey (with the "seg/" prefix).
 std::optional<uint64_t> ParseSegmentKey(std::string_view key);
 
