@@ -411,7 +411,8 @@ Status RemoveFile(std::shared_ptr<ObjectStore> store, const RemoveOptions& optio
     return Status::InvalidArgument(
         "remove " + name + ": it holds " + std::to_string(keys.foreign_count) +
         (keys.foreign_count == 1 ? " object" : " or more objects") +
-        " that are not part of a hyperfile (" + shown + (keys.foreign_count > kForeignShown ? ", ..." : "") +
+        " that are not part of a hyperfile (" + shown +
+        (keys.foreign_count > kForeignShown ? ", ..." : "") +
         "); nothing was deleted (keep_foreign removes only the hyperfile)");
   }
   // 2. Commit the removal marker as the newest checkpoint, unless an

@@ -109,8 +109,8 @@ Result<std::unique_ptr<FileImpl>> FileImpl::Make(std::shared_ptr<ObjectStore> st
   if (!options.read_only && options.dirty_budget_bytes < head.block_size()) {
     return Status::InvalidArgument("open " + store->Name() + ": dirty_budget_bytes " +
                                    std::to_string(options.dirty_budget_bytes) +
-                                   " is less than one block (" +
-                                   std::to_string(head.block_size()) + " bytes)");
+                                   " is less than one block (" + std::to_string(head.block_size()) +
+                                   " bytes)");
   }
   std::unique_ptr<FileImpl> file(new FileImpl(std::move(store), options, head));
   // The root and upper index levels usually arrived with the header; any

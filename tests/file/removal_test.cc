@@ -220,8 +220,8 @@ TEST(SnapshotNames, EveryNameCreateAcceptsParsesBackAsThatName) {
 TEST(SnapshotNames, TimeLookingNamesAreRefusedAtCreate) {
   auto store = NewMemoryStore("snapnames");
   MakeFile(store);
-  for (const char* name : {"2026-11-25T10-00-00", "2026-11-25", "42", "latest", "HEAD", "-x",
-                           ".hidden", "a/b", ""}) {
+  for (const char* name :
+       {"2026-11-25T10-00-00", "2026-11-25", "42", "latest", "HEAD", "-x", ".hidden", "a/b", ""}) {
     EXPECT_TRUE(CreateSnapshot(store, name).IsInvalidArgument()) << name;
   }
   ASSERT_TRUE(CreateSnapshot(store, "backup-2026-11-25T10-00-00").ok());

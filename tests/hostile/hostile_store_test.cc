@@ -1,0 +1,332 @@
+// The hostile-store suite: damaged, foreign and crafted store contents, each
+// run through the commands a user would type, under a time limit and a
+// memory limit. Every case must end quickly with a clear error (or, for
+// foreign keys that do not belong to the format, be ignored) — never hang,
+// never grow without bound, never create or delete anything.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+
+#include "cli/cli_run.h"
+#include "file/segment_io.h"
+#include "format/format.h"
+#include "hyperfile/checkpoints.h"
+#include "hyperfile/file.h"
+#include "util/coding.h"
+
+namespace hyperfile {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::CliRun;
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAsan = true;
+#else
+constexpr bool kAsan = false;
+#endif
+
+// Runs the command with a hard time limit (KILL after `seconds`) and, except
+// under ASan (whose shadow memory needs a huge address space), a 1.5 GiB
+// address-space limit. Exit 124/137 means the limit was hit.
+CliRun Limited(const std::string& args, int seconds = 20) {
+  std::string prefix = kAsan ? "" : "ulimit -v 1500000;";
+  prefix += " exec timeout -s KILL " + std::to_string(seconds);
+  return testing::RunHyperfile(args, "", prefix);
+}
+
+// A clear, prompt error: exit 1 (not killed by a limit), one error line that
+// contains `what`.
+void ExpectCleanError(const CliRun& r, const std::string& what, const std::string& cmd) {
+  EXPECT_NE(r.code, 137) << cmd << ": killed (time or memory limit)";
+  EXPECT_NE(r.code, 124) << cmd << ": timed out";
+  EXPECT_EQ(r.code, 1) << cmd << "\nstdout: " << r.out << "\nstderr: " << r.err;
+  EXPECT_NE(r.err.find(what), std::string::npos) << cmd << ": " << r.err;
+}
+
+std::set<std::string> Tree(const std::string& dir) {
+  std::set<std::string> out;
+  if (!fs::exists(dir)) return out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) out.insert(e.path().string());
+  return out;
+}
+
+class Hostile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path().string() + "/hfhostile-" + std::to_string(getpid()) + "-" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    path_ = dir_ + "/file";
+    store_ = OpenStore(path_).value();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // A healthy file: 4 KiB blocks, checkpoints 1 (create) and 2 (data).
+  void MakeHealthy() {
+    CreateOptions co;
+    co.block_size = 4096;
+    auto f = File::Create(store_, co).value();
+    std::string data(3 * 4096, 'd');
+    ASSERT_TRUE(f->PWrite(0, data.data(), data.size()).ok());
+    ASSERT_TRUE(f->Flush().ok());
+    ASSERT_TRUE(f->Close().ok());
+  }
+
+  // Commits a CRC-valid segment `id` on top of the head whose index is the
+  // given nodes (nodes[i] is encoded at the i-th position of the node area;
+  // the root is nodes[root]; children refer to earlier nodes by index through
+  // `fix`), with `data_bytes` of data area.
+  void CraftSegment(uint64_t id, std::vector<format::NodeData> nodes, size_t root, uint8_t height,
+                    uint64_t size, uint64_t data_bytes = 0) {
+    auto head = file::ReadHeader(store_.get(), id - 1);
+    ASSERT_TRUE(head.ok()) << head.status().ToString();
+    format::SegmentHeader h = head->header;
+    format::CarryHistory(head->header, &h);
+    h.parent = id - 1;
+    h.parent_crc = head->header.crc;
+    h.self.id = id;
+    h.self.time_ms = head->header.self.time_ms + 1;
+    h.self.size = size;
+    h.self.height = height;
+    h.self.root = {id, 0, 0};
+    h.self.allocated_blocks = 1;
+    const uint64_t header_len = format::EncodeHeader(h).size();
+    std::vector<format::NodeRef> refs;
+    uint64_t pos = header_len;
+    for (const auto& n : nodes) {
+      uint32_t len = static_cast<uint32_t>(format::EncodedNodeSize(n));
+      refs.push_back({id, static_cast<uint32_t>(pos), len});
+      pos += len;
+    }
+    std::string node_bytes;
+    for (auto& n : nodes) {
+      for (auto& c : n.children) c.ref = refs[c.ref.offset];  // index -> real ref
+      format::EncodeNode(n, id, &node_bytes);
+    }
+    h.self.root = refs[root];
+    h.node_area_offset = header_len;
+    h.node_area_length = node_bytes.size();
+    h.data_area_offset = header_len + node_bytes.size();
+    h.data_area_length = data_bytes;
+    std::string bytes = format::EncodeHeader(h) + node_bytes + std::string(data_bytes, 'z');
+    ASSERT_EQ(format::EncodeHeader(h).size(), header_len);
+    ASSERT_TRUE(store_->Put(format::SegmentKey(id), bytes).ok());
+  }
+
+  std::string dir_, path_;
+  std::shared_ptr<ObjectStore> store_;
+};
+
+// #7: a FIFO at a segment key or a snapshot key never blocks a command.
+TEST_F(Hostile, FifoAtSegmentOrSnapshotKeyNeverBlocks) {
+  MakeHealthy();
+  fs::create_directories(path_ + "/snap");
+  ASSERT_EQ(::mkfifo((path_ + "/snap/pipe").c_str(), 0644), 0);
+  fs::remove(path_ + "/" + format::SegmentKey(1));
+  ASSERT_EQ(::mkfifo((path_ + "/" + format::SegmentKey(1)).c_str(), 0644), 0);
+  for (std::string cmd :
+       {"read " + path_ + " --at pipe", "read " + path_ + " --at 1", "snapshot list " + path_,
+        "restore " + path_ + " --to 1", "verify " + path_ + " --at 1"}) {
+    CliRun r = Limited(cmd, 15);
+    EXPECT_NE(r.code, 137) << cmd << ": blocked";
+    EXPECT_NE(r.code, 0) << cmd;
+    EXPECT_EQ(r.err.find("hyperfile: error:"), 0u) << cmd << ": " << r.err;
+  }
+}
+
+// #8: a CRC-valid leaf extent claiming 2^32-1 blocks.
+TEST_F(Hostile, HugeExtentIsBoundedInVerifyDeep) {
+  MakeHealthy();
+  format::NodeData leaf;
+  leaf.level = 0;
+  leaf.extents.push_back({0, 0xFFFFFFFFu, 3, 0});
+  CraftSegment(3, {leaf}, 0, 1, uint64_t{0xFFFFFFFF} * 4096, 4100);
+  // offset 0 of segment 3 is its header, not its data area: also wrong.
+  CliRun r = Limited("verify " + path_ + " --deep", 30);
+  EXPECT_NE(r.code, 137) << "verify --deep ran without bound";
+  EXPECT_EQ(r.code, 1) << r.out << r.err;
+  EXPECT_LT(r.out.size(), 64u << 10) << "problems are capped and summarised";
+  EXPECT_NE(r.out.find("DAMAGED"), std::string::npos) << r.out;
+  for (std::string cmd : {"diff " + path_ + " 2 3", "read " + path_ + " --length 4096"}) {
+    CliRun c = Limited(cmd, 20);
+    EXPECT_NE(c.code, 137) << cmd;
+    EXPECT_NE(c.code, 0) << cmd << ": " << c.out.size() << " bytes out";
+  }
+}
+
+// #9: every interior slot points at the same child.
+TEST_F(Hostile, InteriorNodesSharingOneChildAreCorrupt) {
+  for (uint8_t height : {3, 6}) {
+    SCOPED_TRACE("height " + std::to_string(height));
+    fs::remove_all(path_);
+    store_ = OpenStore(path_).value();
+    MakeHealthy();
+    std::vector<format::NodeData> nodes;
+    format::NodeData leaf;
+    leaf.level = 0;
+    leaf.extents.push_back({0, 1, 2, 0});
+    nodes.push_back(leaf);
+    for (uint8_t level = 1; level < height; level++) {
+      format::NodeData in;
+      in.level = level;
+      for (uint32_t i = 0; i < format::kNodeCapacity; i++) {
+        format::ChildEntry c;
+        c.first_key = i;
+        c.ref.offset = level - 1;  // index of the node below (CraftSegment fixes it)
+        c.blocks = 1;
+        in.children.push_back(c);
+      }
+      nodes.push_back(in);
+    }
+    CraftSegment(3, nodes, nodes.size() - 1, height, 1 << 20);
+    CliRun v = Limited("verify " + path_, 20);
+    EXPECT_NE(v.code, 137) << "verify never finished";
+    EXPECT_EQ(v.code, 1) << "a shared child passed as healthy: " << v.out;
+    EXPECT_NE(v.out.find("DAMAGED"), std::string::npos) << v.out;
+    CliRun d = Limited("diff " + path_ + " 2 3", 20);
+    EXPECT_NE(d.code, 137) << "diff ran without bound";
+    ExpectCleanError(d, "Corrupt", "diff");
+  }
+}
+
+// #10: a 1 GiB object at snap/NAME is never read whole.
+TEST_F(Hostile, HugeSnapshotObjectIsNotReadWhole) {
+  MakeHealthy();
+  fs::create_directories(path_ + "/snap");
+  { std::ofstream(path_ + "/snap/huge").put('x'); }
+  fs::resize_file(path_ + "/snap/huge", 1ull << 30);  // sparse: costs no disk
+  ExpectCleanError(Limited("read " + path_ + " --at huge"), "snap/huge", "read --at");
+  ExpectCleanError(Limited("snapshot list " + path_), "snap/huge", "snapshot list");
+  CliRun log = Limited("log " + path_);
+  EXPECT_EQ(log.code, 0) << log.err;  // log lists checkpoints; the bad record does not block it
+}
+
+// #11: stray keys under seg/ never make the file unusable.
+TEST_F(Hostile, StrayKeysUnderSegAreIgnored) {
+  MakeHealthy();
+  std::ofstream(path_ + "/seg/README") << "notes";
+  std::ofstream(path_ + "/seg/.DS_Store") << "finder";
+  std::ofstream(path_ + "/seg/0123") << "short";
+  CliRun stat = Limited("stat " + path_);
+  ASSERT_EQ(stat.code, 0) << stat.err;
+  EXPECT_NE(stat.out.find("checkpoint:  2"), std::string::npos) << stat.out;
+  CliRun w = testing::RunHyperfile("write " + path_ + " --offset 0 -", "new");
+  ASSERT_EQ(w.code, 0) << w.err;
+  EXPECT_NE(w.out.find("checkpoint 3"), std::string::npos) << w.out;
+  EXPECT_EQ(Limited("log " + path_).code, 0);
+  EXPECT_EQ(Limited("verify " + path_).code, 0);
+}
+
+// #11: an empty directory at the next segment key does not fence writers
+// with a misleading "changed by another writer".
+TEST_F(Hostile, EmptyDirectoryAtTheNextSegmentKey) {
+  MakeHealthy();
+  fs::create_directories(path_ + "/" + format::SegmentKey(3));
+  CliRun w = testing::RunHyperfile("write " + path_ + " --offset 0 -", "new");
+  EXPECT_EQ(w.err.find("another writer"), std::string::npos) << w.err;
+  EXPECT_EQ(w.code, 0) << w.err;
+}
+
+// #12: a segment cut inside its header is Corrupt naming the object.
+TEST_F(Hostile, SegmentTruncatedInsideItsHeaderIsCorrupt) {
+  MakeHealthy();
+  fs::resize_file(path_ + "/" + format::SegmentKey(2), 100);
+  for (std::string cmd : {"verify " + path_, "stat " + path_, "read " + path_}) {
+    CliRun r = Limited(cmd);
+    ExpectCleanError(r, "Corrupt", cmd);
+    EXPECT_NE(r.err.find(format::SegmentKey(2)), std::string::npos) << r.err;
+  }
+}
+
+// #13: a crafted clone origin makes a reader create or delete nothing there.
+TEST_F(Hostile, CloneOriginNeverMakesAReaderCreateOrDelete) {
+  MakeHealthy();
+  const std::string victim = dir_ + "/victim";
+  fs::create_directories(victim + "/.hftmp");
+  std::ofstream(victim + "/.hftmp/old-temp") << "someone's file";
+  fs::last_write_time(victim + "/.hftmp/old-temp",
+                      fs::file_time_type::clock::now() - std::chrono::hours(48));
+  const std::string elsewhere = dir_ + "/does/not/exist";
+  for (const std::string& origin : {victim, elsewhere}) {
+    auto head = file::ReadHeader(store_.get(), 2);
+    ASSERT_TRUE(head.ok());
+    format::SegmentHeader h = head->header;
+    format::CarryHistory(head->header, &h);
+    h.parent = 2;
+    h.parent_crc = head->header.crc;
+    h.self.id = 3;
+    h.self.time_ms++;
+    h.origins = {{2, "file://" + origin}};
+    const uint64_t len = format::EncodeHeader(h).size();
+    h.node_area_offset = h.data_area_offset = len;
+    h.node_area_length = h.data_area_length = 0;
+    std::string bytes = format::EncodeHeader(h);
+    fs::remove(path_ + "/" + format::SegmentKey(3));
+    ASSERT_TRUE(store_->Put(format::SegmentKey(3), bytes).ok());
+    auto before = Tree(dir_ + "/victim");
+    CliRun r = Limited("read " + path_ + " --length 4096 --at 3");
+    EXPECT_NE(r.code, 137);
+    (void)Limited("verify " + path_ + " --deep --at 3");
+    EXPECT_EQ(Tree(dir_ + "/victim"), before) << "a reader changed the origin directory";
+    EXPECT_FALSE(fs::exists(elsewhere)) << "a reader created the origin directory";
+    EXPECT_TRUE(fs::exists(victim + "/.hftmp/old-temp"));
+  }
+}
+
+// #17: a name that create accepts is usable; one that --at would read as a
+// time is refused at create.
+TEST_F(Hostile, SnapshotNamesAreOneRule) {
+  MakeHealthy();
+  ExpectCleanError(Limited("snapshot create " + path_ + " 2026-11-25T10-00-00"),
+                   "bad snapshot name", "snapshot create");
+  ASSERT_EQ(Limited("snapshot create " + path_ + " before-2026-11-25T10-00-00").code, 0);
+  CliRun r = Limited("read " + path_ + " --length 3 --at before-2026-11-25T10-00-00");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "ddd");
+}
+
+// #18: read-only commands on a mistyped path create nothing and fail.
+TEST_F(Hostile, ReadOnlyCommandsOnAMissingFileCreateNothing) {
+  const std::string missing = dir_ + "/typo/file";
+  for (std::string cmd :
+       {"read " + missing, "stat " + missing, "log " + missing, "verify " + missing,
+        "snapshot list " + missing, "diff " + missing + " 1 2", "read " + missing + " --at 1"}) {
+    CliRun r = Limited(cmd);
+    ExpectCleanError(r, "NotFound", cmd);
+    EXPECT_FALSE(fs::exists(dir_ + "/typo")) << cmd << " created the directory";
+  }
+}
+
+// #1: rm of a directory of ordinary files deletes nothing.
+TEST_F(Hostile, RmOfOrdinaryFilesOrAParentDeletesNothing) {
+  MakeHealthy();
+  std::ofstream(dir_ + "/notes.txt") << "mine";
+  auto before = Tree(dir_);
+  ExpectCleanError(Limited("rm " + dir_ + " --yes"), "NotFound", "rm parent");
+  EXPECT_EQ(Tree(dir_), before);
+  std::ofstream(path_ + "/notes.txt") << "mine too";
+  before = Tree(dir_);
+  ExpectCleanError(Limited("rm " + path_ + " --yes"), "not part of a hyperfile", "rm");
+  EXPECT_EQ(Tree(dir_), before);
+}
+
+// #4: the filesystem root is never a hyperfile.
+TEST_F(Hostile, TheFilesystemRootIsRefused) {
+  for (std::string cmd :
+       {"create file:///", "create /", "rm file:/// --yes", "stat /", "create /tmp/../"}) {
+    CliRun r = Limited(cmd);
+    EXPECT_EQ(r.code, 1) << cmd << ": " << r.err;
+    EXPECT_NE(r.err.find("root"), std::string::npos) << cmd << ": " << r.err;
+  }
+  EXPECT_FALSE(fs::exists("/seg"));
+}
+
+}  // namespace
+}  // namespace hyperfile
