@@ -269,85 +269,133 @@ uint64_t FileImpl::IssuePrefetchLocked(uint64_t lo, uint64_t hi, uint64_t size) 
   return issued_end;
 }
 
+// Where the bytes of one block inside the read window come from, newest
+// layer first: the current batch, the frozen batch, the committed tree. A
+// layer ends the search when it punched the block (zeros) or its written
+// bytes cover the window; partial layers above that point are overlaid on
+// it, oldest first.
 Status FileImpl::ReadInternal(uint64_t offset, uint64_t len, char* buf) {
   const uint64_t bs = block_size_;
-  const uint64_t b0 = offset / bs, b1 = (offset + len - 1) / bs + 1;
-  auto copy_block = [&](uint64_t b, const char* data) {
-    uint64_t s = std::max(offset, b * bs), e = std::min(offset + len, (b + 1) * bs);
-    if (data)
-      std::memcpy(buf + (s - offset), data + (s - b * bs), e - s);
-    else
-      std::memset(buf + (s - offset), 0, e - s);
+  const uint64_t end = offset + len;
+  const uint64_t b0 = offset / bs, b1 = (end - 1) / bs + 1;
+  // The current batch's bytes inside the window, copied under mu_ (it
+  // changes once we unlock); the frozen batch is immutable and the root is
+  // a value, so the three layers are one consistent picture.
+  struct Copied {
+    bool zero = false;  // punched in the current batch
+    IntervalSet valid;  // logical byte ranges written, clipped to the window
+    std::string bytes;  // the window part of the block, from its start s
   };
-  IntervalSet covered;  // blocks served from memory
+  std::map<uint64_t, Copied> current;
+  std::shared_ptr<const Batch> frozen;
   index::TreeRoot root;
+  auto window = [&](uint64_t b) {
+    return std::make_pair(std::max(offset, b * bs), std::min(end, (b + 1) * bs));
+  };
   {
     std::lock_guard<std::mutex> lock(mu_);
-    // Newest first: current blocks, current punches, frozen blocks, frozen punches.
     for (auto it = current_.blocks.lower_bound(b0); it != current_.blocks.end() && it->first < b1;
          ++it) {
-      copy_block(it->first, it->second.data());
-      covered.Add(it->first, it->first + 1);
+      auto [ws, we] = window(it->first);
+      Copied& c = current[it->first];
+      const uint64_t base = it->first * bs;
+      it->second.valid.ForEachIn(ws - base, we - base,
+                                 [&](uint64_t x, uint64_t y) { c.valid.Add(base + x, base + y); });
+      c.bytes.assign(it->second.data.data() + (ws - base), we - ws);
     }
-    auto zero_gaps = [&](const IntervalSet& punched) {
-      punched.ForEachIn(b0, b1, [&](uint64_t s, uint64_t e) {
-        covered.ForEachGap(s, e, [&](uint64_t gs, uint64_t ge) {
-          for (uint64_t b = gs; b < ge; b++) copy_block(b, nullptr);
-        });
-        covered.Add(s, e);
-      });
-    };
-    zero_gaps(current_.punched);
-    if (frozen_) {
-      for (auto it = frozen_->blocks.lower_bound(b0); it != frozen_->blocks.end() && it->first < b1;
-           ++it) {
-        if (covered.Contains(it->first)) continue;
-        copy_block(it->first, it->second.data());
-        covered.Add(it->first, it->first + 1);
+    current_.punched.ForEachIn(b0, b1, [&](uint64_t ps, uint64_t pe) {
+      for (uint64_t b = ps; b < pe; b++) {
+        if (!current.count(b)) current[b].zero = true;
       }
-      zero_gaps(frozen_->punched);
-    }
+    });
+    frozen = frozen_;
     root = root_;
   }
-  std::vector<std::pair<uint64_t, uint64_t>> from_tree;
-  covered.ForEachGap(b0, b1, [&](uint64_t s, uint64_t e) { from_tree.emplace_back(s, e); });
-  for (auto [s, e] : from_tree) {
-    uint64_t lo = std::max(offset, s * bs), hi = std::min(offset + len, e * bs);
-    HF_RETURN_IF_ERROR(ReadFromTree(root, s, e, lo, hi - lo, buf + (lo - offset)));
+  enum Stop : uint8_t { kCurrent, kFrozen, kTree };
+  std::vector<Stop> stop(b1 - b0);
+  std::vector<TreeRead> tree_reads;
+  for (uint64_t b = b0; b < b1; b++) {
+    auto [ws, we] = window(b);
+    auto c = current.find(b);
+    Stop& st = stop[b - b0];
+    if (c != current.end() && (c->second.zero || c->second.valid.Covers(ws, we))) {
+      st = kCurrent;
+      continue;
+    }
+    if (frozen) {
+      auto f = frozen->blocks.find(b);
+      if (f != frozen->blocks.end() ? f->second.valid.Covers(ws - b * bs, we - b * bs)
+                                    : frozen->punched.Contains(b)) {
+        st = kFrozen;
+        continue;
+      }
+    }
+    st = kTree;
+    if (!tree_reads.empty() && tree_reads.back().b1 == b) {
+      tree_reads.back().b1 = b + 1;
+      tree_reads.back().len = we - tree_reads.back().offset;
+    } else {
+      tree_reads.push_back({b, b + 1, ws, we - ws, buf + (ws - offset)});
+    }
+  }
+  if (!tree_reads.empty()) HF_RETURN_IF_ERROR(ReadFromTree(root, tree_reads));
+  for (uint64_t b = b0; b < b1; b++) {
+    auto [ws, we] = window(b);
+    char* dst = buf + (ws - offset);
+    const Stop st = stop[b - b0];
+    if (st != kCurrent && frozen) {
+      auto f = frozen->blocks.find(b);
+      if (f != frozen->blocks.end()) {
+        f->second.valid.ForEachIn(ws - b * bs, we - b * bs, [&](uint64_t x, uint64_t y) {
+          std::memcpy(buf + (b * bs + x - offset), f->second.data.data() + x, y - x);
+        });
+      } else if (st == kFrozen) {
+        std::memset(dst, 0, we - ws);  // punched in the frozen batch
+      }
+    }
+    auto c = current.find(b);
+    if (c == current.end()) continue;
+    if (c->second.zero) {
+      std::memset(dst, 0, we - ws);
+      continue;
+    }
+    c->second.valid.ForEachIn(ws, we, [&](uint64_t x, uint64_t y) {
+      std::memcpy(buf + (x - offset), c->second.bytes.data() + (x - ws), y - x);
+    });
   }
   return Status::OK();
 }
 
-// Reads logical bytes [offset, offset+len) that lie in blocks [b0, b1) from
-// the committed tree: holes become zeros, data extents are fetched with one
-// ranged GET per piece (split at max_read_request_bytes), in parallel.
-Status FileImpl::ReadFromTree(const index::TreeRoot& root, uint64_t b0, uint64_t b1,
-                              uint64_t offset, uint64_t len, char* buf) {
-  std::memset(buf, 0, len);
+// Holes become zeros, data extents are fetched with one ranged GET per piece
+// (split at max_read_request_bytes), all in parallel.
+Status FileImpl::ReadFromTree(const index::TreeRoot& root, const std::vector<TreeRead>& reads) {
   struct Request {
     format::ExtentEntry piece;
     uint64_t lo, hi;
+    char* dst;
   };
   std::vector<Request> requests;
   const uint64_t bs = block_size_;
   const uint64_t max_bytes = std::max<uint64_t>(options_.max_read_request_bytes, kChunkSize);
-  HF_RETURN_IF_ERROR(tree_->Visit(root, b0, b1, [&](const format::ExtentEntry& piece) {
-    uint64_t lo = std::max(offset, piece.start * bs);
-    uint64_t hi = std::min(offset + len, piece.end() * bs);
-    for (uint64_t s = lo; s < hi;) {
-      uint64_t e = std::min(hi, (s / kChunkSize) * kChunkSize + max_bytes);
-      requests.push_back({piece, s, e});
-      s = e;
-    }
-    return Status::OK();
-  }));
-  auto run = [&](const Request& r) {
-    return chunks_->Read(r.piece, r.lo, r.hi, buf + (r.lo - offset));
-  };
+  for (const TreeRead& r : reads) {
+    std::memset(r.buf, 0, r.len);
+    HF_RETURN_IF_ERROR(tree_->Visit(root, r.b0, r.b1, [&](const format::ExtentEntry& piece) {
+      uint64_t lo = std::max(r.offset, piece.start * bs);
+      uint64_t hi = std::min(r.offset + r.len, piece.end() * bs);
+      for (uint64_t s = lo; s < hi;) {
+        uint64_t e = std::min(hi, (s / kChunkSize) * kChunkSize + max_bytes);
+        requests.push_back({piece, s, e, r.buf + (s - r.offset)});
+        s = e;
+      }
+      return Status::OK();
+    }));
+  }
+  auto run = [&](const Request& q) { return chunks_->Read(q.piece, q.lo, q.hi, q.dst); };
+  if (requests.empty()) return Status::OK();
   if (requests.size() == 1) return run(requests[0]);
   std::vector<std::future<Status>> pending;
   pending.reserve(requests.size());
-  for (const Request& r : requests) pending.push_back(pool_->Submit([&run, &r] { return run(r); }));
+  for (const Request& q : requests) pending.push_back(pool_->Submit([&run, &q] { return run(q); }));
   Status first_error;
   for (auto& f : pending) {
     Status st = f.get();
@@ -425,14 +473,6 @@ Status FileImpl::PWrite(uint64_t offset, const void* buf, size_t len) {
   return WriteInternal(offset, len, static_cast<const char*>(buf), true);
 }
 
-Result<std::string> FileImpl::ReadBlockBase(uint64_t block, uint64_t size) {
-  const uint64_t bs = block_size_;
-  std::string out(bs, '\0');
-  const uint64_t s = block * bs;
-  if (s < size) HF_RETURN_IF_ERROR(ReadInternal(s, std::min(bs, size - s), out.data()));
-  return out;
-}
-
 Status FileImpl::WriteInternal(uint64_t offset, uint64_t len, const char* data, bool extend) {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -447,65 +487,37 @@ Status FileImpl::WriteInternal(uint64_t offset, uint64_t len, const char* data, 
   const uint64_t bs = block_size_;
   const uint64_t end = offset + len;
   const uint64_t b0 = offset / bs, b1 = (end - 1) / bs + 1;
-  auto partial = [&](uint64_t b) { return offset > b * bs || end < (b + 1) * bs; };
-  for (;;) {
-    // 1. Which partial blocks need their old content (read-modify-write)?
-    std::vector<uint64_t> need;
-    uint64_t epoch, size;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      HF_RETURN_IF_ERROR(CheckUsable(true));
-      epoch = mutation_epoch_;
-      size = size_;
-      for (uint64_t b : {b0, b1 - 1}) {
-        if (partial(b) && !current_.blocks.count(b) && (need.empty() || need.back() != b)) {
-          need.push_back(b);
-        }
-      }
+  // One step under the lock: the bytes go into the current batch as written
+  // ranges over whatever lies below; nothing is read, so nothing can change
+  // between a read and the install.
+  std::lock_guard<std::mutex> lock(mu_);
+  HF_RETURN_IF_ERROR(CheckUsable(true));
+  const uint64_t limit = extend ? std::max(size_, end) : size_;
+  for (uint64_t b = b0; b < b1; b++) {
+    const uint64_t base = b * bs;
+    uint64_t s = std::max(offset, base), e = std::min(end, base + bs);
+    if (s >= limit) break;
+    e = std::min(e, limit);
+    if (!data && s == base && e == base + bs) {  // a whole block of zeros: a hole, no data
+      current_.blocks.erase(b);
+      current_.punched.Add(b, b + 1);
+      continue;
     }
-    std::map<uint64_t, std::string> bases;
-    for (uint64_t b : need) {
-      HF_ASSIGN_OR_RETURN(std::string block, ReadBlockBase(b, size));
-      bases.emplace(b, std::move(block));
+    auto it = current_.blocks.find(b);
+    if (it == current_.blocks.end()) {
+      it = current_.blocks.emplace(b, DirtyBlock{std::string(bs, '\0'), {}}).first;
+      // Punched in this batch: the block below is known to be zeros.
+      if (current_.punched.Contains(b)) it->second.valid.Add(0, bs);
     }
-    // 2. Apply under the lock, unless a punch raced with the reads above.
-    std::lock_guard<std::mutex> lock(mu_);
-    HF_RETURN_IF_ERROR(CheckUsable(true));
-    if (mutation_epoch_ != epoch) continue;
-    // A partial block that was in the current batch when we looked may have
-    // been frozen by the flusher since: its old bytes are not in `bases`, so
-    // look again rather than start it from zeros.
-    bool base_moved = false;
-    for (uint64_t b : {b0, b1 - 1}) {
-      if (partial(b) && !current_.blocks.count(b) && !bases.count(b)) base_moved = true;
-    }
-    if (base_moved) continue;
-    uint64_t limit = extend ? std::max(size_, end) : size_;
-    for (uint64_t b = b0; b < b1; b++) {
-      uint64_t s = std::max(offset, b * bs), e = std::min(end, (b + 1) * bs);
-      if (s >= limit) break;
-      e = std::min(e, std::max(limit, s));
-      if (!data && !partial(b)) {  // a whole block of zeros: a hole, no data
-        current_.blocks.erase(b);
-        current_.punched.Add(b, b + 1);
-        continue;
-      }
-      auto it = current_.blocks.find(b);
-      if (it == current_.blocks.end()) {
-        auto base = bases.find(b);
-        std::string block = base != bases.end() ? std::move(base->second) : std::string(bs, '\0');
-        it = current_.blocks.emplace(b, std::move(block)).first;
-      }
-      if (data)
-        std::memcpy(it->second.data() + (s - b * bs), data + (s - offset), e - s);
-      else
-        std::memset(it->second.data() + (s - b * bs), 0, e - s);
-    }
-    if (!data) mutation_epoch_++;
-    size_ = limit;
-    NoteMutationLocked();
-    return Status::OK();
+    if (data)
+      std::memcpy(it->second.data.data() + (s - base), data + (s - offset), e - s);
+    else
+      std::memset(it->second.data.data() + (s - base), 0, e - s);
+    it->second.valid.Add(s - base, e - base);
   }
+  size_ = limit;
+  NoteMutationLocked();
+  return Status::OK();
 }
 
 Result<uint64_t> FileImpl::Append(const void* buf, size_t len) {
@@ -520,57 +532,35 @@ Status FileImpl::Truncate(uint64_t size) {
     return Status::OutOfRange(store_->Name() + ": truncate to " + std::to_string(size) +
                               " exceeds the maximum file size 2^60");
   }
-  // A shrink is one atomic step under the lock (a flush or a reader never
-  // sees half of it): blocks past the new end become a hole and the tail of
-  // the last kept block is zeroed, so a later grow reads zeros there. The
-  // tail block's old bytes are read outside the lock; if anything moved
-  // meanwhile (a punch, a size change, the batch frozen by the flusher) we
-  // read again.
+  // One atomic step under the lock (a flush or a reader never sees half of
+  // it), with no read: blocks past the new end become a hole, and the tail
+  // of the last kept block is written as zeros (a range over its unread
+  // base), so a later grow reads zeros there.
   const uint64_t bs = block_size_;
-  const uint64_t tail_block = size / bs;
-  const bool partial_tail = size % bs != 0;
-  for (;;) {
-    uint64_t epoch, old_size;
-    bool need_base;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      HF_RETURN_IF_ERROR(CheckUsable(true));
-      if (size >= size_) {
-        size_ = size;
-        NoteMutationLocked();
-        return Status::OK();
-      }
-      epoch = mutation_epoch_;
-      old_size = size_;
-      need_base = partial_tail && !current_.blocks.count(tail_block);
-    }
-    std::string base;
-    if (need_base) {
-      HF_ASSIGN_OR_RETURN(base, ReadBlockBase(tail_block, old_size));
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    HF_RETURN_IF_ERROR(CheckUsable(true));
-    if (mutation_epoch_ != epoch || size_ != old_size) continue;
-    if (partial_tail) {
-      auto it = current_.blocks.find(tail_block);
-      if (it == current_.blocks.end()) {
-        if (!need_base) continue;  // frozen since we looked
-        const bool tail_has_data = base.find_first_not_of('\0', size % bs) != std::string::npos;
-        // Zeros past the new end already read as zeros: nothing to write.
-        if (tail_has_data) it = current_.blocks.emplace(tail_block, std::move(base)).first;
-      }
-      if (it != current_.blocks.end()) {
-        std::memset(it->second.data() + size % bs, 0, bs - size % bs);
-      }
-    }
-    const uint64_t keep = (size + bs - 1) / bs;
-    current_.blocks.erase(current_.blocks.lower_bound(keep), current_.blocks.end());
-    current_.punched.Add(keep, kNoEnd);
-    mutation_epoch_++;
+  std::lock_guard<std::mutex> lock(mu_);
+  HF_RETURN_IF_ERROR(CheckUsable(true));
+  if (size >= size_) {
     size_ = size;
     NoteMutationLocked();
     return Status::OK();
   }
+  const uint64_t keep = (size + bs - 1) / bs;
+  if (size % bs != 0) {
+    const uint64_t tail = size / bs;
+    auto it = current_.blocks.find(tail);
+    if (it == current_.blocks.end() && !current_.punched.Contains(tail)) {
+      it = current_.blocks.emplace(tail, DirtyBlock{std::string(bs, '\0'), {}}).first;
+    }
+    if (it != current_.blocks.end()) {
+      std::memset(it->second.data.data() + size % bs, 0, bs - size % bs);
+      it->second.valid.Add(size % bs, bs);
+    }
+  }
+  current_.blocks.erase(current_.blocks.lower_bound(keep), current_.blocks.end());
+  current_.punched.Add(keep, kNoEnd);
+  size_ = size;
+  NoteMutationLocked();
+  return Status::OK();
 }
 
 Status FileImpl::WriteZeroes(uint64_t offset, uint64_t len) {
@@ -598,7 +588,8 @@ struct FileImpl::Built {
   std::vector<index::NodePtr> pending;
 };
 
-Status FileImpl::BuildSegment(const Batch& batch, uint64_t size, Built* out) {
+Status FileImpl::BuildSegment(const Batch& batch, const std::map<uint64_t, std::string>& merged,
+                              uint64_t size, Built* out) {
   const uint64_t id = head_.self.id + 1;
   if (id > format::kMaxCheckpointId) return Status::OutOfRange("checkpoint ids exhausted");
   const uint64_t sbs = format::StoredBlockSize(block_size_);
@@ -606,7 +597,9 @@ Status FileImpl::BuildSegment(const Batch& batch, uint64_t size, Built* out) {
   std::vector<const std::string*> data;  // in block order
   std::vector<uint64_t> data_blocks;
   IntervalSet holes = batch.punched;
-  for (const auto& [b, block] : batch.blocks) {
+  for (const auto& [b, dirty] : batch.blocks) {
+    auto m = merged.find(b);
+    const std::string& block = m != merged.end() ? m->second : dirty.data;
     if (AllZero(block)) {
       holes.Add(b, b + 1);
     } else {
@@ -719,21 +712,63 @@ Status FileImpl::Commit(Built* built) {
   return Status::OK();
 }
 
-void FileImpl::MergeBack(const std::shared_ptr<const Batch>& frozen) {
-  // Caller holds mu_. Newer state wins: current punches over frozen blocks,
-  // current blocks over everything.
-  Batch merged = *frozen;
-  for (const auto& [s, e] : current_.punched.ranges()) {
-    merged.blocks.erase(merged.blocks.lower_bound(s), merged.blocks.lower_bound(e));
-    merged.punched.Add(s, e);
+void LayerOver(Batch&& newer, Batch* older, uint64_t bs) {
+  for (const auto& [s, e] : newer.punched.ranges()) {
+    older->blocks.erase(older->blocks.lower_bound(s), older->blocks.lower_bound(e));
+    older->punched.Add(s, e);
   }
-  for (auto& [b, block] : current_.blocks) merged.blocks[b] = std::move(block);
+  for (auto& [b, block] : newer.blocks) {
+    auto it = older->blocks.find(b);
+    if (block.full(bs) || (it == older->blocks.end() && !older->punched.Contains(b))) {
+      older->blocks[b] = std::move(block);  // nothing below it in `older` to keep
+      continue;
+    }
+    if (it == older->blocks.end()) {
+      // The older batch punched it (a newer punch of b would have erased the
+      // partial block): the base is zeros, and `data` is zero outside `valid`.
+      block.valid.Add(0, bs);
+      older->blocks[b] = std::move(block);
+      continue;
+    }
+    block.valid.ForEachIn(0, bs, [&](uint64_t x, uint64_t y) {
+      std::memcpy(it->second.data.data() + x, block.data.data() + x, y - x);
+      it->second.valid.Add(x, y);
+    });
+  }
+}
+
+void FileImpl::MergeBack(const std::shared_ptr<const Batch>& frozen) {
+  // Caller holds mu_. The writes that arrived meanwhile are newer.
+  Batch merged = *frozen;
+  LayerOver(std::move(current_), &merged, block_size_);
   current_ = std::move(merged);
   frozen_.reset();
   frozen_pending_ = false;
   if (frozen_oldest_ms_ != 0 && (oldest_dirty_ms_ == 0 || frozen_oldest_ms_ < oldest_dirty_ms_)) {
     oldest_dirty_ms_ = frozen_oldest_ms_;  // the age trigger counts from the older write
   }
+}
+
+Status FileImpl::MergeBases(const Batch& batch, const index::TreeRoot& root,
+                            std::map<uint64_t, std::string>* merged) {
+  const uint64_t bs = block_size_;
+  std::vector<TreeRead> reads;
+  for (const auto& [b, dirty] : batch.blocks) {
+    if (dirty.full(bs)) continue;
+    std::string& out = (*merged)[b];
+    out.resize(bs);
+    reads.push_back({b, b + 1, b * bs, bs, out.data()});
+  }
+  if (reads.empty()) return Status::OK();
+  HF_RETURN_IF_ERROR(
+      ReadFromTree(root, reads).WithContext("flush: read the bases of partial blocks"));
+  for (auto& [b, out] : *merged) {
+    const DirtyBlock& dirty = batch.blocks.at(b);
+    dirty.valid.ForEachIn(0, bs, [&](uint64_t x, uint64_t y) {
+      std::memcpy(out.data() + x, dirty.data.data() + x, y - x);
+    });
+  }
+  return Status::OK();
 }
 
 // Returns once every mutation made before the call is committed, with the
@@ -815,9 +850,13 @@ void FileImpl::FlushOnceLocked(std::unique_lock<std::mutex>& lock) {
   const std::shared_ptr<const Batch> frozen = frozen_;
   const uint64_t size = frozen_size_;
   const uint64_t covered = frozen_seq_;
+  const index::TreeRoot root = root_;  // the frozen batch lies directly on it
   lock.unlock();
+  if (test_hook_) test_hook_("flush:frozen");
   Built built;
-  Status st = BuildSegment(*frozen, size, &built);
+  std::map<uint64_t, std::string> merged;
+  Status st = MergeBases(*frozen, root, &merged);
+  if (st.ok()) st = BuildSegment(*frozen, merged, size, &built);
   if (st.ok()) st = Commit(&built);
   lock.lock();
   if (!st.ok()) {
@@ -842,6 +881,16 @@ void FileImpl::FlushOnceLocked(std::unique_lock<std::mutex>& lock) {
   retry_backoff_ms_ = 0;
   retry_after_ms_ = 0;
   commit_cv_.notify_all();
+}
+
+void FileImpl::SetTestHook(std::function<void(std::string_view)> hook) {
+  test_hook_ = std::move(hook);
+}
+
+void FileImpl::FreezeForTesting() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!frozen_ && !current_.empty() && !fenced_) FreezeLocked();
+  flush_cv_.notify_one();
 }
 
 // ---------------------------------------------------------- stat, seek ---

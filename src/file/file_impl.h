@@ -19,13 +19,16 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "file/interval_set.h"
 #include "file/segment_io.h"
@@ -35,11 +38,33 @@
 
 namespace hyperfile::file {
 
+// One dirty block of a batch: the bytes written to it since the batch
+// began, over a base (the block's content in the layers below) that was never
+// read. `valid` holds the written byte ranges (offsets inside the block);
+// `data` is block_size bytes, zero outside `valid`. A block whose `valid`
+// covers all of it is full and needs no base; a partial one gets its base at
+// flush time, when the layers below are committed.
+struct DirtyBlock {
+  std::string data;
+  IntervalSet valid;
+  bool full(uint64_t block_size) const { return valid.Covers(0, block_size); }
+};
+
+// The mutations of one batch. Inside a batch a block in `blocks` wins over a
+// punch of it (a write after a punch starts from known zeros and is full; a
+// punch after a write erases the block).
 struct Batch {
-  std::map<uint64_t, std::string> blocks;  // block number -> block_size bytes
-  IntervalSet punched;                     // block ranges that became holes
+  std::map<uint64_t, DirtyBlock> blocks;
+  IntervalSet punched;  // block ranges that became holes
   bool empty() const { return blocks.empty() && punched.empty(); }
 };
+
+// The one statement of which dirty data wins: lays `newer` over `older`
+// (newer punches erase older blocks; a newer full block replaces; a newer
+// partial block is overlaid on the older one's bytes, or on known zeros when
+// the older batch punched it). Used when a failed flush puts its batch back
+// under the writes that arrived meanwhile.
+void LayerOver(Batch&& newer, Batch* older, uint64_t block_size);
 
 class FileImpl : public File {
  public:
@@ -64,6 +89,14 @@ class FileImpl : public File {
   Status Close() override;
   ~FileImpl() override;
 
+  // Test hooks (never used by the library itself). The hook is called by the
+  // flusher at named points with mu_ released ("flush:frozen": the batch is
+  // frozen and its upload has not started); it may block to let a test
+  // interleave operations there. FreezeForTesting freezes the current batch
+  // now (as the flusher would) and wakes the flusher to upload it.
+  void SetTestHook(std::function<void(std::string_view point)> hook);
+  void FreezeForTesting();
+
  private:
   FileImpl(std::shared_ptr<ObjectStore> store, const OpenOptions& options,
            const format::SegmentHeader& head);
@@ -71,12 +104,16 @@ class FileImpl : public File {
   Status CheckUsable(bool write) const;
   // Reads [offset, offset+len) (already clamped to the size) into buf.
   Status ReadInternal(uint64_t offset, uint64_t len, char* buf);
-  Status ReadFromTree(const index::TreeRoot& root, uint64_t first_block, uint64_t end_block,
-                      uint64_t offset, uint64_t len, char* buf);
-  // The current bytes of one block (zeros past `size`), read outside mu_ for
-  // a read-modify-write; the caller re-checks under mu_ that nothing moved.
-  Result<std::string> ReadBlockBase(uint64_t block, uint64_t size);
-  // Writes data (or zeros when data is null; whole zero blocks become holes).
+  // Reads from the committed tree: each read is logical bytes [offset,
+  // offset+len) inside blocks [b0, b1) into buf; all their GETs run in
+  // parallel.
+  struct TreeRead {
+    uint64_t b0, b1, offset, len;
+    char* buf;
+  };
+  Status ReadFromTree(const index::TreeRoot& root, const std::vector<TreeRead>& reads);
+  // Writes data (or zeros when data is null; whole zero blocks become holes)
+  // in one step under mu_: no store request, no read of the old bytes.
   Status WriteInternal(uint64_t offset, uint64_t len, const char* data, bool extend);
   // Sequential readahead: detects a stream of adjacent reads and fetches
   // ahead of it in whole max_read_request_bytes units (see
@@ -99,8 +136,14 @@ class FileImpl : public File {
   // Data blocks (as block ranges) in [b0, b1) considering unflushed state.
   Status DataBlockRanges(uint64_t b0, uint64_t b1, IntervalSet* out);
 
+  // The full content of the batch's partial blocks: bases fetched from the
+  // committed tree `root` (coalesced, in parallel), the written bytes on top.
+  Status MergeBases(const Batch& batch, const index::TreeRoot& root,
+                    std::map<uint64_t, std::string>* merged);
   struct Built;
-  Status BuildSegment(const Batch& batch, uint64_t size, Built* out);
+  // `merged` replaces the bytes of the batch's partial blocks.
+  Status BuildSegment(const Batch& batch, const std::map<uint64_t, std::string>& merged,
+                      uint64_t size, Built* out);
   Status Commit(Built* built);
   void MergeBack(const std::shared_ptr<const Batch>& frozen);
   // Moves the current batch to frozen_ (caller holds mu_, frozen_ is empty).
@@ -128,7 +171,6 @@ class FileImpl : public File {
   uint64_t frozen_seq_ = 0;              // write_seq_ when it was frozen
   int64_t frozen_oldest_ms_ = 0;         // its oldest write (restored if the flush fails)
   bool frozen_pending_ = false;          // frozen by a writer, upload not started yet
-  uint64_t mutation_epoch_ = 0;          // bumped by punches; RMW retries when it moves
   bool closed_ = false;
   bool fenced_ = false;
 
@@ -148,6 +190,7 @@ class FileImpl : public File {
   std::thread flusher_;
 
   std::mutex append_mu_;  // appends are atomic with respect to each other
+  std::function<void(std::string_view)> test_hook_;  // set before use, by tests only
 
   struct Prefetch {
     uint64_t lo, hi;

@@ -1,6 +1,7 @@
-// A set of disjoint half-open ranges [start, end) of block numbers, merged
-// on insert. Used for punched (hole) ranges that may be huge (a truncate of a
-// 1 TiB file), which a per-block set could not hold.
+// A set of disjoint half-open ranges [start, end), merged on insert. Used
+// for punched (hole) block ranges that may be huge (a truncate of a 1 TiB
+// file), which a per-block set could not hold, and for the written byte
+// ranges of a dirty block.
 #pragma once
 
 #include <algorithm>
@@ -53,6 +54,14 @@ class IntervalSet {
       pos = e;
     });
     if (pos < end) fn(pos, end);
+  }
+  // True if one stored range holds all of [start, end) (an empty range is
+  // always covered).
+  bool Covers(uint64_t start, uint64_t end) const {
+    if (start >= end) return true;
+    auto it = ranges_.upper_bound(start);
+    if (it == ranges_.begin()) return false;
+    return std::prev(it)->second >= end;
   }
   bool empty() const { return ranges_.empty(); }
   void clear() { ranges_.clear(); }
