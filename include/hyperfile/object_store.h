@@ -136,8 +136,16 @@ struct StoreOptions {
 
 // Opens a store from a URI:
 //   s3://bucket[/prefix]   S3 or an S3-compatible server
-//   file:///abs/path       a local directory (created if missing)
-//   /abs/path or rel/path  same as file://
+//   file:///abs/path       a local directory. The path is normalised
+//                          lexically ('.', '..', repeated '/'); "/", paths
+//                          inside /proc, /sys or /dev and an existing
+//                          non-directory are refused (InvalidArgument).
+//                          Opening creates nothing: the directory is made by
+//                          the first Put; reading a missing one is an empty
+//                          store (Get/Head NotFound, List OK with nothing).
+//                          Only regular files are objects; symbolic links
+//                          are never followed (see src/store/local_store.cc)
+//   /abs/path or rel/path  same as file:// (relative to the working directory)
 //   memory://name          a process-local in-memory store; the same name in
 //                          one process returns the same contents
 // Unless options.retry is false the backend is wrapped in the retry layer.
