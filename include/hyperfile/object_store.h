@@ -117,27 +117,51 @@ struct StoreOptions {
   // Path-style addressing (http://endpoint/bucket/key). Default: path style
   // for custom endpoints, virtual-hosted style for AWS.
   enum class Addressing { kAuto, kPath, kVirtualHosted } addressing = Addressing::kAuto;
-  bool verify_tls = true;                      // set false only for test endpoints
-  int max_in_flight = 16;                      // concurrent requests, whole store
-  uint64_t multipart_threshold = 64ull << 20;  // objects larger use multipart
-  uint64_t multipart_part_size = 16ull << 20;
-  int connect_timeout_ms = 5000;
+  bool verify_tls = true;  // set false only for test endpoints
+  // NewS3Store / OpenStore check these and refuse (InvalidArgument naming the
+  // option and the accepted range) values outside the ranges below.
+  int max_in_flight = 16;                      // concurrent requests, whole store; 1..4096
+  uint64_t multipart_threshold = 64ull << 20;  // objects larger use multipart;
+                                               // multipart_part_size..5 GiB
+  uint64_t multipart_part_size = 16ull << 20;  // 5 MiB..5 GiB (S3's part limits)
+  int connect_timeout_ms = 5000;               // > 0
+  // Overall deadline of one HTTP request (connect, send, receive), > 0. Per
+  // request, not per operation: each part of a multipart upload, each ranged
+  // GET and each LIST page has its own. A timeout is Transient (retried by
+  // the retry layer) and its message names the endpoint, key and limit.
   int request_timeout_ms = 120000;
   // Low-speed abort: a transfer slower than 1 KiB/s for this long is aborted.
-  int low_speed_time_s = 30;
+  int low_speed_time_s = 30;  // > 0
+  // The most bytes a whole-object Get (length kToEnd) may return: the server
+  // is untrusted, so a larger Content-Length (or body) aborts the transfer
+  // with Corrupt. A ranged Get may never return more than the length asked.
+  uint64_t max_whole_object_bytes = 1ull << 30;  // >= 1
 
   // --- Layers added by OpenStore ----------------------------------------
-  bool retry = true;           // wrap in the retry layer
-  int retry_max_attempts = 6;  // including the first
-  int retry_base_delay_ms = 50;
-  int retry_max_delay_ms = 5000;
-  int retry_max_total_ms = 60000;
+  // OpenStore refuses (InvalidArgument) attempts < 1 and negative delays.
+  bool retry = true;               // wrap in the retry layer
+  int retry_max_attempts = 6;      // including the first; >= 1
+  int retry_base_delay_ms = 50;    // >= 0
+  int retry_max_delay_ms = 5000;   // >= 0
+  int retry_max_total_ms = 60000;  // >= 0
 };
 
 // Opens a store from a URI:
-//   s3://bucket[/prefix]   S3 or an S3-compatible server
-//   file:///abs/path       a local directory (created if missing)
-//   /abs/path or rel/path  same as file://
+//   s3://bucket[/prefix]   S3 or an S3-compatible server. The bucket must
+//                          follow S3's naming rules (3-63 of a-z 0-9 . -);
+//                          the prefix (one trailing '/' dropped) and every
+//                          key must have no empty, '.' or '..' segment and
+//                          no control character (InvalidArgument otherwise)
+//   file:///abs/path       a local directory. The path is normalised
+//                          lexically ('.', '..', repeated '/'); "/", paths
+//                          inside /proc, /sys or /dev and an existing
+//                          non-directory are refused (InvalidArgument).
+//                          Opening creates nothing: the directory is made by
+//                          the first Put; reading a missing one is an empty
+//                          store (Get/Head NotFound, List OK with nothing).
+//                          Only regular files are objects; symbolic links
+//                          are never followed (see src/store/local_store.cc)
+//   /abs/path or rel/path  same as file:// (relative to the working directory)
 //   memory://name          a process-local in-memory store; the same name in
 //                          one process returns the same contents
 // Unless options.retry is false the backend is wrapped in the retry layer.

@@ -92,7 +92,7 @@ TEST(LocalStore, ProcessesSerializeOnIfMatch) {
   EXPECT_EQ(std::stoi(value), total);
 }
 
-TEST(LocalStore, TemporariesAreHiddenAndStaleOnesRemoved) {
+TEST(LocalStore, TemporariesAreHiddenAndStaleOnesRemovedByFirstPutOnly) {
   testing::TempDir dir;
   auto store = MustOpen(dir.path());
   ASSERT_TRUE(store->Put("a", "1").ok());
@@ -111,9 +111,24 @@ TEST(LocalStore, TemporariesAreHiddenAndStaleOnesRemoved) {
   all.clear();
   ASSERT_TRUE(store->List(".hf", "", 0, &all).ok());
   EXPECT_TRUE(all.empty());
-  MustOpen(dir.path());  // opening removes crashed puts' old temporaries only
+  // Opening and reading remove nothing (a reader never deletes).
+  auto reader = MustOpen(dir.path());
+  std::string out;
+  ASSERT_TRUE(reader->Get("a", &out).ok());
+  ASSERT_TRUE(reader->Head("a", nullptr).ok());
+  all.clear();
+  ASSERT_TRUE(reader->List("", "", 0, &all).ok());
+  EXPECT_TRUE(fs::exists(dir.path() + "/.hftmp/stale"));
+  // The first put of a store instance removes crashed puts' old temporaries
+  // only; later puts of that instance do not scan again.
+  ASSERT_TRUE(reader->Put("b", "x").ok());
   EXPECT_TRUE(fs::exists(dir.path() + "/.hftmp/fresh"));
   EXPECT_FALSE(fs::exists(dir.path() + "/.hftmp/stale"));
+  std::ofstream(dir.path() + "/.hftmp/stale2") << "partial";
+  fs::last_write_time(dir.path() + "/.hftmp/stale2",
+                      fs::file_time_type::clock::now() - std::chrono::hours(2));
+  ASSERT_TRUE(reader->Put("c", "x").ok());
+  EXPECT_TRUE(fs::exists(dir.path() + "/.hftmp/stale2"));
 }
 
 TEST(LocalStore, RejectsBadKeys) {
@@ -170,6 +185,7 @@ TEST(LocalStore, UnwritableDirectoryIsIOError) {
   if (::geteuid() == 0) GTEST_SKIP() << "root ignores directory permissions";
   testing::TempDir dir;
   auto store = MustOpen(dir.path());
+  ASSERT_TRUE(store->Put("first", "v").ok());  // makes .hftmp
   ASSERT_EQ(::chmod((dir.path() + "/.hftmp").c_str(), 0555), 0);
   Status st = store->Put("k", "v");
   EXPECT_TRUE(st.IsIOError()) << st.ToString();

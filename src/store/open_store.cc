@@ -1,6 +1,7 @@
 // OpenStore: URI -> backend, wrapped in the retry layer.
 #include <unistd.h>
 
+#include <limits>
 #include <map>
 #include <mutex>
 
@@ -62,9 +63,23 @@ Result<std::shared_ptr<ObjectStore>> OpenBackend(std::string_view uri,
   return OpenPath(uri, std::string(uri));
 }
 
+Status ValidateRetryOptions(const StoreOptions& o) {
+  auto check = [](const char* name, int v, int lo) {
+    if (v >= lo) return Status::OK();
+    return Status::InvalidArgument("open store: StoreOptions::" + std::string(name) + " is " +
+                                   std::to_string(v) + "; accepted: " + std::to_string(lo) + ".." +
+                                   std::to_string(std::numeric_limits<int>::max()));
+  };
+  HF_RETURN_IF_ERROR(check("retry_max_attempts", o.retry_max_attempts, 1));
+  HF_RETURN_IF_ERROR(check("retry_base_delay_ms", o.retry_base_delay_ms, 0));
+  HF_RETURN_IF_ERROR(check("retry_max_delay_ms", o.retry_max_delay_ms, 0));
+  return check("retry_max_total_ms", o.retry_max_total_ms, 0);
+}
+
 }  // namespace
 
 Result<std::shared_ptr<ObjectStore>> OpenStore(std::string_view uri, const StoreOptions& options) {
+  if (options.retry) HF_RETURN_IF_ERROR(ValidateRetryOptions(options));
   HF_ASSIGN_OR_RETURN(std::shared_ptr<ObjectStore> store, OpenBackend(uri, options));
   if (!options.retry) return store;
   RetryOptions retry;

@@ -62,6 +62,40 @@ TEST(OpenStore, BadUrisAreInvalidArgumentNamingTheUri) {
   }
 }
 
+TEST(OpenStore, RootsThatCannotBeAFileAreRefused) {
+  std::string dots;
+  for (int i = 0; i < 64; i++) dots += "../";
+  for (std::string uri : {std::string("file:///"), std::string("/"), std::string("file:///tmp/../"),
+                          std::string("file:////."), std::string("//tmp/..//"), dots}) {
+    auto s = OpenStore(uri);
+    ASSERT_FALSE(s.ok()) << uri;
+    EXPECT_TRUE(s.status().IsInvalidArgument()) << uri << ": " << s.status().ToString();
+    EXPECT_NE(s.status().message().find("the filesystem root cannot be a hyperfile"),
+              std::string::npos)
+        << s.status().ToString();
+  }
+  for (const char* uri : {"file:///proc/self", "/sys/x", "file:///dev/shm/../null"}) {
+    auto s = OpenStore(uri);
+    ASSERT_FALSE(s.ok()) << uri;
+    EXPECT_TRUE(s.status().IsInvalidArgument()) << uri << ": " << s.status().ToString();
+    EXPECT_NE(s.status().message().find("pseudo filesystem"), std::string::npos)
+        << s.status().ToString();
+  }
+}
+
+TEST(OpenStore, OpeningAMissingPathCreatesNothing) {
+  testing::TempDir dir;
+  for (std::string uri : {"file://" + dir.path() + "/a/b", dir.path() + "/a/b"}) {
+    auto s = OpenStore(uri);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    std::string out;
+    EXPECT_TRUE((*s)->Get("seg/0000000000000001", &out).IsNotFound());
+    std::vector<ObjectInfo> all;
+    EXPECT_TRUE((*s)->List("seg/", "", 1, &all).ok());
+    EXPECT_FALSE(std::filesystem::exists(dir.path() + "/a")) << uri;
+  }
+}
+
 TEST(OpenStore, S3UriSplitsBucketAndPrefix) {
   StoreOptions o;
   o.endpoint = "http://127.0.0.1:1";

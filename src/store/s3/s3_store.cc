@@ -1,6 +1,27 @@
 // The S3 backend over libcurl, with AWS Signature V4 written here (no
 // Debian-packaged C++ library does SigV4 for a plain libcurl client) using
 // OpenSSL for SHA-256/HMAC and tinyxml2 for response bodies.
+//
+// The server is untrusted input. Every request has an overall deadline
+// (StoreOptions::request_timeout_ms, per HTTP request: one part of a
+// multipart upload, one ranged GET, one LIST page), and what a server can
+// make us hold is bounded, enforced while the response arrives (the transfer
+// is aborted from the write callback, not after it is complete):
+//   ranged GET body      at most the length asked for
+//   whole-object GET     at most StoreOptions::max_whole_object_bytes
+//                        (Content-Length checked up front, then the bytes)
+//   other bodies (LIST and other XML answers): 8 MiB; error bodies: 1 MiB
+//                        (kept truncated, enough to classify the error)
+//   response headers     at most 256 lines and 64 KiB
+//   LIST pagination      at most kMaxListPages pages; a continuation token
+//                        that does not advance, keys that do not ascend or
+//                        lie outside the prefix are Corrupt
+// Keys, the prefix and the bucket name are checked before anything is sent:
+// a key or prefix with an empty, "." or ".." segment, a control character,
+// or longer than 1024 bytes is InvalidArgument (curl and servers normalise
+// such paths after signing, which would reach another key or fail with a
+// misleading SignatureDoesNotMatch); curl is also told never to normalise
+// the path (CURLOPT_PATH_AS_IS).
 #include <curl/curl.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -23,6 +44,83 @@
 namespace hyperfile {
 namespace {
 
+constexpr uint64_t kMaxXmlBody = 8ull << 20;
+constexpr uint64_t kMaxErrorBody = 1ull << 20;
+constexpr size_t kMaxHeaderLines = 256;
+constexpr size_t kMaxHeaderBytes = 64 << 10;
+constexpr size_t kMaxListPages = 1000000;  // a billion keys
+constexpr size_t kMaxKeyBytes = 1024;      // S3's limit on a full key
+
+// A key for messages: control characters shown as '?'.
+std::string Shown(std::string_view key) {
+  std::string out(key);
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  return out;
+}
+
+// Why a key or prefix cannot be an S3 object path; empty if it can.
+std::string BadPath(std::string_view key) {
+  if (key.empty()) return "it is empty";
+  for (unsigned char c : key) {
+    if (c < 0x20 || c == 0x7f) return "it contains a control character (NUL, tab, newline...)";
+  }
+  for (size_t pos = 0; pos <= key.size();) {
+    size_t next = std::min(key.find('/', pos), key.size());
+    std::string_view seg = key.substr(pos, next - pos);
+    if (seg.empty()) return "it has an empty path segment (a leading, trailing or double '/')";
+    if (seg == "." || seg == "..") return "it has a '" + std::string(seg) + "' path segment";
+    pos = next + 1;
+  }
+  return "";
+}
+
+// Why a bucket name breaks the S3 naming rules; empty if it does not.
+std::string BadBucket(std::string_view b) {
+  if (b.size() < 3 || b.size() > 63) return "a bucket name has 3 to 63 characters";
+  for (char c : b) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-')) {
+      return "a bucket name holds only lowercase letters, digits, '.' and '-'";
+    }
+  }
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (!alnum(b.front()) || !alnum(b.back())) {
+    return "a bucket name starts and ends with a letter or digit";
+  }
+  if (b.find("..") != std::string_view::npos) return "a bucket name has no '..'";
+  return "";
+}
+
+// InvalidArgument naming the option and its accepted range, or OK.
+Status ValidateOptions(const StoreOptions& o) {
+  auto range = [](const char* name, int64_t v, int64_t lo, int64_t hi) {
+    if (v >= lo && v <= hi) return Status::OK();
+    return Status::InvalidArgument("s3: StoreOptions::" + std::string(name) + " is " +
+                                   std::to_string(v) + "; accepted: " + std::to_string(lo) + ".." +
+                                   std::to_string(hi));
+  };
+  constexpr int64_t kMiB = 1 << 20, kGiB = 1ll << 30, kIntMax = 2147483647;
+  HF_RETURN_IF_ERROR(range("max_in_flight", o.max_in_flight, 1, 4096));
+  HF_RETURN_IF_ERROR(range("connect_timeout_ms", o.connect_timeout_ms, 1, kIntMax));
+  HF_RETURN_IF_ERROR(range("request_timeout_ms", o.request_timeout_ms, 1, kIntMax));
+  HF_RETURN_IF_ERROR(range("low_speed_time_s", o.low_speed_time_s, 1, kIntMax));
+  // S3: a part is 5 MiB..5 GiB; a single PUT at most 5 GiB.
+  HF_RETURN_IF_ERROR(
+      range("multipart_part_size",
+            static_cast<int64_t>(std::min<uint64_t>(o.multipart_part_size, 1ull << 62)), 5 * kMiB,
+            5 * kGiB));
+  HF_RETURN_IF_ERROR(
+      range("multipart_threshold",
+            static_cast<int64_t>(std::min<uint64_t>(o.multipart_threshold, 1ull << 62)),
+            static_cast<int64_t>(o.multipart_part_size), 5 * kGiB));
+  HF_RETURN_IF_ERROR(
+      range("max_whole_object_bytes",
+            static_cast<int64_t>(std::min<uint64_t>(o.max_whole_object_bytes, 1ull << 62)), 1,
+            1ll << 62));
+  return Status::OK();
+}
+
 struct Response {
   long status = 0;
   std::map<std::string, std::string> headers;  // lower-case names
@@ -38,6 +136,9 @@ struct Request {
   std::map<std::string, std::string> headers;  // lower-case names
   const Payload* body = nullptr;
   std::string* sink = nullptr;  // receives the body (else Response::body)
+  // The most body bytes a successful answer may carry; 0 = kMaxXmlBody.
+  uint64_t limit = 0;
+  std::string limit_what;  // for the message: "the 100 bytes asked for"
 };
 
 std::string Trim(std::string s) {
@@ -136,13 +237,13 @@ class S3Store : public ObjectStore {
       host_ = bucket_ + "." + host;
       path_prefix_ = "";
     }
-    while (!prefix_.empty() && prefix_.back() == '/') prefix_.pop_back();
-    while (!prefix_.empty() && prefix_.front() == '/') prefix_.erase(0, 1);
+    endpoint_ = endpoint;
     return Status::OK();
   }
 
   Status Put(std::string_view key, const Payload& data, const PutOptions& options,
              ObjectInfo* info) override {
+    HF_RETURN_IF_ERROR(CheckKey("put", key));
     uint64_t total = 0;
     for (std::string_view p : data) total += p.size();
     if (total > options_.multipart_threshold && options.if_match.empty()) {
@@ -173,7 +274,9 @@ class S3Store : public ObjectStore {
   Status Get(std::string_view key, uint64_t offset, uint64_t length, std::string* out,
              ObjectInfo* info) override {
     out->clear();
+    HF_RETURN_IF_ERROR(CheckKey("get", key));
     if (length == 0) return Head(key, info);
+    if (length != kToEnd) length = std::min(length, kToEnd - offset);  // no overflow below
     Request req;
     req.key = FullKey(key);
     if (offset != 0 || length != kToEnd) {
@@ -182,6 +285,14 @@ class S3Store : public ObjectStore {
       req.headers["range"] = range;
     }
     req.sink = out;
+    if (length != kToEnd) {
+      req.limit = length;
+      req.limit_what = "the " + std::to_string(length) + " bytes asked for";
+    } else {
+      req.limit = options_.max_whole_object_bytes;
+      req.limit_what = "the " + std::to_string(req.limit) +
+                       " bytes a whole-object read may return (max_whole_object_bytes)";
+    }
     // The body arrives in pieces of a few KiB: room for all of it up front
     // saves the string's regrowth copies (bounded: a bad length is no promise).
     if (length != kToEnd) out->reserve(std::min<uint64_t>(length, 64ull << 20));
@@ -213,6 +324,7 @@ class S3Store : public ObjectStore {
   }
 
   Status Head(std::string_view key, ObjectInfo* info) override {
+    HF_RETURN_IF_ERROR(CheckKey("head", key));
     Request req;
     req.method = "HEAD";
     req.key = FullKey(key);
@@ -230,9 +342,22 @@ class S3Store : public ObjectStore {
 
   Status List(std::string_view prefix, std::string_view start_after, size_t limit,
               std::vector<ObjectInfo>* out) override {
-    std::string token;
+    for (std::string_view s : {prefix, start_after}) {
+      for (unsigned char c : s) {
+        if (c < 0x20 || c == 0x7f) {
+          return Status::InvalidArgument("list " + Where(Shown(prefix)) + ": '" + Shown(s) +
+                                         "' contains a control character");
+        }
+      }
+    }
+    const std::string full_prefix = FullKey(prefix, true);
+    std::string token, last_key;
     size_t got = 0;
-    for (;;) {
+    for (size_t page = 0;; page++) {
+      if (page >= kMaxListPages) {
+        return Status::Corrupt("list " + Where(prefix) + ": more than " +
+                               std::to_string(kMaxListPages) + " pages");
+      }
       Request req;
       req.query["list-type"] = "2";
       req.query["prefix"] = FullKey(prefix, true);
@@ -256,7 +381,18 @@ class S3Store : public ObjectStore {
            c = c->NextSiblingElement("Contents")) {
         ObjectInfo info;
         std::string full = UrlDecode(Text(c, "Key"));
-        if (full.size() < strip) continue;
+        // The answer must stay inside what was asked, in ascending order
+        // (a server repeating a page would otherwise loop forever).
+        if (!full.starts_with(full_prefix) || full.size() <= strip) {
+          return Status::Corrupt("list " + Where(prefix) + ": the server listed '" + Shown(full) +
+                                 "', outside the prefix '" + Shown(full_prefix) + "'");
+        }
+        if (full <= last_key || (!start_after.empty() && full <= FullKey(start_after))) {
+          return Status::Corrupt("list " + Where(prefix) + ": the server listed '" + Shown(full) +
+                                 "' out of order (after '" + Shown(last_key) + "')");
+        }
+        last_key = full;
+        if (limit != 0 && got >= limit) break;  // more than max-keys
         info.key = full.substr(strip);
         info.size = std::strtoull(Text(c, "Size").c_str(), nullptr, 10);
         info.etag = StripQuotes(Text(c, "ETag"));
@@ -266,12 +402,18 @@ class S3Store : public ObjectStore {
         got++;
       }
       bool truncated = Text(root, "IsTruncated") == "true";
-      token = Text(root, "NextContinuationToken");
-      if (!truncated || token.empty() || (limit != 0 && got >= limit)) return Status::OK();
+      std::string next = Text(root, "NextContinuationToken");
+      if (!truncated || next.empty() || (limit != 0 && got >= limit)) return Status::OK();
+      if (next == token) {
+        return Status::Corrupt("list " + Where(prefix) +
+                               ": the server's continuation token does not advance");
+      }
+      token = std::move(next);
     }
   }
 
   Status Delete(std::string_view key) override {
+    HF_RETURN_IF_ERROR(CheckKey("delete", key));
     Request req;
     req.method = "DELETE";
     req.key = FullKey(key);
@@ -281,6 +423,7 @@ class S3Store : public ObjectStore {
   }
 
   Status DeleteMany(const std::vector<std::string>& keys) override {
+    for (const std::string& k : keys) HF_RETURN_IF_ERROR(CheckKey("delete", k));
     for (size_t start = 0; start < keys.size(); start += 1000) {
       std::string xml = "<Delete><Quiet>true</Quiet>";
       for (size_t i = start; i < std::min(keys.size(), start + 1000); i++) {
@@ -313,6 +456,16 @@ class S3Store : public ObjectStore {
   // create-only (If-None-Match on CompleteMultipartUpload, as AWS supports).
   Status PutMultipart(std::string_view key, const Payload& data, uint64_t total,
                       const PutOptions& options) {
+    {
+      uint64_t part_size = std::max<uint64_t>(options_.multipart_part_size, 5ull << 20);
+      uint64_t parts = (total + part_size - 1) / part_size;
+      if (parts > 10000) {  // S3 allows 10,000 parts: refuse before uploading
+        return Status::InvalidArgument("put " + Where(key) + ": " + std::to_string(total) +
+                                       " bytes need " + std::to_string(parts) +
+                                       " parts of multipart_part_size " +
+                                       std::to_string(part_size) + "; S3 allows 10000");
+      }
+    }
     Request init;
     init.method = "POST";
     init.key = FullKey(key);
@@ -487,7 +640,18 @@ class S3Store : public ObjectStore {
     if (key.empty() && allow_empty) return prefix_ + "/";
     return prefix_ + "/" + std::string(key);
   }
-  std::string Where(std::string_view key) const { return Name() + "/" + std::string(key); }
+  std::string Where(std::string_view key) const { return Name() + "/" + Shown(key); }
+
+  // Refuses a key that cannot be sent as an object path, before any request.
+  Status CheckKey(const char* op, std::string_view key) const {
+    std::string why = BadPath(key);
+    if (why.empty() && FullKey(key).size() > kMaxKeyBytes) {
+      why = "the full key is longer than S3's " + std::to_string(kMaxKeyBytes) + " bytes";
+    }
+    if (why.empty()) return Status::OK();
+    return Status::InvalidArgument(std::string(op) + " " + Where(key) + ": invalid key '" +
+                                   Shown(key) + "': " + why);
+  }
 
   CURL* Acquire() {
     std::unique_lock<std::mutex> lock(mu_);
@@ -527,18 +691,74 @@ class S3Store : public ObjectStore {
     }
     return done;
   }
+  // Receives a response body, within bounds: a successful answer's body goes
+  // to `sink` up to `limit` bytes (the transfer is aborted beyond it, or at
+  // once when Content-Length announces more); an error answer's body goes to
+  // `error_body`, kept up to kMaxErrorBody (then the transfer stops: that is
+  // enough to classify the error).
+  struct WriteState {
+    CURL* handle = nullptr;
+    std::string* sink = nullptr;
+    std::string* error_body = nullptr;
+    uint64_t limit = 0;
+    const std::map<std::string, std::string>* headers = nullptr;
+    bool started = false, is_error = false;
+    bool overflow = false;         // a successful answer exceeded the limit
+    bool error_truncated = false;  // an error body was cut at kMaxErrorBody
+    std::string overflow_what;
+  };
   static size_t WriteBody(char* data, size_t size, size_t n, void* user) {
-    static_cast<std::string*>(user)->append(data, size * n);
-    return size * n;
+    auto* st = static_cast<WriteState*>(user);
+    size_t len = size * n;
+    if (!st->started) {
+      st->started = true;
+      long code = 0;
+      curl_easy_getinfo(st->handle, CURLINFO_RESPONSE_CODE, &code);
+      st->is_error = code < 200 || code >= 300;
+      if (st->is_error) {
+        st->sink = st->error_body;
+        st->limit = kMaxErrorBody;
+      } else if (auto cl = st->headers->find("content-length"); cl != st->headers->end()) {
+        uint64_t announced = std::strtoull(cl->second.c_str(), nullptr, 10);
+        if (announced > st->limit) {
+          st->overflow = true;
+          st->overflow_what = "Content-Length " + cl->second;
+          return 0;  // aborts the transfer (CURLE_WRITE_ERROR)
+        }
+      }
+    }
+    if (st->sink->size() + len > st->limit) {
+      if (st->is_error) {
+        st->sink->append(data, st->limit - st->sink->size());
+        st->error_truncated = true;
+      } else {
+        st->overflow = true;
+        st->overflow_what = "more than " + std::to_string(st->limit) + " bytes";
+      }
+      return 0;
+    }
+    st->sink->append(data, len);
+    return len;
   }
+  struct HeaderState {
+    std::map<std::string, std::string>* headers = nullptr;
+    size_t lines = 0, bytes = 0;
+    bool overflow = false;
+  };
   static size_t WriteHeader(char* data, size_t size, size_t n, void* user) {
+    auto* st = static_cast<HeaderState*>(user);
+    st->lines++;
+    st->bytes += size * n;
+    if (st->lines > kMaxHeaderLines || st->bytes > kMaxHeaderBytes) {
+      st->overflow = true;
+      return 0;  // aborts the transfer
+    }
     std::string line(data, size * n);
     size_t colon = line.find(':');
     if (colon != std::string::npos) {
       std::string name = line.substr(0, colon);
       std::transform(name.begin(), name.end(), name.begin(), ::tolower);
-      (*static_cast<std::map<std::string, std::string>*>(user))[name] =
-          Trim(line.substr(colon + 1));
+      (*st->headers)[name] = Trim(line.substr(colon + 1));
     }
     return size * n;
   }
@@ -563,19 +783,29 @@ class S3Store : public ObjectStore {
     }
     headers = curl_slist_append(headers, "Expect:");
     ReadState rs{req.body};
-    std::string* sink = req.sink ? req.sink : &resp->body;
+    WriteState ws;
+    ws.handle = h;
+    ws.sink = req.sink ? req.sink : &resp->body;
+    ws.error_body = &resp->body;
+    ws.limit = req.limit ? req.limit : kMaxXmlBody;
+    ws.headers = &resp->headers;
+    HeaderState hs;
+    hs.headers = &resp->headers;
     curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);  // never normalise what was signed
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout_ms));
+    // The whole request (connect, send, receive), per HTTP request.
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.request_timeout_ms));
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, static_cast<long>(options_.low_speed_time_s));
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, options_.verify_tls ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, options_.verify_tls ? 2L : 0L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &S3Store::WriteBody);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, sink);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &ws);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &S3Store::WriteHeader);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, &resp->headers);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &hs);
     if (req.method == "PUT") {
       curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
       curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(body_size));
@@ -593,9 +823,35 @@ class S3Store : public ObjectStore {
     }
     resp->curl = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+    double connect_time = 0;
+    curl_easy_getinfo(h, CURLINFO_CONNECT_TIME, &connect_time);
     curl_slist_free_all(headers);
     Release(h);
     std::string where = std::string(op) + " " + Where(key);
+    if (hs.overflow) {
+      return Status::Corrupt(where + ": the server " + endpoint_ + " sent more than " +
+                             std::to_string(kMaxHeaderLines) + " header lines or " +
+                             std::to_string(kMaxHeaderBytes) + " bytes of headers");
+    }
+    if (ws.overflow) {
+      return Status::Corrupt(
+          where + ": the server " + endpoint_ + " sent " + ws.overflow_what + ", more than " +
+          (req.limit_what.empty() ? "the " + std::to_string(ws.limit) + " bytes a response may hold"
+                                  : req.limit_what) +
+          "; transfer aborted");
+    }
+    if (resp->curl == CURLE_WRITE_ERROR && ws.error_truncated) {
+      resp->curl = CURLE_OK;  // an error answer, cut short on purpose: classify it
+    }
+    if (resp->curl == CURLE_OPERATION_TIMEDOUT) {
+      return Status::Transient(where + ": timed out talking to " + endpoint_ + " (" +
+                               (connect_time == 0
+                                    ? "no connection within connect_timeout_ms " +
+                                          std::to_string(options_.connect_timeout_ms) + " ms"
+                                    : "the request did not complete within request_timeout_ms " +
+                                          std::to_string(options_.request_timeout_ms) + " ms") +
+                               ")");
+    }
     if (resp->curl != CURLE_OK) {
       std::string msg = where + ": " + curl_easy_strerror(resp->curl);
       if (resp->curl == CURLE_SSL_CACERT || resp->curl == CURLE_PEER_FAILED_VERIFICATION) {
@@ -605,7 +861,7 @@ class S3Store : public ObjectStore {
       return Status::Transient(msg);
     }
     if (resp->status >= 200 && resp->status < 300) return Status::OK();
-    return Classify(where, resp->status, req.sink ? *req.sink : resp->body);
+    return Classify(where, resp->status, resp->body);
   }
 
   Status Classify(const std::string& where, long status, const std::string& body) const {
@@ -639,7 +895,7 @@ class S3Store : public ObjectStore {
   std::string bucket_, prefix_;
   StoreOptions options_;
   sigv4::Credentials key_;
-  std::string region_, base_url_, host_, path_prefix_;
+  std::string region_, base_url_, host_, path_prefix_, endpoint_;
   std::mutex mu_;
   std::condition_variable cv_;
   int in_flight_ = 0;
@@ -650,7 +906,18 @@ class S3Store : public ObjectStore {
 
 Result<std::shared_ptr<ObjectStore>> NewS3Store(std::string_view bucket, std::string_view prefix,
                                                 const StoreOptions& options) {
-  if (bucket.empty()) return Status::InvalidArgument("s3: empty bucket name");
+  if (std::string why = BadBucket(bucket); !why.empty()) {
+    return Status::InvalidArgument("s3: invalid bucket name '" + Shown(bucket) + "': " + why);
+  }
+  // One trailing '/' is how a prefix is often written ("s3://b/dir/").
+  if (prefix.ends_with('/')) prefix.remove_suffix(1);
+  if (!prefix.empty()) {
+    if (std::string why = BadPath(prefix); !why.empty()) {
+      return Status::InvalidArgument("s3://" + std::string(bucket) + ": invalid prefix '" +
+                                     Shown(prefix) + "': " + why);
+    }
+  }
+  HF_RETURN_IF_ERROR(ValidateOptions(options));
   auto store = std::make_shared<S3Store>(std::string(bucket), std::string(prefix), options);
   HF_RETURN_IF_ERROR(store->Init());
   return std::shared_ptr<ObjectStore>(store);
