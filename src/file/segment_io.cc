@@ -82,7 +82,8 @@ Result<HeaderRead> ReadHeader(ObjectStore* store, uint64_t id) {
   std::string where = store->Name() + "/" + key;
   HeaderRead read;
   ObjectInfo info;
-  Status st = store->Get(key, 0, format::kHeaderPrefetch, &read.bytes, &info);
+  uint64_t asked = format::kHeaderPrefetch;
+  Status st = store->Get(key, 0, asked, &read.bytes, &info);
   if (st.IsNotFound()) {
     return Status::NotFound("checkpoint " + std::to_string(id) + " does not exist (" + where + ")");
   }
@@ -98,7 +99,8 @@ Result<HeaderRead> ReadHeader(ObjectStore* store, uint64_t id) {
   if (!header.ok() && needed > read.bytes.size()) {
     // A short first GET means the object ended there: it cannot hold more.
     if (read.bytes.size() < format::kHeaderPrefetch) return truncated(needed);
-    HF_RETURN_IF_ERROR(store->Get(key, 0, needed, &read.bytes, &info));
+    asked = needed;
+    HF_RETURN_IF_ERROR(store->Get(key, 0, asked, &read.bytes, &info));
     header = format::DecodeHeader(read.bytes, where, &needed);
     if (!header.ok() && needed > read.bytes.size()) return truncated(needed);
   }
@@ -116,17 +118,22 @@ Result<HeaderRead> ReadHeader(ObjectStore* store, uint64_t id) {
     return Status::Corrupt(where + " at offset 152: data area length out of range");
   }
   const uint64_t expect = h.data_area_offset + h.data_area_length;
-  if (info.size != 0) {
-    if (info.size != expect) {
-      return Status::Corrupt(where + ": segment is " + std::to_string(info.size) +
-                             " bytes but its header describes " + std::to_string(expect));
-    }
-    read.object_size = info.size;
-  } else if (read.bytes.size() < format::kHeaderPrefetch && read.bytes.size() < expect) {
-    return Status::Corrupt(where + " at offset " + std::to_string(read.bytes.size()) +
-                           ": segment truncated (" + std::to_string(read.bytes.size()) + " of " +
-                           std::to_string(expect) + " bytes)");
+  // The object's size, where it is certain: a GET that returned less than it
+  // asked for ended at the object's end; a size larger than the bytes
+  // returned came from the server (Content-Range). A server that reports
+  // only the returned length otherwise says nothing.
+  uint64_t known = 0;
+  if (read.bytes.size() < asked) {
+    known = read.bytes.size();
+  } else if (info.size > read.bytes.size()) {
+    known = info.size;
   }
+  if (known != 0 && known != expect) {
+    return Status::Corrupt(where + ": segment is " + std::to_string(known) +
+                           " bytes but its header describes " + std::to_string(expect) +
+                           (known < expect ? " (truncated)" : ""));
+  }
+  read.object_size = known;
   return read;
 }
 
