@@ -16,8 +16,8 @@ namespace hyperfile {
 
 namespace {
 
-constexpr uint32_t kRecordMagic = 0x43444648;  // "HFDC" little-endian
-constexpr size_t kRecordHeader = 4 + 4 + 8 + 8 + 8 + 4;
+constexpr uint32_t kRecordMagic = 0x32444648;  // "HFD2" little-endian
+constexpr size_t kRecordHeader = 4 + 4 + 8 + 8 + 8 + 8 + 4;
 constexpr uint32_t kMaxPayload = 16u << 20;
 
 std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
@@ -28,8 +28,9 @@ std::string EncodeRecordHeader(const DiskCacheKey& key, std::string_view payload
   EncodeFixed32(h.data(), kRecordMagic);
   EncodeFixed64(h.data() + 8, key.file_id);
   EncodeFixed64(h.data() + 16, key.segment);
-  EncodeFixed64(h.data() + 24, key.offset);
-  EncodeFixed32(h.data() + 32, static_cast<uint32_t>(payload.size()));
+  EncodeFixed64(h.data() + 24, key.epoch);
+  EncodeFixed64(h.data() + 32, key.offset);
+  EncodeFixed32(h.data() + 40, static_cast<uint32_t>(payload.size()));
   uint32_t crc = crc32c::Extend(0, h.data() + 8, kRecordHeader - 8);
   crc = crc32c::Extend(crc, payload.data(), payload.size());
   EncodeFixed32(h.data() + 4, crc);
@@ -110,7 +111,7 @@ void DiskCache::ScanSlab(uint64_t seq, Slab* slab) {
   std::string header(kRecordHeader, '\0'), payload;
   while (PreadAll(slab->fd, header.data(), kRecordHeader, pos)) {
     if (DecodeFixed32(header.data()) != kRecordMagic) break;
-    uint32_t length = DecodeFixed32(header.data() + 32);
+    uint32_t length = DecodeFixed32(header.data() + 40);
     if (length > kMaxPayload) break;
     payload.resize(length);
     if (!PreadAll(slab->fd, payload.data(), length, pos + kRecordHeader)) break;
@@ -118,7 +119,7 @@ void DiskCache::ScanSlab(uint64_t seq, Slab* slab) {
     crc = crc32c::Extend(crc, payload.data(), length);
     if (crc != DecodeFixed32(header.data() + 4)) break;  // a torn tail
     DiskCacheKey key{DecodeFixed64(header.data() + 8), DecodeFixed64(header.data() + 16),
-                     DecodeFixed64(header.data() + 24)};
+                     DecodeFixed64(header.data() + 24), DecodeFixed64(header.data() + 32)};
     auto [it, inserted] = index_.try_emplace(key, Location{seq, pos, length});
     if (!inserted) it->second = Location{seq, pos, length};
     slab->keys.push_back(key);

@@ -2,17 +2,23 @@
 // reopens and restarts.
 //
 // Segments are immutable, so a chunk is named for ever by (file id, segment
-// id, offset in the segment): the file id is random per file and per
-// incarnation of a prefix (a deleted and re-created file, or a clone, gets a
-// new one), so two files, or two lives of one prefix, can never read each
-// other's entries. Nothing is ever invalidated; old entries just age out.
+// id, segment writer epoch, offset in the segment). The file id alone is not
+// enough: every copy of a file's prefix (cp -a, aws s3 sync) shares it, and
+// the copies' later segments with the same id hold different bytes. Those
+// were written by different writer sessions, and the writer epoch (random
+// per session, in each segment's header and in every leaf extent that
+// points into the segment) tells them apart. Nothing is ever invalidated;
+// old entries just age out.
 //
 // Layout (hand-written: no Debian library offers a crash-tolerant on-disk
 // cache with a byte budget): the directory holds append-only slab files
 // `slab-<16 hex digits>`, each a sequence of records
 //
-//   magic u32 "HFDC" | crc32c u32 of everything after it | file id u64 |
-//   segment u64 | offset u64 | length u32 | payload (length bytes)
+//   magic u32 "HFD2" | crc32c u32 of everything after it | file id u64 |
+//   segment u64 | epoch u64 | offset u64 | length u32 | payload (length bytes)
+//
+// (Slabs of the older "HFDC" layout, without the epoch, stop the scan at
+// their first record and are aged out like any other.)
 //
 // (little-endian). Opening scans the slabs and indexes every intact record; a
 // torn tail after a crash stops the scan of that slab. Eviction deletes the
@@ -39,10 +45,9 @@ namespace hyperfile {
 struct DiskCacheKey {
   uint64_t file_id = 0;
   uint64_t segment = 0;
+  uint64_t epoch = 0;  // writer epoch of the segment
   uint64_t offset = 0;
-  bool operator==(const DiskCacheKey& o) const {
-    return file_id == o.file_id && segment == o.segment && offset == o.offset;
-  }
+  bool operator==(const DiskCacheKey& o) const = default;
 };
 
 class DiskCache {
@@ -65,7 +70,7 @@ class DiskCache {
  private:
   struct KeyHash {
     size_t operator()(const DiskCacheKey& k) const {
-      return std::hash<uint64_t>()(k.file_id ^ (k.segment * 0x9E3779B97F4A7C15ull) ^
+      return std::hash<uint64_t>()(k.file_id ^ (k.segment * 0x9E3779B97F4A7C15ull) ^ k.epoch ^
                                    (k.offset * 0xC2B2AE3D27D4EB4Full));
     }
   };

@@ -35,19 +35,19 @@ TEST_F(DiskCacheTest, SurvivesReopenAndKeysNeverCollide) {
   {
     auto cache = DiskCache::Open(dir_, 1 << 20);
     ASSERT_TRUE(cache.ok()) << cache.status().ToString();
-    for (uint64_t i = 0; i < 50; i++) (*cache)->Put({7, i, i * 4100}, Chunk(i));
+    for (uint64_t i = 0; i < 50; i++) (*cache)->Put({7, i, 5, i * 4100}, Chunk(i));
   }
   auto cache = DiskCache::Open(dir_, 1 << 20);
   ASSERT_TRUE(cache.ok());
   EXPECT_EQ((*cache)->entries(), 50u);
   std::string out;
   for (uint64_t i = 0; i < 50; i++) {
-    ASSERT_TRUE((*cache)->Get({7, i, i * 4100}, &out)) << i;
+    ASSERT_TRUE((*cache)->Get({7, i, 5, i * 4100}, &out)) << i;
     EXPECT_EQ(out, Chunk(i));
   }
   // Another file id (another file, or a re-created prefix) sees none of it.
-  EXPECT_FALSE((*cache)->Get({8, 3, 3 * 4100}, &out));
-  EXPECT_FALSE((*cache)->Get({7, 3, 0}, &out));
+  EXPECT_FALSE((*cache)->Get({8, 3, 5, 3 * 4100}, &out));
+  EXPECT_FALSE((*cache)->Get({7, 3, 5, 0}, &out));
 }
 
 TEST_F(DiskCacheTest, StaysWithinItsBudget) {
@@ -55,15 +55,15 @@ TEST_F(DiskCacheTest, StaysWithinItsBudget) {
   auto cache = DiskCache::Open(dir_, budget);
   ASSERT_TRUE(cache.ok());
   for (uint64_t i = 0; i < 2000; i++) {
-    (*cache)->Put({1, i, 0}, Chunk(i));
+    (*cache)->Put({1, i, 5, 0}, Chunk(i));
     ASSERT_LE((*cache)->used_bytes(), budget);
   }
   uint64_t on_disk = 0;
   for (const auto& e : fs::directory_iterator(dir_)) on_disk += fs::file_size(e.path());
   EXPECT_LE(on_disk, budget);
   std::string out;
-  EXPECT_TRUE((*cache)->Get({1, 1999, 0}, &out));  // the newest stay
-  EXPECT_FALSE((*cache)->Get({1, 0, 0}, &out));    // the oldest went
+  EXPECT_TRUE((*cache)->Get({1, 1999, 5, 0}, &out));  // the newest stay
+  EXPECT_FALSE((*cache)->Get({1, 0, 5, 0}, &out));    // the oldest went
   // A smaller budget on reopen trims the cache.
   cache->reset();
   auto smaller = DiskCache::Open(dir_, budget / 4);
@@ -75,7 +75,7 @@ TEST_F(DiskCacheTest, DamageIsAMissNeverWrongData) {
   {
     auto cache = DiskCache::Open(dir_, 1 << 20);
     ASSERT_TRUE(cache.ok());
-    for (uint64_t i = 0; i < 10; i++) (*cache)->Put({1, i, 0}, Chunk(i));
+    for (uint64_t i = 0; i < 10; i++) (*cache)->Put({1, i, 5, 0}, Chunk(i));
   }
   fs::path slab;
   for (const auto& e : fs::directory_iterator(dir_)) {
@@ -85,40 +85,62 @@ TEST_F(DiskCacheTest, DamageIsAMissNeverWrongData) {
   {
     // Flip a byte in the 3rd record's payload and tear the last record.
     std::fstream f(slab, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(2 * (36 + 4096) + 36 + 100);
+    f.seekp(2 * (44 + 4096) + 44 + 100);
     f.put('\x55');
   }
   fs::resize_file(slab, fs::file_size(slab) - 1000);
   auto cache = DiskCache::Open(dir_, 1 << 20);
   ASSERT_TRUE(cache.ok());
   std::string out;
-  EXPECT_TRUE((*cache)->Get({1, 0, 0}, &out));
+  EXPECT_TRUE((*cache)->Get({1, 0, 5, 0}, &out));
   EXPECT_EQ(out, Chunk(0));
-  EXPECT_TRUE((*cache)->Get({1, 1, 0}, &out));
+  EXPECT_TRUE((*cache)->Get({1, 1, 5, 0}, &out));
   // The scan stopped at the damaged record: it and everything after are gone.
-  EXPECT_FALSE((*cache)->Get({1, 2, 0}, &out));
-  EXPECT_FALSE((*cache)->Get({1, 9, 0}, &out));
+  EXPECT_FALSE((*cache)->Get({1, 2, 5, 0}, &out));
+  EXPECT_FALSE((*cache)->Get({1, 9, 5, 0}, &out));
   // New records append cleanly after the good ones.
-  (*cache)->Put({1, 2, 0}, Chunk(2));
+  (*cache)->Put({1, 2, 5, 0}, Chunk(2));
   cache->reset();
   auto again = DiskCache::Open(dir_, 1 << 20);
   ASSERT_TRUE(again.ok());
-  ASSERT_TRUE((*again)->Get({1, 2, 0}, &out));
+  ASSERT_TRUE((*again)->Get({1, 2, 5, 0}, &out));
   EXPECT_EQ(out, Chunk(2));
 }
 
 TEST_F(DiskCacheTest, DamageAfterOpenIsDetectedOnRead) {
   auto cache = DiskCache::Open(dir_, 1 << 20);
   ASSERT_TRUE(cache.ok());
-  (*cache)->Put({1, 1, 0}, Chunk(1));
+  (*cache)->Put({1, 1, 5, 0}, Chunk(1));
   for (const auto& e : fs::directory_iterator(dir_)) {
     if (e.path().filename().string().rfind("slab-", 0) != 0) continue;
     std::fstream f(e.path(), std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(36 + 7);
+    f.seekp(44 + 7);
     f.put('\x01');
   }
   std::string out;
-  EXPECT_FALSE((*cache)->Get({1, 1, 0}, &out));
+  EXPECT_FALSE((*cache)->Get({1, 1, 5, 0}, &out));
+}
+
+// Two segments with the same file id and segment id (copies of one prefix)
+// differ in their writer epoch: neither may see the other's entries, also
+// after a reopen (the epoch is in the record).
+TEST_F(DiskCacheTest, WriterEpochIsPartOfTheKey) {
+  {
+    auto cache = DiskCache::Open(dir_, 1 << 20);
+    ASSERT_TRUE(cache.ok());
+    (*cache)->Put({1, 4, 100, 0}, Chunk(1));
+    std::string out;
+    EXPECT_FALSE((*cache)->Get({1, 4, 200, 0}, &out));
+    (*cache)->Put({1, 4, 200, 0}, Chunk(2));
+  }
+  auto cache = DiskCache::Open(dir_, 1 << 20);
+  ASSERT_TRUE(cache.ok());
+  std::string out;
+  ASSERT_TRUE((*cache)->Get({1, 4, 100, 0}, &out));
+  EXPECT_EQ(out, Chunk(1));
+  ASSERT_TRUE((*cache)->Get({1, 4, 200, 0}, &out));
+  EXPECT_EQ(out, Chunk(2));
+  EXPECT_FALSE((*cache)->Get({1, 4, 300, 0}, &out));
 }
 
 TEST_F(DiskCacheTest, OneUserAtATime) {

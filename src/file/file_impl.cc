@@ -621,7 +621,7 @@ Status FileImpl::BuildSegment(const Batch& batch, const std::map<uint64_t, std::
   for (size_t i = 0; i < data_blocks.size();) {
     size_t j = i;
     while (j + 1 < data_blocks.size() && data_blocks[j + 1] == data_blocks[j] + 1) j++;
-    changes.push_back({data_blocks[i], j - i + 1, false, id, i * sbs});
+    changes.push_back({data_blocks[i], j - i + 1, false, id, i * sbs, writer_epoch_});
     i = j + 1;
   }
   std::sort(changes.begin(), changes.end(),

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "format/removal_marker.h"
 #include "util/coding.h"
@@ -45,21 +46,45 @@ std::string Lineage::Where(uint64_t segment) {
 }
 
 Result<uint64_t> LatestCheckpointId(ObjectStore* store) {
-  std::vector<ObjectInfo> newest;
-  HF_RETURN_IF_ERROR(store->List(format::kSegmentPrefix, "", 1, &newest));
-  if (newest.empty()) return Status::NotFound("no hyperfile at " + store->Name());
-  auto id = format::ParseSegmentKey(newest[0].key);
-  if (!id) {
-    return Status::Corrupt(store->Name() + "/" + newest[0].key + ": not a segment key");
+  // Valid keys run from SegmentKey(kMaxCheckpointId) to SegmentKey(1); this
+  // key sorts just below the first of them (it is not a valid key itself).
+  static const std::string kBelowFirst = [] {
+    std::string k = format::SegmentKey(format::kMaxCheckpointId);
+    k.back() = static_cast<char>(k.back() - 1);
+    return k;
+  }();
+  constexpr size_t kPage = 1000;
+  constexpr int kMaxPages = 4;
+  std::string after = kBelowFirst;
+  std::string foreign;
+  for (int page = 0; page <= kMaxPages; page++) {
+    std::vector<ObjectInfo> keys;
+    size_t limit = page == 0 ? 1 : kPage;  // the common case: one LIST, one key
+    HF_RETURN_IF_ERROR(store->List(format::kSegmentPrefix, after, limit, &keys));
+    for (const ObjectInfo& k : keys) {
+      if (auto id = format::ParseSegmentKey(k.key)) return *id;
+      if (foreign.empty()) foreign = k.key;
+    }
+    if (keys.size() < limit) {
+      std::string msg = "no hyperfile at " + store->Name();
+      if (!foreign.empty()) msg += " (" + foreign + " is not a segment key)";
+      return Status::NotFound(msg);
+    }
+    after = keys.back().key;
   }
-  return *id;
+  return Status::Corrupt(store->Name() + "/" + foreign + ": more than " +
+                         std::to_string(kMaxPages * kPage) +
+                         " keys under seg/ that are not segment keys; gave up looking for the "
+                         "newest segment");
 }
 
 Result<HeaderRead> ReadHeader(ObjectStore* store, uint64_t id) {
   std::string key = format::SegmentKey(id);
   std::string where = store->Name() + "/" + key;
   HeaderRead read;
-  Status st = store->Get(key, 0, format::kHeaderPrefetch, &read.bytes, nullptr);
+  ObjectInfo info;
+  uint64_t asked = format::kHeaderPrefetch;
+  Status st = store->Get(key, 0, asked, &read.bytes, &info);
   if (st.IsNotFound()) {
     return Status::NotFound("checkpoint " + std::to_string(id) + " does not exist (" + where + ")");
   }
@@ -69,17 +94,52 @@ Result<HeaderRead> ReadHeader(ObjectStore* store, uint64_t id) {
                             ": the file is partly removed (a removal was interrupted); "
                             "remove it again to finish");
   }
+  auto truncated = [&](uint64_t needed) {
+    return Status::Corrupt(where + " at offset " + std::to_string(read.bytes.size()) +
+                           ": segment truncated inside its header (" +
+                           std::to_string(read.bytes.size()) + " of " + std::to_string(needed) +
+                           " bytes)");
+  };
   uint64_t needed = 0;
   auto header = format::DecodeHeader(read.bytes, where, &needed);
   if (!header.ok() && needed > read.bytes.size()) {
-    HF_RETURN_IF_ERROR(store->Get(key, 0, needed, &read.bytes, nullptr));
+    // A short first GET means the object ended there: it cannot hold more.
+    if (read.bytes.size() < format::kHeaderPrefetch) return truncated(needed);
+    asked = needed;
+    HF_RETURN_IF_ERROR(store->Get(key, 0, asked, &read.bytes, &info));
     header = format::DecodeHeader(read.bytes, where, &needed);
+    if (!header.ok() && needed > read.bytes.size()) return truncated(needed);
   }
-  if (!header.ok()) return header.status();
+  if (!header.ok()) {
+    // The decoder's OutOfRange only means "more bytes needed", handled above.
+    if (header.status().IsOutOfRange()) return Status::Corrupt(header.status().message());
+    return header.status();
+  }
   if (header->self.id != id) {
     return Status::Corrupt(where + ": header names checkpoint " + std::to_string(header->self.id));
   }
   read.header = std::move(header).value();
+  const format::SegmentHeader& h = read.header;
+  if (h.data_area_length > std::numeric_limits<uint64_t>::max() - h.data_area_offset) {
+    return Status::Corrupt(where + " at offset 152: data area length out of range");
+  }
+  const uint64_t expect = h.data_area_offset + h.data_area_length;
+  // The object's size, where it is certain: a GET that returned less than it
+  // asked for ended at the object's end; a size larger than the bytes
+  // returned came from the server (Content-Range). A server that reports
+  // only the returned length otherwise says nothing.
+  uint64_t known = 0;
+  if (read.bytes.size() < asked) {
+    known = read.bytes.size();
+  } else if (info.size > read.bytes.size()) {
+    known = info.size;
+  }
+  if (known != 0 && known != expect) {
+    return Status::Corrupt(where + ": segment is " + std::to_string(known) +
+                           " bytes but its header describes " + std::to_string(expect) +
+                           (known < expect ? " (truncated)" : ""));
+  }
+  read.object_size = known;
   return read;
 }
 
@@ -110,6 +170,10 @@ Result<index::NodePtr> NodeLoader::Load(const format::NodeRef& ref, uint8_t leve
   return node;
 }
 
+std::string NodeLoader::Describe(const format::NodeRef& ref) {
+  return lineage_->Where(ref.segment) + " at offset " + std::to_string(ref.offset);
+}
+
 void NodeLoader::Insert(const index::NodePtr& node) {
   cache_.Put({node->ref.segment, node->ref.offset}, node, node->ref.length + 64,
              node->data.level > 0);
@@ -124,13 +188,8 @@ void NodeLoader::Seed(const HeaderRead& read) {
     uint8_t level = static_cast<uint8_t>(p[5]);
     uint16_t count =
         static_cast<uint16_t>(static_cast<uint8_t>(p[6]) | (static_cast<uint8_t>(p[7]) << 8));
-    format::NodeData probe;
-    probe.level = level;
-    if (level == 0)
-      probe.extents.resize(count);
-    else
-      probe.children.resize(count);
-    uint64_t size = format::EncodedNodeSize(probe);
+    if (count == 0 || count > format::kNodeCapacity) break;  // not a node: stop seeding
+    uint64_t size = format::EncodedNodeSize(level, count);
     if (pos + size > end) break;
     format::NodeRef ref{h.self.id, static_cast<uint32_t>(pos), static_cast<uint32_t>(size)};
     auto data = format::DecodeNode(std::string_view(p, size), ref, "prefetch");
@@ -159,12 +218,12 @@ Status ChunkReader::Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t
     return std::make_pair(piece.segment, piece.offset + c * stored_chunk);
   };
   while (c0 < c1) {
-    auto hit = Cached(piece.segment, key(c0).second);
+    auto hit = Cached(piece.segment, piece.epoch, key(c0).second);
     if (!hit) break;
     copy_chunk(c0++, (*hit)->data());
   }
   while (c1 > c0) {
-    auto hit = Cached(piece.segment, key(c1 - 1).second);
+    auto hit = Cached(piece.segment, piece.epoch, key(c1 - 1).second);
     if (!hit) break;
     copy_chunk(--c1, (*hit)->data());
   }
@@ -192,16 +251,19 @@ Status ChunkReader::Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t
     }
     copy_chunk(c, chunk);
     cache_.Put(key(c), std::make_shared<const std::string>(chunk, kChunkSize), kChunkSize + 96);
-    if (disk_) disk_->Put({file_id_, piece.segment, key(c).second}, {chunk, kChunkSize});
+    if (disk_) {
+      disk_->Put({file_id_, piece.segment, piece.epoch, key(c).second}, {chunk, kChunkSize});
+    }
   }
   return Status::OK();
 }
 
-std::optional<ChunkReader::Chunk> ChunkReader::Cached(uint64_t segment, uint64_t stored_offset) {
+std::optional<ChunkReader::Chunk> ChunkReader::Cached(uint64_t segment, uint64_t epoch,
+                                                      uint64_t stored_offset) {
   auto key = std::make_pair(segment, stored_offset);
   if (auto hit = cache_.Get(key)) return *hit;
   std::string bytes;
-  if (!disk_ || !disk_->Get({file_id_, segment, stored_offset}, &bytes) ||
+  if (!disk_ || !disk_->Get({file_id_, segment, epoch, stored_offset}, &bytes) ||
       bytes.size() != kChunkSize) {
     return std::nullopt;
   }

@@ -42,21 +42,29 @@ class Lineage {
   std::vector<std::shared_ptr<ObjectStore>> opened_;  // parallel to origins_
 };
 
-// The newest checkpoint id in the store (one LIST). NotFound if none.
+// The newest checkpoint id in the store: one LIST (limit 1) that starts just
+// below the smallest valid segment key. Keys under seg/ that are not segment
+// keys (seg/README, seg/.DS_Store, seg/<hex>/x) are skipped, reading at most
+// a few pages more. NotFound if there is no segment (naming a foreign key if
+// one was seen).
 Result<uint64_t> LatestCheckpointId(ObjectStore* store);
 
 struct HeaderRead {
   format::SegmentHeader header;
-  std::string bytes;  // the first bytes of the segment that were fetched
+  std::string bytes;         // the first bytes of the segment that were fetched
+  uint64_t object_size = 0;  // the segment's size if the store said (else 0)
 };
 // Reads and decodes segment `id`'s header with one ranged GET (two if the
-// header is larger than the prefetch). NotFound names the checkpoint.
+// header is larger than the prefetch). NotFound names the checkpoint; a
+// segment truncated inside its header, or whose size (when the store reports
+// it) differs from what its header says, is Corrupt.
 Result<HeaderRead> ReadHeader(ObjectStore* store, uint64_t id);
 
 class NodeLoader : public index::NodeSource {
  public:
   NodeLoader(Lineage* lineage, uint64_t budget_bytes) : lineage_(lineage), cache_(budget_bytes) {}
   Result<index::NodePtr> Load(const format::NodeRef& ref, uint8_t level) override;
+  std::string Describe(const format::NodeRef& ref) override;
   // Caches the nodes that lie completely inside the prefetched first bytes
   // of a segment (the root and upper levels come first after the header).
   void Seed(const HeaderRead& read);
@@ -80,7 +88,8 @@ class ChunkReader {
   ChunkReader(Lineage* lineage, uint32_t block_size, uint64_t cache_budget)
       : lineage_(lineage), block_size_(block_size), cache_(cache_budget) {}
   // Adds a disk tier below the memory cache; `file_id` names this file's
-  // chunks in it (see cache/disk_cache.h).
+  // chunks in it, together with each extent's (segment, writer epoch) (see
+  // cache/disk_cache.h).
   void SetDiskCache(std::shared_ptr<DiskCache> disk, uint64_t file_id) {
     disk_ = std::move(disk);
     file_id_ = file_id;
@@ -99,7 +108,7 @@ class ChunkReader {
   };
   using Chunk = std::shared_ptr<const std::string>;
   // The chunk stored at `stored_offset` of `segment`, from memory or disk.
-  std::optional<Chunk> Cached(uint64_t segment, uint64_t stored_offset);
+  std::optional<Chunk> Cached(uint64_t segment, uint64_t epoch, uint64_t stored_offset);
   Lineage* lineage_;
   uint32_t block_size_;
   std::shared_ptr<DiskCache> disk_;

@@ -1,5 +1,12 @@
 // Diff and Verify: walking a checkpoint's index (and with --deep its data).
+//
+// The store is untrusted: the tree walk checks every node against the key
+// range its parent gives it (src/index/btree.h), extents past the file's size
+// are Corrupt, and Verify checks every extent against the header of the
+// segment it points into (read once per segment), reports at most one
+// problem per extent and stops after kMaxProblems.
 #include <algorithm>
+#include <map>
 
 #include "file/file_impl.h"
 #include "file/interval_set.h"
@@ -26,7 +33,14 @@ Result<std::vector<MappedRange>> MapAll(const std::shared_ptr<ObjectStore>& stor
   root.ref = s.self().root;
   root.height = s.self().height;
   std::vector<MappedRange> out;
+  const uint64_t bs = s.read.header.block_size();
+  const uint64_t file_blocks = (s.self().size + bs - 1) / bs;
   HF_RETURN_IF_ERROR(tree.Visit(root, 0, ~uint64_t{0}, [&](const format::ExtentEntry& e) {
+    if (e.end() > file_blocks) {
+      return Status::Corrupt(lineage.Where(s.self().id) + ": index maps blocks [" +
+                             std::to_string(e.start) + ", " + std::to_string(e.end()) +
+                             ") past the file size (" + std::to_string(file_blocks) + " blocks)");
+    }
     out.push_back({e.start, e.end(), e.segment, e.offset});
     return Status::OK();
   }));
@@ -82,6 +96,7 @@ Result<std::vector<ByteRange>> Diff(std::shared_ptr<ObjectStore> store, const At
 }
 
 Result<VerifyReport> Verify(std::shared_ptr<ObjectStore> store, const At& at, bool deep) {
+  constexpr size_t kMaxProblems = 100;
   VerifyReport report;
   auto resolved = file::ResolveState(store, at, OpenOptions{});
   if (!resolved.ok()) {
@@ -95,38 +110,104 @@ Result<VerifyReport> Verify(std::shared_ptr<ObjectStore> store, const At& at, bo
   file::Lineage lineage(s.store, s.read.header.origins, file::DefaultResolver(options));
   file::NodeLoader nodes(&lineage, 4 << 20);
   file::ChunkReader chunks(&lineage, s.read.header.block_size(), 0);
-  index::Tree tree(&nodes, s.read.header.block_size());
+  const uint32_t bs = s.read.header.block_size();
+  const uint64_t sbs = format::StoredBlockSize(bs);
+  const uint64_t file_blocks = (s.self().size + bs - 1) / bs;
+  index::Tree tree(&nodes, bs);
   index::TreeRoot root;
   root.ref = s.self().root;
   root.height = s.self().height;
-  const uint64_t bs = s.read.header.block_size();
+
+  // The header of every segment the index points into, read once.
+  struct SegmentInfo {
+    std::string problem;  // non-empty: the segment cannot hold data
+    uint64_t data_begin = 0, data_end = 0, epoch = 0;
+  };
+  std::map<uint64_t, SegmentInfo> segments;
+  auto segment_info = [&](uint64_t id) -> Result<const SegmentInfo*> {
+    auto it = segments.find(id);
+    if (it != segments.end()) return &it->second;
+    SegmentInfo info;
+    HF_ASSIGN_OR_RETURN(ObjectStore * seg_store, lineage.StoreFor(id));
+    auto read = file::ReadHeader(seg_store, id);
+    if (read.ok()) {
+      info.data_begin = read->header.data_area_offset;
+      info.data_end = read->header.data_area_offset + read->header.data_area_length;
+      info.epoch = read->header.writer_epoch;
+    } else if (read.status().IsNotFound()) {
+      info.problem = lineage.Where(id) + ": segment referenced by the index is missing";
+    } else if (read.status().IsCorrupt() || read.status().IsNotSupported()) {
+      info.problem = read.status().message();
+    } else {
+      return read.status();
+    }
+    return &segments.emplace(id, std::move(info)).first->second;
+  };
+
+  bool stopped = false;  // the walk was stopped because the list is full
+
   std::string buf;
-  auto visited = tree.VisitNodes(root, [&](const index::Node& node) {
-    if (node.data.level != 0 || !deep) return Status::OK();
-    for (const format::ExtentEntry& e : node.data.extents) {
-      for (uint64_t b = e.start; b < e.end(); b += 256) {
-        uint64_t n = std::min<uint64_t>(256, e.end() - b);
-        format::ExtentEntry piece = e;
-        piece.start = b;
-        piece.count = static_cast<uint32_t>(n);
-        piece.offset =
-            e.offset + (b - e.start) * format::StoredBlockSize(static_cast<uint32_t>(bs));
-        buf.resize(n * bs);
-        Status st = chunks.Read(piece, b * bs, (b + n) * bs, buf.data());
-        if (!st.ok()) {
-          if (!st.IsCorrupt()) return st;
-          report.problems.push_back(st.message());
-        } else {
-          report.blocks_checked += n;
-          report.bytes_checked += n * bs;
-        }
+  auto check_extent = [&](const index::Node& node, size_t i,
+                          const format::ExtentEntry& e) -> Result<std::string> {
+    std::string where = nodes.Describe(node.ref) + ": extent " + std::to_string(i) + " [" +
+                        std::to_string(e.start) + ", " + std::to_string(e.end()) + ")";
+    if (e.end() > file_blocks) {
+      return where + " past the file size (" + std::to_string(file_blocks) + " blocks)";
+    }
+    HF_ASSIGN_OR_RETURN(const SegmentInfo* seg, segment_info(e.segment));
+    if (!seg->problem.empty()) return where + ": " + seg->problem;
+    const uint64_t stored = uint64_t{e.count} * sbs;  // no overflow: checked by the tree
+    if (e.offset < seg->data_begin || e.offset > seg->data_end ||
+        stored > seg->data_end - e.offset) {
+      return where + ": stored bytes [" + std::to_string(e.offset) + ", +" +
+             std::to_string(stored) + ") outside the data area [" +
+             std::to_string(seg->data_begin) + ", " + std::to_string(seg->data_end) + ") of " +
+             lineage.Where(e.segment);
+    }
+    if (e.epoch != seg->epoch) {
+      return where + ": writer epoch " + std::to_string(e.epoch) + " differs from " +
+             std::to_string(seg->epoch) + " in the header of " + lineage.Where(e.segment);
+    }
+    if (!deep) return std::string();
+    for (uint64_t b = e.start; b < e.end(); b += 256) {
+      uint64_t n = std::min<uint64_t>(256, e.end() - b);
+      format::ExtentEntry piece = e;
+      piece.start = b;
+      piece.count = static_cast<uint32_t>(n);
+      piece.offset = e.offset + (b - e.start) * sbs;
+      buf.resize(n * bs);
+      Status st = chunks.Read(piece, b * bs, (b + n) * bs, buf.data());
+      if (!st.ok()) {
+        if (!st.IsCorrupt()) return st;
+        return st.message();  // one problem per extent
+      }
+      report.blocks_checked += n;
+      report.bytes_checked += n * bs;
+    }
+    return std::string();
+  };
+
+  auto visited = tree.VisitNodes(root, [&](const index::Node& node) -> Status {
+    if (node.data.level != 0) return Status::OK();
+    for (size_t i = 0; i < node.data.extents.size(); i++) {
+      HF_ASSIGN_OR_RETURN(std::string problem, check_extent(node, i, node.data.extents[i]));
+      if (!problem.empty()) report.problems.push_back(std::move(problem));
+      if (report.problems.size() >= kMaxProblems) {
+        stopped = true;
+        return Status::OutOfRange("verify: problem list full");
       }
     }
     return Status::OK();
   });
   if (!visited.ok()) {
-    if (!visited.status().IsCorrupt()) return visited.status();
-    report.problems.push_back(visited.status().message());
+    if (stopped) {
+      report.problems.push_back("... and more problems (verify stops after " +
+                                std::to_string(kMaxProblems) + ")");
+    } else if (!visited.status().IsCorrupt()) {
+      return visited.status();
+    } else {
+      report.problems.push_back(visited.status().message());
+    }
   } else {
     report.nodes_checked = *visited;
   }

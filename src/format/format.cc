@@ -15,9 +15,15 @@ constexpr std::string_view kSnapshotMagic = "HFSNAP01";
 constexpr size_t kHeaderFixedBytes = 172;
 constexpr size_t kDescriptorBytes = 72;
 constexpr size_t kNodeFixedBytes = 16;
-constexpr size_t kLeafEntryBytes = 28;
+constexpr size_t kLeafEntryBytes = 36;
 constexpr size_t kInteriorEntryBytes = 32;
 constexpr uint8_t kMaxLevel = 16;
+
+Status UnsupportedVersion(std::string_view where, uint32_t version) {
+  return Status::NotSupported(std::string(where) + ": unsupported format version " +
+                              std::to_string(version) + " (this build reads " +
+                              std::to_string(kFormatVersion) + ")");
+}
 
 Status CorruptAt(std::string_view where, size_t offset, std::string_view what) {
   return Status::Corrupt(std::string(where) + " at offset " + std::to_string(offset) + ": " +
@@ -98,10 +104,13 @@ std::optional<uint64_t> ParseSegmentKey(std::string_view key) {
 
 // ---------------------------------------------------------------- nodes ---
 
-size_t EncodedNodeSize(const NodeData& node) {
-  size_t entry = node.level == 0 ? kLeafEntryBytes : kInteriorEntryBytes;
-  size_t count = node.level == 0 ? node.extents.size() : node.children.size();
+size_t EncodedNodeSize(uint8_t level, size_t count) {
+  size_t entry = level == 0 ? kLeafEntryBytes : kInteriorEntryBytes;
   return kNodeFixedBytes + entry * count + 4;
+}
+
+size_t EncodedNodeSize(const NodeData& node) {
+  return EncodedNodeSize(node.level, node.level == 0 ? node.extents.size() : node.children.size());
 }
 
 void EncodeNode(const NodeData& node, uint64_t segment, std::string* out) {
@@ -116,6 +125,7 @@ void EncodeNode(const NodeData& node, uint64_t segment, std::string* out) {
       PutFixed64(out, e.start);
       PutFixed32(out, e.count);
       PutFixed64(out, e.segment);
+      PutFixed64(out, e.epoch);
       PutFixed64(out, e.offset);
     }
   } else {
@@ -142,9 +152,7 @@ Result<NodeData> DecodeNode(std::string_view bytes, const NodeRef& ref, std::str
   Decoder in(bytes.substr(0, bytes.size() - 4));
   in.Skip(4);
   uint8_t version = in.U8();
-  if (version != kFormatVersion) {
-    return CorruptAt(where, 4, "unsupported index node version " + std::to_string(version));
-  }
+  if (version != kFormatVersion) return UnsupportedVersion(where, version);
   NodeData node;
   node.level = in.U8();
   uint16_t count = in.U16();
@@ -164,10 +172,17 @@ Result<NodeData> DecodeNode(std::string_view bytes, const NodeRef& ref, std::str
       e.start = in.U64();
       e.count = in.U32();
       e.segment = in.U64();
+      e.epoch = in.U64();
       e.offset = in.U64();
       size_t at = kNodeFixedBytes + i * entry;
-      if (e.count == 0 || e.start > std::numeric_limits<uint64_t>::max() - e.count) {
-        return CorruptAt(where, at, "bad extent length");
+      if (e.count == 0 || e.start > kMaxBlocksAnySize || e.count > kMaxBlocksAnySize - e.start) {
+        return CorruptAt(where, at,
+                         "bad extent (" + std::to_string(e.count) + " blocks from block " +
+                             std::to_string(e.start) + ": past the maximum file size)");
+      }
+      if (e.offset > std::numeric_limits<uint64_t>::max() -
+                         uint64_t{e.count} * StoredBlockSize(1u << kMaxBlockShift)) {
+        return CorruptAt(where, at, "extent data offset out of range");
       }
       if (i > 0 && e.start < prev_end) return CorruptAt(where, at, "extents overlap or unsorted");
       if (e.segment == 0 || e.segment > ref.segment) {
@@ -187,6 +202,9 @@ Result<NodeData> DecodeNode(std::string_view bytes, const NodeRef& ref, std::str
       size_t at = kNodeFixedBytes + i * entry;
       if (i > 0 && c.first_key <= node.children[i - 1].first_key) {
         return CorruptAt(where, at, "child keys unsorted");
+      }
+      if (c.first_key >= kMaxBlocksAnySize || c.blocks > kMaxBlocksAnySize) {
+        return CorruptAt(where, at, "child key or block count past the maximum file size");
       }
       if (c.ref.segment == 0 || c.ref.segment > ref.segment || c.ref.length > kMaxNodeBytes ||
           c.ref.length < kNodeFixedBytes + 4) {
@@ -278,9 +296,7 @@ Result<SegmentHeader> DecodeHeader(std::string_view bytes, std::string_view wher
     return CorruptAt(where, 0, "not a hyperfile segment (bad magic)");
   }
   uint32_t version = DecodeFixed32(bytes.data() + 8);
-  if (version != kFormatVersion) {
-    return CorruptAt(where, 8, "unsupported segment format version " + std::to_string(version));
-  }
+  if (version != kFormatVersion) return UnsupportedVersion(where, version);
   uint32_t length = DecodeFixed32(bytes.data() + 12);
   if (length < kHeaderFixedBytes + 4 || length > kMaxHeaderBytes) {
     return CorruptAt(where, 12, "segment header length out of range");

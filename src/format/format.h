@@ -20,7 +20,7 @@
 
 namespace hyperfile::format {
 
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kFormatVersion = 2;
 inline constexpr uint32_t kChunkSize = 4096;  // data checksum granularity
 inline constexpr uint32_t kChunkCrcSize = 4;
 inline constexpr uint32_t kMinBlockShift = 12;  // 4 KiB
@@ -35,6 +35,10 @@ inline constexpr uint32_t kSampleStride = 64;          // sampled checkpoint tim
 inline constexpr uint32_t kMaxSamples = 4096;
 inline constexpr uint32_t kMaxOrigins = 64;
 inline constexpr uint32_t kHeaderPrefetch = 64 * 1024;  // first GET of a segment
+// No extent may reach past this block number whatever the block size (the
+// tree checks the tighter kMaxFileSize / block size).
+inline constexpr uint64_t kMaxBlocksAnySize = kMaxFileSize >> kMinBlockShift;
+inline uint64_t MaxBlocks(uint32_t block_size) { return kMaxFileSize / block_size; }
 
 // Stored size of one logical block: chunks of 4096 data bytes each followed
 // by the chunk's CRC32C.
@@ -60,11 +64,15 @@ struct NodeRef {
 
 // A leaf entry: `count` logical blocks from `start` are stored contiguously
 // in `segment` from byte `offset` (each block StoredBlockSize bytes).
+// `epoch` is the writer epoch in that segment's header: (segment, epoch)
+// names one segment for ever, even across copies of a file's prefix (the
+// disk cache keys on it).
 struct ExtentEntry {
   uint64_t start = 0;
   uint32_t count = 0;
   uint64_t segment = 0;
   uint64_t offset = 0;
+  uint64_t epoch = 0;
   uint64_t end() const { return start + count; }
 };
 
@@ -84,10 +92,15 @@ struct NodeData {
 };
 
 size_t EncodedNodeSize(const NodeData& node);
+// Encoded size of a node at `level` with `count` entries.
+size_t EncodedNodeSize(uint8_t level, size_t count);
 // Appends the encoded node; `segment` is the id of the segment it goes into.
 void EncodeNode(const NodeData& node, uint64_t segment, std::string* out);
 // `where` names the object and offset for messages. Checks magic, version,
 // CRC, bounds, ordering, and that the node claims to live in `ref.segment`.
+// Every extent has count >= 1 and ends at or below kMaxBlocksAnySize, so
+// offset + count * StoredBlockSize cannot overflow for any block size
+// (checked too). Another format version is NotSupported.
 Result<NodeData> DecodeNode(std::string_view bytes, const NodeRef& ref, std::string_view where);
 
 // What a reader needs to open one checkpoint read-only (carried for recent
@@ -145,7 +158,8 @@ void CarryHistory(const SegmentHeader& parent, SegmentHeader* child);
 std::string EncodeHeader(const SegmentHeader& header);
 // Decodes a header from the first bytes of a segment. If `bytes` is shorter
 // than the header, returns OutOfRange with the needed length in
-// *needed (caller fetches more and retries).
+// *needed (caller fetches more and retries; a caller that cannot must report
+// Corrupt). Another format version is NotSupported.
 Result<SegmentHeader> DecodeHeader(std::string_view bytes, std::string_view where,
                                    uint64_t* needed);
 

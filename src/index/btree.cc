@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <deque>
 #include <limits>
+#include <set>
+#include <string>
+#include <utility>
 
 namespace hyperfile::index {
 
@@ -53,17 +56,70 @@ uint64_t BlocksOf(const format::NodeData& d) {
 
 }  // namespace
 
+std::string NodeSource::Describe(const format::NodeRef& ref) {
+  return "index node in segment " + std::to_string(ref.segment) + " at offset " +
+         std::to_string(ref.offset);
+}
+
 struct Tree::Built {
   ChildEntry entry;  // entry.ref is empty while the node is pending
   NodePtr node;      // non-null if pending (or loaded)
   bool pending() const { return entry.ref.segment == 0; }
 };
 
-Result<NodePtr> Tree::Child(const Node& parent, size_t i) {
+Status Tree::CheckNode(const Node& node, uint64_t lo, uint64_t hi) const {
+  auto range = [](uint64_t a, uint64_t b) {
+    return "[" + std::to_string(a) + ", " + (b == kKeyEnd ? "end" : std::to_string(b)) + ")";
+  };
+  auto bad = [&](size_t i, const std::string& what) {
+    return Status::Corrupt(source_->Describe(node.ref) + ": entry " + std::to_string(i) + ": " +
+                           what);
+  };
+  if (node.data.level == 0) {
+    for (size_t i = 0; i < node.data.extents.size(); i++) {
+      const ExtentEntry& e = node.data.extents[i];
+      if (e.count == 0 || e.start < lo || e.start >= hi || e.count > hi - e.start) {
+        return bad(i, "extent " + range(e.start, e.start + e.count) +
+                          " outside the node's key range " + range(lo, hi));
+      }
+      if (e.end() > max_blocks_) {
+        return bad(i, "extent " + range(e.start, e.end()) + " past the maximum file size");
+      }
+      if (e.offset > kKeyEnd - e.count * stored_block_size_) {
+        return bad(i, "extent data offset out of range");
+      }
+    }
+  } else {
+    for (size_t i = 0; i < node.data.children.size(); i++) {
+      uint64_t k = node.data.children[i].first_key;
+      if (k < lo || k >= hi || (i > 0 && k <= node.data.children[i - 1].first_key)) {
+        return bad(i, "child key " + std::to_string(k) + " outside the node's key range " +
+                          range(lo, hi) + " or unsorted");
+      }
+    }
+  }
+  return Status::OK();
+}
+
+Result<NodePtr> Tree::Child(const Node& parent, size_t i, uint64_t lo, uint64_t hi) {
   if (i < parent.pending.size() && parent.pending[i]) return parent.pending[i];
   const ChildEntry& c = parent.data.children[i];
   HF_ASSIGN_OR_RETURN(NodePtr node,
                       source_->Load(c.ref, static_cast<uint8_t>(parent.data.level - 1)));
+  HF_RETURN_IF_ERROR(CheckNode(*node, lo, hi));
+  if (BlocksOf(node->data) != c.blocks) {
+    return Status::Corrupt(source_->Describe(parent.ref) + ": entry " + std::to_string(i) +
+                           ": says " + std::to_string(c.blocks) + " blocks below, but " +
+                           source_->Describe(c.ref) + " maps " +
+                           std::to_string(BlocksOf(node->data)));
+  }
+  return node;
+}
+
+Result<NodePtr> Tree::LoadRoot(const TreeRoot& root) {
+  if (root.node) return root.node;
+  HF_ASSIGN_OR_RETURN(NodePtr node, source_->Load(root.ref, static_cast<uint8_t>(root.height - 1)));
+  HF_RETURN_IF_ERROR(CheckNode(*node, 0, kKeyEnd));
   return node;
 }
 
@@ -80,14 +136,14 @@ std::vector<ExtentEntry> Tree::MergeLeaf(const std::vector<ExtentEntry>& old,
       const Change& c = changes[k];
       if (c.start > pos) {
         out.push_back({pos, static_cast<uint32_t>(c.start - pos), e.segment,
-                       e.offset + (pos - e.start) * stored_block_size_});
+                       e.offset + (pos - e.start) * stored_block_size_, e.epoch});
       }
       pos = std::max(pos, SaturatingEnd(c.start, c.count));
       if (pos >= e.end()) break;
     }
     if (pos < e.end()) {
       out.push_back({pos, static_cast<uint32_t>(e.end() - pos), e.segment,
-                     e.offset + (pos - e.start) * stored_block_size_});
+                     e.offset + (pos - e.start) * stored_block_size_, e.epoch});
     }
   }
   // Add the new data extents (split to the on-disk length limit).
@@ -96,7 +152,7 @@ std::vector<ExtentEntry> Tree::MergeLeaf(const std::vector<ExtentEntry>& old,
     for (uint64_t done = 0; done < c.count; done += kMaxExtentBlocks) {
       uint64_t n = std::min(kMaxExtentBlocks, c.count - done);
       out.push_back({c.start + done, static_cast<uint32_t>(n), c.segment,
-                     c.offset + done * stored_block_size_});
+                     c.offset + done * stored_block_size_, c.epoch});
     }
   }
   std::sort(out.begin(), out.end(),
@@ -107,7 +163,7 @@ std::vector<ExtentEntry> Tree::MergeLeaf(const std::vector<ExtentEntry>& old,
   for (const ExtentEntry& e : out) {
     if (!merged.empty()) {
       ExtentEntry& p = merged.back();
-      if (p.end() == e.start && p.segment == e.segment &&
+      if (p.end() == e.start && p.segment == e.segment && p.epoch == e.epoch &&
           p.offset + p.count * stored_block_size_ == e.offset &&
           uint64_t{p.count} + e.count <= kMaxExtentBlocks) {
         p.count += e.count;
@@ -182,7 +238,7 @@ Status Tree::UpdateNode(const Node& node, uint64_t lo, uint64_t hi, std::span<co
         sub[0].start + sub[0].count == chi) {
       continue;  // the whole child becomes a hole: drop it without reading it
     }
-    HF_ASSIGN_OR_RETURN(NodePtr child, Child(node, i));
+    HF_ASSIGN_OR_RETURN(NodePtr child, Child(node, i, clo, chi));
     HF_RETURN_IF_ERROR(UpdateNode(*child, clo, chi, sub, &kids));
   }
   // Merge neighbouring pending nodes that fit in one, so punches and small
@@ -217,11 +273,20 @@ Status Tree::UpdateNode(const Node& node, uint64_t lo, uint64_t hi, std::span<co
 
 Result<TreeRoot> Tree::Apply(const TreeRoot& base, std::span<const Change> changes) {
   if (changes.empty()) return base;
+  for (const Change& c : changes) {
+    if (c.hole) continue;
+    if (c.count == 0 || c.start > max_blocks_ || c.count > max_blocks_ - c.start) {
+      return Status::InvalidArgument("index change past the maximum file size");
+    }
+    if (c.segment == 0 || c.epoch == 0) {
+      return Status::InvalidArgument("index change without a segment and writer epoch");
+    }
+  }
   NodePtr root = base.node;
   if (base.empty()) {
     root = std::make_shared<Node>();  // an empty leaf
-  } else if (!root) {
-    HF_ASSIGN_OR_RETURN(root, source_->Load(base.ref, static_cast<uint8_t>(base.height - 1)));
+  } else {
+    HF_ASSIGN_OR_RETURN(root, LoadRoot(base));
   }
   std::vector<Built> items;
   HF_RETURN_IF_ERROR(UpdateNode(*root, 0, kKeyEnd, changes, &items));
@@ -236,10 +301,11 @@ Result<TreeRoot> Tree::Apply(const TreeRoot& base, std::span<const Change> chang
   NodePtr top = items[0].node;
   if (!top) {
     HF_ASSIGN_OR_RETURN(top, source_->Load(items[0].entry.ref, level));
+    HF_RETURN_IF_ERROR(CheckNode(*top, 0, kKeyEnd));
   }
   // A root with a single child adds a level and nothing else.
   while (top->data.level > 0 && top->data.children.size() == 1) {
-    HF_ASSIGN_OR_RETURN(top, Child(*top, 0));
+    HF_ASSIGN_OR_RETURN(top, Child(*top, 0, 0, kKeyEnd));
   }
   TreeRoot out;
   out.node = top;
@@ -272,7 +338,7 @@ Status Tree::VisitNode(const Node& node, uint64_t lo, uint64_t hi, uint64_t firs
     if (chi <= first) continue;
     if (clo >= end) break;
     if (children[i].blocks == 0) continue;
-    HF_ASSIGN_OR_RETURN(NodePtr child, Child(node, i));
+    HF_ASSIGN_OR_RETURN(NodePtr child, Child(node, i, clo, chi));
     HF_RETURN_IF_ERROR(VisitNode(*child, clo, chi, first, end, fn));
   }
   return Status::OK();
@@ -281,30 +347,38 @@ Status Tree::VisitNode(const Node& node, uint64_t lo, uint64_t hi, uint64_t firs
 Status Tree::Visit(const TreeRoot& root, uint64_t first, uint64_t end,
                    const std::function<Status(const ExtentEntry&)>& fn) {
   if (root.empty() || first >= end) return Status::OK();
-  NodePtr node = root.node;
-  if (!node) {
-    HF_ASSIGN_OR_RETURN(node, source_->Load(root.ref, static_cast<uint8_t>(root.height - 1)));
-  }
+  HF_ASSIGN_OR_RETURN(NodePtr node, LoadRoot(root));
   return VisitNode(*node, 0, kKeyEnd, first, end, fn);
 }
 
 Result<uint64_t> Tree::VisitNodes(const TreeRoot& root,
                                   const std::function<Status(const Node&)>& fn) {
   if (root.empty()) return uint64_t{0};
-  NodePtr top = root.node;
-  if (!top) {
-    HF_ASSIGN_OR_RETURN(top, source_->Load(root.ref, static_cast<uint8_t>(root.height - 1)));
-  }
+  HF_ASSIGN_OR_RETURN(NodePtr top, LoadRoot(root));
+  struct Item {
+    NodePtr node;
+    uint64_t lo, hi;
+  };
   uint64_t visited = 0;
-  std::vector<NodePtr> stack{top};
+  // The range checks already keep a node from being reached twice; the set
+  // names the damage plainly (and guards pending nodes too).
+  std::set<std::pair<uint64_t, uint32_t>> seen;
+  std::vector<Item> stack{{top, 0, kKeyEnd}};
   while (!stack.empty()) {
-    NodePtr n = std::move(stack.back());
+    Item item = std::move(stack.back());
     stack.pop_back();
+    const Node& n = *item.node;
+    if (n.ref.segment != 0 && !seen.insert({n.ref.segment, n.ref.offset}).second) {
+      return Status::Corrupt(source_->Describe(n.ref) + ": index node reached twice");
+    }
     visited++;
-    HF_RETURN_IF_ERROR(fn(*n));
-    for (size_t i = n->data.children.size(); i-- > 0;) {
-      HF_ASSIGN_OR_RETURN(NodePtr child, Child(*n, i));
-      stack.push_back(std::move(child));
+    HF_RETURN_IF_ERROR(fn(n));
+    const auto& children = n.data.children;
+    for (size_t i = children.size(); i-- > 0;) {
+      uint64_t clo = i == 0 ? item.lo : children[i].first_key;
+      uint64_t chi = i + 1 < children.size() ? children[i + 1].first_key : item.hi;
+      HF_ASSIGN_OR_RETURN(NodePtr child, Child(n, i, clo, chi));
+      stack.push_back({std::move(child), clo, chi});
     }
   }
   return visited;

@@ -3,6 +3,13 @@
 // blocks stored contiguously in one segment); interior entries carry the
 // number of blocks mapped below them.
 //
+// The store is untrusted: every stored node reached through a parent is
+// checked against the key range [lo, hi) the parent gives it (extents fully
+// inside, child keys inside and ascending), its level (parent - 1) and the
+// parent's block count for it; a violation is Corrupt naming the node. So a
+// node can be reached at most once per walk, and the work of any walk is
+// bounded by the nodes really stored.
+//
 // Trees are persistent values: Apply() never modifies a node that is already
 // stored or shared with readers; it builds new (pending) nodes along the
 // changed paths and returns a new root. Readers holding an older TreeRoot
@@ -36,6 +43,8 @@ class NodeSource {
   virtual ~NodeSource() = default;
   // Loads and validates the stored node at ref, which must be at `level`.
   virtual Result<NodePtr> Load(const format::NodeRef& ref, uint8_t level) = 0;
+  // Names the stored node at ref for messages ("<object> at offset N").
+  virtual std::string Describe(const format::NodeRef& ref);
 };
 
 struct TreeRoot {
@@ -47,19 +56,23 @@ struct TreeRoot {
 };
 
 // One change to apply: blocks [start, start+count) become a hole, or are
-// stored contiguously in `segment` from byte `offset`.
+// stored contiguously in `segment` from byte `offset`; `epoch` is the writer
+// epoch of that segment's header (required, nonzero, for data).
 struct Change {
   uint64_t start = 0;
   uint64_t count = 0;
   bool hole = false;
   uint64_t segment = 0;
   uint64_t offset = 0;
+  uint64_t epoch = 0;
 };
 
 class Tree {
  public:
   Tree(NodeSource* source, uint32_t block_size)
-      : source_(source), stored_block_size_(format::StoredBlockSize(block_size)) {}
+      : source_(source),
+        stored_block_size_(format::StoredBlockSize(block_size)),
+        max_blocks_(format::MaxBlocks(block_size)) {}
 
   // Returns a new root with `changes` (sorted by start, non-overlapping)
   // applied to `base`. New nodes are pending until Layout().
@@ -92,7 +105,10 @@ class Tree {
 
  private:
   struct Built;
-  Result<NodePtr> Child(const Node& parent, size_t i);
+  // Loads child i of parent, which covers keys [lo, hi), and checks it.
+  Result<NodePtr> Child(const Node& parent, size_t i, uint64_t lo, uint64_t hi);
+  Result<NodePtr> LoadRoot(const TreeRoot& root);
+  Status CheckNode(const Node& node, uint64_t lo, uint64_t hi) const;
   Status UpdateNode(const Node& node, uint64_t lo, uint64_t hi, std::span<const Change> changes,
                     std::vector<Built>* out);
   std::vector<format::ExtentEntry> MergeLeaf(const std::vector<format::ExtentEntry>& old,
@@ -103,6 +119,7 @@ class Tree {
 
   NodeSource* source_;
   uint64_t stored_block_size_;
+  uint64_t max_blocks_;
 };
 
 }  // namespace hyperfile::index
