@@ -304,8 +304,8 @@ int ConfigImpl(const char* key, const char* value) {
     if (!ParseSize(key, value, 1, kMaxSize, &size)) return -1;
     c.create_size = size;
   } else if (k == "block-size") {
-    if (!ParseSize(key, value, 4096, 4u << 20, &size)) return -1;
-    if ((size & (size - 1)) != 0) {
+    if (!ParseSize(key, value, 0, UINT64_MAX, &size)) return -1;
+    if (size < 4096 || size > (4u << 20) || (size & (size - 1)) != 0) {
       nbdkit_error("block-size=%s: must be a power of two from 4K to 4M", value);
       return -1;
     }
