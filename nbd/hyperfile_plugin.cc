@@ -678,7 +678,8 @@ void DumpPlugin() {
   "disk-cache=DIR          local-disk cache of clean blocks (off)\n"                               \
   "disk-cache-size=SIZE    byte budget of the disk cache\n"                                        \
   "flush-interval-ms=MS    background checkpoint when the oldest dirty byte is this old (0=off)\n" \
-  "flush-dirty=SIZE        background checkpoint when this much is dirty (0=off)\n"                \
+  "flush-dirty=SIZE        background checkpoint when this much is dirty (0=half of "              \
+  "dirty-limit)\n"                                                                                 \
   "flush-on-close=BOOL     checkpoint when a writable connection closes (true)\n"                  \
   "io-parallelism=N        parallel store requests for this file (8)\n"                            \
   "writer-name=NAME        writer name recorded in checkpoints (host/process)\n"                   \
