@@ -15,6 +15,7 @@
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 #include <nbdkit-plugin.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdint>
@@ -26,7 +27,9 @@
 #include <mutex>
 #include <new>
 #include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "hyperfile/file.h"
@@ -132,44 +135,161 @@ std::shared_ptr<File> CurrentFile() {
 }
 
 // ------------------------------------------------------------ parsing ---
-bool ParseSize(const char* key, const char* value, uint64_t* out) {
-  int64_t v = nbdkit_parse_size(value);  // prints its own error
-  if (v < 0) return false;
-  (void)key;
-  *out = static_cast<uint64_t>(v);
+// Every value is checked here, so a bad configuration fails nbdkit's start
+// on the terminal (non-zero exit) with a message naming the key and what it
+// accepts, never later in the background.
+
+// Digits only (no sign, spaces, fraction or hex), overflow detected, with an
+// optional binary unit: K, M, G or T (any case, optionally "i" and/or "B").
+// The value must lie in [min, max].
+bool ParseSize(const char* key, const char* value, uint64_t min, uint64_t max, uint64_t* out) {
+  auto bad = [&](const char* why) {
+    nbdkit_error("%s=%s: %s; expected a size from %" PRIu64 " to %" PRIu64
+                 " bytes (digits, optionally followed by K, M, G or T)",
+                 key, value, why, min, max);
+    return false;
+  };
+  const char* p = value;
+  if (*p < '0' || *p > '9') return bad(*p ? "not a number" : "empty");
+  uint64_t v = 0;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    uint64_t digit = static_cast<uint64_t>(*p - '0');
+    if (v > (UINT64_MAX - digit) / 10) return bad("too large");
+    v = v * 10 + digit;
+  }
+  int shift = 0;
+  if (*p) {
+    switch (*p) {
+      case 'K':
+      case 'k':
+        shift = 10;
+        break;
+      case 'M':
+      case 'm':
+        shift = 20;
+        break;
+      case 'G':
+      case 'g':
+        shift = 30;
+        break;
+      case 'T':
+      case 't':
+        shift = 40;
+        break;
+      case 'B':
+      case 'b':
+        shift = 0;
+        break;
+      default:
+        return bad("bad unit");
+    }
+    p++;
+    if (shift > 0 && *p == 'i') p++;
+    if (shift > 0 && (*p == 'B' || *p == 'b')) p++;
+    if (*p) return bad("bad unit");
+    if (v > (UINT64_MAX >> shift)) return bad("too large");
+    v <<= shift;
+  }
+  if (v < min || v > max) return bad("out of range");
+  *out = v;
   return true;
 }
 
-bool ParseBool(const char* value, bool* out) {
-  int v = nbdkit_parse_bool(value);  // prints its own error
-  if (v < 0) return false;
-  *out = v != 0;
+// true/false (also yes/no, on/off, 1/0, as nbdkit spells booleans); anything
+// else is refused.
+bool ParseBool(const char* key, const char* value, bool* out) {
+  std::string v = value;
+  for (char& ch : v) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (v == "true" || v == "yes" || v == "on" || v == "1") {
+    *out = true;
+  } else if (v == "false" || v == "no" || v == "off" || v == "0") {
+    *out = false;
+  } else {
+    nbdkit_error("%s=%s: expected true or false", key, value);
+    return false;
+  }
   return true;
 }
 
+// Digits only, in [min, max].
 bool ParseInt(const char* key, const char* value, int min, int max, int* out) {
-  char* end = nullptr;
-  errno = 0;
-  long v = std::strtol(value, &end, 10);
-  if (errno != 0 || end == value || *end != '\0' || v < min || v > max) {
-    nbdkit_error("%s=%s: expected an integer from %d to %d", key, value, min, max);
+  const char* p = value;
+  int64_t v = 0;
+  bool ok = *p != '\0';
+  for (; ok && *p; p++) {
+    if (*p < '0' || *p > '9' || v > (int64_t{1} << 40)) {
+      ok = false;
+      break;
+    }
+    v = v * 10 + (*p - '0');
+  }
+  if (!ok || v < min || v > max) {
+    nbdkit_error("%s=%s: expected a whole number from %d to %d", key, value, min, max);
     return false;
   }
   *out = static_cast<int>(v);
   return true;
 }
 
-int Config_(const char* key, const char* value) {
+bool NonEmpty(const char* key, const char* value) {
+  if (*value) return true;
+  nbdkit_error("%s= must not be empty", key);
+  return false;
+}
+
+// nbdkit changes to "/" when it daemonizes and the file is opened again in
+// the background process: a relative local path must be made absolute now.
+bool AbsolutePath(const char* key, const std::string& path, std::string* out) {
+  char* abs = nbdkit_absolute_path(path.c_str());  // prints its own error
+  if (abs == nullptr) {
+    nbdkit_error("%s=%s: cannot make the path absolute", key, path.c_str());
+    return false;
+  }
+  *out = abs;
+  std::free(abs);
+  return true;
+}
+
+// A local path (bare or file://) made absolute; other schemes unchanged.
+bool ResolveUri(const char* value, std::string* out) {
+  std::string v = value;
+  constexpr std::string_view kFile = "file://";
+  if (v.starts_with(kFile)) {
+    std::string path = v.substr(kFile.size());
+    if (path.empty()) {
+      nbdkit_error("uri=%s: no directory after file://", value);
+      return false;
+    }
+    if (path[0] == '/') {
+      *out = v;
+      return true;
+    }
+    if (!AbsolutePath("uri", path, &path)) return false;
+    *out = std::string(kFile) + path;
+    return true;
+  }
+  if (v.find("://") != std::string::npos) {
+    *out = v;
+    return true;
+  }
+  return AbsolutePath("uri", v, out);
+}
+
+constexpr uint64_t kMaxSize = uint64_t{1} << 60;  // the format's largest file
+
+std::set<std::string> g_seen_keys;
+
+int ConfigImpl(const char* key, const char* value) {
   Config& c = g_config;
   std::string k = key;
   uint64_t size = 0;
   int n = 0;
+  if (!g_seen_keys.insert(k).second) {
+    nbdkit_error("%s= given more than once (each key may be given once)", key);
+    return -1;
+  }
   if (k == "uri") {
-    if (!*value) {
-      nbdkit_error("uri= must not be empty");
-      return -1;
-    }
-    c.uri = value;
+    if (!NonEmpty(key, value) || !ResolveUri(value, &c.uri)) return -1;
   } else if (k == "at") {
     auto at = At::Parse(value);
     if (!at.ok()) {
@@ -179,43 +299,48 @@ int Config_(const char* key, const char* value) {
     c.at_text = value;
     c.at = *at;
   } else if (k == "readonly") {
-    if (!ParseBool(value, &c.readonly)) return -1;
+    if (!ParseBool(key, value, &c.readonly)) return -1;
   } else if (k == "create-size") {
-    if (!ParseSize(key, value, &size)) return -1;
+    if (!ParseSize(key, value, 1, kMaxSize, &size)) return -1;
     c.create_size = size;
   } else if (k == "block-size") {
-    if (!ParseSize(key, value, &size)) return -1;
+    if (!ParseSize(key, value, 0, UINT64_MAX, &size)) return -1;
     if (size < 4096 || size > (4u << 20) || (size & (size - 1)) != 0) {
       nbdkit_error("block-size=%s: must be a power of two from 4K to 4M", value);
       return -1;
     }
     c.block_size = static_cast<uint32_t>(size);
   } else if (k == "cache") {
-    if (!ParseSize(key, value, &c.open.block_cache_bytes)) return -1;
+    if (!ParseSize(key, value, 1, kMaxSize, &c.open.block_cache_bytes)) return -1;
   } else if (k == "index-cache") {
-    if (!ParseSize(key, value, &c.open.index_cache_bytes)) return -1;
+    if (!ParseSize(key, value, 1, kMaxSize, &c.open.index_cache_bytes)) return -1;
   } else if (k == "dirty-limit") {
-    if (!ParseSize(key, value, &c.open.dirty_budget_bytes)) return -1;
+    // 0 would make the first write wait forever for room that never comes.
+    if (!ParseSize(key, value, 1, kMaxSize, &c.open.dirty_budget_bytes)) return -1;
   } else if (k == "disk-cache") {
-    c.open.disk_cache_dir = value;
+    if (!NonEmpty(key, value) || !AbsolutePath(key, value, &c.open.disk_cache_dir)) return -1;
   } else if (k == "disk-cache-size") {
-    if (!ParseSize(key, value, &c.open.disk_cache_bytes)) return -1;
+    if (!ParseSize(key, value, 1, kMaxSize, &c.open.disk_cache_bytes)) return -1;
   } else if (k == "flush-interval-ms") {
     if (!ParseInt(key, value, 0, 1 << 30, &n)) return -1;
     c.open.flush_interval_ms = static_cast<uint32_t>(n);
   } else if (k == "flush-dirty") {
-    if (!ParseSize(key, value, &c.open.flush_dirty_bytes)) return -1;
+    if (!ParseSize(key, value, 0, kMaxSize, &c.open.flush_dirty_bytes)) return -1;
   } else if (k == "flush-on-close") {
-    if (!ParseBool(value, &c.flush_on_close)) return -1;
+    if (!ParseBool(key, value, &c.flush_on_close)) return -1;
   } else if (k == "io-parallelism") {
     if (!ParseInt(key, value, 1, 1024, &c.open.io_parallelism)) return -1;
   } else if (k == "writer-name") {
+    if (!NonEmpty(key, value)) return -1;
     c.open.writer_name = value;
   } else if (k == "endpoint") {
+    if (!NonEmpty(key, value)) return -1;
     c.store.endpoint = value;
   } else if (k == "region") {
+    if (!NonEmpty(key, value)) return -1;
     c.store.region = value;
   } else if (k == "profile") {
+    if (!NonEmpty(key, value)) return -1;
     c.store.profile = value;
   } else if (k == "addressing") {
     std::string v = value;
@@ -230,7 +355,7 @@ int Config_(const char* key, const char* value) {
       return -1;
     }
   } else if (k == "verify-tls") {
-    if (!ParseBool(value, &c.store.verify_tls)) return -1;
+    if (!ParseBool(key, value, &c.store.verify_tls)) return -1;
   } else if (k == "max-in-flight") {
     if (!ParseInt(key, value, 1, 1024, &c.store.max_in_flight)) return -1;
   } else if (k == "retry-attempts") {
@@ -252,7 +377,11 @@ int Config_(const char* key, const char* value) {
   return 0;
 }
 
-int ConfigComplete() {
+int Config_(const char* key, const char* value) {
+  return Guard("config", [&]() -> int { return ConfigImpl(key, value); });
+}
+
+int ConfigCompleteImpl() {
   Config& c = g_config;
   if (c.uri.empty()) {
     nbdkit_error("uri= is required (s3://bucket/prefix, file:///path or a path)");
@@ -267,12 +396,26 @@ int ConfigComplete() {
                  c.at ? "at= (old states are read-only)" : "readonly=true");
     return -1;
   }
+  // The disk cache is on only with both a directory and a budget: one
+  // without the other would silently be no cache at all.
+  if (!c.open.disk_cache_dir.empty() && c.open.disk_cache_bytes == 0) {
+    nbdkit_error("disk-cache= needs disk-cache-size= (the cache's byte budget)");
+    return -1;
+  }
+  if (c.open.disk_cache_dir.empty() && c.open.disk_cache_bytes != 0) {
+    nbdkit_error("disk-cache-size= needs disk-cache= (the cache's directory)");
+    return -1;
+  }
   if (c.at && c.at->kind == At::Kind::kLatest) {
     // "at=latest": the current state, read-only.
     c.readonly = true;
   }
   if (ReadOnlyExport()) c.open.read_only = true;
   return 0;
+}
+
+int ConfigComplete() {
+  return Guard("config_complete", [&]() -> int { return ConfigCompleteImpl(); });
 }
 
 // Opens the store and the file. Called twice: in get_ready (to fail early, with
@@ -325,7 +468,9 @@ int GetReady() {
 
 int AfterFork() {
   return Guard("after_fork", [&]() -> int {
-    auto file = OpenFile(/*create_if_missing=*/false);
+    // A memory:// file lives in one process: after a fork it must be made
+    // again (get_ready's was in the parent). Anything else exists by now.
+    auto file = OpenFile(/*create_if_missing=*/g_config.uri.starts_with("memory://"));
     if (!file.ok()) return Fail(("open " + g_config.uri).c_str(), file.status());
     std::string desc = "hyperfile " + g_config.uri;
     auto stat = (*file)->Stat();
@@ -533,7 +678,8 @@ void DumpPlugin() {
   "disk-cache=DIR          local-disk cache of clean blocks (off)\n"                               \
   "disk-cache-size=SIZE    byte budget of the disk cache\n"                                        \
   "flush-interval-ms=MS    background checkpoint when the oldest dirty byte is this old (0=off)\n" \
-  "flush-dirty=SIZE        background checkpoint when this much is dirty (0=off)\n"                \
+  "flush-dirty=SIZE        background checkpoint when this much is dirty (0=half of "              \
+  "dirty-limit)\n"                                                                                 \
   "flush-on-close=BOOL     checkpoint when a writable connection closes (true)\n"                  \
   "io-parallelism=N        parallel store requests for this file (8)\n"                            \
   "writer-name=NAME        writer name recorded in checkpoints (host/process)\n"                   \

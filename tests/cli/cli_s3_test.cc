@@ -6,10 +6,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <random>
 #include <string>
 
 #include "cli/cli_run.h"
+#include "cli/fs_tree.h"
+#include "hyperfile/object_store.h"
 #include "support/store_testing.h"
 
 namespace hyperfile::testing {
@@ -144,6 +147,70 @@ TEST_F(CliS3, BadCredentialsSayAuthAndNeverShowTheSecret) {
     EXPECT_EQ(r.out.find(secret), std::string::npos) << r.out;
   }
   EXPECT_FALSE(std::filesystem::exists(Path("x.bin")));
+}
+
+// Every object under `uri` (key -> content).
+std::map<std::string, std::string> Objects(const std::string& uri) {
+  std::map<std::string, std::string> objects;
+  auto store = OpenStore(uri);
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+  if (!store.ok()) return objects;
+  std::vector<ObjectInfo> list;
+  EXPECT_TRUE((*store)->List("", "", 0, &list).ok());
+  for (const ObjectInfo& o : list) {
+    std::string content;
+    EXPECT_TRUE((*store)->Get(o.key, &content).ok()) << o.key;
+    objects[o.key] = content;
+  }
+  return objects;
+}
+
+// Cleanup after a failed copy into a bucket prefix that holds other objects
+// and another hyperfile: the copy's own file goes, nothing else. The source
+// (a local hyperfile with damaged data) fails mid-way. (Depends on
+// RemoveFile honouring keep_foreign.)
+TEST_F(CliS3, FailedCopyIntoAPrefixWithOtherObjectsLeavesThemAlone) {
+  // The bad source: a local hyperfile whose biggest segment is damaged.
+  std::mt19937_64 rng(5);
+  std::string dense(8 << 20, '\0');
+  for (char& c : dense) c = static_cast<char>(rng() | 1);
+  std::ofstream(Path("dense.bin"), std::ios::binary) << dense;
+  std::string bad = "file://" + Path("bad");
+  ASSERT_EQ(RunHyperfile("cp " + Path("dense.bin") + " " + bad).code, 0);
+  std::filesystem::path biggest;
+  for (const auto& e : std::filesystem::directory_iterator(Path("bad") + "/seg")) {
+    if (biggest.empty() || e.file_size() > std::filesystem::file_size(biggest)) biggest = e.path();
+  }
+  ASSERT_FALSE(biggest.empty());
+  {
+    std::fstream f(biggest, std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(static_cast<std::streamoff>(std::filesystem::file_size(biggest) / 2));
+    f.write("\xde\xad\xbe\xef\xde\xad\xbe\xef", 8);
+  }
+  // The destination prefix: a user's objects and another hyperfile below it.
+  auto store = OpenStore(uri_);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ASSERT_TRUE((*store)->Put("report.pdf", std::string(100000, 'r')).ok());
+  ASSERT_TRUE((*store)->Put("backups/2025/db.dump", "a database dump").ok());
+  ASSERT_TRUE((*store)->Put("seg-notes.txt", "not a segment").ok());
+  std::string content = MakeLocalFile(Path("small.bin"));
+  ASSERT_EQ(RunHyperfile("cp " + Path("small.bin") + " " + uri_ + "/nested").code, 0);
+  auto before = Objects(uri_);
+  ASSERT_EQ(before.size(), 3 + Objects(uri_ + "/nested").size());
+
+  CliRun r = RunHyperfile("cp " + bad + " " + uri_);
+  EXPECT_NE(r.code, 0);
+  EXPECT_TRUE(r.OneLineError()) << r.err;
+  EXPECT_NE(r.err.find("Corrupt"), std::string::npos) << r.err;
+  auto after = Objects(uri_);
+  EXPECT_EQ(TreeDiff(before, after), "") << r.err;
+  ASSERT_EQ(RunHyperfile("cp " + uri_ + "/nested " + Path("back.bin")).code, 0);
+  EXPECT_TRUE(ReadAll(Path("back.bin")) == content);
+
+  // The test's own prefix: take everything away.
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : after) keys.push_back(key);
+  EXPECT_TRUE((*store)->DeleteMany(keys).ok());
 }
 
 }  // namespace

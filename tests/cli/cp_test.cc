@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cli/cli_run.h"
+#include "cli/fs_tree.h"
 #include "support/store_testing.h"
 
 namespace hyperfile::testing {
@@ -281,6 +282,113 @@ TEST_F(Cp, FailedSourceReadLeavesNothingBehind) {
   EXPECT_NE(to_local.code, 0);
   EXPECT_TRUE(to_local.OneLineError()) << to_local.err;
   EXPECT_EQ(Entries(dir_.path()), before);
+}
+
+// A dense 8 MiB file of random bytes (every block is data).
+std::string MakeDenseFile(const std::string& path, uint64_t seed) {
+  std::string dense(8 * kMiB, '\0');
+  std::mt19937_64 rng(seed);
+  for (char& c : dense) c = static_cast<char>(rng() | 1);
+  std::ofstream(path, std::ios::binary) << dense;
+  return dense;
+}
+
+// A user's files in `dir`, and a hyperfile nested in it at `dir`/nested.
+void MakeUserFilesAndNestedHyperfile(const std::string& dir, const std::string& small) {
+  WriteFileBytes(dir + "/notes.txt", "the user's notes\n");
+  WriteFileBytes(dir + "/photos/cat.jpg", std::string(70000, 'c'));
+  WriteFileBytes(dir + "/.profile", "export X=1\n");
+  CliRun nested = RunHyperfile("cp " + small + " file://" + dir + "/nested");
+  ASSERT_EQ(nested.code, 0) << nested.err;
+}
+
+// Cleanup after a failed copy into a directory that already holds a user's
+// files and another hyperfile: the copy created a hyperfile there and takes
+// only that away again. The copy fails at the end, writing its segment past
+// the file-size limit. (Depends on RemoveFile honouring keep_foreign.)
+TEST_F(Cp, FailedCopyIntoADirectoryOfUserFilesLeavesThemAlone) {
+  MakeDenseFile(Path("dense.bin"), 11);
+  std::string small = MakeSparseFile(Path("small.bin"), 12);
+  std::string dir = Path("home");
+  MakeUserFilesAndNestedHyperfile(dir, Path("small.bin"));
+  auto before = Tree(dir);
+
+  CliRun r = RunHyperfile("cp " + Path("dense.bin") + " file://" + dir, "", "ulimit -f 64;");
+  EXPECT_NE(r.code, 0);
+  EXPECT_TRUE(r.OneLineError()) << r.err;
+  EXPECT_NE(r.err.find("IOError"), std::string::npos) << r.err;
+  EXPECT_EQ(TreeDiff(before, Tree(dir)), "") << r.err;
+  EXPECT_TRUE(ReadBack("file://" + dir + "/nested") == small);
+  EXPECT_NE(RunHyperfile("stat file://" + dir).code, 0);  // no hyperfile left at DST
+
+  // Creating a hyperfile among other files is allowed; they stay as they are.
+  ASSERT_EQ(RunHyperfile("cp " + Path("small.bin") + " file://" + dir).code, 0);
+  EXPECT_TRUE(ReadBack("file://" + dir) == small);
+  for (const auto& [name, content] : before) {
+    EXPECT_TRUE(ReadFileBytes(dir + "/" + name) == content) << name << " changed or deleted";
+  }
+}
+
+// Cleanup after a failed copy into the parent directory of another hyperfile
+// (the source fails mid-way): the other hyperfile is untouched. (Depends on
+// RemoveFile honouring keep_foreign.)
+TEST_F(Cp, FailedCopyIntoTheParentOfAHyperfileLeavesItAlone) {
+  MakeDenseFile(Path("dense.bin"), 13);
+  ASSERT_EQ(RunHyperfile("cp " + Path("dense.bin") + " " + Uri("bad")).code, 0);
+  CorruptData(Path("bad"));
+  std::string small = MakeSparseFile(Path("small.bin"), 14);
+  ASSERT_EQ(RunHyperfile("cp " + Path("small.bin") + " " + Uri("parent/child")).code, 0);
+  auto before = Tree(Path("parent"));
+
+  CliRun r = RunHyperfile("cp " + Uri("bad") + " " + Uri("parent"));
+  EXPECT_NE(r.code, 0);
+  EXPECT_TRUE(r.OneLineError()) << r.err;
+  EXPECT_NE(r.err.find("Corrupt"), std::string::npos) << r.err;
+  EXPECT_EQ(TreeDiff(before, Tree(Path("parent"))), "") << r.err;
+  EXPECT_TRUE(ReadBack(Uri("parent/child")) == small);
+}
+
+// --force over an existing file never deletes: a failed copy restores its old
+// content, and other objects under its root stay as they are.
+TEST_F(Cp, FailedForcedCopyRestoresAndDeletesNothing) {
+  MakeDenseFile(Path("dense.bin"), 15);
+  ASSERT_EQ(RunHyperfile("cp " + Path("dense.bin") + " " + Uri("bad")).code, 0);
+  CorruptData(Path("bad"));
+  std::string small = MakeSparseFile(Path("small.bin"), 16);
+  std::string dir = Path("home");
+  MakeUserFilesAndNestedHyperfile(dir, Path("small.bin"));
+  ASSERT_EQ(RunHyperfile("cp " + Path("small.bin") + " file://" + dir).code, 0);
+  auto user_files = Tree(dir);
+  for (auto it = user_files.begin(); it != user_files.end();) {
+    it = it->first.starts_with("seg/") ? user_files.erase(it) : std::next(it);
+  }
+
+  CliRun r = RunHyperfile("cp " + Uri("bad") + " file://" + dir + " --force");
+  EXPECT_NE(r.code, 0);
+  EXPECT_TRUE(r.OneLineError()) << r.err;
+  EXPECT_TRUE(ReadBack("file://" + dir) == small);
+  auto after = Tree(dir);
+  for (const auto& [name, content] : user_files) {
+    auto found = after.find(name);
+    ASSERT_NE(found, after.end()) << name << " was deleted";
+    EXPECT_TRUE(found->second == content) << name << " changed";
+  }
+}
+
+// A failed copy to a local file removes its temporary file only: an existing
+// DST keeps its old content and the files next to it stay.
+TEST_F(Cp, FailedCopyToALocalFileKeepsTheOldFileAndItsNeighbours) {
+  MakeDenseFile(Path("dense.bin"), 17);
+  ASSERT_EQ(RunHyperfile("cp " + Path("dense.bin") + " " + Uri("hf")).code, 0);
+  std::string dir = Path("out");
+  WriteFileBytes(dir + "/disk.img", "old image");
+  WriteFileBytes(dir + "/neighbour.txt", "next to it");
+  auto before = Tree(dir);
+  CliRun limited = RunHyperfile("cp " + Uri("hf") + " " + dir + "/disk.img", "", "ulimit -f 64;");
+  EXPECT_NE(limited.code, 0);
+  EXPECT_TRUE(limited.OneLineError()) << limited.err;
+  EXPECT_EQ(TreeDiff(before, Tree(dir)), "");
+  EXPECT_EQ(Entries(dir), (std::set<std::string>{"disk.img", "neighbour.txt"}));
 }
 
 }  // namespace

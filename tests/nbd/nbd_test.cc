@@ -682,4 +682,126 @@ TEST_F(Nbd, StartupErrorsAreClear) {
   EXPECT_NE(server.log().find("NotFound"), std::string::npos) << server.log();
 }
 
+// Every key's bad values fail nbdkit's start on the terminal (exit 1) with a
+// message naming the key, instead of being accepted (dirty-limit=0 made the
+// first write wait forever) or wrapping around.
+TEST_F(Nbd, EveryKeyIsValidatedAtStart) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::string u = "uri=" + uri_;
+  std::vector<Case> cases = {
+      {{u, "create-size=1M", "dirty-limit=0"}, "dirty-limit=0"},
+      {{u, "create-size=1M", "dirty-limit=-1"}, "dirty-limit=-1"},
+      {{u, "create-size=1M", "dirty-limit=1.5M"}, "dirty-limit=1.5M"},
+      {{u, "create-size=1M", "cache=0"}, "cache=0"},
+      {{u, "create-size=1M", "index-cache=0"}, "index-cache=0"},
+      {{u, "create-size=1M", "cache=18446744073709551616"}, "cache="},
+      {{u, "create-size=0"}, "create-size=0"},
+      {{u, "create-size=-1"}, "create-size=-1"},
+      {{u, "create-size= 1M"}, "create-size="},
+      {{u, "create-size=0x100000"}, "create-size=0x100000"},
+      {{u, "create-size=1M", "block-size=4294971392"}, "block-size=4294971392"},
+      {{u, "create-size=1M", "block-size=0"}, "block-size=0"},
+      {{u, "create-size=1M", "flush-dirty=-1"}, "flush-dirty=-1"},
+      {{u, "create-size=1M", "disk-cache-size=0", "disk-cache=" + dir_}, "disk-cache-size=0"},
+      {{u, "create-size=1M", "disk-cache=" + dir_}, "needs disk-cache-size="},
+      {{u, "create-size=1M", "disk-cache-size=1M"}, "needs disk-cache="},
+      {{u, "create-size=1M", "disk-cache="}, "disk-cache= must not be empty"},
+      {{u, "readonly=maybe"}, "readonly=maybe: expected true or false"},
+      {{u, "create-size=1M", "flush-on-close=2"}, "flush-on-close=2"},
+      {{u, "create-size=1M", "verify-tls=sure"}, "verify-tls=sure"},
+      {{u, "create-size=1M", "io-parallelism=0"}, "io-parallelism=0"},
+      {{u, "create-size=1M", "io-parallelism= 8"}, "io-parallelism= 8"},
+      {{u, "create-size=1M", "max-in-flight=-1"}, "max-in-flight=-1"},
+      {{u, "create-size=1M", "retry-attempts=0"}, "retry-attempts=0"},
+      {{u, "create-size=1M", "retry-max-ms=-5"}, "retry-max-ms=-5"},
+      {{u, "create-size=1M", "flush-interval-ms=1x"}, "flush-interval-ms=1x"},
+      {{u, "create-size=1M", "flush-interval-ms=4294967296"}, "flush-interval-ms="},
+      {{u, "create-size=1M", "addressing=sideways"}, "addressing=sideways"},
+      {{u, "create-size=1M", "writer-name="}, "writer-name= must not be empty"},
+      {{u, "create-size=1M", "endpoint="}, "endpoint= must not be empty"},
+      {{u, "create-size=1M", "at=5"}, "cannot be combined"},
+      {{"uri="}, "uri= must not be empty"},
+      {{u, "uri=" + dir_ + "/other", "create-size=1M"}, "uri= given more than once"},
+      {{u, "readonly=true", "readonly=false"}, "readonly= given more than once"},
+  };
+  for (const Case& c : cases) {
+    std::string joined;
+    for (auto& a : c.args) joined += a + " ";
+    SCOPED_TRACE(joined);
+    Nbdkit server(dir_, c.args);
+    EXPECT_FALSE(server.ready());
+    EXPECT_EQ(server.exit_code(), 1);
+    EXPECT_NE(server.log().find(c.message), std::string::npos) << server.log();
+  }
+  // Nothing was created by any of them.
+  EXPECT_FALSE(fs::exists(dir_ + "/disk"));
+  EXPECT_FALSE(fs::exists(dir_ + "/other"));
+  // The accepted forms still start.
+  Nbdkit ok(dir_, {u, "create-size=1MiB", "block-size=4k", "dirty-limit=1M", "cache=2M",
+                   "readonly=false", "flush-on-close=yes", "io-parallelism=4",
+                   "disk-cache=" + dir_ + "/cache", "disk-cache-size=8M"});
+  EXPECT_TRUE(ok.ready()) << ok.log();
+}
+
+// A daemon started without -f; stopped (SIGTERM, then SIGKILL) when the
+// guard goes. The daemon writes its pid file after the foreground nbdkit has
+// exited: pid() waits for it.
+struct DaemonGuard {
+  std::string pidfile;
+  pid_t pid() const {
+    for (int i = 0; i < 500; ++i) {
+      std::string text = ReadAll(pidfile);
+      if (!text.empty() && text.back() == '\n') return static_cast<pid_t>(std::stol(text));
+      std::this_thread::sleep_for(20ms);
+    }
+    return -1;
+  }
+  ~DaemonGuard() {
+    pid_t p = pid();
+    if (p <= 0) return;
+    ::kill(p, SIGTERM);
+    for (int i = 0; i < 3000 && ::kill(p, 0) == 0; ++i) std::this_thread::sleep_for(20ms);
+    if (::kill(p, 0) == 0) ::kill(p, SIGKILL);
+  }
+};
+
+// nbdkit changes to "/" when it daemonizes, and the plugin opens the file
+// again in the daemon: a relative uri= (and disk-cache=) must still name the
+// path relative to where nbdkit was started.
+TEST_F(Nbd, RelativeUriServesInDaemonMode) {
+  REQUIRE_TOOL("qemu-io");
+  {
+    hyperfile::CreateOptions create;
+    create.block_size = 4096;
+    create.initial_size = 1 << 20;
+    auto file = hyperfile::File::Create(Store(uri_), create);
+    ASSERT_TRUE(file.ok()) << file.status().ToString();
+    std::string data(8192, '\x5a');
+    ASSERT_TRUE((*file)->PWrite(0, data.data(), data.size()).ok());
+    ASSERT_TRUE((*file)->Close().ok());
+  }
+  std::string env;
+  for (const std::string& kv : SanitizerEnv()) env += "env " + Quote(kv) + " ";
+  std::string sock = dir_ + "/rel.sock";
+  DaemonGuard guard{dir_ + "/rel.pid"};
+  CmdResult start = Sh("cd " + Quote(dir_) + " && " + env + "nbdkit -P rel.pid -U rel.sock " +
+                       Quote(kPlugin) + " uri=disk disk-cache=cache disk-cache-size=4M");
+  ASSERT_EQ(start.code, 0) << start.out;
+  ASSERT_GT(guard.pid(), 0);
+  std::string nbd = "nbd+unix:///?socket=" + sock;
+  CmdResult r = Sh("qemu-io -r -f raw -c 'read -P 0x5a 0 8k' -c 'read -P 0 8k 4k' " + Quote(nbd));
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out.find("verification failed"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists("/disk"));
+  // A relative uri= that does not exist fails the start on the terminal.
+  CmdResult bad = Sh("cd " + Quote(dir_) + " && " + env + "nbdkit -U bad.sock " + Quote(kPlugin) +
+                     " uri=missing");
+  EXPECT_EQ(bad.code, 1) << bad.out;
+  EXPECT_NE(bad.out.find("no hyperfile at"), std::string::npos) << bad.out;
+  EXPECT_NE(bad.out.find(dir_ + "/missing"), std::string::npos) << bad.out;
+}
+
 }  // namespace

@@ -1,10 +1,18 @@
 // Small helpers shared by the subcommands of the `hyperfile` command.
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
+#include <limits>
+#include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
+#include "format/format.h"
+#include "hyperfile/object_store.h"
 #include "hyperfile/status.h"
 
 namespace hyperfile::cli {
@@ -21,15 +29,162 @@ inline void PrintErrorLine(std::string text) {
 // "hyperfile: error: <Code>: <message>".
 inline void PrintError(const Status& st) { PrintErrorLine(st.ToString()); }
 
-// Splits "uri@selector" into the URI and the selector (empty when absent).
-// The '@' must come after the last '/', so '@' inside a bucket or directory
-// name is left alone; the first such '@' splits, so "@1764064800" (Unix
-// seconds) survives as a selector: "s3://b/f@@1764064800".
-inline std::pair<std::string, std::string> SplitAt(const std::string& spec) {
+// Splits "uri@selector" into the URI and the selector (nullopt when there is
+// no '@'; an empty selector after a '@' is kept, so At::Parse rejects it
+// instead of it silently meaning "latest"). The '@' must come after the last
+// '/', so '@' inside a bucket or directory name is left alone; the first such
+// '@' splits, so "@1764064800" (Unix seconds) survives as a selector:
+// "s3://b/f@@1764064800". What the selector means is At::Parse's business
+// alone: nothing here looks inside it.
+inline std::pair<std::string, std::optional<std::string>> SplitAt(const std::string& spec) {
   size_t slash = spec.rfind('/');
   size_t at = spec.find('@', slash == std::string::npos ? 0 : slash + 1);
-  if (at == std::string::npos) return {spec, ""};
+  if (at == std::string::npos) return {spec, std::nullopt};
   return {spec.substr(0, at), spec.substr(at + 1)};
+}
+
+// ------------------------------------------------------------ numbers ---
+
+// The one parser of every numeric option and argument: decimal digits only
+// (no sign, no spaces, no hex, no fraction), overflow detected. With
+// `allow_suffix` a binary unit may follow: K, M, G or T (any case, optionally
+// followed by "i" and/or "B": 64K, 64k, 64KiB, 64KB), and a bare "B".
+// `what` names the option in the error ("--offset").
+inline Result<uint64_t> ParseNumber(std::string_view what, std::string_view text,
+                                    bool allow_suffix = true) {
+  auto bad = [&](const std::string& why) {
+    return Status::InvalidArgument(std::string(what) + " '" + std::string(text) + "': " + why);
+  };
+  const std::string expected = allow_suffix
+                                   ? "expected a whole number of bytes (digits, optionally "
+                                     "followed by K, M, G or T)"
+                                   : "expected a whole number (digits only)";
+  if (text.empty()) return bad("empty; " + expected);
+  uint64_t v = 0;
+  size_t i = 0;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; i++) {
+    uint64_t digit = static_cast<uint64_t>(text[i] - '0');
+    if (v > (std::numeric_limits<uint64_t>::max() - digit) / 10) {
+      return bad("too large (at most 18446744073709551615)");
+    }
+    v = v * 10 + digit;
+  }
+  if (i == 0) return bad(expected);
+  std::string_view unit = text.substr(i);
+  if (unit.empty()) return v;
+  if (!allow_suffix) return bad(expected);
+  int shift = -1;
+  switch (unit[0]) {
+    case 'K':
+    case 'k':
+      shift = 10;
+      break;
+    case 'M':
+    case 'm':
+      shift = 20;
+      break;
+    case 'G':
+    case 'g':
+      shift = 30;
+      break;
+    case 'T':
+    case 't':
+      shift = 40;
+      break;
+    case 'B':
+    case 'b':
+      shift = 0;
+      break;
+  }
+  std::string_view rest = unit.substr(1);
+  if (shift > 0 && !rest.empty() && rest[0] == 'i') rest.remove_prefix(1);
+  if (shift > 0 && !rest.empty() && (rest[0] == 'B' || rest[0] == 'b')) rest.remove_prefix(1);
+  if (shift < 0 || !rest.empty()) return bad("bad size unit; " + expected);
+  if (shift > 0 && v > (std::numeric_limits<uint64_t>::max() >> shift)) {
+    return bad("too large (at most 18446744073709551615 bytes)");
+  }
+  return v << shift;
+}
+
+// ParseNumber, then checked against [min, max] (before any narrowing).
+inline Result<uint64_t> ParseNumberInRange(std::string_view what, std::string_view text,
+                                           uint64_t min, uint64_t max, bool allow_suffix = true) {
+  HF_ASSIGN_OR_RETURN(uint64_t v, ParseNumber(what, text, allow_suffix));
+  if (v < min || v > max) {
+    return Status::InvalidArgument(std::string(what) + " '" + std::string(text) +
+                                   "': out of range (" + std::to_string(min) + " to " +
+                                   std::to_string(max) + ")");
+  }
+  return v;
+}
+
+// A block size: a power of two from 4K to 4M, checked before it is narrowed.
+inline Result<uint32_t> ParseBlockSize(std::string_view what, std::string_view text) {
+  HF_ASSIGN_OR_RETURN(uint64_t v, ParseNumber(what, text));
+  constexpr uint64_t kMin = 1ull << format::kMinBlockShift, kMax = 1ull << format::kMaxBlockShift;
+  if (v < kMin || v > kMax || (v & (v - 1)) != 0) {
+    return Status::InvalidArgument(std::string(what) + " '" + std::string(text) +
+                                   "': must be a power of two from 4K to 4M");
+  }
+  return static_cast<uint32_t>(v);
+}
+
+// ------------------------------------------------- what a root holds ---
+
+// Whether `key` (relative to a file's root) is one of the keys the format
+// defines: seg/<16 hex>, snap/<name>, gc/horizon. The library's RemoveFile is
+// the final judge; this only decides what the command refuses up front.
+inline bool IsFormatKey(std::string_view key) {
+  if (format::ParseSegmentKey(key).has_value()) return true;
+  if (key == "gc/horizon") return true;
+  if (key.starts_with(format::kSnapshotPrefix)) {
+    std::string_view name = key.substr(format::kSnapshotPrefix.size());
+    return !name.empty() && name.find('/') == std::string_view::npos;
+  }
+  return false;
+}
+
+struct RootSurvey {
+  size_t segments = 0;               // seg/ keys: a hyperfile is here if > 0
+  size_t foreign_count = 0;          // objects that are not part of a hyperfile
+  std::vector<std::string> foreign;  // the first few of them, for messages
+  bool empty() const { return segments == 0 && foreign_count == 0; }
+};
+
+// Lists the root and sorts its objects into the format's keys and the rest.
+inline Result<RootSurvey> SurveyRoot(ObjectStore& store) {
+  std::vector<ObjectInfo> objects;
+  HF_RETURN_IF_ERROR(store.List("", "", 0, &objects));
+  RootSurvey survey;
+  for (const ObjectInfo& o : objects) {
+    if (format::ParseSegmentKey(o.key).has_value()) {
+      survey.segments++;
+    } else if (!IsFormatKey(o.key)) {
+      survey.foreign_count++;
+      if (survey.foreign.size() < 3) survey.foreign.push_back(o.key);
+    }
+  }
+  return survey;
+}
+
+// "3 objects that are not part of a hyperfile, e.g. a.txt, b/c"
+inline std::string DescribeForeign(const RootSurvey& survey) {
+  std::string text = std::to_string(survey.foreign_count) +
+                     (survey.foreign_count == 1 ? " object that is" : " objects that are") +
+                     " not part of a hyperfile, e.g. ";
+  for (size_t i = 0; i < survey.foreign.size(); i++) {
+    text += (i ? ", " : "") + survey.foreign[i];
+  }
+  return text;
+}
+
+// For a local-directory URI (file:///dir or a bare path): the directory;
+// nullopt for other schemes.
+inline std::optional<std::string> LocalDirectory(const std::string& uri) {
+  constexpr std::string_view kFile = "file://";
+  if (uri.starts_with(kFile)) return uri.substr(kFile.size());
+  if (uri.find("://") == std::string::npos) return uri;
+  return std::nullopt;
 }
 
 }  // namespace hyperfile::cli

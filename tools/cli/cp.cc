@@ -235,11 +235,12 @@ Result<Endpoints> ClassifyEndpoints(const CpRequest& request) {
   if (e.source_is_hyperfile) {
     auto [uri, selector] = SplitAt(request.source);
     e.source = uri;
-    if (!selector.empty()) {
-      HF_ASSIGN_OR_RETURN(e.source_at, At::Parse(selector));
+    // "URI@" is refused by At::Parse rather than meaning the latest state.
+    if (selector) {
+      HF_ASSIGN_OR_RETURN(e.source_at, At::Parse(*selector));
     }
   }
-  if (e.destination_is_hyperfile && !SplitAt(request.destination).second.empty()) {
+  if (e.destination_is_hyperfile && SplitAt(request.destination).second.has_value()) {
     return Status::InvalidArgument("cp: destination " + request.destination +
                                    " names a checkpoint; a copy always makes a new one");
   }

@@ -317,7 +317,12 @@ class HyperfileSink : public CopySink {
     if (!created_ && !touched_) return file_->Close();  // nothing written: no checkpoint
     Quiesce();
     if (!created_) return RestorePreviousHead();
-    Status removed = RemoveFile(store_);
+    // This copy created the file (the destination held no hyperfile before
+    // it): remove that file and nothing else. Whatever else is under the
+    // root (a user's files, another hyperfile below it) is left untouched.
+    RemoveOptions only_ours;
+    only_ours.keep_foreign = true;
+    Status removed = RemoveFile(store_, only_ours);
     if (removed.IsNotFound()) removed = Status::OK();  // nothing was left to remove
     if (removed.ok() && !created_dir_.empty()) RemoveCreatedDirectory(created_dir_);
     return removed.WithContext("cp: removing the partial copy " + store_->Name());

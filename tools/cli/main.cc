@@ -5,7 +5,9 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -32,39 +34,19 @@ void Must(const hf::Status& st) {
   if (!st.ok()) Die(st);
 }
 
-// "64K", "1G", "10MiB", "4096" -> bytes.
-uint64_t ParseSize(const std::string& text) {
-  size_t pos = 0;
-  unsigned long long v = 0;
-  try {
-    v = std::stoull(text, &pos);
-  } catch (...) {
-    Die(hf::Status::InvalidArgument("bad size '" + text + "'"));
-  }
-  std::string unit = text.substr(pos);
-  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
-  if (unit.size() == 2 && unit[1] == 'i') unit.pop_back();
-  int shift = 0;
-  if (unit.empty())
-    shift = 0;
-  else if (unit == "K" || unit == "k")
-    shift = 10;
-  else if (unit == "M" || unit == "m")
-    shift = 20;
-  else if (unit == "G" || unit == "g")
-    shift = 30;
-  else if (unit == "T" || unit == "t")
-    shift = 40;
-  else
-    Die(hf::Status::InvalidArgument("bad size unit in '" + text + "'"));
-  if (shift && v > (~0ull >> shift)) Die(hf::Status::InvalidArgument("size too large: " + text));
-  return static_cast<uint64_t>(v) << shift;
+// Every numeric option and argument goes through the one strict parser
+// (cli_util.h); `what` names it in the error.
+uint64_t ParseSize(const std::string& what, const std::string& text) {
+  return Must(hf::cli::ParseNumber(what, text));
 }
 
 std::shared_ptr<hf::ObjectStore> Store(const std::string& uri) { return Must(hf::OpenStore(uri)); }
 
-hf::At ParseAt(const std::string& text) {
-  return text.empty() ? hf::At::Latest() : Must(hf::At::Parse(text));
+// A state as the user typed it: the library's At::Parse is the only judge.
+// `given` false (no --at, no '@') means the latest state; given, even an
+// empty text goes to At::Parse (which refuses it).
+hf::At ParseAt(const std::string& text, bool given = true) {
+  return given ? Must(hf::At::Parse(text)) : hf::At::Latest();
 }
 
 std::string IsoTime(int64_t ms) { return hf::At::Time(ms).ToString(); }
@@ -80,10 +62,92 @@ std::string ReadInput(const std::string& path) {
   return data;
 }
 
+// `hyperfile rm`: deletes the hyperfile's own keys and nothing else. Checks
+// up front (so the refusal says what to do, and nothing is even asked):
+// no hyperfile at all is NotFound; other objects under the root are refused
+// unless --keep-foreign. RemoveFile checks the same again.
+int Remove(const std::string& uri, bool yes, bool keep_foreign) {
+  auto local = hf::cli::LocalDirectory(uri);
+  // Opening a local store may create its directory; rm must not.
+  if (local && !std::filesystem::exists(*local)) {
+    Die(hf::Status::NotFound("rm: no hyperfile at " + uri + " (no such directory)"));
+  }
+  auto store = Store(uri);
+  hf::cli::RootSurvey survey = Must(hf::cli::SurveyRoot(*store));
+  if (survey.segments == 0) {
+    Die(hf::Status::NotFound(
+        "rm: no hyperfile at " + store->Name() +
+        (survey.foreign_count
+             ? " (it holds " + hf::cli::DescribeForeign(survey) + "); nothing was deleted"
+             : "")));
+  }
+  if (survey.foreign_count > 0 && !keep_foreign) {
+    Die(hf::Status::InvalidArgument(
+        "rm: " + store->Name() + " holds " + hf::cli::DescribeForeign(survey) +
+        "; nothing was deleted; use --keep-foreign to remove only the hyperfile"));
+  }
+  if (!yes) {
+    if (!isatty(0)) Die(hf::Status::InvalidArgument("rm: refusing without --yes (not a terminal)"));
+    std::fprintf(stderr, "Delete the hyperfile %s and all its checkpoints%s? [y/N] ",
+                 store->Name().c_str(),
+                 survey.foreign_count ? " (other objects there are left alone)" : "");
+    std::string answer;
+    std::getline(std::cin, answer);
+    if (answer != "y" && answer != "Y" && answer != "yes") return 1;
+  }
+  hf::RemoveOptions options;
+  options.keep_foreign = keep_foreign;
+  Must(hf::RemoveFile(store, options));
+  return 0;
+}
+
+// Whether the demo may (re)use `dir`: it is missing or empty, or holds only
+// a hyperfile (a previous demo). Anything else is refused before anything is
+// touched. Returns true if a previous demo is there to remove.
+bool CheckDemoDirectory(const std::string& uri) {
+  auto local = hf::cli::LocalDirectory(uri);
+  if (!local) {
+    Die(hf::Status::InvalidArgument("demo: " + uri + " is not a local directory"));
+  }
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  auto refuse = [&](const std::string& why) {
+    Die(hf::Status::InvalidArgument("demo: " + *local + " " + why +
+                                    "; nothing was touched (give a missing or empty directory)"));
+  };
+  fs::file_status st = fs::symlink_status(*local, ec);
+  if (ec || !fs::exists(st)) return false;  // missing: the demo creates it
+  if (!fs::is_directory(st)) refuse("is not a directory");
+  // Everything in it must be a key of the format (or the local store's own
+  // .hftmp/.hflock machinery); a special file or a symlink is refused too.
+  bool any_key = false;
+  for (auto it = fs::recursive_directory_iterator(*local, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    std::string rel = fs::relative(it->path(), *local, ec).generic_string();
+    if (rel == ".hftmp" || rel == ".hflock") {
+      it.disable_recursion_pending();
+      continue;
+    }
+    fs::file_status s = it->symlink_status(ec);
+    if (fs::is_directory(s)) continue;
+    if (!fs::is_regular_file(s) || !hf::cli::IsFormatKey(rel)) {
+      refuse("is not empty and not a previous demo (it holds " + rel + ")");
+    }
+    any_key = true;
+  }
+  if (ec) Die(hf::Status::IOError("demo: cannot read " + *local + ": " + ec.message()));
+  if (!any_key) return false;
+  hf::cli::RootSurvey survey = Must(hf::cli::SurveyRoot(*Store(uri)));
+  if (survey.foreign_count > 0) refuse("holds " + hf::cli::DescribeForeign(survey));
+  if (survey.segments == 0) refuse("holds snapshot records but no hyperfile");
+  return true;
+}
+
 // The README's main job: a short tour of what the format gives.
 int Demo(const std::string& uri) {
+  bool previous = CheckDemoDirectory(uri);
   auto store = Store(uri);
-  (void)hf::RemoveFile(store);
+  if (previous) Must(hf::RemoveFile(store));  // only the format's keys are there
   hf::CreateOptions co;
   co.block_size = 4096;
   auto f = Must(hf::File::Create(store, co));
@@ -171,8 +235,8 @@ int main(int argc, char** argv) {
 
   auto* log = app.add_subcommand("log", "list checkpoints, newest first");
   log->add_option("URI", uri)->required();
-  size_t limit = 0;
-  log->add_option("-n", limit, "at most N");
+  std::string limit_text = "0";
+  log->add_option("-n", limit_text, "at most N (0 = all)");
 
   auto* snapshot = app.add_subcommand("snapshot", "named snapshots");
   snapshot->require_subcommand(1);
@@ -207,8 +271,9 @@ int main(int argc, char** argv) {
       "the end. A hyperfile DST is created (block size: --block-size, else the source's,\n"
       "else 64K); an existing one is refused unless --force, which overwrites it as a new\n"
       "checkpoint (older checkpoints keep the old content). On failure or Ctrl-C nothing\n"
-      "half-done is left: the temporary file or new hyperfile is removed, a --force DST gets\n"
-      "its old content back. Exit status: 0 done, 1 error, 130 interrupted.\n\n"
+      "half-done is left: the temporary file or the new hyperfile's own keys are removed\n"
+      "(other files or objects under DST are never touched), a --force DST gets its old\n"
+      "content back. Exit status: 0 done, 1 error, 130 interrupted.\n\n"
       "Examples:\n"
       "  hyperfile cp disk.img s3://bucket/disk --block-size 1M\n"
       "  hyperfile cp s3://bucket/disk@before-upgrade restored.img\n"
@@ -218,8 +283,8 @@ int main(int argc, char** argv) {
   cp->add_option("--block-size", cp_block_size, "for a new hyperfile DST: 4K..4M, power of two");
   cp->add_flag("--force", cp_request.force, "overwrite an existing hyperfile DST (new checkpoint)");
   cp->add_flag("-q,--quiet", cp_request.quiet, "no progress bar or summary");
-  cp->add_option("-j,--jobs", cp_request.jobs, "parallel workers (default 8)")
-      ->check(CLI::Range(1, 256));
+  std::string jobs_text = "8";
+  cp->add_option("-j,--jobs", jobs_text, "parallel workers, 1..256 (default 8)");
 
   auto* diff = app.add_subcommand("diff", "byte ranges that differ between two states");
   diff->add_option("URI", uri)->required();
@@ -236,26 +301,36 @@ int main(int argc, char** argv) {
   auto* rm = app.add_subcommand("rm", "delete a file and all its checkpoints");
   rm->add_option("URI", uri)->required();
   rm->add_flag("--yes", yes, "do not ask");
+  bool keep_foreign = false;
+  rm->add_flag("--keep-foreign", keep_foreign,
+               "remove the hyperfile but leave other objects under URI untouched");
+  rm->footer(
+      "Deletes only the keys of the hyperfile format (seg/..., snap/..., gc/horizon).\n"
+      "If URI also holds other objects (a user's files, a nested hyperfile), rm refuses\n"
+      "and deletes nothing, unless --keep-foreign: then only the hyperfile goes.");
 
-  auto* demo = app.add_subcommand("demo", "a short tour on a local directory");
+  auto* demo = app.add_subcommand(
+      "demo", "a short tour on a local directory (missing, empty or a previous demo's)");
   std::string demo_dir = "/tmp/hyperfile-demo";
   demo->add_option("DIR", demo_dir);
 
   CLI11_PARSE(app, argc, argv);
   nlohmann::json j;
+  // Whether `--at` was given to the subcommand that runs.
+  auto at_given = [](CLI::App* sub) { return sub->get_option("--at")->count() > 0; };
 
   if (*create) {
     hf::CreateOptions co;
-    co.block_size = static_cast<uint32_t>(ParseSize(block_size));
-    if (!size_text.empty()) co.initial_size = ParseSize(size_text);
+    co.block_size = Must(hf::cli::ParseBlockSize("--block-size", block_size));
+    if (create->get_option("--size")->count() > 0) co.initial_size = ParseSize("--size", size_text);
     auto f = Must(hf::File::Create(Store(uri), co));
     Must(f->Close());
   } else if (*write || *append) {
+    // Arguments first: a bad one fails before anything is opened or read.
+    uint64_t off = *write ? ParseSize("--offset", offset_text) : 0;
     auto f = Must(hf::File::Open(Store(uri)));
     std::string data = ReadInput(file_arg);
-    uint64_t off = 0;
     if (*write) {
-      off = ParseSize(offset_text);
       Must(f->PWrite(off, data.data(), data.size()));
     } else {
       off = Must(f->Append(data.data(), data.size()));
@@ -265,10 +340,12 @@ int main(int argc, char** argv) {
     std::printf("checkpoint %llu: %zu bytes at %llu\n", (unsigned long long)id, data.size(),
                 (unsigned long long)off);
   } else if (*read) {
-    auto f = Must(hf::File::OpenAt(Store(uri), ParseAt(at)));
-    uint64_t off = ParseSize(offset_text);
+    uint64_t off = ParseSize("--offset", offset_text);
+    bool has_length = read->get_option("--length")->count() > 0;
+    uint64_t len = has_length ? ParseSize("--length", length_text) : 0;
+    auto f = Must(hf::File::OpenAt(Store(uri), ParseAt(at, at_given(read))));
     uint64_t size = f->Size();
-    uint64_t len = length_text.empty() ? (off < size ? size - off : 0) : ParseSize(length_text);
+    if (!has_length) len = off < size ? size - off : 0;
     FILE* out = out_path.empty() ? stdout : std::fopen(out_path.c_str(), "wb");
     if (!out) Must(hf::Status::IOError("cannot write " + out_path));
     std::string buf;
@@ -283,7 +360,7 @@ int main(int argc, char** argv) {
     if (out != stdout && std::fclose(out) != 0)
       Must(hf::Status::IOError("cannot write " + out_path));
   } else if (*stat) {
-    auto f = Must(hf::File::OpenAt(Store(uri), ParseAt(at)));
+    auto f = Must(hf::File::OpenAt(Store(uri), ParseAt(at, at_given(stat))));
     auto s = Must(f->Stat());
     j = {{"size", s.size},
          {"allocated_bytes", s.allocated_bytes},
@@ -300,11 +377,14 @@ int main(int argc, char** argv) {
           IsoTime(s.create_time_ms).c_str());
     }
   } else if (*truncate) {
+    uint64_t new_size = ParseSize("SIZE", size_text);
     auto f = Must(hf::File::Open(Store(uri)));
-    Must(f->Truncate(ParseSize(size_text)));
+    Must(f->Truncate(new_size));
     Must(f->Close());
   } else if (*log) {
     j = nlohmann::json::array();
+    auto limit = static_cast<size_t>(Must(hf::cli::ParseNumberInRange(
+        "-n", limit_text, 0, std::numeric_limits<size_t>::max(), /*allow_suffix=*/false)));
     for (const auto& c : Must(hf::ListCheckpoints(Store(uri), limit))) {
       j.push_back({{"id", c.id},
                    {"time", IsoTime(c.time_ms)},
@@ -324,7 +404,7 @@ int main(int argc, char** argv) {
       }
     }
   } else if (*snap_create) {
-    Must(hf::CreateSnapshot(Store(uri), name, ParseAt(at)));
+    Must(hf::CreateSnapshot(Store(uri), name, ParseAt(at, at_given(snap_create))));
   } else if (*snap_list) {
     j = nlohmann::json::array();
     for (const auto& s : Must(hf::ListSnapshots(Store(uri)))) {
@@ -339,13 +419,15 @@ int main(int argc, char** argv) {
     std::printf("restored as checkpoint %llu\n", (unsigned long long)id);
   } else if (*clone) {
     auto [src_uri, sel] = hf::cli::SplitAt(src);
-    uint64_t id = Must(hf::Clone(Store(src_uri), ParseAt(sel), Store(dst)));
+    hf::At src_at = ParseAt(sel.value_or(""), sel.has_value());
+    uint64_t id = Must(hf::Clone(Store(src_uri), src_at, Store(dst)));
     std::printf("cloned into %s (checkpoint %llu)\n", dst.c_str(), (unsigned long long)id);
   } else if (*cp) {
-    if (!cp_block_size.empty()) {
-      cp_request.block_size = ParseSize(cp_block_size);
-      if (cp_request.block_size == 0) Die(hf::Status::InvalidArgument("cp: --block-size 0"));
+    if (cp->get_option("--block-size")->count() > 0) {
+      cp_request.block_size = Must(hf::cli::ParseBlockSize("cp: --block-size", cp_block_size));
     }
+    cp_request.jobs = static_cast<int>(
+        Must(hf::cli::ParseNumberInRange("cp: --jobs", jobs_text, 1, 256, /*allow_suffix=*/false)));
     return hf::cli::RunCp(cp_request);
   } else if (*diff) {
     j = nlohmann::json::array();
@@ -355,7 +437,7 @@ int main(int argc, char** argv) {
         std::printf("%llu\t%llu\n", (unsigned long long)r.offset, (unsigned long long)r.length);
     }
   } else if (*verify) {
-    auto report = Must(hf::Verify(Store(uri), ParseAt(at), deep));
+    auto report = Must(hf::Verify(Store(uri), ParseAt(at, at_given(verify)), deep));
     j = {{"checkpoint", report.checkpoint},
          {"nodes", report.nodes_checked},
          {"blocks", report.blocks_checked},
@@ -369,15 +451,7 @@ int main(int argc, char** argv) {
     if (json) std::cout << j.dump(2) << "\n";
     return report.ok() ? 0 : 1;
   } else if (*rm) {
-    if (!yes) {
-      if (!isatty(0))
-        Die(hf::Status::InvalidArgument("rm: refusing without --yes (not a terminal)"));
-      std::fprintf(stderr, "Delete %s and all its checkpoints? [y/N] ", uri.c_str());
-      std::string answer;
-      std::getline(std::cin, answer);
-      if (answer != "y" && answer != "Y" && answer != "yes") return 1;
-    }
-    Must(hf::RemoveFile(Store(uri)));
+    return Remove(uri, yes, keep_foreign);
   } else if (*demo) {
     return Demo(demo_dir);
   }
