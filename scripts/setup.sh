@@ -15,7 +15,7 @@ BUILD_PKGS=(
 TEST_PKGS=(
   clang-14 libclang-rt-14-dev
   ceph-mon ceph-osd radosgw ceph-common
-  libnbd-bin qemu-utils fio curl python3
+  libnbd-bin python3-libnbd qemu-utils fio curl python3
 )
 BENCH_PKGS=(s3backer fuse3 awscli)
 

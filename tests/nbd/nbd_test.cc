@@ -539,6 +539,37 @@ TEST_F(Nbd, FioRandomReadWriteVerifies) {
   EXPECT_EQ(server->Stop(), 0) << server->log();
 }
 
+// Issue 10's lost update: 64 asynchronous 4 KiB writes in flight to random
+// pieces of a 512 KiB export with 64 KiB blocks (so partial writes to one
+// block race with each other and with the flusher freezing batches), an NBD
+// flush every few dozen writes. Every piece must read back with its last
+// write, through the same server and after a restart. Many seeds.
+TEST_F(Nbd, AsyncPartialWritesWithFlushesLoseNothing) {
+  if (Sh("/usr/bin/python3 -c 'import nbd'").code != 0) {
+    GTEST_SKIP() << "python3-libnbd is not installed";
+  }
+  const std::string script = std::string(HYPERFILE_SOURCE_DIR) + "/tests/nbd/async_writes.py";
+  for (int seed = 1; seed <= 6; seed++) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    const std::string uri = uri_ + std::to_string(seed);
+    const std::string expected = dir_ + "/expected" + std::to_string(seed);
+    // flush-dirty: background flushes by size too, so freezes land at
+    // arbitrary points between the client's writes.
+    auto server = Serve({"uri=" + uri, "create-size=512K", "block-size=64K", "flush-dirty=256K"});
+    ASSERT_TRUE(server->ready());
+    CmdResult run = Sh("/usr/bin/python3 " + Quote(script) + " " + Quote(server->uri()) + " " +
+                       std::to_string(seed) + " 3000 write " + Quote(expected));
+    EXPECT_EQ(run.code, 0) << run.out << server->log();
+    ASSERT_EQ(server->Stop(), 0) << server->log();
+    server = Serve({"uri=" + uri});
+    ASSERT_TRUE(server->ready());
+    CmdResult again = Sh("/usr/bin/python3 " + Quote(script) + " " + Quote(server->uri()) + " " +
+                         std::to_string(seed) + " 0 verify-only " + Quote(expected));
+    EXPECT_EQ(again.code, 0) << again.out << server->log();
+    EXPECT_EQ(server->Stop(), 0) << server->log();
+  }
+}
+
 // Without -f nbdkit forks into the background after get_ready; the file (and
 // the library's threads) must be opened in the serving process.
 TEST_F(Nbd, BackgroundDaemonServes) {
