@@ -586,6 +586,9 @@ struct FileImpl::Built {
   Payload payload;
   index::TreeRoot root;
   std::vector<index::NodePtr> pending;
+  // Blocks kept in the chunk cache once committed: the merged partial ones
+  // and the last block of each run (an append continues there).
+  std::vector<std::pair<uint64_t, const std::string*>> remember;  // stored offset, bytes
 };
 
 Status FileImpl::BuildSegment(const Batch& batch, const std::map<uint64_t, std::string>& merged,
@@ -661,6 +664,12 @@ Status FileImpl::BuildSegment(const Batch& batch, const std::map<uint64_t, std::
   out->header_bytes = format::EncodeHeader(h);
   h.crc = DecodeFixed32(out->header_bytes.data() + out->header_bytes.size() - 4);
 
+  for (size_t i = 0; i < data.size(); i++) {
+    const bool run_end = i + 1 == data.size() || data_blocks[i + 1] != data_blocks[i] + 1;
+    if (run_end || merged.count(data_blocks[i])) {
+      out->remember.emplace_back(h.data_area_offset + i * sbs, data[i]);
+    }
+  }
   // Gather list: header, nodes, then each 4 KiB chunk followed by its CRC.
   const uint64_t chunks_per_block = block_size_ / kChunkSize;
   out->crcs.resize(data.size() * chunks_per_block * format::kChunkCrcSize);
@@ -871,6 +880,9 @@ void FileImpl::FlushOnceLocked(std::unique_lock<std::mutex>& lock) {
     retry_after_ms_ = NowMs() + retry_backoff_ms_;
     commit_cv_.notify_all();
     return;
+  }
+  for (const auto& [stored_offset, bytes] : built.remember) {
+    chunks_->Remember(built.header.self.id, stored_offset, *bytes);
   }
   index::Tree::Unpin(built.pending);
   for (const index::NodePtr& n : built.pending) nodes_->Insert(n);

@@ -258,6 +258,15 @@ Status ChunkReader::Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t
   return Status::OK();
 }
 
+void ChunkReader::Remember(uint64_t segment, uint64_t stored_offset, std::string_view block) {
+  const uint64_t stored_chunk = kChunkSize + kChunkCrcSize;
+  for (uint64_t c = 0; c * kChunkSize < block.size(); c++) {
+    cache_.Put({segment, stored_offset + c * stored_chunk},
+               std::make_shared<const std::string>(block.substr(c * kChunkSize, kChunkSize)),
+               kChunkSize + 96);
+  }
+}
+
 std::optional<ChunkReader::Chunk> ChunkReader::Cached(uint64_t segment, uint64_t epoch,
                                                       uint64_t stored_offset) {
   auto key = std::make_pair(segment, stored_offset);

@@ -99,6 +99,11 @@ class ChunkReader {
   // dst == nullptr it only brings them into the caches (readahead).
   Status Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t hi, char* dst);
   uint64_t cached_bytes() const { return cache_.used_bytes(); }
+  // Puts a block this handle has just committed into the memory cache (its
+  // first chunk at `stored_offset` of `segment`), so that reading it again or
+  // merging a later partial write into it (an append to the tail block)
+  // costs no GET. `block` is block_size bytes.
+  void Remember(uint64_t segment, uint64_t stored_offset, std::string_view block);
 
  private:
   struct KeyHash {

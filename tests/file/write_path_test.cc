@@ -140,6 +140,28 @@ TEST(WritePath, PartialWritesAndTruncateMakeNoStoreRequest) {
   EXPECT_EQ(back, want);
 }
 
+// The block just written stays readable after its flush without a GET, so
+// an append-after-flush workload never reads its tail block back.
+TEST(WritePath, AppendAfterFlushIssuesNoGet) {
+  auto mem = NewMemoryStore("wp-append");
+  auto metrics = std::make_shared<MetricsStore>(mem);
+  auto f = File::Create(metrics, CreateOptions{}).value();  // 64 KiB blocks
+  std::string expect;
+  for (int i = 0; i < 50; i++) {
+    std::string line =
+        "log line " + std::to_string(i) + " " + std::string(i * 37 % 900, '.') + "\n";
+    ASSERT_TRUE(f->Append(line.data(), line.size()).ok());
+    ASSERT_TRUE(f->Flush().ok());
+    expect += line;
+  }
+  EXPECT_EQ(metrics->Snapshot().count(StoreVerb::kGet), 0u) << metrics->Snapshot().ToString();
+  std::string back(expect.size(), '\0');
+  ASSERT_TRUE(f->PRead(0, back.data(), back.size()).ok());
+  EXPECT_EQ(back, expect);
+  EXPECT_EQ(metrics->Snapshot().count(StoreVerb::kGet), 0u) << metrics->Snapshot().ToString();
+  ASSERT_TRUE(f->Close().ok());
+}
+
 // --------------------------------------------------------------- model ---
 
 struct Model {
