@@ -38,7 +38,10 @@ struct ObjectInfo {
 
 struct PutOptions {
   // Create only: fail with PreconditionFailed if the key already exists.
-  // Atomic with respect to every other put on the same store.
+  // Atomic with respect to every other put on the same store. On S3 a
+  // create-only put is always one PUT request with If-None-Match (never
+  // multipart, whose completion some servers accept without honouring the
+  // condition), so it is limited to 5 GiB.
   bool if_absent = false;
   // Replace only if the current object has this ETag (PreconditionFailed if
   // not, NotFound if absent). Empty = unconditional. Not every S3 server

@@ -296,7 +296,8 @@ Status FileImpl::ReadInternal(uint64_t offset, uint64_t len, char* buf) {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto it = current_.blocks.lower_bound(b0); it != current_.blocks.end() && it->first < b1;
          ++it) {
-      auto [ws, we] = window(it->first);
+      const auto w_ = window(it->first);
+      const uint64_t ws = w_.first, we = w_.second;
       Copied& c = current[it->first];
       const uint64_t base = it->first * bs;
       it->second.valid.ForEachIn(ws - base, we - base,
@@ -315,7 +316,8 @@ Status FileImpl::ReadInternal(uint64_t offset, uint64_t len, char* buf) {
   std::vector<Stop> stop(b1 - b0);
   std::vector<TreeRead> tree_reads;
   for (uint64_t b = b0; b < b1; b++) {
-    auto [ws, we] = window(b);
+    const auto w_ = window(b);
+    const uint64_t ws = w_.first, we = w_.second;
     auto c = current.find(b);
     Stop& st = stop[b - b0];
     if (c != current.end() && (c->second.zero || c->second.valid.Covers(ws, we))) {
@@ -340,7 +342,8 @@ Status FileImpl::ReadInternal(uint64_t offset, uint64_t len, char* buf) {
   }
   if (!tree_reads.empty()) HF_RETURN_IF_ERROR(ReadFromTree(root, tree_reads));
   for (uint64_t b = b0; b < b1; b++) {
-    auto [ws, we] = window(b);
+    const auto w_ = window(b);
+    const uint64_t ws = w_.first, we = w_.second;
     char* dst = buf + (ws - offset);
     const Stop st = stop[b - b0];
     if (st != kCurrent && frozen) {
@@ -726,7 +729,9 @@ void LayerOver(Batch&& newer, Batch* older, uint64_t bs) {
     older->blocks.erase(older->blocks.lower_bound(s), older->blocks.lower_bound(e));
     older->punched.Add(s, e);
   }
-  for (auto& [b, block] : newer.blocks) {
+  for (auto& entry : newer.blocks) {
+    const uint64_t b = entry.first;
+    DirtyBlock& block = entry.second;
     auto it = older->blocks.find(b);
     if (block.full(bs) || (it == older->blocks.end() && !older->punched.Contains(b))) {
       older->blocks[b] = std::move(block);  // nothing below it in `older` to keep
@@ -771,8 +776,9 @@ Status FileImpl::MergeBases(const Batch& batch, const index::TreeRoot& root,
   if (reads.empty()) return Status::OK();
   HF_RETURN_IF_ERROR(
       ReadFromTree(root, reads).WithContext("flush: read the bases of partial blocks"));
-  for (auto& [b, out] : *merged) {
-    const DirtyBlock& dirty = batch.blocks.at(b);
+  for (auto& entry : *merged) {
+    std::string& out = entry.second;
+    const DirtyBlock& dirty = batch.blocks.at(entry.first);
     dirty.valid.ForEachIn(0, bs, [&](uint64_t x, uint64_t y) {
       std::memcpy(out.data() + x, dirty.data.data() + x, y - x);
     });
@@ -937,7 +943,7 @@ Status FileImpl::DataBlockRanges(uint64_t b0, uint64_t b1, IntervalSet* out) {
     current_copy.punched = current_.punched;
     for (auto it = current_.blocks.lower_bound(b0); it != current_.blocks.end() && it->first < b1;
          ++it) {
-      current_copy.blocks.emplace(it->first, std::string());
+      current_copy.blocks.emplace(it->first, DirtyBlock{});
     }
   }
   HF_RETURN_IF_ERROR(tree_->Visit(root, b0, b1, [&](const format::ExtentEntry& e) {

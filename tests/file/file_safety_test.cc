@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <future>
 #include <map>
 #include <random>
 #include <thread>
@@ -358,6 +359,54 @@ TEST(Concurrency, WritersReadersAndFlushesOnOneHandle) {
   for (int w = 0; w < kWriters; w++) {
     EXPECT_EQ(all.substr(static_cast<size_t>(w) * kRegion, kRegion),
               std::string(kRegion, static_cast<char>('A' + w)));
+  }
+}
+
+}  // namespace
+}  // namespace hyperfile
+
+namespace hyperfile {
+namespace {
+
+// Issue 10's second loss: two writers from the same head, each flushing far
+// above the multipart threshold, on the real gateway. A create-only put is
+// always one request (never a multipart completion, which Ceph accepts
+// without honouring If-None-Match), so exactly one wins each time, the loser
+// gets Conflict from its own put, and the file holds the winner's bytes.
+TEST(Fencing, LargeFlushesAboveTheMultipartThresholdOnS3) {
+  HF_REQUIRE_S3();
+  StoreOptions so = testing::S3TestConfigFromEnv()->ToStoreOptions();
+  so.multipart_threshold = 5ull << 20;
+  so.multipart_part_size = 5ull << 20;
+  const size_t kBytes = 12u << 20;
+  for (int trial = 0; trial < 20; trial++) {
+    SCOPED_TRACE("trial " + std::to_string(trial));
+    const std::string uri = testing::UniqueS3Uri("bigfence");
+    auto store_a = OpenStore(uri, so);
+    auto store_b = OpenStore(uri, so);
+    ASSERT_TRUE(store_a.ok() && store_b.ok());
+    CreateOptions co;
+    co.block_size = 1 << 20;
+    ASSERT_TRUE(File::Create(*store_a, co).value()->Close().ok());
+    auto a = File::Open(*store_a).value();
+    auto b = File::Open(*store_b).value();
+    std::string da(kBytes, 'a'), db(kBytes, 'b');
+    ASSERT_TRUE(a->PWrite(0, da.data(), da.size()).ok());
+    ASSERT_TRUE(b->PWrite(0, db.data(), db.size()).ok());
+    auto fa = std::async(std::launch::async, [&] { return a->Flush(); });
+    auto fb = std::async(std::launch::async, [&] { return b->Flush(); });
+    auto ra = fa.get(), rb = fb.get();
+    ASSERT_NE(ra.ok(), rb.ok()) << "both or neither committed: " << ra.status().ToString() << " / "
+                                << rb.status().ToString();
+    const auto& loser = ra.ok() ? rb : ra;
+    EXPECT_TRUE(loser.status().IsConflict()) << loser.status().ToString();
+    auto reader = File::Open(*store_a, ReadOnly()).value();
+    std::string back(kBytes, '\0');
+    ASSERT_TRUE(reader->PRead(0, back.data(), back.size()).ok());
+    EXPECT_TRUE(back == (ra.ok() ? da : db)) << "the file does not hold the winner's bytes";
+    (void)a->Close();
+    (void)b->Close();
+    ASSERT_TRUE(RemoveFile(*store_a).ok());
   }
 }
 

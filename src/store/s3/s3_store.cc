@@ -44,6 +44,8 @@
 namespace hyperfile {
 namespace {
 
+constexpr uint64_t kMaxSinglePut = 5ull << 30;  // S3's limit for one PUT
+
 constexpr uint64_t kMaxXmlBody = 8ull << 20;
 constexpr uint64_t kMaxErrorBody = 1ull << 20;
 constexpr size_t kMaxHeaderLines = 256;
@@ -246,8 +248,17 @@ class S3Store : public ObjectStore {
     HF_RETURN_IF_ERROR(CheckKey("put", key));
     uint64_t total = 0;
     for (std::string_view p : data) total += p.size();
-    if (total > options_.multipart_threshold && options.if_match.empty()) {
-      HF_RETURN_IF_ERROR(PutMultipart(key, data, total, options));
+    // A create-only put is always one request: servers accept a conditional
+    // CompleteMultipartUpload without honouring If-None-Match (Ceph does), so
+    // a multipart create-only put could let two writers both "win". S3 takes
+    // a single PUT of up to 5 GiB.
+    if (options.if_absent && total > kMaxSinglePut) {
+      return Status::InvalidArgument("put " + Where(key) + ": a create-only put of " +
+                                     std::to_string(total) +
+                                     " bytes exceeds the 5 GiB of one S3 request");
+    }
+    if (total > options_.multipart_threshold && options.if_match.empty() && !options.if_absent) {
+      HF_RETURN_IF_ERROR(PutMultipart(key, data, total));
       if (info) {
         info->key = std::string(key);
         info->size = total;
@@ -451,11 +462,9 @@ class S3Store : public ObjectStore {
     return Status::OK();
   }
 
-  // Large objects: parts uploaded in parallel (bounded by max_in_flight),
-  // then a completion that is itself conditional when the put is
-  // create-only (If-None-Match on CompleteMultipartUpload, as AWS supports).
-  Status PutMultipart(std::string_view key, const Payload& data, uint64_t total,
-                      const PutOptions& options) {
+  // Large unconditional objects: parts uploaded in parallel (bounded by
+  // max_in_flight), then the completion. Never used for create-only puts.
+  Status PutMultipart(std::string_view key, const Payload& data, uint64_t total) {
     {
       uint64_t part_size = std::max<uint64_t>(options_.multipart_part_size, 5ull << 20);
       uint64_t parts = (total + part_size - 1) / part_size;
@@ -525,36 +534,8 @@ class S3Store : public ObjectStore {
       done.key = FullKey(key);
       done.query["uploadId"] = upload_id;
       done.body = &body;
-      if (options.if_absent) {
-        done.headers["if-none-match"] = "*";
-        // Ceph Pacific ignores If-None-Match on the completion (measured:
-        // a second create-only multipart put replaced the object), so also
-        // refuse when the key exists now. This narrows the race on such
-        // servers; AWS enforces the header itself.
-        ObjectInfo existing;
-        Status head = Head(key, &existing);
-        if (head.ok()) {
-          st = Status::PreconditionFailed("put " + Where(key) + ": object already exists");
-        } else if (!head.IsNotFound()) {
-          st = head;
-        }
-      }
       Response r;
       if (st.ok()) st = Perform(done, &r, "put (multipart complete)", key);
-      if (st.IsNotSupported() || (r.status == 501 && options.if_absent)) {
-        // The server cannot make the completion conditional: check, then
-        // complete unconditionally (a narrow race, documented).
-        ObjectInfo existing;
-        Status head = Head(key, &existing);
-        if (head.ok()) {
-          st = Status::PreconditionFailed("put " + Where(key) + ": object already exists");
-        } else {
-          done.headers.erase("if-none-match");
-          Response again;
-          st = Perform(done, &again, "put (multipart complete)", key);
-          r = again;
-        }
-      }
       // A 200 answer may still carry an error document.
       tinyxml2::XMLDocument out;
       if (st.ok() && out.Parse(r.body.data(), r.body.size()) == tinyxml2::XML_SUCCESS &&
