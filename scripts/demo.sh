@@ -3,7 +3,8 @@
 # installs the build dependencies, builds the dev preset and runs a short tour
 # of the `hyperfile` command: create a sparse file, write, flush checkpoints,
 # truncate, read an old checkpoint back (time travel), restore it, verify.
-# Usage: scripts/demo.sh [DIR]   (default /tmp/hyperfile-demo; its contents are replaced)
+# Usage: scripts/demo.sh [DIR]   (default /tmp/hyperfile-demo; DIR must be missing, empty,
+# or hold only a previous demo, which is replaced: other contents are refused)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir="${1:-/tmp/hyperfile-demo}"
