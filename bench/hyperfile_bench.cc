@@ -199,8 +199,9 @@ class DataPool {
 
 // ------------------------------------------------------------- stores ---
 // Sits under MetricsStore and counts what MetricsStore cannot see: the HTTP
-// requests of a multipart upload (the S3 backend uploads objects above the
-// multipart threshold as start + parts + complete, one logical Put).
+// requests of a multipart upload (the S3 backend uploads unconditional
+// objects above the multipart threshold as start + parts + complete, one
+// logical Put; a create-only put is always one request).
 class PutRecorder : public hf::ObjectStore {
  public:
   PutRecorder(std::shared_ptr<hf::ObjectStore> base, bool s3, uint64_t threshold, uint64_t part)
@@ -210,7 +211,7 @@ class PutRecorder : public hf::ObjectStore {
                  hf::ObjectInfo* info) override {
     uint64_t total = 0;
     for (auto piece : data) total += piece.size();
-    if (s3_ && total > threshold_ && options.if_match.empty()) {
+    if (s3_ && total > threshold_ && options.if_match.empty() && !options.if_absent) {
       multipart_++;
       http_puts_ += 2 + (total + part_ - 1) / part_;
     } else {
