@@ -36,6 +36,7 @@
 #include "hyperfile/object_store.h"
 #include "hyperfile/options.h"
 #include "hyperfile/status.h"
+#include "util/parse_number.h"
 
 namespace {
 
@@ -139,59 +140,29 @@ std::shared_ptr<File> CurrentFile() {
 // on the terminal (non-zero exit) with a message naming the key and what it
 // accepts, never later in the background.
 
-// Digits only (no sign, spaces, fraction or hex), overflow detected, with an
-// optional binary unit: K, M, G or T (any case, optionally "i" and/or "B").
-// The value must lie in [min, max].
+// A size through the library's one strict parser (util::ParseNumber), in
+// [min, max].
 bool ParseSize(const char* key, const char* value, uint64_t min, uint64_t max, uint64_t* out) {
-  auto bad = [&](const char* why) {
-    nbdkit_error("%s=%s: %s; expected a size from %" PRIu64 " to %" PRIu64
-                 " bytes (digits, optionally followed by K, M, G or T)",
-                 key, value, why, min, max);
+  auto v = hyperfile::util::ParseNumber(value);
+  const char* why = !v.ok() ? v.status().message().c_str() : "out of range";
+  if (v.ok() && *v >= min && *v <= max) {
+    *out = *v;
+    return true;
+  }
+  nbdkit_error("%s=%s: %s; expected a size from %" PRIu64 " to %" PRIu64
+               " bytes (digits, optionally followed by K, M, G or T)",
+               key, value, why, min, max);
+  return false;
+}
+
+// Digits only, in [min, max].
+bool ParseInt(const char* key, const char* value, int min, int max, int* out) {
+  auto v = hyperfile::util::ParseNumber(value, /*allow_suffix=*/false);
+  if (!v.ok() || *v < static_cast<uint64_t>(min) || *v > static_cast<uint64_t>(max)) {
+    nbdkit_error("%s=%s: expected a whole number from %d to %d", key, value, min, max);
     return false;
-  };
-  const char* p = value;
-  if (*p < '0' || *p > '9') return bad(*p ? "not a number" : "empty");
-  uint64_t v = 0;
-  for (; *p >= '0' && *p <= '9'; p++) {
-    uint64_t digit = static_cast<uint64_t>(*p - '0');
-    if (v > (UINT64_MAX - digit) / 10) return bad("too large");
-    v = v * 10 + digit;
   }
-  int shift = 0;
-  if (*p) {
-    switch (*p) {
-      case 'K':
-      case 'k':
-        shift = 10;
-        break;
-      case 'M':
-      case 'm':
-        shift = 20;
-        break;
-      case 'G':
-      case 'g':
-        shift = 30;
-        break;
-      case 'T':
-      case 't':
-        shift = 40;
-        break;
-      case 'B':
-      case 'b':
-        shift = 0;
-        break;
-      default:
-        return bad("bad unit");
-    }
-    p++;
-    if (shift > 0 && *p == 'i') p++;
-    if (shift > 0 && (*p == 'B' || *p == 'b')) p++;
-    if (*p) return bad("bad unit");
-    if (v > (UINT64_MAX >> shift)) return bad("too large");
-    v <<= shift;
-  }
-  if (v < min || v > max) return bad("out of range");
-  *out = v;
+  *out = static_cast<int>(*v);
   return true;
 }
 
@@ -208,26 +179,6 @@ bool ParseBool(const char* key, const char* value, bool* out) {
     nbdkit_error("%s=%s: expected true or false", key, value);
     return false;
   }
-  return true;
-}
-
-// Digits only, in [min, max].
-bool ParseInt(const char* key, const char* value, int min, int max, int* out) {
-  const char* p = value;
-  int64_t v = 0;
-  bool ok = *p != '\0';
-  for (; ok && *p; p++) {
-    if (*p < '0' || *p > '9' || v > (int64_t{1} << 40)) {
-      ok = false;
-      break;
-    }
-    v = v * 10 + (*p - '0');
-  }
-  if (!ok || v < min || v > max) {
-    nbdkit_error("%s=%s: expected a whole number from %d to %d", key, value, min, max);
-    return false;
-  }
-  *out = static_cast<int>(v);
   return true;
 }
 

@@ -197,13 +197,8 @@ Result<uint64_t> WriteStateSegment(ObjectStore* store, const format::SegmentHead
   h.node_area_offset = h.data_area_offset = len;
   h.node_area_length = h.data_area_length = 0;
   std::string bytes = format::EncodeHeader(h);
-  PutOptions put;
-  put.if_absent = true;
-  std::string key = format::SegmentKey(new_id);
-  Status st = store->Put(key, bytes, put, nullptr);
+  Status st = file::CreateOnce(store, format::SegmentKey(new_id), {bytes}, bytes);
   if (st.IsPreconditionFailed()) {
-    std::string back;
-    if (store->Get(key, 0, bytes.size(), &back, nullptr).ok() && back == bytes) return new_id;
     return Status::Conflict(store->Name() + ": file was changed by another writer (checkpoint " +
                             std::to_string(new_id) + " already exists)");
   }
@@ -217,6 +212,10 @@ Result<uint64_t> ResolveAt(std::shared_ptr<ObjectStore> store, const At& at) {
   HF_ASSIGN_OR_RETURN(file::ResolvedState s, file::ResolveState(store, at, OpenOptions{}));
   return s.self().id;
 }
+
+namespace {
+Result<std::vector<SnapshotInfo>> ListSnapshotRecords(ObjectStore* store);
+}  // namespace
 
 Result<std::vector<CheckpointInfo>> ListCheckpoints(std::shared_ptr<ObjectStore> store,
                                                     size_t limit) {
@@ -239,7 +238,7 @@ Result<std::vector<CheckpointInfo>> ListCheckpoints(std::shared_ptr<ObjectStore>
     next = oldest > h.first_id ? oldest - 1 : 0;
   }
   if (limit != 0 && out.size() > limit) out.resize(limit);
-  auto snaps = ListSnapshots(store);
+  auto snaps = ListSnapshotRecords(store.get());  // the head was found above
   if (snaps.ok()) {
     for (CheckpointInfo& c : out) {
       for (const SnapshotInfo& s : *snaps) {
@@ -271,34 +270,36 @@ Status CreateSnapshot(std::shared_ptr<ObjectStore> store, const std::string& nam
   format::SnapshotRecord rec{id, file::NowMs()};
   const std::string bytes = format::EncodeSnapshot(rec);
   const std::string key = std::string(format::kSnapshotPrefix) + name;
-  PutOptions put;
-  put.if_absent = true;
-  Status st = store->Put(key, bytes, put, nullptr);
+  // The creation time (ms) in the record is what makes a landed retry ours.
+  Status st = file::CreateOnce(store.get(), key, {bytes}, bytes);
   if (st.IsPreconditionFailed()) {
-    // A retried put whose first attempt landed finds its own record: the
-    // creation time (ms) makes a record ours, not merely equal.
-    std::string back;
-    if (store->Get(key, 0, bytes.size() + 1, &back, nullptr).ok() && back == bytes) {
-      return Status::OK();
-    }
     return Status::AlreadyExists("snapshot '" + name + "' already exists in " + store->Name());
   }
   return st;
 }
 
-Result<std::vector<SnapshotInfo>> ListSnapshots(std::shared_ptr<ObjectStore> store) {
-  // A missing file has no snapshots to list: NotFound, like every command.
-  HF_RETURN_IF_ERROR(file::LatestCheckpointId(store.get()).status());
+namespace {
+
+// The snapshot records of a file already known to exist.
+Result<std::vector<SnapshotInfo>> ListSnapshotRecords(ObjectStore* store) {
   std::vector<ObjectInfo> objects;
   HF_RETURN_IF_ERROR(store->List(format::kSnapshotPrefix, "", 0, &objects));
   std::vector<SnapshotInfo> out;
   for (const ObjectInfo& o : objects) {
     std::string name = o.key.substr(format::kSnapshotPrefix.size());
     if (!IsSnapshotName(name)) continue;  // not a key of the format (e.g. snap/.DS_Store)
-    HF_ASSIGN_OR_RETURN(format::SnapshotRecord rec, file::ReadSnapshot(store.get(), name));
+    HF_ASSIGN_OR_RETURN(format::SnapshotRecord rec, file::ReadSnapshot(store, name));
     out.push_back({std::move(name), rec.checkpoint, rec.created_ms});
   }
   return out;
+}
+
+}  // namespace
+
+Result<std::vector<SnapshotInfo>> ListSnapshots(std::shared_ptr<ObjectStore> store) {
+  // A missing file has no snapshots to list: NotFound, like every command.
+  HF_RETURN_IF_ERROR(file::LatestCheckpointId(store.get()).status());
+  return ListSnapshotRecords(store.get());
 }
 
 Status DeleteSnapshot(std::shared_ptr<ObjectStore> store, const std::string& name) {
@@ -419,8 +420,11 @@ Status RemoveFile(std::shared_ptr<ObjectStore> store, const RemoveOptions& optio
   // interrupted removal left one. A writer that commits meanwhile takes the
   // id first: look again (bounded).
   uint64_t marker_id = 0;
+  uint64_t head = keys.segments.back();  // from the listing; later attempts look again
   for (int attempt = 0; marker_id == 0; attempt++) {
-    HF_ASSIGN_OR_RETURN(uint64_t head, file::LatestCheckpointId(store.get()));
+    if (attempt > 0) {
+      HF_ASSIGN_OR_RETURN(head, file::LatestCheckpointId(store.get()));
+    }
     HF_ASSIGN_OR_RETURN(bool is_marker, HeadIsMarker(store.get(), head));
     if (is_marker) {
       marker_id = head;
@@ -431,18 +435,10 @@ Status RemoveFile(std::shared_ptr<ObjectStore> store, const RemoveOptions& optio
     }
     if (head >= format::kMaxCheckpointId) return Status::OutOfRange("checkpoint ids exhausted");
     const std::string bytes = format::EncodeRemovalMarker({head + 1, file::NowMs()});
-    PutOptions put;
-    put.if_absent = true;
-    Status st = store->Put(format::SegmentKey(head + 1), bytes, put, nullptr);
+    Status st = file::CreateOnce(store.get(), format::SegmentKey(head + 1), {bytes}, bytes);
     if (st.ok()) {
       marker_id = head + 1;
-    } else if (st.IsPreconditionFailed()) {
-      std::string back;  // a retried put of ours that landed?
-      if (store->Get(format::SegmentKey(head + 1), 0, bytes.size() + 1, &back, nullptr).ok() &&
-          back == bytes) {
-        marker_id = head + 1;
-      }
-    } else {
+    } else if (!st.IsPreconditionFailed()) {
       return st.WithContext("remove " + name + ": commit the removal marker");
     }
   }

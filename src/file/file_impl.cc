@@ -697,18 +697,10 @@ Status FileImpl::BuildSegment(const Batch& batch, const std::map<uint64_t, std::
 // read the header back and compare before calling it a conflict.
 Status FileImpl::Commit(Built* built) {
   const std::string key = format::SegmentKey(built->header.self.id);
-  PutOptions put;
-  put.if_absent = true;
-  Status st = store_->Put(key, built->payload, put, nullptr);
+  Status st = CreateOnce(store_.get(), key, built->payload, built->header_bytes);
   if (st.IsPreconditionFailed()) {
-    std::string existing;
-    Status check = store_->Get(key, 0, built->header_bytes.size(), &existing, nullptr);
-    if (check.ok() && existing == built->header_bytes) {
-      st = Status::OK();
-    } else {
-      return Status::Conflict(store_->Name() + ": file was changed by another writer (checkpoint " +
-                              std::to_string(built->header.self.id) + " already exists)");
-    }
+    return Status::Conflict(store_->Name() + ": file was changed by another writer (checkpoint " +
+                            std::to_string(built->header.self.id) + " already exists)");
   }
   HF_RETURN_IF_ERROR(st.WithContext("flush"));
   if (built->header.self.time_ms - head_.self.time_ms > kHorizonCheckAfterMs) {

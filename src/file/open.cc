@@ -200,15 +200,9 @@ Result<std::unique_ptr<File>> File::Create(std::shared_ptr<ObjectStore> store,
   h.node_area_offset = h.data_area_offset = len;
   read.bytes = format::EncodeHeader(h);
   h.crc = DecodeFixed32(read.bytes.data() + read.bytes.size() - 4);
-  PutOptions put;
-  put.if_absent = true;
-  Status st = store->Put(format::SegmentKey(1), read.bytes, put, nullptr);
+  Status st = file::CreateOnce(store.get(), format::SegmentKey(1), {read.bytes}, read.bytes);
   if (st.IsPreconditionFailed()) {
-    std::string back;
-    if (!store->Get(format::SegmentKey(1), &back).ok() || back != read.bytes) {
-      return Status::AlreadyExists("create: a hyperfile already exists at " + store->Name());
-    }
-    st = Status::OK();
+    return Status::AlreadyExists("create: a hyperfile already exists at " + store->Name());
   }
   HF_RETURN_IF_ERROR(st.WithContext("create " + store->Name()));
   HF_ASSIGN_OR_RETURN(std::unique_ptr<FileImpl> f,

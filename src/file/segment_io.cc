@@ -78,6 +78,19 @@ Result<uint64_t> LatestCheckpointId(ObjectStore* store) {
                          "newest segment");
 }
 
+Status CreateOnce(ObjectStore* store, const std::string& key, const Payload& payload,
+                  std::string_view identity) {
+  PutOptions put;
+  put.if_absent = true;
+  Status st = store->Put(key, payload, put, nullptr);
+  if (!st.IsPreconditionFailed()) return st;
+  std::string back;
+  if (store->Get(key, 0, identity.size(), &back, nullptr).ok() && back == identity) {
+    return Status::OK();
+  }
+  return st;
+}
+
 Result<HeaderRead> ReadHeader(ObjectStore* store, uint64_t id) {
   std::string key = format::SegmentKey(id);
   std::string where = store->Name() + "/" + key;

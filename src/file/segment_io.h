@@ -49,6 +49,16 @@ class Lineage {
 // one was seen).
 Result<uint64_t> LatestCheckpointId(ObjectStore* store);
 
+// The one create-only put of the format (segments, snapshot records, the
+// removal marker). A put retried after a lost response may answer "already
+// exists" although its first attempt landed, so on PreconditionFailed the
+// object's first identity.size() bytes are read back (a bounded read) and
+// compared with `identity` — bytes unique to this writer (a segment header
+// carries the writer epoch, a record its creation time): OK if they match,
+// PreconditionFailed if the key holds someone else's object.
+Status CreateOnce(ObjectStore* store, const std::string& key, const Payload& payload,
+                  std::string_view identity);
+
 struct HeaderRead {
   format::SegmentHeader header;
   std::string bytes;         // the first bytes of the segment that were fetched

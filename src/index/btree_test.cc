@@ -10,8 +10,12 @@
 #include <map>
 #include <random>
 
+#include "support/time_limit.h"
+
 namespace hyperfile::index {
 namespace {
+
+using ::hyperfile::testing::RunsWithin;
 
 using format::ChildEntry;
 using format::ExtentEntry;
@@ -19,19 +23,6 @@ using format::NodeData;
 using format::NodeRef;
 
 constexpr uint32_t kBlock = 4096;
-
-// Runs fn in a forked child with an alarm: true if it returned true within
-// `seconds` (old code that loops for ever fails instead of hanging).
-bool RunsWithin(unsigned seconds, const std::function<bool()>& fn) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    alarm(seconds);
-    _exit(fn() ? 0 : 1);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
 
 // Stored nodes in memory, decoded with the real decoder on every load.
 class MemSource : public NodeSource {

@@ -18,9 +18,12 @@
 
 #include "hyperfile/object_store.h"
 #include "support/store_testing.h"
+#include "support/time_limit.h"
 
 namespace hyperfile {
 namespace {
+
+using ::hyperfile::testing::InChildWithin;
 
 namespace fs = std::filesystem;
 
@@ -32,20 +35,6 @@ std::shared_ptr<ObjectStore> MustOpen(const std::string& dir) {
 
 bool Has(const Status& st, std::string_view text) {
   return st.message().find(text) != std::string::npos;
-}
-
-// Runs fn in a child process killed by SIGALRM after `seconds`: returns fn's
-// exit code, or -1 if the child did not finish in time (it blocked). A call
-// that blocks forever on the old code thus fails quickly instead of hanging.
-int InChildWithin(int seconds, const std::function<int()>& fn) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    alarm(static_cast<unsigned>(seconds));
-    _exit(fn());
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 std::string ReadFile(const std::string& path) {

@@ -13,6 +13,7 @@
 #include "hyperfile/checkpoints.h"
 #include "hyperfile/file.h"
 #include "hyperfile/object_store.h"
+#include "support/byte_model.h"
 #include "support/store_testing.h"
 
 namespace hyperfile {
@@ -112,21 +113,7 @@ TEST(File, SparseHugeFile) {
   EXPECT_EQ((*f)->Stat()->allocated_bytes, 4096u);
 }
 
-struct Model {
-  std::string bytes;
-  void Write(uint64_t off, const std::string& d) {
-    if (bytes.size() < off + d.size()) bytes.resize(off + d.size(), '\0');
-    bytes.replace(off, d.size(), d);
-  }
-  void Zero(uint64_t off, uint64_t len, bool extend) {
-    if (!extend) {
-      if (off >= bytes.size()) return;
-      len = std::min<uint64_t>(len, bytes.size() - off);
-    }
-    Write(off, std::string(len, '\0'));
-  }
-  void Truncate(uint64_t size) { bytes.resize(size, '\0'); }
-};
+using Model = testing::ByteModel;
 
 void RunModel(uint64_t seed, int ops, uint32_t block_size,
               std::shared_ptr<ObjectStore> store = nullptr) {

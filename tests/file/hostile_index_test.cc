@@ -13,23 +13,15 @@
 #include "format/format.h"
 #include "hyperfile/checkpoints.h"
 #include "hyperfile/file.h"
+#include "support/time_limit.h"
 
 namespace hyperfile {
 namespace {
 
+using ::hyperfile::testing::RunsWithin;
+
 namespace fs = std::filesystem;
 using format::NodeData;
-
-bool RunsWithin(unsigned seconds, const std::function<bool()>& fn) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    alarm(seconds);
-    _exit(fn() ? 0 : 1);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
 
 CreateOptions Blocks4k() {
   CreateOptions c;

@@ -15,6 +15,7 @@
 #include "file/file_impl.h"
 #include "hyperfile/file.h"
 #include "hyperfile/store_layers.h"
+#include "support/byte_model.h"
 
 namespace hyperfile {
 namespace {
@@ -164,21 +165,7 @@ TEST(WritePath, AppendAfterFlushIssuesNoGet) {
 
 // --------------------------------------------------------------- model ---
 
-struct Model {
-  std::string bytes;
-  void Write(uint64_t off, const std::string& d) {
-    if (bytes.size() < off + d.size()) bytes.resize(off + d.size(), '\0');
-    bytes.replace(off, d.size(), d);
-  }
-  void Zero(uint64_t off, uint64_t len, bool extend) {
-    if (!extend) {
-      if (off >= bytes.size()) return;
-      len = std::min<uint64_t>(len, bytes.size() - off);
-    }
-    Write(off, std::string(len, '\0'));
-  }
-  void Truncate(uint64_t size) { bytes.resize(size, '\0'); }
-};
+using Model = testing::ByteModel;
 
 // One seed: a random mix of partial writes, zeroes, punches and truncates on
 // a small file with 4 KiB or 64 KiB blocks; the batch is frozen at random

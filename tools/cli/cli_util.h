@@ -14,6 +14,7 @@
 #include "format/format.h"
 #include "hyperfile/object_store.h"
 #include "hyperfile/status.h"
+#include "util/parse_number.h"
 
 namespace hyperfile::cli {
 
@@ -45,65 +46,16 @@ inline std::pair<std::string, std::optional<std::string>> SplitAt(const std::str
 
 // ------------------------------------------------------------ numbers ---
 
-// The one parser of every numeric option and argument: decimal digits only
-// (no sign, no spaces, no hex, no fraction), overflow detected. With
-// `allow_suffix` a binary unit may follow: K, M, G or T (any case, optionally
-// followed by "i" and/or "B": 64K, 64k, 64KiB, 64KB), and a bare "B".
-// `what` names the option in the error ("--offset").
+// Every numeric option and argument goes through util::ParseNumber (the
+// library's one strict parser); `what` names the option in the error.
 inline Result<uint64_t> ParseNumber(std::string_view what, std::string_view text,
                                     bool allow_suffix = true) {
-  auto bad = [&](const std::string& why) {
-    return Status::InvalidArgument(std::string(what) + " '" + std::string(text) + "': " + why);
-  };
-  const std::string expected = allow_suffix
-                                   ? "expected a whole number of bytes (digits, optionally "
-                                     "followed by K, M, G or T)"
-                                   : "expected a whole number (digits only)";
-  if (text.empty()) return bad("empty; " + expected);
-  uint64_t v = 0;
-  size_t i = 0;
-  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; i++) {
-    uint64_t digit = static_cast<uint64_t>(text[i] - '0');
-    if (v > (std::numeric_limits<uint64_t>::max() - digit) / 10) {
-      return bad("too large (at most 18446744073709551615)");
-    }
-    v = v * 10 + digit;
+  auto v = util::ParseNumber(text, allow_suffix);
+  if (!v.ok()) {
+    return Status::InvalidArgument(std::string(what) + " '" + std::string(text) +
+                                   "': " + v.status().message());
   }
-  if (i == 0) return bad(expected);
-  std::string_view unit = text.substr(i);
-  if (unit.empty()) return v;
-  if (!allow_suffix) return bad(expected);
-  int shift = -1;
-  switch (unit[0]) {
-    case 'K':
-    case 'k':
-      shift = 10;
-      break;
-    case 'M':
-    case 'm':
-      shift = 20;
-      break;
-    case 'G':
-    case 'g':
-      shift = 30;
-      break;
-    case 'T':
-    case 't':
-      shift = 40;
-      break;
-    case 'B':
-    case 'b':
-      shift = 0;
-      break;
-  }
-  std::string_view rest = unit.substr(1);
-  if (shift > 0 && !rest.empty() && rest[0] == 'i') rest.remove_prefix(1);
-  if (shift > 0 && !rest.empty() && (rest[0] == 'B' || rest[0] == 'b')) rest.remove_prefix(1);
-  if (shift < 0 || !rest.empty()) return bad("bad size unit; " + expected);
-  if (shift > 0 && v > (std::numeric_limits<uint64_t>::max() >> shift)) {
-    return bad("too large (at most 18446744073709551615 bytes)");
-  }
-  return v << shift;
+  return v;
 }
 
 // ParseNumber, then checked against [min, max] (before any narrowing).

@@ -1,0 +1,18 @@
+// The one strict parser of numbers that users type (CLI options, nbdkit
+// keys): decimal digits only (no sign, spaces, fraction or hex), overflow
+// detected. With `allow_suffix` a binary unit may follow: K, M, G or T (any
+// case, optionally followed by "i" and/or "B": 64K, 64k, 64KiB, 64KB), or a
+// bare "B". On error: InvalidArgument whose message is only the reason
+// ("empty", "too large ...", ...); the caller names the option and value.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "hyperfile/status.h"
+
+namespace hyperfile::util {
+
+Result<uint64_t> ParseNumber(std::string_view text, bool allow_suffix = true);
+
+}  // namespace hyperfile::util
