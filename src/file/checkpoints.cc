@@ -334,7 +334,7 @@ namespace {
 // The keys of a file that RemoveFile may delete, from one listing.
 struct FileKeys {
   std::vector<uint64_t> segments;  // ascending ids (markers included)
-  std::vector<std::string> other;  // snapshot records, gc/horizon
+  std::vector<std::string> other;  // snapshot records, data objects, gc/horizon
   std::vector<std::string> foreign;
   uint64_t foreign_count = 0;
 };
@@ -353,6 +353,9 @@ bool IsFormatKey(std::string_view key, uint64_t* segment) {
   }
   if (key.starts_with(format::kSnapshotPrefix)) {
     return IsSnapshotName(key.substr(format::kSnapshotPrefix.size()));
+  }
+  if (key.starts_with(format::kDataObjectPrefix)) {
+    return format::ParseDataObjectKey(key).has_value();
   }
   return key == format::kHorizonKey;
 }
@@ -444,7 +447,8 @@ Status RemoveFile(std::shared_ptr<ObjectStore> store, const RemoveOptions& optio
   }
   // 3. No checkpoint can be committed after the marker now. List again so
   // that what a writer committed before it is included, then delete the
-  // snapshots and the horizon, the segments oldest first, the marker last.
+  // snapshots, the data objects and the horizon, the segments oldest first,
+  // the marker last.
   FileKeys final_keys;
   HF_RETURN_IF_ERROR(ListFileKeys(store.get(), /*keep_foreign=*/true, &final_keys));
   HF_RETURN_IF_ERROR(store->DeleteMany(final_keys.other).WithContext("remove " + name));

@@ -16,7 +16,6 @@ using format::kChunkSize;
 
 namespace {
 
-constexpr uint64_t kNoEnd = ~uint64_t{0};
 // Upper bound of the readahead window (also capped at half the block cache).
 constexpr uint64_t kMaxReadaheadBytes = 32ull << 20;
 // A writer whose parent checkpoint is older than this re-reads the GC
@@ -73,6 +72,46 @@ StoreResolver DefaultResolver(const OpenOptions& options) {
   return [](const std::string& uri) { return OpenStore(uri); };
 }
 
+// ------------------------------------------------------ flush pipeline ---
+
+// What the prepare stage made of a flight's batch.
+struct FileImpl::Prepared {
+  explicit Prepared(uint32_t block_size) : stored(block_size) {}
+  std::vector<const char*> data;     // the blocks to store (full content), ascending
+  std::vector<uint64_t> data_blocks;  // their block numbers
+  IntervalSet holes;                 // blocks that became holes (punched or all zeros)
+  bool in_object = false;            // data went to the flight's data object
+  format::StoredBlocks stored;       // the inline data's stored form (not in_object)
+};
+
+struct FileImpl::Flight {
+  enum class State { kFrozen, kPreparing, kPrepared, kCommitting, kCommitted };
+  std::shared_ptr<const Batch> batch;
+  uint64_t size = 0;      // the file size when it was frozen
+  uint64_t seq = 0;       // mutations up to this one are in it
+  int64_t oldest_ms = 0;  // its oldest write (restored if the flush fails)
+  State state = State::kFrozen;
+  Status status;          // of the last stage that ran
+  uint64_t id = 0;        // checkpoint id, set when prepare starts
+  uint64_t epoch = 0;     // writer epoch of the attempt, set when prepare starts
+  // The full content of its partial blocks, published by prepare (under mu_).
+  std::shared_ptr<const std::map<uint64_t, std::string>> merged;
+  std::unique_ptr<Prepared> prepared;  // owned by the stage that runs
+  std::unique_ptr<Built> built;
+};
+
+struct FileImpl::Built {
+  format::SegmentHeader header;
+  std::string header_bytes;
+  std::string node_bytes;
+  Payload payload;
+  index::TreeRoot root;
+  std::vector<index::NodePtr> pending;
+  // Blocks kept in the chunk cache once committed: the merged partial ones
+  // and the last block of each run (an append continues there).
+  std::vector<std::pair<uint64_t, const char*>> remember;  // stored offset, bytes
+};
+
 // ------------------------------------------------------------ lifecycle ---
 
 FileImpl::FileImpl(std::shared_ptr<ObjectStore> store, const OpenOptions& options,
@@ -81,8 +120,8 @@ FileImpl::FileImpl(std::shared_ptr<ObjectStore> store, const OpenOptions& option
       options_(options),
       block_size_(head.block_size()),
       read_only_(options.read_only),
-      writer_epoch_(RandomU64()),
-      head_(head) {
+      head_(head),
+      writer_epoch_(RandomU64()) {
   if (options_.writer_name.empty()) options_.writer_name = DefaultWriterName();
   if (options_.writer_name.size() > 255) options_.writer_name.resize(255);
   lineage_ = std::make_unique<Lineage>(store_, head.origins, DefaultResolver(options_));
@@ -94,6 +133,9 @@ FileImpl::FileImpl(std::shared_ptr<ObjectStore> store, const OpenOptions& option
   }
   tree_ = std::make_unique<index::Tree>(nodes_.get(), block_size_);
   pool_ = std::make_unique<ThreadPool>(static_cast<size_t>(std::max(1, options_.io_parallelism)));
+  // Stage tasks wait for pool_ tasks (parallel GETs, uploads), so they run
+  // on their own workers: one per pipeline place.
+  if (!read_only_) stages_ = std::make_unique<ThreadPool>(kPipelineDepth);
   size_ = head.self.size;
   mtime_ms_ = head.self.time_ms;
   root_.ref = head.self.root;
@@ -180,7 +222,7 @@ uint64_t FileImpl::Size() const {
 
 uint64_t FileImpl::DirtyBytesLocked() const {
   uint64_t n = current_.blocks.size();
-  if (frozen_) n += frozen_->blocks.size();
+  for (const auto& f : flights_) n += f->batch->blocks.size();
   return n * block_size_;
 }
 
@@ -269,109 +311,41 @@ uint64_t FileImpl::IssuePrefetchLocked(uint64_t lo, uint64_t hi, uint64_t size) 
   return issued_end;
 }
 
-// Where the bytes of one block inside the read window come from, newest
-// layer first: the current batch, the frozen batch, the committed tree. A
-// layer ends the search when it punched the block (zeros) or its written
-// bytes cover the window; partial layers above that point are overlaid on
-// it, oldest first.
+// The current batch's blocks in the window are copied under mu_ (they
+// change once we unlock); the flights' batches are immutable and the root
+// is a value, so the layers are one consistent picture. Which layer wins is
+// decided by ReadThroughLayers (write_buffer.h), the only place that says.
 Status FileImpl::ReadInternal(uint64_t offset, uint64_t len, char* buf) {
   const uint64_t bs = block_size_;
-  const uint64_t end = offset + len;
-  const uint64_t b0 = offset / bs, b1 = (end - 1) / bs + 1;
-  // The current batch's bytes inside the window, copied under mu_ (it
-  // changes once we unlock); the frozen batch is immutable and the root is
-  // a value, so the three layers are one consistent picture.
-  struct Copied {
-    bool zero = false;  // punched in the current batch
-    IntervalSet valid;  // logical byte ranges written, clipped to the window
-    std::string bytes;  // the window part of the block, from its start s
-  };
-  std::map<uint64_t, Copied> current;
-  std::shared_ptr<const Batch> frozen;
+  const uint64_t b0 = offset / bs, b1 = (offset + len - 1) / bs + 1;
+  Batch current;
+  std::vector<std::shared_ptr<const Batch>> hold;  // keeps the flights' batches alive
+  std::vector<std::shared_ptr<const std::map<uint64_t, std::string>>> hold_merged;
+  std::vector<Layer> layers;
   index::TreeRoot root;
-  auto window = [&](uint64_t b) {
-    return std::make_pair(std::max(offset, b * bs), std::min(end, (b + 1) * bs));
-  };
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto it = current_.blocks.lower_bound(b0); it != current_.blocks.end() && it->first < b1;
          ++it) {
-      const auto w_ = window(it->first);
-      const uint64_t ws = w_.first, we = w_.second;
-      Copied& c = current[it->first];
-      const uint64_t base = it->first * bs;
-      it->second.valid.ForEachIn(ws - base, we - base,
-                                 [&](uint64_t x, uint64_t y) { c.valid.Add(base + x, base + y); });
-      c.bytes.assign(it->second.data.data() + (ws - base), we - ws);
+      current.blocks.emplace(it->first, it->second);
     }
-    current_.punched.ForEachIn(b0, b1, [&](uint64_t ps, uint64_t pe) {
-      for (uint64_t b = ps; b < pe; b++) {
-        if (!current.count(b)) current[b].zero = true;
-      }
-    });
-    frozen = frozen_;
+    current_.punched.ForEachIn(b0, b1, [&](uint64_t s, uint64_t e) { current.punched.Add(s, e); });
+    layers = LayersLocked(&current, 0);
+    for (auto it = flights_.rbegin(); it != flights_.rend(); ++it) {
+      hold.push_back((*it)->batch);
+      hold_merged.push_back((*it)->merged);
+    }
     root = root_;
   }
-  enum Stop : uint8_t { kCurrent, kFrozen, kTree };
-  std::vector<Stop> stop(b1 - b0);
-  std::vector<TreeRead> tree_reads;
-  for (uint64_t b = b0; b < b1; b++) {
-    const auto w_ = window(b);
-    const uint64_t ws = w_.first, we = w_.second;
-    auto c = current.find(b);
-    Stop& st = stop[b - b0];
-    if (c != current.end() && (c->second.zero || c->second.valid.Covers(ws, we))) {
-      st = kCurrent;
-      continue;
-    }
-    if (frozen) {
-      auto f = frozen->blocks.find(b);
-      if (f != frozen->blocks.end() ? f->second.valid.Covers(ws - b * bs, we - b * bs)
-                                    : frozen->punched.Contains(b)) {
-        st = kFrozen;
-        continue;
-      }
-    }
-    st = kTree;
-    if (!tree_reads.empty() && tree_reads.back().b1 == b) {
-      tree_reads.back().b1 = b + 1;
-      tree_reads.back().len = we - tree_reads.back().offset;
-    } else {
-      tree_reads.push_back({b, b + 1, ws, we - ws, buf + (ws - offset)});
-    }
-  }
-  if (!tree_reads.empty()) HF_RETURN_IF_ERROR(ReadFromTree(root, tree_reads));
-  for (uint64_t b = b0; b < b1; b++) {
-    const auto w_ = window(b);
-    const uint64_t ws = w_.first, we = w_.second;
-    char* dst = buf + (ws - offset);
-    const Stop st = stop[b - b0];
-    if (st != kCurrent && frozen) {
-      auto f = frozen->blocks.find(b);
-      if (f != frozen->blocks.end()) {
-        f->second.valid.ForEachIn(ws - b * bs, we - b * bs, [&](uint64_t x, uint64_t y) {
-          std::memcpy(buf + (b * bs + x - offset), f->second.data.data() + x, y - x);
-        });
-      } else if (st == kFrozen) {
-        std::memset(dst, 0, we - ws);  // punched in the frozen batch
-      }
-    }
-    auto c = current.find(b);
-    if (c == current.end()) continue;
-    if (c->second.zero) {
-      std::memset(dst, 0, we - ws);
-      continue;
-    }
-    c->second.valid.ForEachIn(ws, we, [&](uint64_t x, uint64_t y) {
-      std::memcpy(buf + (x - offset), c->second.bytes.data() + (x - ws), y - x);
-    });
-  }
-  return Status::OK();
+  return ReadThroughLayers({Window{offset, len, buf}}, layers, bs,
+                           [&](const std::vector<BelowRead>& reads) {
+                             return ReadFromTree(root, reads);
+                           });
 }
 
 // Holes become zeros, data extents are fetched with one ranged GET per piece
 // (split at max_read_request_bytes), all in parallel.
-Status FileImpl::ReadFromTree(const index::TreeRoot& root, const std::vector<TreeRead>& reads) {
+Status FileImpl::ReadFromTree(const index::TreeRoot& root, const std::vector<BelowRead>& reads) {
   struct Request {
     format::ExtentEntry piece;
     uint64_t lo, hi;
@@ -380,7 +354,7 @@ Status FileImpl::ReadFromTree(const index::TreeRoot& root, const std::vector<Tre
   std::vector<Request> requests;
   const uint64_t bs = block_size_;
   const uint64_t max_bytes = std::max<uint64_t>(options_.max_read_request_bytes, kChunkSize);
-  for (const TreeRead& r : reads) {
+  for (const BelowRead& r : reads) {
     std::memset(r.buf, 0, r.len);
     HF_RETURN_IF_ERROR(tree_->Visit(root, r.b0, r.b1, [&](const format::ExtentEntry& piece) {
       uint64_t lo = std::max(r.offset, piece.start * bs);
@@ -444,23 +418,15 @@ void FileImpl::NoteMutationLocked() {
     if (options_.flush_interval_ms > 0) flush_cv_.notify_one();  // arm the age timer
   }
   if (current_.blocks.size() * block_size_ >= FlushThresholdBytes()) {
-    // Freeze right here when the flusher is idle, so a size-triggered
+    // Freeze right here when the pipeline has room, so a size-triggered
     // segment holds exactly the threshold's worth of a stream (segment
     // boundaries then fall on read-unit multiples: one GET per unit when
     // read back) instead of whatever arrived before the flusher woke up.
-    if (!frozen_ && !fenced_ && NowMs() >= retry_after_ms_) FreezeLocked();
+    if (flights_.size() < kPipelineDepth && !fenced_ && NowMs() >= retry_after_ms_) {
+      FreezeLocked();
+    }
     flush_cv_.notify_one();
   }
-}
-
-void FileImpl::FreezeLocked() {
-  frozen_ = std::make_shared<const Batch>(std::move(current_));
-  current_ = Batch{};
-  frozen_size_ = size_;
-  frozen_seq_ = write_seq_;
-  frozen_oldest_ms_ = oldest_dirty_ms_;
-  oldest_dirty_ms_ = 0;
-  frozen_pending_ = true;
 }
 
 // Background flushes by size start at flush_dirty_bytes, by default half
@@ -501,22 +467,7 @@ Status FileImpl::WriteInternal(uint64_t offset, uint64_t len, const char* data, 
     uint64_t s = std::max(offset, base), e = std::min(end, base + bs);
     if (s >= limit) break;
     e = std::min(e, limit);
-    if (!data && s == base && e == base + bs) {  // a whole block of zeros: a hole, no data
-      current_.blocks.erase(b);
-      current_.punched.Add(b, b + 1);
-      continue;
-    }
-    auto it = current_.blocks.find(b);
-    if (it == current_.blocks.end()) {
-      it = current_.blocks.emplace(b, DirtyBlock{std::string(bs, '\0'), {}}).first;
-      // Punched in this batch: the block below is known to be zeros.
-      if (current_.punched.Contains(b)) it->second.valid.Add(0, bs);
-    }
-    if (data)
-      std::memcpy(it->second.data.data() + (s - base), data + (s - offset), e - s);
-    else
-      std::memset(it->second.data.data() + (s - base), 0, e - s);
-    it->second.valid.Add(s - base, e - base);
+    current_.Write(b, s - base, e - base, data ? data + (s - offset) : nullptr, bs);
   }
   size_ = limit;
   NoteMutationLocked();
@@ -547,20 +498,7 @@ Status FileImpl::Truncate(uint64_t size) {
     NoteMutationLocked();
     return Status::OK();
   }
-  const uint64_t keep = (size + bs - 1) / bs;
-  if (size % bs != 0) {
-    const uint64_t tail = size / bs;
-    auto it = current_.blocks.find(tail);
-    if (it == current_.blocks.end() && !current_.punched.Contains(tail)) {
-      it = current_.blocks.emplace(tail, DirtyBlock{std::string(bs, '\0'), {}}).first;
-    }
-    if (it != current_.blocks.end()) {
-      std::memset(it->second.data.data() + size % bs, 0, bs - size % bs);
-      it->second.valid.Add(size % bs, bs);
-    }
-  }
-  current_.blocks.erase(current_.blocks.lower_bound(keep), current_.blocks.end());
-  current_.punched.Add(keep, kNoEnd);
+  current_.TruncateTo(size, bs);
   size_ = size;
   NoteMutationLocked();
   return Status::OK();
@@ -581,78 +519,189 @@ Status FileImpl::PunchHole(uint64_t offset, uint64_t len) {
 
 // ---------------------------------------------------------------- flush ---
 
-struct FileImpl::Built {
-  format::SegmentHeader header;
-  std::string header_bytes;
-  std::string node_bytes;
-  std::vector<char> crcs;
-  Payload payload;
-  index::TreeRoot root;
-  std::vector<index::NodePtr> pending;
-  // Blocks kept in the chunk cache once committed: the merged partial ones
-  // and the last block of each run (an append continues there).
-  std::vector<std::pair<uint64_t, const std::string*>> remember;  // stored offset, bytes
-};
+std::vector<Layer> FileImpl::LayersLocked(const Batch* current, size_t skip_newest) const {
+  std::vector<Layer> layers;
+  if (current) layers.push_back({current, nullptr});
+  for (size_t i = flights_.size() - std::min(skip_newest, flights_.size()); i-- > 0;) {
+    layers.push_back({flights_[i]->batch.get(), flights_[i]->merged.get()});
+  }
+  return layers;
+}
 
-Status FileImpl::BuildSegment(const Batch& batch, const std::map<uint64_t, std::string>& merged,
-                              uint64_t size, Built* out) {
-  const uint64_t id = head_.self.id + 1;
-  if (id > format::kMaxCheckpointId) return Status::OutOfRange("checkpoint ids exhausted");
-  const uint64_t sbs = format::StoredBlockSize(block_size_);
-  // Changes: data runs (offsets relative to the data area) and holes.
-  std::vector<const std::string*> data;  // in block order
-  std::vector<uint64_t> data_blocks;
-  IntervalSet holes = batch.punched;
+bool FileImpl::StageRunningLocked() const { return stages_running_ > 0; }
+
+void FileImpl::FreezeLocked() {
+  auto flight = std::make_shared<Flight>();
+  flight->batch = std::make_shared<const Batch>(std::move(current_));
+  current_ = Batch{};
+  flight->size = size_;
+  flight->seq = write_seq_;
+  flight->oldest_ms = oldest_dirty_ms_;
+  oldest_dirty_ms_ = 0;
+  flights_.push_back(std::move(flight));
+}
+
+void FileImpl::StartPrepareLocked(const std::shared_ptr<Flight>& flight) {
+  size_t pos = 0;
+  while (flights_[pos] != flight) pos++;
+  flight->id = head_.self.id + pos + 1;
+  flight->epoch = writer_epoch_;
+  flight->state = Flight::State::kPreparing;
+  // The layers below it (older flights, newest first) and the committed
+  // tree under them: one consistent picture, kept alive by the task.
+  std::vector<std::shared_ptr<const Batch>> batches;
+  std::vector<std::shared_ptr<const std::map<uint64_t, std::string>>> merges;
+  for (size_t i = pos; i-- > 0;) {
+    batches.push_back(flights_[i]->batch);
+    merges.push_back(flights_[i]->merged);
+  }
+  const index::TreeRoot root = root_;
+  stages_running_++;
+  (void)stages_->Submit([this, flight, batches, merges, root] {
+    std::vector<Layer> below;
+    for (size_t i = 0; i < batches.size(); i++) below.push_back({batches[i].get(), merges[i].get()});
+    Status st = Prepare(flight.get(), below, root);
+    std::lock_guard<std::mutex> lock(mu_);
+    flight->status = st;
+    flight->state = Flight::State::kPrepared;
+    stages_running_--;
+    flush_cv_.notify_all();
+  });
+}
+
+void FileImpl::StartCommitLocked(const std::shared_ptr<Flight>& flight) {
+  flight->state = Flight::State::kCommitting;
+  const format::SegmentHeader head = head_;
+  const index::TreeRoot root = root_;
+  stages_running_++;
+  (void)stages_->Submit([this, flight, head, root] {
+    if (test_hook_) test_hook_("flush:commit");
+    auto built = std::make_unique<Built>();
+    Status st = BuildSegment(*flight, head, root, built.get());
+    if (st.ok()) st = Commit(head, built.get());
+    std::lock_guard<std::mutex> lock(mu_);
+    flight->built = std::move(built);
+    flight->status = st;
+    flight->state = Flight::State::kCommitted;
+    stages_running_--;
+    flush_cv_.notify_all();
+  });
+}
+
+// Stage 2: bases, merge, and the data object. Runs while older flights may
+// still be committing; it reads through them, never waits for them.
+Status FileImpl::Prepare(Flight* flight, const std::vector<Layer>& below,
+                         const index::TreeRoot& root) {
+  if (test_hook_) test_hook_("flush:frozen");
+  if (flight->id > format::kMaxCheckpointId) return Status::OutOfRange("checkpoint ids exhausted");
+  const uint64_t bs = block_size_;
+  const Batch& batch = *flight->batch;
+  auto merged = std::make_shared<std::map<uint64_t, std::string>>();
+  std::vector<Window> windows;
   for (const auto& [b, dirty] : batch.blocks) {
-    auto m = merged.find(b);
-    const std::string& block = m != merged.end() ? m->second : dirty.data;
+    if (dirty.full(bs)) continue;
+    std::string& out = (*merged)[b];
+    out.resize(bs);
+    windows.push_back({b * bs, bs, out.data()});
+  }
+  if (!windows.empty()) {
+    HF_RETURN_IF_ERROR(ReadThroughLayers(windows, below, bs,
+                                         [&](const std::vector<BelowRead>& reads) {
+                                           return ReadFromTree(root, reads);
+                                         })
+                           .WithContext("flush: read the bases of partial blocks"));
+    for (auto& entry : *merged) {
+      char* out = entry.second.data();
+      const DirtyBlock& dirty = batch.blocks.at(entry.first);
+      dirty.valid.ForEachIn(0, bs, [&](uint64_t x, uint64_t y) {
+        std::memcpy(out + x, dirty.data.data() + x, y - x);
+      });
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    flight->merged = merged;  // readers and newer flights now see whole blocks
+  }
+  auto p = std::make_unique<Prepared>(block_size_);
+  p->holes = batch.punched;
+  for (const auto& [b, dirty] : batch.blocks) {
+    auto m = merged->find(b);
+    const std::string& block = m != merged->end() ? m->second : dirty.data;
     if (AllZero(block)) {
-      holes.Add(b, b + 1);
+      p->holes.Add(b, b + 1);
     } else {
-      data.push_back(&block);
-      data_blocks.push_back(b);
+      p->data.push_back(block.data());
+      p->data_blocks.push_back(b);
     }
   }
+  const uint64_t sbs = format::StoredBlockSize(block_size_);
+  p->in_object = p->data.size() * sbs > format::kMaxInlineDataBytes;
+  for (size_t i = 0; i < p->data.size(); i++) p->stored.Add(p->data[i], p->data_blocks[i] * bs);
+  if (p->in_object) {
+    // Uploaded before the commit and under a name no other upload can have
+    // (the epoch changes after every failed flush): an unconditional put,
+    // multipart allowed. It becomes part of the file only if the commit lands.
+    Payload payload;
+    p->stored.AppendTo(&payload);
+    HF_RETURN_IF_ERROR(
+        store_->Put(format::DataObjectKey(flight->id, flight->epoch), payload, PutOptions{}, nullptr)
+            .WithContext("flush: upload the data object"));
+    p->stored = format::StoredBlocks(block_size_);  // its CRCs are not needed any more
+  }
+  flight->prepared = std::move(p);
+  return Status::OK();
+}
+
+// Stage 3, first half: the index changes on the committed tree, the
+// segment's layout, and its header encoded once.
+Status FileImpl::BuildSegment(const Flight& flight, const format::SegmentHeader& head,
+                              const index::TreeRoot& root, Built* out) {
+  const uint64_t id = flight.id;
+  if (id != head.self.id + 1) {
+    return Status::Corrupt(store_->Name() + ": flush pipeline out of order (checkpoint " +
+                           std::to_string(id) + " on head " + std::to_string(head.self.id) + ")");
+  }
+  const Prepared& p = *flight.prepared;
+  const uint64_t sbs = format::StoredBlockSize(block_size_);
+  const uint64_t where = p.in_object ? format::kInDataObject : 0;
   std::vector<index::Change> changes;
-  for (const auto& [s, e] : holes.ranges()) {
+  for (const auto& [s, e] : p.holes.ranges()) {
     // Dirty data blocks inside a punched range win over the punch.
     uint64_t pos = s;
-    auto it = std::lower_bound(data_blocks.begin(), data_blocks.end(), s);
-    for (; it != data_blocks.end() && *it < e; ++it) {
+    auto it = std::lower_bound(p.data_blocks.begin(), p.data_blocks.end(), s);
+    for (; it != p.data_blocks.end() && *it < e; ++it) {
       if (*it > pos) changes.push_back({pos, *it - pos, true, 0, 0});
       pos = *it + 1;
     }
     if (pos < e) changes.push_back({pos, e - pos, true, 0, 0});
   }
-  for (size_t i = 0; i < data_blocks.size();) {
+  for (size_t i = 0; i < p.data_blocks.size();) {
     size_t j = i;
-    while (j + 1 < data_blocks.size() && data_blocks[j + 1] == data_blocks[j] + 1) j++;
-    changes.push_back({data_blocks[i], j - i + 1, false, id, i * sbs, writer_epoch_});
+    while (j + 1 < p.data_blocks.size() && p.data_blocks[j + 1] == p.data_blocks[j] + 1) j++;
+    changes.push_back({p.data_blocks[i], j - i + 1, false, id, where | (i * sbs), flight.epoch});
     i = j + 1;
   }
   std::sort(changes.begin(), changes.end(),
             [](const index::Change& a, const index::Change& b) { return a.start < b.start; });
 
-  HF_ASSIGN_OR_RETURN(out->root, tree_->Apply(root_, changes));
+  HF_ASSIGN_OR_RETURN(out->root, tree_->Apply(root, changes));
   out->pending = tree_->CollectPending(out->root);
 
   format::SegmentHeader& h = out->header;
-  h = head_;
+  h = head;
   h.self.id = id;
-  h.self.time_ms = std::max(NowMs(), head_.self.time_ms);
-  h.self.size = size;
+  h.self.time_ms = std::max(NowMs(), head.self.time_ms);
+  h.self.size = flight.size;
   h.self.allocated_blocks = out->root.blocks;
-  h.self.bytes_changed = data.size() * uint64_t{block_size_};
+  h.self.bytes_changed = p.data.size() * uint64_t{block_size_};
   h.self.restored_from = 0;
   h.self.height = out->root.height;
-  h.self.root = out->root.empty() ? format::NodeRef{} : out->root.ref;
-  if (!out->pending.empty()) h.self.root = {id, 0, 0};  // placeholder, fixed width
-  h.parent = head_.self.id;
-  h.parent_crc = head_.crc;
-  h.writer_epoch = writer_epoch_;
+  h.parent = head.self.id;
+  h.parent_crc = head.crc;
+  h.writer_epoch = flight.epoch;
   h.writer = options_.writer_name;
-  format::CarryHistory(head_, &h);
-  const uint64_t header_len = format::EncodeHeader(h).size();
+  format::CarryHistory(head, &h);
+  const uint64_t inline_bytes = p.in_object ? 0 : p.stored.bytes();
+  h.data_object_length = p.in_object ? p.data.size() * sbs : 0;
+  const uint64_t header_len = format::EncodedHeaderSize(h);
   const uint64_t nodes_len = index::Tree::PendingBytes(out->pending);
   if (header_len + nodes_len > UINT32_MAX) {
     return Status::OutOfRange(store_->Name() + ": index change too large for one segment");
@@ -660,42 +709,35 @@ Status FileImpl::BuildSegment(const Batch& batch, const std::map<uint64_t, std::
   h.node_area_offset = header_len;
   h.node_area_length = nodes_len;
   h.data_area_offset = header_len + nodes_len;
-  h.data_area_length = data.size() * sbs;
-  index::Tree::FinishLayout(&out->root, out->pending, id, header_len, h.data_area_offset,
-                            &out->node_bytes);
-  if (!out->pending.empty()) h.self.root = out->root.ref;
+  h.data_area_length = inline_bytes;
+  // Extents into the data area are relative to it until the layout is known.
+  index::Tree::FinishLayout(&out->root, out->pending, id, header_len,
+                            p.in_object ? 0 : h.data_area_offset, &out->node_bytes);
+  h.self.root = out->root.empty() ? format::NodeRef{} : out->root.ref;
   out->header_bytes = format::EncodeHeader(h);
+  if (out->header_bytes.size() != header_len) {
+    return Status::Corrupt(store_->Name() + ": segment header length changed while encoding");
+  }
   h.crc = DecodeFixed32(out->header_bytes.data() + out->header_bytes.size() - 4);
 
-  for (size_t i = 0; i < data.size(); i++) {
-    const bool run_end = i + 1 == data.size() || data_blocks[i + 1] != data_blocks[i] + 1;
-    if (run_end || merged.count(data_blocks[i])) {
-      out->remember.emplace_back(h.data_area_offset + i * sbs, data[i]);
+  const uint64_t data_base = p.in_object ? format::kInDataObject : h.data_area_offset;
+  for (size_t i = 0; i < p.data.size(); i++) {
+    const bool run_end = i + 1 == p.data.size() || p.data_blocks[i + 1] != p.data_blocks[i] + 1;
+    if (run_end || (flight.merged && flight.merged->count(p.data_blocks[i]))) {
+      out->remember.emplace_back(data_base + i * sbs, p.data[i]);
     }
   }
-  // Gather list: header, nodes, then each 4 KiB chunk followed by its CRC.
-  const uint64_t chunks_per_block = block_size_ / kChunkSize;
-  out->crcs.resize(data.size() * chunks_per_block * format::kChunkCrcSize);
   out->payload.clear();
-  out->payload.reserve(2 + data.size() * chunks_per_block * 2);
   out->payload.push_back(out->header_bytes);
   if (!out->node_bytes.empty()) out->payload.push_back(out->node_bytes);
-  for (size_t i = 0; i < data.size(); i++) {
-    for (uint64_t c = 0; c < chunks_per_block; c++) {
-      const char* chunk = data[i]->data() + c * kChunkSize;
-      char* crc = out->crcs.data() + (i * chunks_per_block + c) * format::kChunkCrcSize;
-      EncodeFixed32(crc, format::ChunkCrc(chunk, data_blocks[i] * block_size_ + c * kChunkSize));
-      out->payload.emplace_back(chunk, kChunkSize);
-      out->payload.emplace_back(crc, format::kChunkCrcSize);
-    }
-  }
+  if (!p.in_object) p.stored.AppendTo(&out->payload);
   return Status::OK();
 }
 
-// Creates the segment. A create-only put that was retried after a lost
-// response may answer "already exists" although our first attempt landed:
-// read the header back and compare before calling it a conflict.
-Status FileImpl::Commit(Built* built) {
+// Stage 3, second half: the commit point. A create-only put that was
+// retried after a lost response may answer "already exists" although our
+// first attempt landed: CreateOnce reads the header back and compares.
+Status FileImpl::Commit(const format::SegmentHeader& head, Built* built) {
   const std::string key = format::SegmentKey(built->header.self.id);
   Status st = CreateOnce(store_.get(), key, built->payload, built->header_bytes);
   if (st.IsPreconditionFailed()) {
@@ -703,7 +745,7 @@ Status FileImpl::Commit(Built* built) {
                             std::to_string(built->header.self.id) + " already exists)");
   }
   HF_RETURN_IF_ERROR(st.WithContext("flush"));
-  if (built->header.self.time_ms - head_.self.time_ms > kHorizonCheckAfterMs) {
+  if (built->header.self.time_ms - head.self.time_ms > kHorizonCheckAfterMs) {
     std::string horizon;  // a decimal id: a bounded read of a small object
     Status hs = store_->Get(format::kHorizonKey, 0, 32, &horizon, nullptr);
     if (hs.ok() && !horizon.empty() &&
@@ -716,66 +758,52 @@ Status FileImpl::Commit(Built* built) {
   return Status::OK();
 }
 
-void LayerOver(Batch&& newer, Batch* older, uint64_t bs) {
-  for (const auto& [s, e] : newer.punched.ranges()) {
-    older->blocks.erase(older->blocks.lower_bound(s), older->blocks.lower_bound(e));
-    older->punched.Add(s, e);
+void FileImpl::FinishCommitLocked() {
+  std::shared_ptr<Flight> f = flights_.front();
+  Built& built = *f->built;
+  for (const auto& [stored_offset, bytes] : built.remember) {
+    chunks_->Remember(built.header.self.id, stored_offset, std::string_view(bytes, block_size_));
   }
-  for (auto& entry : newer.blocks) {
-    const uint64_t b = entry.first;
-    DirtyBlock& block = entry.second;
-    auto it = older->blocks.find(b);
-    if (block.full(bs) || (it == older->blocks.end() && !older->punched.Contains(b))) {
-      older->blocks[b] = std::move(block);  // nothing below it in `older` to keep
-      continue;
-    }
-    if (it == older->blocks.end()) {
-      // The older batch punched it (a newer punch of b would have erased the
-      // partial block): the base is zeros, and `data` is zero outside `valid`.
-      block.valid.Add(0, bs);
-      older->blocks[b] = std::move(block);
-      continue;
-    }
-    block.valid.ForEachIn(0, bs, [&](uint64_t x, uint64_t y) {
-      std::memcpy(it->second.data.data() + x, block.data.data() + x, y - x);
-      it->second.valid.Add(x, y);
-    });
-  }
+  index::Tree::Unpin(built.pending);
+  for (const index::NodePtr& n : built.pending) nodes_->Insert(n);
+  root_ = built.root;
+  head_ = built.header;
+  committed_seq_ = std::max(committed_seq_, f->seq);
+  flights_.pop_front();
+  retry_backoff_ms_ = 0;
+  retry_after_ms_ = 0;
+  commit_cv_.notify_all();
 }
 
-void FileImpl::MergeBack(const std::shared_ptr<const Batch>& frozen) {
-  // Caller holds mu_. The writes that arrived meanwhile are newer.
-  Batch merged = *frozen;
+void FileImpl::FailFlightsLocked(const Status& error) {
+  // Oldest first, each newer batch laid over the older ones, the current
+  // batch (the newest writes) last.
+  Batch merged = *flights_.front()->batch;
+  int64_t oldest = flights_.front()->oldest_ms;
+  for (size_t i = 1; i < flights_.size(); i++) {
+    LayerOver(Batch(*flights_[i]->batch), &merged, block_size_);
+    if (flights_[i]->oldest_ms != 0 && (oldest == 0 || flights_[i]->oldest_ms < oldest)) {
+      oldest = flights_[i]->oldest_ms;
+    }
+  }
   LayerOver(std::move(current_), &merged, block_size_);
   current_ = std::move(merged);
-  frozen_.reset();
-  frozen_pending_ = false;
-  if (frozen_oldest_ms_ != 0 && (oldest_dirty_ms_ == 0 || frozen_oldest_ms_ < oldest_dirty_ms_)) {
-    oldest_dirty_ms_ = frozen_oldest_ms_;  // the age trigger counts from the older write
+  flights_.clear();
+  if (oldest != 0 && (oldest_dirty_ms_ == 0 || oldest < oldest_dirty_ms_)) {
+    oldest_dirty_ms_ = oldest;  // the age trigger counts from the older write
   }
-}
-
-Status FileImpl::MergeBases(const Batch& batch, const index::TreeRoot& root,
-                            std::map<uint64_t, std::string>* merged) {
-  const uint64_t bs = block_size_;
-  std::vector<TreeRead> reads;
-  for (const auto& [b, dirty] : batch.blocks) {
-    if (dirty.full(bs)) continue;
-    std::string& out = (*merged)[b];
-    out.resize(bs);
-    reads.push_back({b, b + 1, b * bs, bs, out.data()});
-  }
-  if (reads.empty()) return Status::OK();
-  HF_RETURN_IF_ERROR(
-      ReadFromTree(root, reads).WithContext("flush: read the bases of partial blocks"));
-  for (auto& entry : *merged) {
-    std::string& out = entry.second;
-    const DirtyBlock& dirty = batch.blocks.at(entry.first);
-    dirty.valid.ForEachIn(0, bs, [&](uint64_t x, uint64_t y) {
-      std::memcpy(out.data() + x, dirty.data.data() + x, y - x);
-    });
-  }
-  return Status::OK();
+  if (error.IsConflict()) fenced_ = true;
+  // The next attempt names its objects afresh: an upload of this attempt
+  // (its data object, perhaps its segment) may have landed.
+  writer_epoch_ = RandomU64();
+  last_flush_error_ = error;
+  flush_failures_++;
+  flush_requested_seq_ = committed_seq_;  // waiters get the error; new calls ask again
+  // Background flushes back off (1 s doubling to 30 s) so a dead store is
+  // not hammered; an explicit Flush() still tries at once.
+  retry_backoff_ms_ = std::min<int64_t>(retry_backoff_ms_ ? retry_backoff_ms_ * 2 : 1000, 30000);
+  retry_after_ms_ = NowMs() + retry_backoff_ms_;
+  commit_cv_.notify_all();
 }
 
 // Returns once every mutation made before the call is committed, with the
@@ -807,33 +835,90 @@ bool FileImpl::BackgroundFlushDueLocked(int64_t now_ms) const {
          now_ms - oldest_dirty_ms_ >= static_cast<int64_t>(options_.flush_interval_ms);
 }
 
+// The flusher only decides; the stages run on stage workers and report back
+// through flush_cv_. Every decision is taken under mu_, so there is no
+// window in which a write, a read or another flush sees half a transition.
 void FileImpl::FlusherLoop() {
+  using State = Flight::State;
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    const int64_t now = NowMs();
-    const bool asked = flush_requested_seq_ > committed_seq_;
-    if (asked || frozen_pending_ ||
-        (write_seq_ > committed_seq_ && BackgroundFlushDueLocked(now))) {
-      if (fenced_) {
-        // Nothing can commit any more: answer every waiter instead of spinning.
-        if (frozen_pending_) MergeBack(frozen_);
+    if (!flights_.empty()) {
+      const std::shared_ptr<Flight> front = flights_.front();
+      const bool done = front->state == State::kPrepared || front->state == State::kCommitted;
+      if (done && !front->status.ok()) {
+        // Every flight goes back, so wait until none has a stage running.
+        if (StageRunningLocked()) {
+          flush_cv_.wait(lock);
+          continue;
+        }
+        FailFlightsLocked(front->status);
+        continue;
+      }
+      if (front->state == State::kCommitted) {
+        FinishCommitLocked();
+        continue;
+      }
+      if (front->state == State::kPrepared) {
+        StartCommitLocked(front);  // strictly ordered: only the front commits
+        continue;
+      }
+    }
+    if (fenced_) {
+      // Nothing can commit any more: answer every waiter instead of spinning.
+      if (!flights_.empty() && !StageRunningLocked()) {
+        FailFlightsLocked(CheckUsable(true));
+        continue;
+      }
+      if (flush_requested_seq_ > committed_seq_) {
         flush_failures_++;
         last_flush_error_ = CheckUsable(true);
         flush_requested_seq_ = committed_seq_;
         commit_cv_.notify_all();
+      }
+    }
+    bool started = false;
+    if (!stopping_) {
+      for (const auto& f : flights_) {
+        if (f->state == State::kFrozen) {
+          StartPrepareLocked(f);
+          started = true;
+        }
+      }
+    }
+    if (started) continue;
+    const int64_t now = NowMs();
+    const uint64_t newest_seq = flights_.empty() ? committed_seq_ : flights_.back()->seq;
+    const uint64_t newest_size = flights_.empty() ? head_.self.size : flights_.back()->size;
+    const bool room = flights_.size() < kPipelineDepth && !fenced_ && !stopping_;
+    if (room && write_seq_ > newest_seq &&
+        (flush_requested_seq_ > newest_seq || BackgroundFlushDueLocked(now))) {
+      if (current_.empty() && size_ == newest_size) {
+        // Nothing that needs a checkpoint (e.g. a no-op truncate): it is
+        // covered by whatever commits next, or already.
+        if (flights_.empty()) {
+          committed_seq_ = write_seq_;
+          commit_cv_.notify_all();
+        } else {
+          flights_.back()->seq = write_seq_;
+        }
+        oldest_dirty_ms_ = 0;
         continue;
       }
-      FlushOnceLocked(lock);
+      FreezeLocked();
       continue;
     }
-    if (stopping_) return;
-    // Sleep until asked, or until the age trigger (or a retry pause) is due.
-    int64_t wake = 0;
-    if (write_seq_ > committed_seq_ && options_.flush_interval_ms > 0 && oldest_dirty_ms_ > 0) {
-      wake = oldest_dirty_ms_ + options_.flush_interval_ms;
+    if (stopping_ && !StageRunningLocked() &&
+        (flights_.empty() || flights_.front()->state == State::kFrozen)) {
+      return;
     }
-    if (write_seq_ > committed_seq_ && retry_after_ms_ > now) {
-      wake = wake ? std::max(wake, retry_after_ms_) : retry_after_ms_;
+    // Sleep until a stage reports, a caller asks, or the age trigger (or a
+    // retry pause) is due.
+    int64_t wake = 0;
+    if (room && write_seq_ > newest_seq) {
+      if (options_.flush_interval_ms > 0 && oldest_dirty_ms_ > 0) {
+        wake = oldest_dirty_ms_ + options_.flush_interval_ms;
+      }
+      if (retry_after_ms_ > now) wake = wake ? std::max(wake, retry_after_ms_) : retry_after_ms_;
     }
     if (wake) {
       flush_cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(1, wake - now)));
@@ -843,63 +928,13 @@ void FileImpl::FlusherLoop() {
   }
 }
 
-void FileImpl::FlushOnceLocked(std::unique_lock<std::mutex>& lock) {
-  if (!frozen_pending_) {
-    if (current_.empty() && size_ == head_.self.size) {
-      committed_seq_ = write_seq_;  // nothing that needs a checkpoint (e.g. a no-op truncate)
-      oldest_dirty_ms_ = 0;
-      commit_cv_.notify_all();
-      return;
-    }
-    FreezeLocked();
-  }
-  frozen_pending_ = false;
-  const std::shared_ptr<const Batch> frozen = frozen_;
-  const uint64_t size = frozen_size_;
-  const uint64_t covered = frozen_seq_;
-  const index::TreeRoot root = root_;  // the frozen batch lies directly on it
-  lock.unlock();
-  if (test_hook_) test_hook_("flush:frozen");
-  Built built;
-  std::map<uint64_t, std::string> merged;
-  Status st = MergeBases(*frozen, root, &merged);
-  if (st.ok()) st = BuildSegment(*frozen, merged, size, &built);
-  if (st.ok()) st = Commit(&built);
-  lock.lock();
-  if (!st.ok()) {
-    if (st.IsConflict()) fenced_ = true;
-    MergeBack(frozen);
-    last_flush_error_ = st;
-    flush_failures_++;
-    flush_requested_seq_ = committed_seq_;  // waiters get the error; new calls ask again
-    // Background flushes back off (1 s doubling to 30 s) so a dead store is
-    // not hammered; an explicit Flush() still tries at once.
-    retry_backoff_ms_ = std::min<int64_t>(retry_backoff_ms_ ? retry_backoff_ms_ * 2 : 1000, 30000);
-    retry_after_ms_ = NowMs() + retry_backoff_ms_;
-    commit_cv_.notify_all();
-    return;
-  }
-  for (const auto& [stored_offset, bytes] : built.remember) {
-    chunks_->Remember(built.header.self.id, stored_offset, *bytes);
-  }
-  index::Tree::Unpin(built.pending);
-  for (const index::NodePtr& n : built.pending) nodes_->Insert(n);
-  root_ = built.root;
-  head_ = built.header;
-  frozen_.reset();
-  committed_seq_ = covered;
-  retry_backoff_ms_ = 0;
-  retry_after_ms_ = 0;
-  commit_cv_.notify_all();
-}
-
 void FileImpl::SetTestHook(std::function<void(std::string_view)> hook) {
   test_hook_ = std::move(hook);
 }
 
 void FileImpl::FreezeForTesting() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!frozen_ && !current_.empty() && !fenced_) FreezeLocked();
+  if (flights_.size() < kPipelineDepth && !current_.empty() && !fenced_) FreezeLocked();
   flush_cv_.notify_one();
 }
 
@@ -926,12 +961,12 @@ Result<FileStat> FileImpl::Stat() {
 
 Status FileImpl::DataBlockRanges(uint64_t b0, uint64_t b1, IntervalSet* out) {
   index::TreeRoot root;
-  std::shared_ptr<const Batch> frozen;
+  std::vector<std::shared_ptr<const Batch>> flights;  // oldest first
   Batch current_copy;
   {
     std::lock_guard<std::mutex> lock(mu_);
     root = root_;
-    frozen = frozen_;
+    for (const auto& f : flights_) flights.push_back(f->batch);
     current_copy.punched = current_.punched;
     for (auto it = current_.blocks.lower_bound(b0); it != current_.blocks.end() && it->first < b1;
          ++it) {
@@ -953,7 +988,7 @@ Status FileImpl::DataBlockRanges(uint64_t b0, uint64_t b1, IntervalSet* out) {
       out->Add(it->first, it->first + 1);
     }
   };
-  if (frozen) apply(*frozen);
+  for (const auto& f : flights) apply(*f);
   apply(current_copy);
   return Status::OK();
 }

@@ -1,24 +1,36 @@
-// The File implementation: a write buffer of dirty blocks over a committed
-// state (the head segment's header and its index tree).
+// The File implementation: a write buffer of dirty blocks (write_buffer.h)
+// over a committed state (the head segment's header and its index tree),
+// and the flush pipeline that turns frozen batches into checkpoints.
 //
-// Flushes run on one background thread per writable handle (the flusher),
-// so writers never upload and never wait for an upload unless the dirty
-// budget is full. State machine of one flush: the dirty batch is frozen (new
-// writes go to a fresh batch), the segment is built from the frozen batch and
-// created with a create-only put; on success the new tree becomes the
-// committed state, on failure the frozen batch is merged back under the newer
-// writes so nothing is lost. Readers look at the current batch, then the
-// frozen one, then the committed tree, and never wait for a flush.
+// Flush pipeline (one background thread per writable handle, the flusher,
+// plus two stage workers), at most kPipelineDepth flushes in flight:
+//   1. freeze: the current batch becomes a flight (new writes go to a fresh
+//      batch); its checkpoint id is the head's + its place in the queue;
+//   2. prepare (stage worker, may overlap the previous flight's commit): the
+//      bases of its partial blocks are read through the older flights and
+//      the committed tree and merged; data larger than the inline size is
+//      uploaded as the flight's data object (its name carries the writer
+//      epoch, so it can collide with nothing);
+//   3. commit (stage worker, strictly after the previous flight's commit
+//      answered): the index changes are applied to the committed tree and
+//      the small segment (header + changed nodes + inline data) is created
+//      with one create-only put — the commit point;
+//   4. the flusher installs the new head and drops the flight.
+// A flight that fails (in 2 or 3) puts itself and every newer flight back
+// under the current batch (LayerOver), so nothing acknowledged is lost, and
+// the writer epoch changes so a retry never reuses an object name. Readers
+// look at the current batch, the flights newest first, then the committed
+// tree, and never wait for a flush.
 //
-// The flusher starts a flush when a Flush() caller asks (all callers waiting
-// at that moment share one segment: group commit), when the current batch
-// holds flush_dirty_bytes, when its oldest write is flush_interval_ms old, or
-// when a writer waits for the dirty budget. Commits are strictly ordered: the
-// put of checkpoint N+1 starts after N's put has answered, so a crash can
-// never leave N+1 without N (docs/design/0002-commit-protocol.md).
+// The flusher freezes when a Flush() caller asks (all callers waiting at
+// that moment share one segment: group commit), when the current batch
+// holds flush_dirty_bytes, when its oldest write is flush_interval_ms old,
+// or when a writer waits for the dirty budget
+// (docs/design/0005-write-path-v2.md).
 #pragma once
 
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <future>
 #include <map>
@@ -32,42 +44,18 @@
 
 #include "file/interval_set.h"
 #include "file/segment_io.h"
+#include "file/write_buffer.h"
 #include "hyperfile/file.h"
 #include "index/btree.h"
 #include "util/thread_pool.h"
 
 namespace hyperfile::file {
 
-// One dirty block of a batch: the bytes written to it since the batch
-// began, over a base (the block's content in the layers below) that was never
-// read. `valid` holds the written byte ranges (offsets inside the block);
-// `data` is block_size bytes, zero outside `valid`. A block whose `valid`
-// covers all of it is full and needs no base; a partial one gets its base at
-// flush time, when the layers below are committed.
-struct DirtyBlock {
-  std::string data;
-  IntervalSet valid;
-  bool full(uint64_t block_size) const { return valid.Covers(0, block_size); }
-};
-
-// The mutations of one batch. Inside a batch a block in `blocks` wins over a
-// punch of it (a write after a punch starts from known zeros and is full; a
-// punch after a write erases the block).
-struct Batch {
-  std::map<uint64_t, DirtyBlock> blocks;
-  IntervalSet punched;  // block ranges that became holes
-  bool empty() const { return blocks.empty() && punched.empty(); }
-};
-
-// The one statement of which dirty data wins: lays `newer` over `older`
-// (newer punches erase older blocks; a newer full block replaces; a newer
-// partial block is overlaid on the older one's bytes, or on known zeros when
-// the older batch punched it). Used when a failed flush puts its batch back
-// under the writes that arrived meanwhile.
-void LayerOver(Batch&& newer, Batch* older, uint64_t block_size);
-
 class FileImpl : public File {
  public:
+  // Flushes in flight at most: one committing while the next prepares.
+  static constexpr size_t kPipelineDepth = 2;
+
   // `read` is the segment header the handle starts from; `at` (optional)
   // replaces its own checkpoint (time travel through a header's history).
   static Result<std::unique_ptr<FileImpl>> Make(std::shared_ptr<ObjectStore> store,
@@ -91,9 +79,10 @@ class FileImpl : public File {
 
   // Test hooks (never used by the library itself). The hook is called by the
   // flusher at named points with mu_ released ("flush:frozen": the batch is
-  // frozen and its upload has not started); it may block to let a test
-  // interleave operations there. FreezeForTesting freezes the current batch
-  // now (as the flusher would) and wakes the flusher to upload it.
+  // frozen and its upload has not started; "flush:commit": the commit put
+  // is about to start); it may block to let a test interleave operations
+  // there. FreezeForTesting freezes the current batch now (as the flusher
+  // would, if the pipeline has room) and wakes the flusher to upload it.
   void SetTestHook(std::function<void(std::string_view point)> hook);
   void FreezeForTesting();
 
@@ -101,17 +90,17 @@ class FileImpl : public File {
   FileImpl(std::shared_ptr<ObjectStore> store, const OpenOptions& options,
            const format::SegmentHeader& head);
 
+  struct Flight;
+  struct Prepared;
+  struct Built;
+
   Status CheckUsable(bool write) const;
   // Reads [offset, offset+len) (already clamped to the size) into buf.
   Status ReadInternal(uint64_t offset, uint64_t len, char* buf);
-  // Reads from the committed tree: each read is logical bytes [offset,
-  // offset+len) inside blocks [b0, b1) into buf; all their GETs run in
+  // Reads from the committed tree: holes are zeros, data extents are fetched
+  // with one ranged GET per piece (split at max_read_request_bytes), all in
   // parallel.
-  struct TreeRead {
-    uint64_t b0, b1, offset, len;
-    char* buf;
-  };
-  Status ReadFromTree(const index::TreeRoot& root, const std::vector<TreeRead>& reads);
+  Status ReadFromTree(const index::TreeRoot& root, const std::vector<BelowRead>& reads);
   // Writes data (or zeros when data is null; whole zero blocks become holes)
   // in one step under mu_: no store request, no read of the old bytes.
   Status WriteInternal(uint64_t offset, uint64_t len, const char* data, bool extend);
@@ -128,32 +117,38 @@ class FileImpl : public File {
   void NoteMutationLocked();
   uint64_t FlushThresholdBytes() const;
   bool BackgroundFlushDueLocked(int64_t now_ms) const;
-  void FlusherLoop();
-  // One flush of everything written so far (caller holds `lock` on mu_; it
-  // is released during the upload).
-  void FlushOnceLocked(std::unique_lock<std::mutex>& lock);
   void StopFlusher();
   // Data blocks (as block ranges) in [b0, b1) considering unflushed state.
   Status DataBlockRanges(uint64_t b0, uint64_t b1, IntervalSet* out);
+  // The layers for a read (caller holds mu_): `current` (a copy of the
+  // current batch's blocks in [b0, b1), may be null), then the flights
+  // newest first, from the `skip_newest`-th newest on.
+  std::vector<Layer> LayersLocked(const Batch* current, size_t skip_newest) const;
 
-  // The full content of the batch's partial blocks: bases fetched from the
-  // committed tree `root` (coalesced, in parallel), the written bytes on top.
-  Status MergeBases(const Batch& batch, const index::TreeRoot& root,
-                    std::map<uint64_t, std::string>* merged);
-  struct Built;
-  // `merged` replaces the bytes of the batch's partial blocks.
-  Status BuildSegment(const Batch& batch, const std::map<uint64_t, std::string>& merged,
-                      uint64_t size, Built* out);
-  Status Commit(Built* built);
-  void MergeBack(const std::shared_ptr<const Batch>& frozen);
-  // Moves the current batch to frozen_ (caller holds mu_, frozen_ is empty).
+  // --- flush pipeline (flush.cc part of file_impl.cc) ---
+  void FlusherLoop();
+  // Moves the current batch into a new flight (caller holds mu_, a free
+  // place in the pipeline).
   void FreezeLocked();
+  // Starts the stage the flight is ready for on a stage worker.
+  void StartPrepareLocked(const std::shared_ptr<Flight>& flight);
+  void StartCommitLocked(const std::shared_ptr<Flight>& flight);
+  // Stage 2 and 3 (no lock held).
+  Status Prepare(Flight* flight, const std::vector<Layer>& below, const index::TreeRoot& root);
+  Status BuildSegment(const Flight& flight, const format::SegmentHeader& head,
+                      const index::TreeRoot& root, Built* out);
+  Status Commit(const format::SegmentHeader& head, Built* built);
+  // Installs the committed front flight (caller holds mu_).
+  void FinishCommitLocked();
+  // Puts every flight back under the current batch after the front failed
+  // with `error` (caller holds mu_, no stage running).
+  void FailFlightsLocked(const Status& error);
+  bool StageRunningLocked() const;
 
   std::shared_ptr<ObjectStore> store_;
   OpenOptions options_;
   const uint32_t block_size_;
   const bool read_only_;
-  const uint64_t writer_epoch_;
   std::unique_ptr<Lineage> lineage_;
   std::unique_ptr<NodeLoader> nodes_;
   std::unique_ptr<ChunkReader> chunks_;
@@ -165,16 +160,13 @@ class FileImpl : public File {
   index::TreeRoot root_;
   uint64_t size_ = 0;
   int64_t mtime_ms_ = 0;
+  uint64_t writer_epoch_;  // random; changes after every failed flush
   Batch current_;
-  std::shared_ptr<const Batch> frozen_;  // the batch being (or about to be) uploaded
-  uint64_t frozen_size_ = 0;             // the file size when it was frozen
-  uint64_t frozen_seq_ = 0;              // write_seq_ when it was frozen
-  int64_t frozen_oldest_ms_ = 0;         // its oldest write (restored if the flush fails)
-  bool frozen_pending_ = false;          // frozen by a writer, upload not started yet
+  // Flushes in flight, oldest first (the front is the next to commit).
+  std::deque<std::shared_ptr<Flight>> flights_;
   bool closed_ = false;
   bool fenced_ = false;
 
-  // Flush pipeline (guarded by mu_).
   uint64_t write_seq_ = 0;            // bumped by every mutation
   uint64_t committed_seq_ = 0;        // mutations up to this one are committed
   uint64_t flush_requested_seq_ = 0;  // a Flush() caller waits for this one
@@ -184,10 +176,12 @@ class FileImpl : public File {
   int64_t oldest_dirty_ms_ = 0;  // when the current batch got its first write
   int64_t retry_after_ms_ = 0;   // background flushes pause after a failure
   int64_t retry_backoff_ms_ = 0;
+  int stages_running_ = 0;       // stage tasks that have not reported back
   bool stopping_ = false;
   std::condition_variable flush_cv_;   // wakes the flusher
   std::condition_variable commit_cv_;  // wakes Flush() callers and waiting writers
   std::thread flusher_;
+  std::unique_ptr<ThreadPool> stages_;  // runs prepare and commit stages
 
   std::mutex append_mu_;  // appends are atomic with respect to each other
   std::function<void(std::string_view)> test_hook_;  // set before use, by tests only

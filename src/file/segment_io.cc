@@ -34,7 +34,9 @@ Result<ObjectStore*> Lineage::StoreFor(uint64_t segment) {
   return own_.get();
 }
 
-std::string Lineage::Where(uint64_t segment) {
+std::string Lineage::Where(uint64_t segment) { return WhereKey(segment, format::SegmentKey(segment)); }
+
+std::string Lineage::WhereKey(uint64_t segment, const std::string& key) {
   std::string name = own_->Name();
   for (const format::Origin& o : origins_) {
     if (segment <= o.max_id) {
@@ -42,7 +44,7 @@ std::string Lineage::Where(uint64_t segment) {
       break;
     }
   }
-  return name + "/" + format::SegmentKey(segment);
+  return name + "/" + key;
 }
 
 Result<uint64_t> LatestCheckpointId(ObjectStore* store) {
@@ -243,23 +245,29 @@ Status ChunkReader::Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t
   if (c0 == c1) return Status::OK();
   HF_ASSIGN_OR_RETURN(ObjectStore * store, lineage_->StoreFor(piece.segment));
   std::string bytes;
-  uint64_t offset = piece.offset + c0 * stored_chunk;
+  // The piece's bytes live in the segment or in its data object.
+  const bool in_object = piece.in_data_object();
+  uint64_t offset = piece.object_offset() + c0 * stored_chunk;
   uint64_t length = (c1 - c0) * stored_chunk;
-  std::string where = lineage_->Where(piece.segment);
-  Status st = store->Get(format::SegmentKey(piece.segment), offset, length, &bytes, nullptr);
-  if (st.IsNotFound())
-    return Status::Corrupt(where + ": segment referenced by the index is missing");
+  const std::string object = in_object ? format::DataObjectKey(piece.segment, piece.epoch)
+                                    : format::SegmentKey(piece.segment);
+  std::string where = in_object ? lineage_->WhereKey(piece.segment, object) : lineage_->Where(piece.segment);
+  Status st = store->Get(object, offset, length, &bytes, nullptr);
+  if (st.IsNotFound()) {
+    return Status::Corrupt(where + (in_object ? ": data object" : ": segment") +
+                           " referenced by the index is missing");
+  }
   HF_RETURN_IF_ERROR(st);
   if (bytes.size() != length) {
     return Status::Corrupt(where + " at offset " + std::to_string(offset) +
-                           ": data truncated (segment shorter than its index says)");
+                           ": data truncated (object shorter than its index says)");
   }
   for (uint64_t c = c0; c < c1; c++) {
     const char* chunk = bytes.data() + (c - c0) * stored_chunk;
     uint32_t stored_crc = DecodeFixed32(chunk + kChunkSize);
     if (format::ChunkCrc(chunk, base + c * kChunkSize) != stored_crc) {
       return Status::Corrupt(where + " at offset " +
-                             std::to_string(piece.offset + c * stored_chunk) +
+                             std::to_string(piece.object_offset() + c * stored_chunk) +
                              ": data checksum mismatch");
     }
     copy_chunk(c, chunk);

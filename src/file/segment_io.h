@@ -33,6 +33,8 @@ class Lineage {
   const std::vector<format::Origin>& origins() const { return origins_; }
   // "s3://bucket/file/seg/..." for messages.
   std::string Where(uint64_t segment);
+  // The same for another key of that segment (its data object).
+  std::string WhereKey(uint64_t segment, const std::string& key);
 
  private:
   std::shared_ptr<ObjectStore> own_;

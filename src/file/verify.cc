@@ -122,6 +122,9 @@ Result<VerifyReport> Verify(std::shared_ptr<ObjectStore> store, const At& at, bo
   struct SegmentInfo {
     std::string problem;  // non-empty: the segment cannot hold data
     uint64_t data_begin = 0, data_end = 0, epoch = 0;
+    uint64_t object_length = 0;  // its data object's length per the header
+    bool object_checked = false;
+    std::string object_problem;  // non-empty: the data object is missing or of another size
   };
   std::map<uint64_t, SegmentInfo> segments;
   auto segment_info = [&](uint64_t id) -> Result<const SegmentInfo*> {
@@ -134,6 +137,7 @@ Result<VerifyReport> Verify(std::shared_ptr<ObjectStore> store, const At& at, bo
       info.data_begin = read->header.data_area_offset;
       info.data_end = read->header.data_area_offset + read->header.data_area_length;
       info.epoch = read->header.writer_epoch;
+      info.object_length = read->header.data_object_length;
     } else if (read.status().IsNotFound()) {
       info.problem = lineage.Where(id) + ": segment referenced by the index is missing";
     } else if (read.status().IsCorrupt() || read.status().IsNotSupported()) {
@@ -157,7 +161,35 @@ Result<VerifyReport> Verify(std::shared_ptr<ObjectStore> store, const At& at, bo
     HF_ASSIGN_OR_RETURN(const SegmentInfo* seg, segment_info(e.segment));
     if (!seg->problem.empty()) return where + ": " + seg->problem;
     const uint64_t stored = uint64_t{e.count} * sbs;  // no overflow: checked by the tree
-    if (e.offset < seg->data_begin || e.offset > seg->data_end ||
+    if (e.in_data_object()) {
+      // The data object: one HEAD per segment, its size must be the header's.
+      SegmentInfo& info = segments[e.segment];
+      const std::string key = format::DataObjectKey(e.segment, e.epoch);
+      if (!info.object_checked) {
+        info.object_checked = true;
+        HF_ASSIGN_OR_RETURN(ObjectStore * seg_store, lineage.StoreFor(e.segment));
+        ObjectInfo oi;
+        Status hs = seg_store->Head(key, &oi);
+        if (hs.IsNotFound()) {
+          info.object_problem = lineage.WhereKey(e.segment, key) +
+                                ": data object referenced by the index is missing";
+        } else if (!hs.ok()) {
+          return hs;
+        } else if (oi.size != info.object_length) {
+          info.object_problem = lineage.WhereKey(e.segment, key) + ": data object is " +
+                                std::to_string(oi.size) + " bytes but its segment says " +
+                                std::to_string(info.object_length);
+        }
+      }
+      if (e.epoch == info.epoch && !info.object_problem.empty()) {
+        return where + ": " + info.object_problem;
+      }
+      if (e.object_offset() > info.object_length || stored > info.object_length - e.object_offset()) {
+        return where + ": stored bytes [" + std::to_string(e.object_offset()) + ", +" +
+               std::to_string(stored) + ") outside the data object (" +
+               std::to_string(info.object_length) + " bytes) of " + lineage.Where(e.segment);
+      }
+    } else if (e.offset < seg->data_begin || e.offset > seg->data_end ||
         stored > seg->data_end - e.offset) {
       return where + ": stored bytes [" + std::to_string(e.offset) + ", +" +
              std::to_string(stored) + ") outside the data area [" +

@@ -12,7 +12,7 @@ namespace {
 constexpr std::string_view kHeaderMagic = "HFSEGMNT";
 constexpr std::string_view kNodeMagic = "HFND";
 constexpr std::string_view kSnapshotMagic = "HFSNAP01";
-constexpr size_t kHeaderFixedBytes = 172;
+constexpr size_t kHeaderFixedBytes = 180;
 constexpr size_t kDescriptorBytes = 72;
 constexpr size_t kNodeFixedBytes = 16;
 constexpr size_t kLeafEntryBytes = 36;
@@ -80,6 +80,62 @@ std::string SegmentKey(uint64_t id) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "seg/%016llx", static_cast<unsigned long long>(~id));
   return buf;
+}
+
+namespace {
+std::optional<uint64_t> ParseHex16(std::string_view digits) {
+  if (digits.size() != 16) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : digits) {
+    int digit;
+    if (c >= '0' && c <= '9')
+      digit = c - '0';
+    else if (c >= 'a' && c <= 'f')
+      digit = c - 'a' + 10;
+    else
+      return std::nullopt;
+    v = (v << 4) | static_cast<uint64_t>(digit);
+  }
+  return v;
+}
+}  // namespace
+
+std::string DataObjectKey(uint64_t id, uint64_t epoch) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "dat/%016llx-%016llx", static_cast<unsigned long long>(~id),
+                static_cast<unsigned long long>(epoch));
+  return buf;
+}
+
+std::optional<std::pair<uint64_t, uint64_t>> ParseDataObjectKey(std::string_view key) {
+  if (key.size() != kDataObjectPrefix.size() + 33 || key.substr(0, 4) != kDataObjectPrefix ||
+      key[4 + 16] != '-') {
+    return std::nullopt;
+  }
+  auto inv = ParseHex16(key.substr(4, 16));
+  auto epoch = ParseHex16(key.substr(21, 16));
+  if (!inv || !epoch) return std::nullopt;
+  uint64_t id = ~*inv;
+  if (id == 0 || id > kMaxCheckpointId) return std::nullopt;
+  return std::make_pair(id, *epoch);
+}
+
+size_t EncodedHeaderSize(const SegmentHeader& h) {
+  size_t n = kHeaderFixedBytes + h.writer.size() + h.recent.size() * kDescriptorBytes + 4;
+  for (const Origin& o : h.origins) n += 8 + 2 + o.uri.size();
+  if (!h.sample_times.empty()) {
+    n += 8;
+    int64_t prev = h.self.time_ms;
+    for (int64_t t : h.sample_times) {
+      uint64_t v = static_cast<uint64_t>(prev - t);
+      do {
+        n++;
+        v >>= 7;
+      } while (v != 0);
+      prev = t;
+    }
+  }
+  return n;
 }
 
 std::optional<uint64_t> ParseSegmentKey(std::string_view key) {
@@ -180,8 +236,8 @@ Result<NodeData> DecodeNode(std::string_view bytes, const NodeRef& ref, std::str
                          "bad extent (" + std::to_string(e.count) + " blocks from block " +
                              std::to_string(e.start) + ": past the maximum file size)");
       }
-      if (e.offset > std::numeric_limits<uint64_t>::max() -
-                         uint64_t{e.count} * StoredBlockSize(1u << kMaxBlockShift)) {
+      if (e.object_offset() > (kInDataObject - 1) -
+                                  uint64_t{e.count} * StoredBlockSize(1u << kMaxBlockShift)) {
         return CorruptAt(where, at, "extent data offset out of range");
       }
       if (i > 0 && e.start < prev_end) return CorruptAt(where, at, "extents overlap or unsorted");
@@ -268,6 +324,7 @@ std::string EncodeHeader(const SegmentHeader& h) {
   PutFixed16(&out, static_cast<uint16_t>(h.writer.size()));
   PutFixed16(&out, 0);
   PutFixed32(&out, static_cast<uint32_t>(h.sample_times.size()));
+  PutFixed64(&out, h.data_object_length);
   // variable part
   out.append(h.writer);
   for (const Origin& o : h.origins) {
@@ -341,6 +398,7 @@ Result<SegmentHeader> DecodeHeader(std::string_view bytes, std::string_view wher
   uint16_t writer_len = in.U16();
   in.Skip(2);
   uint32_t n_samples = in.U32();
+  h.data_object_length = in.U64();
   if (h.block_shift < kMinBlockShift || h.block_shift > kMaxBlockShift) {
     return CorruptAt(where, 36, "block size out of range");
   }
@@ -414,6 +472,24 @@ uint32_t ChunkCrc(const char* data, uint64_t logical_offset) {
   char off[8];
   EncodeFixed64(off, logical_offset);
   return crc32c::Extend(crc32c::Value(data, kChunkSize), off, 8);
+}
+
+void StoredBlocks::Add(const char* block, uint64_t logical) {
+  blocks_.push_back(block);
+  for (uint32_t c = 0; c < block_size_; c += kChunkSize) {
+    PutFixed32(&crcs_, ChunkCrc(block + c, logical + c));
+  }
+}
+
+void StoredBlocks::AppendTo(std::vector<std::string_view>* out) const {
+  const uint32_t chunks = block_size_ / kChunkSize;
+  out->reserve(out->size() + blocks_.size() * chunks * 2);
+  for (size_t i = 0; i < blocks_.size(); i++) {
+    for (uint32_t c = 0; c < chunks; c++) {
+      out->emplace_back(blocks_[i] + uint64_t{c} * kChunkSize, kChunkSize);
+      out->emplace_back(crcs_.data() + (i * chunks + c) * kChunkCrcSize, kChunkCrcSize);
+    }
+  }
 }
 
 // ------------------------------------------------------------ snapshots ---

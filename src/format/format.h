@@ -5,6 +5,8 @@
 //   seg/<16 hex digits of ~id>   segment (checkpoint) `id`; ~id makes a plain
 //                                ascending listing return the newest first
 //   snap/<name>                  named snapshot pinning a checkpoint id
+//   dat/<~id>-<epoch>            data object of segment `id`, written by the
+//                                writer session `epoch` (large flushes)
 //
 // A segment is [header][index nodes][data area]. Decoders here treat their
 // input as untrusted and return Corrupt naming the object and offset.
@@ -20,7 +22,7 @@
 
 namespace hyperfile::format {
 
-inline constexpr uint32_t kFormatVersion = 2;
+inline constexpr uint32_t kFormatVersion = 3;
 inline constexpr uint32_t kChunkSize = 4096;  // data checksum granularity
 inline constexpr uint32_t kChunkCrcSize = 4;
 inline constexpr uint32_t kMinBlockShift = 12;  // 4 KiB
@@ -48,6 +50,18 @@ inline uint64_t StoredBlockSize(uint32_t block_size) {
 
 std::string SegmentKey(uint64_t id);
 inline constexpr std::string_view kSegmentPrefix = "seg/";
+// A flush whose data is larger than kMaxInlineDataBytes uploads it first as
+// the data object `dat/<16 hex digits of ~id>-<16 hex digits of epoch>`
+// (uploaded before the commit, multipart allowed), then commits the small
+// segment that references it. The writer epoch in the name is random per
+// writer session and changes after every failed flush, so no two uploads —
+// of two writers, or two attempts of one — ever share a name; an object is
+// part of the file only when the segment `id` with that epoch references it.
+inline constexpr std::string_view kDataObjectPrefix = "dat/";
+inline constexpr uint64_t kMaxInlineDataBytes = 2ull << 20;
+std::string DataObjectKey(uint64_t id, uint64_t epoch);
+// Parses a key produced by DataObjectKey (with the "dat/" prefix).
+std::optional<std::pair<uint64_t, uint64_t>> ParseDataObjectKey(std::string_view key);
 inline constexpr std::string_view kSnapshotPrefix = "snap/";
 inline constexpr size_t kSnapshotRecordBytes = 28;  // snap/<name> body
 inline constexpr std::string_view kHorizonKey = "gc/horizon";
@@ -67,6 +81,10 @@ struct NodeRef {
 // `epoch` is the writer epoch in that segment's header: (segment, epoch)
 // names one segment for ever, even across copies of a file's prefix (the
 // disk cache keys on it).
+// Bit 63 of `offset` (kInDataObject) says where: set = in the segment's data
+// object DataObjectKey(segment, epoch) at offset & ~kInDataObject; clear = in
+// the segment itself. Caches key on the whole field, so the two never mix.
+inline constexpr uint64_t kInDataObject = 1ull << 63;
 struct ExtentEntry {
   uint64_t start = 0;
   uint32_t count = 0;
@@ -74,6 +92,8 @@ struct ExtentEntry {
   uint64_t offset = 0;
   uint64_t epoch = 0;
   uint64_t end() const { return start + count; }
+  bool in_data_object() const { return (offset & kInDataObject) != 0; }
+  uint64_t object_offset() const { return offset & ~kInDataObject; }
 };
 
 // An interior entry: the child covering keys from `first_key` on, and the
@@ -135,6 +155,9 @@ struct SegmentHeader {
   uint64_t node_area_length = 0;
   uint64_t data_area_offset = 0;
   uint64_t data_area_length = 0;
+  // Bytes of this segment's data object (0 = none): blocks stored exactly as
+  // in the data area, referenced by extents with kInDataObject.
+  uint64_t data_object_length = 0;
   std::string writer;              // <= 255 bytes
   std::vector<Origin> origins;     // ascending max_id
   std::vector<Descriptor> recent;  // ids self.id-1, self.id-2, ... (newest first)
@@ -152,9 +175,11 @@ struct SegmentHeader {
 // multiple of kSampleStride. Lists are capped at their format limits.
 void CarryHistory(const SegmentHeader& parent, SegmentHeader* child);
 
-// Encodes the header; its length does not depend on node_area/data_area
-// values or the root location (fixed width), so callers can encode once to
-// learn the length, fill those fields and encode again.
+// The encoded length of `header` (EncodeHeader(header).size()) without
+// encoding it: it depends only on the variable parts (writer, origins,
+// history), never on the area fields or the root location, so a segment's
+// layout is decided first and its header encoded once.
+size_t EncodedHeaderSize(const SegmentHeader& header);
 std::string EncodeHeader(const SegmentHeader& header);
 // Decodes a header from the first bytes of a segment. If `bytes` is shorter
 // than the header, returns OutOfRange with the needed length in
@@ -167,6 +192,28 @@ Result<SegmentHeader> DecodeHeader(std::string_view bytes, std::string_view wher
 // logical byte offset (little-endian u64), so a chunk served for the wrong
 // place fails verification.
 uint32_t ChunkCrc(const char* data, uint64_t logical_offset);
+
+// The stored form of logical blocks — a segment's data area or a data
+// object's body: each 4 KiB chunk followed by its ChunkCrc — as a gather
+// list that points into the caller's block buffers, which must stay valid
+// and unchanged while the list is used. Computing the CRCs is the costly
+// part; it happens in Add.
+class StoredBlocks {
+ public:
+  explicit StoredBlocks(uint32_t block_size) : block_size_(block_size) {}
+  // Appends one block (block_size bytes) whose first byte is at logical
+  // offset `logical`.
+  void Add(const char* block, uint64_t logical);
+  size_t blocks() const { return blocks_.size(); }
+  uint64_t bytes() const { return blocks_.size() * StoredBlockSize(block_size_); }
+  // Appends the pieces, in order, to *out. Call after the last Add.
+  void AppendTo(std::vector<std::string_view>* out) const;
+
+ private:
+  uint32_t block_size_;
+  std::vector<const char*> blocks_;
+  std::string crcs_;  // kChunkCrcSize bytes per chunk
+};
 
 // Snapshot object body.
 struct SnapshotRecord {
