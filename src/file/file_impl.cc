@@ -136,6 +136,15 @@ FileImpl::FileImpl(std::shared_ptr<ObjectStore> store, const OpenOptions& option
   // Stage tasks wait for pool_ tasks (parallel GETs, uploads), so they run
   // on their own workers: one per pipeline place.
   if (!read_only_) stages_ = std::make_unique<ThreadPool>(kPipelineDepth);
+  ReadPlanner::Policy policy;
+  policy.unit = std::max<uint64_t>(options_.max_read_request_bytes, kChunkSize);
+  // Prefetched data must survive in the block cache until it is read.
+  policy.max_window = std::min<uint64_t>(kMaxReadaheadBytes, options_.block_cache_bytes / 2);
+  policy.max_streams = 8;
+  planner_ = std::make_unique<ReadPlanner>(
+      policy, [this](uint64_t lo, uint64_t hi, std::vector<ReadPlanner::Prefetch>* out) {
+        return IssuePrefetch(lo, hi, out);
+      });
   size_ = head.self.size;
   mtime_ms_ = head.self.time_ms;
   root_.ref = head.self.root;
@@ -238,42 +247,9 @@ Result<size_t> FileImpl::PRead(uint64_t offset, void* buf, size_t len) {
   if (len > 0 && buf == nullptr) return Status::InvalidArgument("pread: null buffer");
   if (offset >= size || len == 0) return size_t{0};
   uint64_t n = std::min<uint64_t>(len, size - offset);
-  ReadAhead(offset, n, size);
+  planner_->OnRead(offset, n, size);
   HF_RETURN_IF_ERROR(ReadInternal(offset, n, static_cast<char*>(buf)));
   return static_cast<size_t>(n);
-}
-
-void FileImpl::ReadAhead(uint64_t offset, uint64_t len, uint64_t size) {
-  const uint64_t unit = std::max<uint64_t>(options_.max_read_request_bytes, kChunkSize);
-  // Prefetched data must survive in the block cache until it is read.
-  const uint64_t max_window =
-      std::min<uint64_t>(kMaxReadaheadBytes, options_.block_cache_bytes / 2);
-  std::vector<std::shared_future<Status>> overlapping;
-  {
-    std::lock_guard<std::mutex> lock(readahead_mu_);
-    std::erase_if(prefetches_, [](const Prefetch& p) {
-      return p.done.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
-    });
-    if (offset == ra_next_) {
-      ra_streak_++;
-    } else {
-      ra_streak_ = 0;
-      ra_issued_end_ = 0;
-    }
-    ra_next_ = offset + len;
-    if (ra_streak_ >= 2 && max_window >= unit) {
-      // The window doubles with every adjacent read, from one unit.
-      uint64_t window = std::min(max_window, unit << std::min(ra_streak_ - 2, 12));
-      uint64_t want = std::min(size, offset + len + window);
-      uint64_t start = std::max(ra_issued_end_, offset);
-      if (start < want) ra_issued_end_ = std::max(want, IssuePrefetchLocked(start, want, size));
-    }
-    for (const Prefetch& p : prefetches_) {
-      if (p.lo < offset + len && offset < p.hi) overlapping.push_back(p.done);
-    }
-  }
-  // A failed prefetch is not an error: the read below fetches (and reports).
-  for (auto& f : overlapping) f.wait();
 }
 
 // Requests are cut on a grid that starts where the stream entered each
@@ -282,13 +258,16 @@ void FileImpl::ReadAhead(uint64_t offset, uint64_t len, uint64_t size) {
 // a stream costs one GET per unit of data even when segment boundaries fall
 // at arbitrary offsets, and no GET is smaller than a quarter unit unless the
 // run itself is. Returns the end of what was issued (may pass `hi`).
-uint64_t FileImpl::IssuePrefetchLocked(uint64_t lo, uint64_t hi, uint64_t size) {
+uint64_t FileImpl::IssuePrefetch(uint64_t lo, uint64_t hi,
+                                 std::vector<ReadPlanner::Prefetch>* out) {
   const uint64_t bs = block_size_;
   const uint64_t unit = std::max<uint64_t>(options_.max_read_request_bytes, kChunkSize);
   index::TreeRoot root;
+  uint64_t size;
   {
     std::lock_guard<std::mutex> lock(mu_);
     root = root_;
+    size = size_;
   }
   uint64_t issued_end = hi;
   // Visit past hi: requests starting before hi may run on (Visit clips each
@@ -302,7 +281,7 @@ uint64_t FileImpl::IssuePrefetchLocked(uint64_t lo, uint64_t hi, uint64_t size) 
       // dst == nullptr: the chunks only go into the caches.
       auto task =
           pool_->Submit([this, piece, s, e] { return chunks_->Read(piece, s, e, nullptr); });
-      prefetches_.push_back({s, e, task.share()});
+      out->push_back({s, e, task.share()});
       issued_end = std::max(issued_end, e);
       s = e;
     }

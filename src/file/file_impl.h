@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "file/interval_set.h"
+#include "file/read_planner.h"
 #include "file/segment_io.h"
 #include "file/write_buffer.h"
 #include "hyperfile/file.h"
@@ -104,12 +105,10 @@ class FileImpl : public File {
   // Writes data (or zeros when data is null; whole zero blocks become holes)
   // in one step under mu_: no store request, no read of the old bytes.
   Status WriteInternal(uint64_t offset, uint64_t len, const char* data, bool extend);
-  // Sequential readahead: detects a stream of adjacent reads and fetches
-  // ahead of it in whole max_read_request_bytes units (see
-  // IssuePrefetchLocked: a stream costs one GET per unit), into the block cache; waits for
-  // prefetches that cover [offset, offset+len) so a read never fetches the same bytes twice.
-  void ReadAhead(uint64_t offset, uint64_t len, uint64_t size);
-  uint64_t IssuePrefetchLocked(uint64_t lo, uint64_t hi, uint64_t size);
+  // The read planner's issuer: prefetches logical bytes [lo, hi) into the
+  // block cache on a grid that costs one GET per max_read_request_bytes;
+  // returns where what it issued ends (may pass hi).
+  uint64_t IssuePrefetch(uint64_t lo, uint64_t hi, std::vector<ReadPlanner::Prefetch>* out);
   Status WaitForDirtyBudget();
   uint64_t DirtyBytesLocked() const;
   // Records a mutation (caller holds mu_): bumps write_seq_ and wakes the
@@ -186,15 +185,9 @@ class FileImpl : public File {
   std::mutex append_mu_;  // appends are atomic with respect to each other
   std::function<void(std::string_view)> test_hook_;  // set before use, by tests only
 
-  struct Prefetch {
-    uint64_t lo, hi;
-    std::shared_future<Status> done;
-  };
-  std::mutex readahead_mu_;  // guards the readahead state below
-  uint64_t ra_next_ = 0;     // where the current stream continues
-  int ra_streak_ = 0;        // adjacent reads so far
-  uint64_t ra_issued_end_ = 0;
-  std::vector<Prefetch> prefetches_;
+  // Sequential readahead, per stream (several NBD connections reading
+  // different streams do not reset each other). Never called with mu_ held.
+  std::unique_ptr<ReadPlanner> planner_;
 };
 
 int64_t NowMs();
