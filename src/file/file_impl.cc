@@ -302,20 +302,30 @@ Status FileImpl::ReadInternal(uint64_t offset, uint64_t len, char* buf) {
   std::vector<std::shared_ptr<const std::map<uint64_t, std::string>>> hold_merged;
   std::vector<Layer> layers;
   index::TreeRoot root;
+  bool layered = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto it = current_.blocks.lower_bound(b0); it != current_.blocks.end() && it->first < b1;
-         ++it) {
-      current.blocks.emplace(it->first, it->second);
-    }
-    current_.punched.ForEachIn(b0, b1, [&](uint64_t s, uint64_t e) { current.punched.Add(s, e); });
-    layers = LayersLocked(&current, 0);
-    for (auto it = flights_.rbegin(); it != flights_.rend(); ++it) {
-      hold.push_back((*it)->batch);
-      hold_merged.push_back((*it)->merged);
-    }
     root = root_;
+    auto first = current_.blocks.lower_bound(b0);
+    const bool dirty = first != current_.blocks.end() && first->first < b1;
+    bool punched = false;
+    current_.punched.ForEachIn(b0, b1, [&](uint64_t, uint64_t) { punched = true; });
+    // Nothing unflushed anywhere near the window: the tree alone answers.
+    layered = dirty || punched || !flights_.empty();
+    if (layered) {
+      for (auto it = first; it != current_.blocks.end() && it->first < b1; ++it) {
+        current.blocks.emplace(it->first, it->second);
+      }
+      current_.punched.ForEachIn(b0, b1,
+                                 [&](uint64_t s, uint64_t e) { current.punched.Add(s, e); });
+      layers = LayersLocked(&current, 0);
+      for (auto it = flights_.rbegin(); it != flights_.rend(); ++it) {
+        hold.push_back((*it)->batch);
+        hold_merged.push_back((*it)->merged);
+      }
+    }
   }
+  if (!layered) return ReadFromTree(root, {BelowRead{b0, b1, offset, len, buf}});
   return ReadThroughLayers({Window{offset, len, buf}}, layers, bs,
                            [&](const std::vector<BelowRead>& reads) {
                              return ReadFromTree(root, reads);
