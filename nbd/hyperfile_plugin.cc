@@ -312,6 +312,14 @@ int ConfigImpl(const char* key, const char* value) {
   } else if (k == "retry-attempts") {
     if (!ParseInt(key, value, 1, 100, &c.store.retry_max_attempts)) return -1;
     c.store.retry = true;
+  } else if (k == "latency") {
+    // Simulated object-store latency, for benchmarks (ParseLatencyOptions).
+    auto latency = hyperfile::ParseLatencyOptions(value);
+    if (!latency.ok()) {
+      nbdkit_error("latency=%s: %s", value, latency.status().message().c_str());
+      return -1;
+    }
+    c.store.latency = *latency;
   } else if (k == "retry-max-ms") {
     if (!ParseInt(key, value, 0, 1 << 30, &c.store.retry_max_total_ms)) return -1;
   } else if (k == "access-key-id" || k == "secret-access-key" || k == "session-token") {
@@ -362,6 +370,9 @@ int ConfigCompleteImpl() {
     c.readonly = true;
   }
   if (ReadOnlyExport()) c.open.read_only = true;
+  // A clone's origins are opened with the same store options (endpoint,
+  // region, profile, layers) as the file itself.
+  if (!c.open.store_resolver) c.open.store_resolver = hyperfile::MakeStoreOpener(c.store);
   return 0;
 }
 
@@ -642,6 +653,9 @@ void DumpPlugin() {
   "max-in-flight=N         concurrent S3 requests (16)\n"                                          \
   "retry-attempts=N        attempts per store request, incl. the first (6)\n"                      \
   "retry-max-ms=MS         give up retrying a request after this long (60000)\n"                   \
+  "latency=SPEC            simulated store latency, e.g. aws or get=30ms,bw=100MB (off; "          \
+  "default:\n"                                                                                     \
+  "                        HYPERFILE_STORE_LATENCY)\n"                                             \
   "Credentials come from the AWS environment (AWS_ACCESS_KEY_ID, ...), never from keys."
 
 struct nbdkit_plugin MakePlugin() {

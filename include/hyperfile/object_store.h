@@ -6,8 +6,9 @@
 //
 // Backends: memory (tests), local directory (file:///path, the embedded
 // default) and S3 (s3://bucket/prefix). Layers that add behaviour (retry,
-// metrics, fault injection; see store_layers.h) implement the same interface
-// and wrap another store, so they can be stacked freely.
+// latency, metrics, fault injection; see store_layers.h) implement the same
+// interface and wrap another store, so they can be stacked freely. OpenStore
+// assembles the one standard stack from StoreOptions.
 //
 // Thread-safety: every method may be called concurrently from many threads.
 // Callers obtain parallelism by calling from several threads; a backend bounds
@@ -18,9 +19,12 @@
 // InvalidArgument, Corrupt, IOError) so callers can act on it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -104,6 +108,39 @@ class ObjectStore {
   }
 };
 
+// Simulated object-store latency, for the latency layer (NewLatencyStore in
+// store_layers.h, where the timing contract is). The defaults are an
+// "AWS-like" profile, S3 Standard seen from a machine in the same region, to
+// an order of magnitude: 30 ms to the first byte of a GET, HEAD, LIST or
+// DELETE, 60 ms for a PUT, 100 MiB/s per request (one connection).
+struct LatencyOptions {
+  std::chrono::microseconds get_ttfb{30000};
+  std::chrono::microseconds put_ttfb{60000};
+  std::chrono::microseconds head_ttfb{30000};
+  std::chrono::microseconds list_ttfb{30000};    // per page of up to 1,000 keys
+  std::chrono::microseconds delete_ttfb{30000};  // per Delete, per DeleteMany batch of 1,000
+  // Transfer rate of one request, bytes per second; 0 = unlimited.
+  uint64_t bandwidth_bytes_per_s = 100ull << 20;
+  // Requests in flight at once through the layer; the rest wait for a slot.
+  // 0 = unlimited (each request has its own connection).
+  int max_in_flight = 0;
+};
+
+// Parses a latency specification, the text of HYPERFILE_STORE_LATENCY:
+//   "aws"                         the LatencyOptions defaults above
+//   "get=30ms,put=60ms,bw=100MB"  comma-separated key=value items, starting
+//                                 from no latency at all (every time 0,
+//                                 bandwidth unlimited) ...
+//   "aws,get=50ms,inflight=16"    ... or, with "aws" first, from the profile
+// Keys: get, put, head, list, delete (time to first byte), all (all five),
+// bw (bytes per second: digits with an optional binary unit, K, M or G
+// with an optional "i" and/or "B", and an optional "/s": 100MB = 100 MiB/s;
+// 0 = unlimited), inflight (0..4096; 0 = unlimited). A time is digits and a
+// unit, us, ms or s ("0" alone is allowed), at most 60 s. Each key at most
+// once. Anything else, including an empty item or spaces, is
+// InvalidArgument naming the item and what was expected.
+Result<LatencyOptions> ParseLatencyOptions(std::string_view spec);
+
 // Options for opening a store from a URI.
 struct StoreOptions {
   // --- S3 -----------------------------------------------------------------
@@ -147,6 +184,16 @@ struct StoreOptions {
   int retry_base_delay_ms = 50;    // >= 0
   int retry_max_delay_ms = 5000;   // >= 0
   int retry_max_total_ms = 60000;  // >= 0
+  // Simulated latency (the latency layer), off by default. When unset and
+  // latency_from_environment is true, a non-empty environment variable
+  // HYPERFILE_STORE_LATENCY (ParseLatencyOptions syntax, e.g. "aws") turns it
+  // on; a bad value makes OpenStore fail with InvalidArgument naming the
+  // variable. OpenStore refuses negative times and max_in_flight outside
+  // 0..4096 (InvalidArgument naming the field).
+  std::optional<LatencyOptions> latency;
+  bool latency_from_environment = true;
+  // Count requests in a MetricsStore; OpenStoreStack returns it.
+  bool metrics = false;
 };
 
 // Opens a store from a URI:
@@ -167,9 +214,45 @@ struct StoreOptions {
 //   /abs/path or rel/path  same as file:// (relative to the working directory)
 //   memory://name          a process-local in-memory store; the same name in
 //                          one process returns the same contents
-// Unless options.retry is false the backend is wrapped in the retry layer.
+//
+// The store returned is the top of the stack OpenStoreStack builds.
 Result<std::shared_ptr<ObjectStore>> OpenStore(std::string_view uri,
                                                const StoreOptions& options = {});
+
+class MetricsStore;  // store_layers.h
+
+// The store stack, as OpenStore assembles it from the options, bottom up:
+//
+//   backend    memory, local or S3 (from the URI)
+//   latency    if options.latency (or HYPERFILE_STORE_LATENCY): stands for
+//              the network, so it sits on the backend and everything above
+//              sees a slow wire
+//   metrics    if options.metrics: below retry, so it counts every attempt
+//              that goes on the wire (a retried GET is two GETs, as on the
+//              S3 bill) and its latencies include the simulated ones
+//   retry      if options.retry: on top, so each attempt pays the latency
+//              again and is counted again, and callers see one call
+//
+// This is the one place where the stack is built: the CLI, the nbdkit plugin
+// and the origins of a clone (MakeStoreOpener) all go through it, so they
+// all get the same behaviour from the same options. Fault injection is not
+// in it: tests insert FaultInjectionStore by hand where they need it.
+struct StoreStack {
+  std::shared_ptr<ObjectStore> store;     // the top of the stack: use this one
+  std::shared_ptr<ObjectStore> backend;   // the bottom, without any layer
+  std::shared_ptr<MetricsStore> metrics;  // null unless options.metrics
+};
+// Validates the options (InvalidArgument naming the field) before opening.
+Result<StoreStack> OpenStoreStack(std::string_view uri, const StoreOptions& options = {});
+
+// Opens a store by URI, e.g. the origin of a clone (OpenOptions::
+// store_resolver has this type).
+using StoreOpener = std::function<Result<std::shared_ptr<ObjectStore>>(const std::string& uri)>;
+// An opener that calls OpenStore(uri, options) with a copy of these options,
+// so that a clone's origins are opened with the same credentials, endpoint
+// and layers as the clone itself. Each call opens a new stack (with its own
+// metrics layer, if asked; not reachable through the opener). Thread-safe.
+StoreOpener MakeStoreOpener(StoreOptions options);
 
 // Backends, for callers that assemble their own stack.
 std::shared_ptr<ObjectStore> NewMemoryStore(std::string name = "memory");

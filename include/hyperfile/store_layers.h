@@ -1,9 +1,14 @@
 // Store layers: behaviour added on top of any ObjectStore, with the same
-// interface (the s3backer idea). Stack them in any order:
+// interface (the s3backer idea). Each layer wraps the next and can be stacked
+// in any order by hand:
 //
 //   auto s3 = NewS3Store(...);
 //   auto metrics = std::make_shared<MetricsStore>(s3);
 //   auto store = NewRetryStore(metrics, RetryOptions{});
+//
+// but programs normally let OpenStore / OpenStoreStack (object_store.h)
+// assemble the stack from StoreOptions, so that every front end (CLI, nbdkit
+// plugin, the origins of a clone) gets the same one.
 #pragma once
 
 #include <atomic>
@@ -13,10 +18,52 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "hyperfile/object_store.h"
 
 namespace hyperfile {
+
+// -------------------------------------------------------------- wrapper ---
+// Forwards every call to another store (LevelDB's EnvWrapper): a layer
+// derives from it and overrides only the calls whose behaviour it changes.
+// Thread-safety: as the wrapped store (the wrapper itself holds no state).
+class StoreWrapper : public ObjectStore {
+ public:
+  // Requires base != nullptr. Shares ownership of base for the life of the
+  // wrapper.
+  explicit StoreWrapper(std::shared_ptr<ObjectStore> base) : base_(std::move(base)) {}
+  ~StoreWrapper() override = default;
+
+  // The wrapped store (never null).
+  ObjectStore* base() const { return base_.get(); }
+
+  Status Put(std::string_view key, const Payload& data, const PutOptions& options,
+             ObjectInfo* info) override {
+    return base_->Put(key, data, options, info);
+  }
+  Status Get(std::string_view key, uint64_t offset, uint64_t length, std::string* out,
+             ObjectInfo* info) override {
+    return base_->Get(key, offset, length, out, info);
+  }
+  Status Head(std::string_view key, ObjectInfo* info) override { return base_->Head(key, info); }
+  Status List(std::string_view prefix, std::string_view start_after, size_t limit,
+              std::vector<ObjectInfo>* out) override {
+    return base_->List(prefix, start_after, limit, out);
+  }
+  Status Delete(std::string_view key) override { return base_->Delete(key); }
+  Status DeleteMany(const std::vector<std::string>& keys) override {
+    return base_->DeleteMany(keys);
+  }
+  // A layer is not a place: it reports the name of the store it wraps.
+  std::string Name() const override { return base_->Name(); }
+  using ObjectStore::Get;
+  using ObjectStore::Put;
+
+ private:
+  std::shared_ptr<ObjectStore> base_;
+};
 
 // ---------------------------------------------------------------- retry ---
 struct RetryOptions {
@@ -34,6 +81,32 @@ struct RetryOptions {
 // business (the file layer reads the object back and compares).
 std::shared_ptr<ObjectStore> NewRetryStore(std::shared_ptr<ObjectStore> base,
                                            const RetryOptions& options = {});
+
+// -------------------------------------------------------------- latency ---
+// Makes a fast store (memory, local) behave, in time, like a remote object
+// store, for benchmarks and tests. Every request, successful or not, first
+// waits the time to first byte of its verb (LatencyOptions; a List waits once
+// more per page of 1,000 keys past the first, a DeleteMany once per batch of
+// 1,000 keys, as S3 would send them), and a request moving N bytes (a Put's
+// payload, the bytes a Get returns) waits N / bandwidth_bytes_per_s more: a
+// Put waits the whole time before it reaches the base store (the object
+// appears when the simulated upload ends), a Get waits for the first byte
+// before and for the transfer after. The delays add to whatever the base
+// store itself takes. Results, errors and data are the base store's,
+// unchanged.
+//
+// Real sleeps on the calling thread, no shared lock: requests in flight in
+// parallel wait independently and overlap, as on S3 (8 parallel GETs take
+// about as long as one). LatencyOptions::max_in_flight > 0 bounds the
+// requests in flight (the rest queue, waiting for a slot, as for a free
+// connection in a client's pool). Thread-safe; the options are fixed at
+// construction. Negative durations count as zero.
+//
+// In an OpenStore stack this layer sits directly on the backend (see
+// OpenStoreStack), so that metrics and retries above it see the simulated
+// wire.
+std::shared_ptr<ObjectStore> NewLatencyStore(std::shared_ptr<ObjectStore> base,
+                                             const LatencyOptions& options = {});
 
 // -------------------------------------------------------------- metrics ---
 enum class StoreVerb : uint8_t { kPut, kGet, kHead, kList, kDelete, kCount };
@@ -57,7 +130,7 @@ struct StoreMetricsSnapshot {
 
 // Counts requests by verb, bytes in and out, errors by class and latency.
 // DeleteMany counts one Delete request per batch of up to 1,000 keys.
-class MetricsStore : public ObjectStore {
+class MetricsStore : public StoreWrapper {
  public:
   explicit MetricsStore(std::shared_ptr<ObjectStore> base);
   ~MetricsStore() override;
@@ -74,14 +147,12 @@ class MetricsStore : public ObjectStore {
               std::vector<ObjectInfo>* out) override;
   Status Delete(std::string_view key) override;
   Status DeleteMany(const std::vector<std::string>& keys) override;
-  std::string Name() const override;
   using ObjectStore::Get;
   using ObjectStore::Put;
 
   struct Counters;  // implementation detail (public for the .cc helpers)
 
  private:
-  std::shared_ptr<ObjectStore> base_;
   std::unique_ptr<Counters> counters_;
 };
 
@@ -96,7 +167,7 @@ struct StoreCall {
 
 // Injects failures for tests. All controls are thread-safe and can be changed
 // while calls are in flight.
-class FaultInjectionStore : public ObjectStore {
+class FaultInjectionStore : public StoreWrapper {
  public:
   explicit FaultInjectionStore(std::shared_ptr<ObjectStore> base);
   ~FaultInjectionStore() override;
@@ -127,7 +198,6 @@ class FaultInjectionStore : public ObjectStore {
               std::vector<ObjectInfo>* out) override;
   Status Delete(std::string_view key) override;
   Status DeleteMany(const std::vector<std::string>& keys) override;
-  std::string Name() const override;
   using ObjectStore::Get;
   using ObjectStore::Put;
 
@@ -135,7 +205,6 @@ class FaultInjectionStore : public ObjectStore {
   struct State;
   // Returns the injected error for this call, or OK to forward it.
   Status Intercept(const StoreCall& call, bool* lose_response);
-  std::shared_ptr<ObjectStore> base_;
   std::unique_ptr<State> state_;
 };
 

@@ -19,7 +19,7 @@ struct FaultInjectionStore::State {
 };
 
 FaultInjectionStore::FaultInjectionStore(std::shared_ptr<ObjectStore> base)
-    : base_(std::move(base)), state_(std::make_unique<State>()) {}
+    : StoreWrapper(std::move(base)), state_(std::make_unique<State>()) {}
 FaultInjectionStore::~FaultInjectionStore() = default;
 
 void FaultInjectionStore::FailCall(uint64_t index, Status error) {
@@ -93,26 +93,24 @@ Status FaultInjectionStore::Intercept(const StoreCall& in, bool* lose_response) 
 
 Status FaultInjectionStore::Put(std::string_view key, const Payload& data,
                                 const PutOptions& options, ObjectInfo* info) {
-  HF_FAULT_CALL(StoreVerb::kPut, key, options.if_absent, base_->Put(key, data, options, info));
+  HF_FAULT_CALL(StoreVerb::kPut, key, options.if_absent, base()->Put(key, data, options, info));
 }
 Status FaultInjectionStore::Get(std::string_view key, uint64_t offset, uint64_t length,
                                 std::string* out, ObjectInfo* info) {
-  HF_FAULT_CALL(StoreVerb::kGet, key, false, base_->Get(key, offset, length, out, info));
+  HF_FAULT_CALL(StoreVerb::kGet, key, false, base()->Get(key, offset, length, out, info));
 }
 Status FaultInjectionStore::Head(std::string_view key, ObjectInfo* info) {
-  HF_FAULT_CALL(StoreVerb::kHead, key, false, base_->Head(key, info));
+  HF_FAULT_CALL(StoreVerb::kHead, key, false, base()->Head(key, info));
 }
 Status FaultInjectionStore::List(std::string_view prefix, std::string_view start_after,
                                  size_t limit, std::vector<ObjectInfo>* out) {
-  HF_FAULT_CALL(StoreVerb::kList, prefix, false, base_->List(prefix, start_after, limit, out));
+  HF_FAULT_CALL(StoreVerb::kList, prefix, false, base()->List(prefix, start_after, limit, out));
 }
 Status FaultInjectionStore::Delete(std::string_view key) {
-  HF_FAULT_CALL(StoreVerb::kDelete, key, false, base_->Delete(key));
+  HF_FAULT_CALL(StoreVerb::kDelete, key, false, base()->Delete(key));
 }
 Status FaultInjectionStore::DeleteMany(const std::vector<std::string>& keys) {
   HF_FAULT_CALL(StoreVerb::kDelete, keys.empty() ? std::string() : keys[0], false,
-                base_->DeleteMany(keys));
+                base()->DeleteMany(keys));
 }
-std::string FaultInjectionStore::Name() const { return base_->Name(); }
-
 }  // namespace hyperfile

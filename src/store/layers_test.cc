@@ -1,8 +1,13 @@
-// The retry, metrics and fault-injection layers, over the memory backend.
+// The wrapper and the retry, latency, metrics and fault-injection layers, over
+// the memory backend.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <cctype>
 #include <chrono>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include "hyperfile/object_store.h"
 #include "hyperfile/store_layers.h"
@@ -22,6 +27,62 @@ RetryOptions FastRetry(int attempts) {
   ro.max_delay_ms = 4;
   ro.seed = 42;
   return ro;
+}
+
+// -------------------------------------------------------------- wrapper ---
+
+// A layer that changes one call and inherits the rest from StoreWrapper.
+class UpperCaseGets : public StoreWrapper {
+ public:
+  using StoreWrapper::StoreWrapper;
+  Status Get(std::string_view key, uint64_t offset, uint64_t length, std::string* out,
+             ObjectInfo* info) override {
+    Status st = base()->Get(key, offset, length, out, info);
+    for (char& c : *out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return st;
+  }
+  using ObjectStore::Get;
+};
+
+TEST(StoreWrapper, ForwardsEveryCallALayerDoesNotOverride) {
+  auto base = NewMemoryStore("wrapped");
+  auto store = std::make_shared<UpperCaseGets>(base);
+  EXPECT_EQ(store->base(), base.get());
+  ObjectInfo info;
+  ASSERT_TRUE(store->Put("a", Payload{"ab", "c"}, {}, &info).ok());
+  EXPECT_EQ(info.size, 3u);
+  ASSERT_TRUE(store->Put("b", "xyz").ok());
+  PutOptions create;
+  create.if_absent = true;
+  EXPECT_TRUE(store->Put("a", "again", create, nullptr).IsPreconditionFailed());
+  std::string out;
+  ASSERT_TRUE(store->Get("a", &out).ok());
+  EXPECT_EQ(out, "ABC");  // the one overridden call
+  ASSERT_TRUE(store->Get("a", 1, 1, &out, nullptr).ok());
+  EXPECT_EQ(out, "B");
+  ASSERT_TRUE(store->Head("a", &info).ok());
+  EXPECT_EQ(info.size, 3u);
+  std::vector<ObjectInfo> listed;
+  ASSERT_TRUE(store->List("", "a", 0, &listed).ok());
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].key, "b");
+  ASSERT_TRUE(store->Delete("a").ok());
+  EXPECT_TRUE(base->Head("a", nullptr).IsNotFound());
+  ASSERT_TRUE(store->DeleteMany({"b", "absent"}).ok());
+  EXPECT_TRUE(base->Head("b", nullptr).IsNotFound());
+  EXPECT_EQ(store->Name(), "memory://wrapped");
+}
+
+TEST(StoreWrapper, LayersReportTheNameOfTheStoreBelow) {
+  auto base = NewMemoryStore("named");
+  auto faulty = std::make_shared<FaultInjectionStore>(base);
+  auto metrics = std::make_shared<MetricsStore>(faulty);
+  auto slow = NewLatencyStore(metrics, LatencyOptions{});
+  auto retry = NewRetryStore(slow);
+  EXPECT_EQ(faulty->Name(), "memory://named");
+  EXPECT_EQ(metrics->Name(), "memory://named");
+  EXPECT_EQ(slow->Name(), "memory://named");
+  EXPECT_EQ(retry->Name(), "memory://named");
 }
 
 // ---------------------------------------------------------------- retry ---
@@ -123,6 +184,146 @@ TEST(RetryLayer, RetriedListDoesNotDuplicate) {
   std::vector<ObjectInfo> out;
   ASSERT_TRUE(store->List("", "", 0, &out).ok());
   EXPECT_EQ(out.size(), 1u);
+}
+
+// -------------------------------------------------------------- latency ---
+
+LatencyOptions NoLatency() {
+  LatencyOptions o;
+  o.get_ttfb = o.put_ttfb = o.head_ttfb = o.list_ttfb = o.delete_ttfb = {};
+  o.bandwidth_bytes_per_s = 0;
+  return o;
+}
+
+template <typename Fn>
+Clock::duration Time(Fn fn) {
+  auto start = Clock::now();
+  fn();
+  return Clock::now() - start;
+}
+
+TEST(LatencyLayer, DefaultsAreTheAwsLikeProfile) {
+  LatencyOptions o;
+  EXPECT_EQ(o.get_ttfb, milliseconds(30));
+  EXPECT_EQ(o.put_ttfb, milliseconds(60));
+  EXPECT_EQ(o.head_ttfb, milliseconds(30));
+  EXPECT_EQ(o.list_ttfb, milliseconds(30));
+  EXPECT_EQ(o.delete_ttfb, milliseconds(30));
+  EXPECT_EQ(o.bandwidth_bytes_per_s, 100ull << 20);
+  EXPECT_EQ(o.max_in_flight, 0);
+}
+
+TEST(LatencyLayer, EachVerbWaitsItsTimeToFirstByte) {
+  auto base = NewMemoryStore();
+  LatencyOptions o = NoLatency();
+  o.put_ttfb = milliseconds(40);
+  o.get_ttfb = milliseconds(30);
+  o.head_ttfb = milliseconds(20);
+  o.list_ttfb = milliseconds(25);
+  o.delete_ttfb = milliseconds(15);
+  auto store = NewLatencyStore(base, o);
+  std::string out;
+  std::vector<ObjectInfo> listed;
+  EXPECT_GE(Time([&] { ASSERT_TRUE(store->Put("k", "value").ok()); }), milliseconds(40));
+  EXPECT_GE(Time([&] { ASSERT_TRUE(store->Get("k", &out).ok()); }), milliseconds(30));
+  EXPECT_EQ(out, "value");  // data passes unchanged
+  // A failing request pays its round trip too, and the error is the base's.
+  EXPECT_GE(Time([&] { EXPECT_TRUE(store->Get("absent", &out).IsNotFound()); }), milliseconds(30));
+  EXPECT_GE(Time([&] { ASSERT_TRUE(store->Head("k", nullptr).ok()); }), milliseconds(20));
+  EXPECT_GE(Time([&] { ASSERT_TRUE(store->List("", "", 0, &listed).ok()); }), milliseconds(25));
+  EXPECT_EQ(listed.size(), 1u);
+  EXPECT_GE(Time([&] { ASSERT_TRUE(store->Delete("k").ok()); }), milliseconds(15));
+  EXPECT_GE(Time([&] { ASSERT_TRUE(store->DeleteMany({"a", "b"}).ok()); }), milliseconds(15));
+  EXPECT_TRUE(base->Head("k", nullptr).IsNotFound());
+}
+
+TEST(LatencyLayer, BandwidthAddsTransferTime) {
+  auto base = NewMemoryStore();
+  LatencyOptions o = NoLatency();
+  o.bandwidth_bytes_per_s = 1 << 20;  // 1 MiB/s: 100 KiB take ~98 ms
+  auto store = NewLatencyStore(base, o);
+  std::string data(100 << 10, 'x');
+  EXPECT_GE(Time([&] {
+              ASSERT_TRUE(store->Put("big", Payload{data, data}, {}, nullptr).ok());
+            }),
+            milliseconds(195));
+  std::string out;
+  EXPECT_GE(Time([&] { ASSERT_TRUE(store->Get("big", 0, data.size(), &out, nullptr).ok()); }),
+            milliseconds(97));
+  EXPECT_EQ(out, data);
+  // The bytes a Get returns count, not the length asked for.
+  ASSERT_TRUE(base->Put("small", "tiny").ok());
+  auto small = Time([&] { ASSERT_TRUE(store->Get("small", &out).ok()); });
+  EXPECT_LT(small, milliseconds(90));  // 4 bytes: ~4 us of transfer
+}
+
+TEST(LatencyLayer, ListPagesAndDeleteBatchesEachPayARoundTrip) {
+  auto base = NewMemoryStore();
+  std::vector<std::string> keys;
+  for (int i = 0; i < 2001; i++) {
+    keys.push_back("k" + std::to_string(i));
+    ASSERT_TRUE(base->Put(keys.back(), "").ok());
+  }
+  LatencyOptions o = NoLatency();
+  o.list_ttfb = milliseconds(20);
+  o.delete_ttfb = milliseconds(20);
+  auto store = NewLatencyStore(base, o);
+  std::vector<ObjectInfo> listed;
+  EXPECT_GE(Time([&] { ASSERT_TRUE(store->List("", "", 0, &listed).ok()); }),
+            milliseconds(60));  // 3 pages
+  EXPECT_EQ(listed.size(), 2001u);
+  EXPECT_GE(Time([&] { ASSERT_TRUE(store->DeleteMany(keys).ok()); }),
+            milliseconds(60));  // 3 batches
+}
+
+TEST(LatencyLayer, ParallelRequestsOverlap) {
+  auto base = NewMemoryStore();
+  ASSERT_TRUE(base->Put("k", "v").ok());
+  LatencyOptions o = NoLatency();
+  o.get_ttfb = milliseconds(200);
+  auto store = NewLatencyStore(base, o);
+  constexpr int kThreads = 8;
+  std::atomic<int> ok{0};
+  auto parallel = Time([&] {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; i++) {
+      threads.emplace_back([&] {
+        std::string out;
+        if (store->Get("k", &out).ok() && out == "v") ok++;
+      });
+    }
+    for (auto& t : threads) t.join();
+  });
+  EXPECT_EQ(ok.load(), kThreads);
+  EXPECT_GE(parallel, milliseconds(200));
+  // One after the other would take 8 x 200 ms; overlapping, about 200 ms.
+  // Generous for a loaded machine: at most 5 x one request.
+  EXPECT_LT(parallel, milliseconds(1000));
+}
+
+TEST(LatencyLayer, MaxInFlightQueuesTheRest) {
+  auto base = NewMemoryStore();
+  LatencyOptions o = NoLatency();
+  o.head_ttfb = milliseconds(50);
+  o.max_in_flight = 2;
+  auto store = NewLatencyStore(base, o);
+  auto elapsed = Time([&] {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 6; i++) {
+      threads.emplace_back([&] { EXPECT_TRUE(store->Head("k", nullptr).IsNotFound()); });
+    }
+    for (auto& t : threads) t.join();
+  });
+  EXPECT_GE(elapsed, milliseconds(150));  // 6 requests, 2 at a time, 50 ms each
+}
+
+TEST(LatencyLayer, NegativeTimesCountAsZero) {
+  LatencyOptions o = NoLatency();
+  o.put_ttfb = milliseconds(-1000);
+  o.bandwidth_bytes_per_s = 1 << 20;
+  auto store = NewLatencyStore(NewMemoryStore(), o);
+  std::string data(50 << 10, 'y');  // ~49 ms of transfer, not cancelled out
+  EXPECT_GE(Time([&] { ASSERT_TRUE(store->Put("k", data).ok()); }), milliseconds(45));
 }
 
 // -------------------------------------------------------------- metrics ---

@@ -59,7 +59,7 @@ std::string StoreMetricsSnapshot::ToString() const {
 }
 
 MetricsStore::MetricsStore(std::shared_ptr<ObjectStore> base)
-    : base_(std::move(base)), counters_(std::make_unique<Counters>()) {}
+    : StoreWrapper(std::move(base)), counters_(std::make_unique<Counters>()) {}
 MetricsStore::~MetricsStore() = default;
 
 StoreMetricsSnapshot MetricsStore::Snapshot() const {
@@ -114,35 +114,33 @@ Status MetricsStore::Put(std::string_view key, const Payload& data, const PutOpt
                          ObjectInfo* info) {
   for (std::string_view p : data) counters_->bytes_out += p.size();
   return Measure(counters_.get(), StoreVerb::kPut, 1,
-                 [&] { return base_->Put(key, data, options, info); });
+                 [&] { return base()->Put(key, data, options, info); });
 }
 Status MetricsStore::Get(std::string_view key, uint64_t offset, uint64_t length, std::string* out,
                          ObjectInfo* info) {
   Status st = Measure(counters_.get(), StoreVerb::kGet, 1,
-                      [&] { return base_->Get(key, offset, length, out, info); });
+                      [&] { return base()->Get(key, offset, length, out, info); });
   if (st.ok()) counters_->bytes_in += out->size();
   return st;
 }
 Status MetricsStore::Head(std::string_view key, ObjectInfo* info) {
-  return Measure(counters_.get(), StoreVerb::kHead, 1, [&] { return base_->Head(key, info); });
+  return Measure(counters_.get(), StoreVerb::kHead, 1, [&] { return base()->Head(key, info); });
 }
 Status MetricsStore::List(std::string_view prefix, std::string_view start_after, size_t limit,
                           std::vector<ObjectInfo>* out) {
   size_t before = out->size();
   Status st = Measure(counters_.get(), StoreVerb::kList, 1,
-                      [&] { return base_->List(prefix, start_after, limit, out); });
+                      [&] { return base()->List(prefix, start_after, limit, out); });
   // ListObjectsV2 returns at most 1,000 keys per request: count the extra pages.
   uint64_t listed = out->size() - before;
   if (listed > 1000) counters_->requests[static_cast<int>(StoreVerb::kList)] += (listed - 1) / 1000;
   return st;
 }
 Status MetricsStore::Delete(std::string_view key) {
-  return Measure(counters_.get(), StoreVerb::kDelete, 1, [&] { return base_->Delete(key); });
+  return Measure(counters_.get(), StoreVerb::kDelete, 1, [&] { return base()->Delete(key); });
 }
 Status MetricsStore::DeleteMany(const std::vector<std::string>& keys) {
   return Measure(counters_.get(), StoreVerb::kDelete, (keys.size() + 999) / 1000,
-                 [&] { return base_->DeleteMany(keys); });
+                 [&] { return base()->DeleteMany(keys); });
 }
-std::string MetricsStore::Name() const { return base_->Name(); }
-
 }  // namespace hyperfile

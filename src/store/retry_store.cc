@@ -11,10 +11,10 @@
 namespace hyperfile {
 namespace {
 
-class RetryStore : public ObjectStore {
+class RetryStore : public StoreWrapper {
  public:
   RetryStore(std::shared_ptr<ObjectStore> base, const RetryOptions& options)
-      : base_(std::move(base)),
+      : StoreWrapper(std::move(base)),
         options_(options),
         rng_(options.seed ? options.seed : std::random_device{}()) {
     options_.max_attempts = std::max(1, options_.max_attempts);
@@ -22,30 +22,29 @@ class RetryStore : public ObjectStore {
 
   Status Put(std::string_view key, const Payload& data, const PutOptions& options,
              ObjectInfo* info) override {
-    return Retry([&] { return base_->Put(key, data, options, info); });
+    return Retry([&] { return base()->Put(key, data, options, info); });
   }
   Status Get(std::string_view key, uint64_t offset, uint64_t length, std::string* out,
              ObjectInfo* info) override {
-    return Retry([&] { return base_->Get(key, offset, length, out, info); });
+    return Retry([&] { return base()->Get(key, offset, length, out, info); });
   }
   Status Head(std::string_view key, ObjectInfo* info) override {
-    return Retry([&] { return base_->Head(key, info); });
+    return Retry([&] { return base()->Head(key, info); });
   }
   Status List(std::string_view prefix, std::string_view start_after, size_t limit,
               std::vector<ObjectInfo>* out) override {
     size_t before = out->size();
     return Retry([&] {
       out->resize(before);  // drop a partial listing before trying again
-      return base_->List(prefix, start_after, limit, out);
+      return base()->List(prefix, start_after, limit, out);
     });
   }
   Status Delete(std::string_view key) override {
-    return Retry([&] { return base_->Delete(key); });
+    return Retry([&] { return base()->Delete(key); });
   }
   Status DeleteMany(const std::vector<std::string>& keys) override {
-    return Retry([&] { return base_->DeleteMany(keys); });
+    return Retry([&] { return base()->DeleteMany(keys); });
   }
-  std::string Name() const override { return base_->Name(); }
 
  private:
   // Full jitter: a uniform delay in [0, min(max_delay, base * 2^attempt)],
@@ -78,7 +77,6 @@ class RetryStore : public ObjectStore {
     return st.WithContext("gave up after " + std::to_string(attempt) + " attempts");
   }
 
-  std::shared_ptr<ObjectStore> base_;
   RetryOptions options_;
   std::mutex mu_;
   std::mt19937_64 rng_;

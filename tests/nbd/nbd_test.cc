@@ -748,6 +748,8 @@ TEST_F(Nbd, EveryKeyIsValidatedAtStart) {
       {{u, "create-size=1M", "max-in-flight=-1"}, "max-in-flight=-1"},
       {{u, "create-size=1M", "retry-attempts=0"}, "retry-attempts=0"},
       {{u, "create-size=1M", "retry-max-ms=-5"}, "retry-max-ms=-5"},
+      {{u, "create-size=1M", "latency=fast"}, "latency=fast"},
+      {{u, "create-size=1M", "latency=get=30"}, "a time needs a unit"},
       {{u, "create-size=1M", "flush-interval-ms=1x"}, "flush-interval-ms=1x"},
       {{u, "create-size=1M", "flush-interval-ms=4294967296"}, "flush-interval-ms="},
       {{u, "create-size=1M", "addressing=sideways"}, "addressing=sideways"},
@@ -771,9 +773,10 @@ TEST_F(Nbd, EveryKeyIsValidatedAtStart) {
   EXPECT_FALSE(fs::exists(dir_ + "/disk"));
   EXPECT_FALSE(fs::exists(dir_ + "/other"));
   // The accepted forms still start.
-  Nbdkit ok(dir_, {u, "create-size=1MiB", "block-size=4k", "dirty-limit=1M", "cache=2M",
-                   "readonly=false", "flush-on-close=yes", "io-parallelism=4",
-                   "disk-cache=" + dir_ + "/cache", "disk-cache-size=8M"});
+  Nbdkit ok(dir_,
+            {u, "create-size=1MiB", "block-size=4k", "dirty-limit=1M", "cache=2M", "readonly=false",
+             "flush-on-close=yes", "io-parallelism=4", "disk-cache=" + dir_ + "/cache",
+             "disk-cache-size=8M", "latency=get=1ms,put=1ms,bw=1G"});
   EXPECT_TRUE(ok.ready()) << ok.log();
 }
 
