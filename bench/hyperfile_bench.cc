@@ -564,7 +564,10 @@ class Bench {
     raw_.measured = true;
     RemoveAll(m.uri);
 
-    report_.Section("1. Raw store baseline (" + s->Name() + ")");
+    const char* latency = std::getenv("HYPERFILE_STORE_LATENCY");
+    report_.Section("1. Raw store baseline (" + s->Name() + ")" +
+                    (latency && *latency ? std::string(", store latency added: ") + latency
+                                         : std::string()));
     report_.Row("8 MiB PUT, 1 in flight", Fmt("%.1f MB/s", raw_.put8_1));
     report_.Row(Fmt("8 MiB PUT, %d in flight", p), Fmt("%.1f MB/s", raw_.put8_p));
     report_.Row("8 MiB ranged GET, 1 in flight", Fmt("%.1f MB/s", raw_.get8_1));

@@ -11,6 +11,10 @@
 # and prints the table. The raw figures go to build/bench/hyperfile_bench.json.
 #
 # Usage: scripts/bench.sh [hyperfile_bench options]   e.g. --quick, --skip-s3backer
+# AWS-like latency (the store's latency layer under every store the benchmark
+# opens, raw baseline included): HYPERFILE_STORE_LATENCY=aws scripts/bench.sh ...
+# (30 ms to first byte for GET/HEAD/LIST/DELETE, 60 ms for PUT, 100 MiB/s per
+# request; see ParseLatencyOptions in include/hyperfile/object_store.h).
 # A full run takes about 15 minutes on 2 cores; --quick about 3.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
