@@ -12,6 +12,8 @@
 //
 //   store_bench --uri file:///tmp/x [--count 32] [--small-count 1024] [--json out.json]
 //   store_bench --uri s3://bucket/prefix      (credentials from AWS_* variables)
+#include <sys/resource.h>
+
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
@@ -22,7 +24,6 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <sys/resource.h>
 #include <thread>
 #include <vector>
 
@@ -168,10 +169,14 @@ class Bench {
     nlohmann::json j;
     j["store"] = store_->Name();
     for (const Phase& p : phases_) {
-      j[p.name] = {{"in_flight", p.in_flight}, {"ops", p.ops},
-                   {"bytes", p.size},          {"seconds", p.seconds},
-                   {"mb_per_s", p.MBps()},     {"ops_per_s", p.OpsPerSecond()},
-                   {"cpu_seconds", p.cpu_seconds}, {"cpu_s_per_gib", p.CpuPerGiB()}};
+      j[p.name] = {{"in_flight", p.in_flight},
+                   {"ops", p.ops},
+                   {"bytes", p.size},
+                   {"seconds", p.seconds},
+                   {"mb_per_s", p.MBps()},
+                   {"ops_per_s", p.OpsPerSecond()},
+                   {"cpu_seconds", p.cpu_seconds},
+                   {"cpu_s_per_gib", p.CpuPerGiB()}};
     }
     return j;
   }
