@@ -54,6 +54,11 @@ constexpr size_t kMaxListPages = 1000000;  // a billion keys
 constexpr size_t kMaxKeyBytes = 1024;      // S3's limit on a full key
 // The most a body buffer is reserved ahead of the bytes arriving.
 constexpr uint64_t kMaxReserve = 64ull << 20;
+// curl's buffers for bodies of 1 MiB and more (defaults 64 KiB and 16 KiB).
+// Measured with store_bench on the local gateway: about 5-10% less client
+// CPU per GiB; larger ones gained nothing more.
+constexpr long kLargeUploadBuffer = 1 << 20;
+constexpr long kLargeReceiveBuffer = 256 << 10;
 
 // A key for messages: control characters shown as '?'.
 std::string Shown(std::string_view key) {
@@ -818,6 +823,14 @@ class S3Store : public ObjectStore {
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &ws);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &S3Store::WriteHeader);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &hs);
+    // Large bodies move through bigger buffers: fewer callbacks and send /
+    // recv calls per byte. Only then: curl allocates them per request.
+    if (body_size >= (1 << 20)) {
+      curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, static_cast<long>(kLargeUploadBuffer));
+    }
+    if (req.sink && req.limit >= (1 << 20)) {
+      curl_easy_setopt(h, CURLOPT_BUFFERSIZE, static_cast<long>(kLargeReceiveBuffer));
+    }
     if (req.method == "PUT") {
       curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
       curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(body_size));
