@@ -150,7 +150,8 @@ struct Request {
   std::string* sink = nullptr;  // receives the body (else Response::body)
   // The most body bytes a successful answer may carry; 0 = kMaxXmlBody.
   uint64_t limit = 0;
-  std::string limit_what;  // for the message: "the 100 bytes asked for"
+  std::string limit_what;     // for the message: "the 100 bytes asked for"
+  bool large_answer = false;  // a ranged GET of 1 MiB or more: a larger receive buffer
 };
 
 std::string Trim(std::string s) {
@@ -310,6 +311,7 @@ class S3Store : public ObjectStore {
     if (length != kToEnd) {
       req.limit = length;
       req.limit_what = "the " + std::to_string(length) + " bytes asked for";
+      req.large_answer = length >= (1 << 20);
     } else {
       req.limit = options_.max_whole_object_bytes;
       req.limit_what = "the " + std::to_string(req.limit) +
@@ -824,11 +826,12 @@ class S3Store : public ObjectStore {
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &S3Store::WriteHeader);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &hs);
     // Large bodies move through bigger buffers: fewer callbacks and send /
-    // recv calls per byte. Only then: curl allocates them per request.
+    // recv calls per byte. Only then: curl allocates them per request (a
+    // whole-object GET, of unknown size, keeps the small default).
     if (body_size >= (1 << 20)) {
       curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, static_cast<long>(kLargeUploadBuffer));
     }
-    if (req.sink && req.limit >= (1 << 20)) {
+    if (req.large_answer) {
       curl_easy_setopt(h, CURLOPT_BUFFERSIZE, static_cast<long>(kLargeReceiveBuffer));
     }
     if (req.method == "PUT") {
