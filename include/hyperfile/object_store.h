@@ -176,6 +176,32 @@ struct StoreOptions {
   // is untrusted, so a larger Content-Length (or body) aborts the transfer
   // with Corrupt. A ranged Get may never return more than the length asked.
   uint64_t max_whole_object_bytes = 1ull << 30;  // >= 1
+  // How the body of an object PUT (and of each multipart part) is protected.
+  // Every other part of a request (method, key, headers, query) is always
+  // signed with SigV4; only the body's digest differs:
+  //   kUnsignedCrc32c (default): x-amz-content-sha256 is UNSIGNED-PAYLOAD
+  //     (accepted by AWS S3 over HTTP and HTTPS, and by Ceph RGW), and the
+  //     body's CRC32C goes in the signed x-amz-checksum-crc32c header
+  //     (multipart: x-amz-checksum-algorithm CRC32C at the start, each
+  //     part's CRC32C in the completion), which AWS S3 verifies before it
+  //     stores anything. CRC32C runs on ISA-L at many GB/s; SHA-256 of the
+  //     body cost about 1 CPU-s per GiB here, the largest single cost of a
+  //     PUT.
+  //     Why this is safe: against accidental corruption on the way, the
+  //     CRC32C is as good a check as the SHA-256 (AWS verifies it; servers
+  //     that ignore it, such as Ceph before Squid, leave TCP's and, above
+  //     all, hyperfile's own CRC32C of every 4 KiB chunk, verified on every
+  //     read, so corruption is never returned as data). Against an attacker
+  //     on the path, HTTPS protects the body; over plain HTTP the signed
+  //     payload hash only protected the upload direction (S3 answers are
+  //     never signed, so such an attacker can already alter or read every
+  //     GET), so unsigned payloads do not lower what plain HTTP offers.
+  //   kSha256: the hex SHA-256 of the body is signed, as before, for
+  //     servers or bucket policies that require a signed payload.
+  // Bodies of other requests (delete batches, multipart completion) and
+  // empty bodies are always signed with their SHA-256.
+  enum class PayloadSigning { kUnsignedCrc32c, kSha256 } payload_signing =
+      PayloadSigning::kUnsignedCrc32c;
 
   // --- Layers added by OpenStore ----------------------------------------
   // OpenStore refuses (InvalidArgument) attempts < 1 and negative delays.

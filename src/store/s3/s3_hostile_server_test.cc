@@ -10,11 +10,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "hyperfile/object_store.h"
 #include "support/store_testing.h"
@@ -384,6 +387,128 @@ TEST(S3Validation, StoreOptionsOutOfRangeAreRefused) {
   fine.multipart_part_size = 5 << 20;
   fine.multipart_threshold = 8 << 20;
   EXPECT_TRUE(NewS3Store("bucket", "p", fine).ok());
+}
+
+// The request heads a server saw for PUTs of `body`, with either payload
+// protection (the body is read, then 200).
+std::vector<std::string> PutHeads(StoreOptions::PayloadSigning mode, const std::string& body,
+                                  bool multipart) {
+  std::mutex mu;
+  std::vector<std::string> heads;
+  HostileServer server([&](HostileServer* s, int fd, const std::string& request) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      heads.push_back(request.substr(0, request.find("\r\n\r\n")));
+    }
+    std::string lower = request;
+    std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+    size_t cl = lower.find("\r\ncontent-length: ");
+    uint64_t want =
+        cl == std::string::npos ? 0 : std::strtoull(lower.c_str() + cl + 18, nullptr, 10);
+    uint64_t have = request.size() - (request.find("\r\n\r\n") + 4);
+    char buf[65536];
+    while (have < want && !s->stopping()) {
+      pollfd q{fd, POLLIN, 0};
+      if (::poll(&q, 1, 100) <= 0) continue;
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      have += static_cast<uint64_t>(n);
+    }
+    std::string answer = "";
+    if (request.starts_with("POST ") && request.find("?uploads") != std::string::npos) {
+      answer =
+          "<InitiateMultipartUploadResult><UploadId>u1</UploadId>"
+          "</InitiateMultipartUploadResult>";
+    } else if (request.starts_with("POST ")) {
+      answer = "<CompleteMultipartUploadResult></CompleteMultipartUploadResult>";
+    }
+    s->Send(fd, "HTTP/1.1 200 OK\r\nETag: \"e\"\r\nConnection: close\r\nContent-Length: " +
+                    std::to_string(answer.size()) + "\r\n\r\n" + answer);
+  });
+  StoreOptions o = Dummy(server.port());
+  o.payload_signing = mode;
+  if (multipart) {
+    o.multipart_part_size = 5 << 20;
+    o.multipart_threshold = 5 << 20;
+  }
+  auto store = Open(server.port(), o);
+  Status st = store->Put("seg/1", body);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  std::lock_guard<std::mutex> lock(mu);
+  return heads;
+}
+
+bool HeadHas(const std::string& head, const std::string& line) {
+  std::string h = head, l = line;
+  std::transform(h.begin(), h.end(), h.begin(), ::tolower);
+  std::transform(l.begin(), l.end(), l.begin(), ::tolower);
+  return h.find("\r\n" + l + "\r\n") != std::string::npos || h.ends_with("\r\n" + l);
+}
+
+TEST(S3PayloadSigning, DefaultIsUnsignedPayloadWithSignedCrc32c) {
+  auto heads = PutHeads(StoreOptions::PayloadSigning::kUnsignedCrc32c, "hello world", false);
+  ASSERT_EQ(heads.size(), 1u);
+  EXPECT_TRUE(HeadHas(heads[0], "x-amz-content-sha256: UNSIGNED-PAYLOAD")) << heads[0];
+  EXPECT_TRUE(HeadHas(heads[0], "x-amz-checksum-crc32c: yZRlqg==")) << heads[0];
+  EXPECT_NE(heads[0].find("x-amz-checksum-crc32c;x-amz-content-sha256"), std::string::npos)
+      << "the checksum header is signed: " << heads[0];
+}
+
+TEST(S3PayloadSigning, Sha256SignsTheBody) {
+  auto heads = PutHeads(StoreOptions::PayloadSigning::kSha256, "hello world", false);
+  ASSERT_EQ(heads.size(), 1u);
+  EXPECT_TRUE(HeadHas(heads[0],
+                      "x-amz-content-sha256: "
+                      "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"))
+      << heads[0];
+  EXPECT_EQ(heads[0].find("x-amz-checksum-crc32c"), std::string::npos) << heads[0];
+}
+
+TEST(S3PayloadSigning, MultipartPartsCarryCrc32c) {
+  std::string body(6 << 20, 'm');  // two parts: 5 MiB and 1 MiB
+  auto heads = PutHeads(StoreOptions::PayloadSigning::kUnsignedCrc32c, body, true);
+  ASSERT_EQ(heads.size(), 4u);  // start, two parts, completion
+  EXPECT_TRUE(HeadHas(heads[0], "x-amz-checksum-algorithm: CRC32C")) << heads[0];
+  int parts = 0;
+  for (const std::string& h : heads) {
+    if (!h.starts_with("PUT ")) continue;
+    parts++;
+    EXPECT_TRUE(HeadHas(h, "x-amz-content-sha256: UNSIGNED-PAYLOAD")) << h;
+    EXPECT_NE(h.find("x-amz-checksum-crc32c: "), std::string::npos) << h;
+  }
+  EXPECT_EQ(parts, 2);
+  // The completion's own (XML) body stays signed.
+  EXPECT_EQ(heads[3].find("UNSIGNED-PAYLOAD"), std::string::npos) << heads[3];
+}
+
+// Both protections against the real gateway, single and multipart.
+TEST(S3PayloadSigning, BothModesRoundTripOnTheGateway) {
+  HF_REQUIRE_S3();
+  for (auto mode :
+       {StoreOptions::PayloadSigning::kUnsignedCrc32c, StoreOptions::PayloadSigning::kSha256}) {
+    StoreOptions o;
+    o.payload_signing = mode;
+    o.multipart_part_size = 5 << 20;
+    o.multipart_threshold = 5 << 20;
+    auto s = testing::NewS3TestStore("payload-signing", o);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    std::string small = "small object", big(11 << 20, '\0');
+    for (size_t i = 0; i < big.size(); i++) big[i] = static_cast<char>(i * 131 + (i >> 20));
+    ASSERT_TRUE((*s)->Put("small", small).ok());
+    Payload pieces{std::string_view(big).substr(0, 3 << 20), std::string_view(big).substr(3 << 20)};
+    ASSERT_TRUE((*s)->Put("big", pieces, PutOptions{}, nullptr).ok());
+    PutOptions create;
+    create.if_absent = true;
+    ASSERT_TRUE((*s)->Put("create-only", big, create).ok());
+    std::string out;
+    ASSERT_TRUE((*s)->Get("small", &out).ok());
+    EXPECT_EQ(out, small);
+    ASSERT_TRUE((*s)->Get("big", &out).ok());
+    EXPECT_TRUE(out == big);
+    ASSERT_TRUE((*s)->Get("create-only", 1 << 20, 4 << 20, &out, nullptr).ok());
+    EXPECT_TRUE(out == big.substr(1 << 20, 4 << 20));
+    EXPECT_TRUE((*s)->DeleteMany({"small", "big", "create-only"}).ok());
+  }
 }
 
 // Against the real local gateway: dot-segment keys are refused up front

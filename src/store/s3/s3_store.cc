@@ -52,6 +52,13 @@ constexpr size_t kMaxHeaderLines = 256;
 constexpr size_t kMaxHeaderBytes = 64 << 10;
 constexpr size_t kMaxListPages = 1000000;  // a billion keys
 constexpr size_t kMaxKeyBytes = 1024;      // S3's limit on a full key
+// The most a body buffer is reserved ahead of the bytes arriving.
+constexpr uint64_t kMaxReserve = 64ull << 20;
+// curl's buffers for bodies of 1 MiB and more (defaults 64 KiB and 16 KiB).
+// Measured with store_bench on the local gateway: about 5-10% less client
+// CPU per GiB; larger ones gained nothing more.
+constexpr long kLargeUploadBuffer = 1 << 20;
+constexpr long kLargeReceiveBuffer = 256 << 10;
 
 // A key for messages: control characters shown as '?'.
 std::string Shown(std::string_view key) {
@@ -137,10 +144,14 @@ struct Request {
   std::map<std::string, std::string> query;    // unencoded
   std::map<std::string, std::string> headers;  // lower-case names
   const Payload* body = nullptr;
+  // The body is object data (a PUT of an object or a part): protected as
+  // StoreOptions::payload_signing says. Other bodies are always signed.
+  bool object_data = false;
   std::string* sink = nullptr;  // receives the body (else Response::body)
   // The most body bytes a successful answer may carry; 0 = kMaxXmlBody.
   uint64_t limit = 0;
-  std::string limit_what;  // for the message: "the 100 bytes asked for"
+  std::string limit_what;     // for the message: "the 100 bytes asked for"
+  bool large_answer = false;  // a ranged GET of 1 MiB or more: a larger receive buffer
 };
 
 std::string Trim(std::string s) {
@@ -269,6 +280,7 @@ class S3Store : public ObjectStore {
     req.method = "PUT";
     req.key = FullKey(key);
     req.body = &data;
+    req.object_data = true;
     if (options.if_absent) req.headers["if-none-match"] = "*";
     if (!options.if_match.empty()) req.headers["if-match"] = "\"" + options.if_match + "\"";
     Response resp;
@@ -299,6 +311,7 @@ class S3Store : public ObjectStore {
     if (length != kToEnd) {
       req.limit = length;
       req.limit_what = "the " + std::to_string(length) + " bytes asked for";
+      req.large_answer = length >= (1 << 20);
     } else {
       req.limit = options_.max_whole_object_bytes;
       req.limit_what = "the " + std::to_string(req.limit) +
@@ -306,7 +319,7 @@ class S3Store : public ObjectStore {
     }
     // The body arrives in pieces of a few KiB: room for all of it up front
     // saves the string's regrowth copies (bounded: a bad length is no promise).
-    if (length != kToEnd) out->reserve(std::min<uint64_t>(length, 64ull << 20));
+    if (length != kToEnd) out->reserve(std::min<uint64_t>(length, kMaxReserve));
     Response resp;
     Status st = Perform(req, &resp, "get", key);
     if (resp.status == 416) {  // range starts at or past the end
@@ -479,6 +492,10 @@ class S3Store : public ObjectStore {
     init.method = "POST";
     init.key = FullKey(key);
     init.query["uploads"] = "";
+    // Parts then carry x-amz-checksum-crc32c and the completion lists them
+    // (AWS refuses part checksums of another algorithm than the upload's).
+    const bool crc_parts = UnsignedPayloads();
+    if (crc_parts) init.headers["x-amz-checksum-algorithm"] = "CRC32C";
     Payload empty;
     init.body = &empty;
     Response resp;
@@ -493,7 +510,7 @@ class S3Store : public ObjectStore {
       return Status::Corrupt("put " + Where(key) + ": no UploadId in response");
     uint64_t part_size = std::max<uint64_t>(options_.multipart_part_size, 5ull << 20);
     size_t parts = static_cast<size_t>((total + part_size - 1) / part_size);
-    std::vector<std::string> etags(parts);
+    std::vector<std::string> etags(parts), crcs(parts);
     std::vector<Status> results(parts);
     std::atomic<size_t> next{0};
     auto worker = [&] {
@@ -505,9 +522,13 @@ class S3Store : public ObjectStore {
         req.query["partNumber"] = std::to_string(i + 1);
         req.query["uploadId"] = upload_id;
         req.body = &piece;
+        req.object_data = true;
         Response r;
         results[i] = Perform(req, &r, "put (part)", key);
         etags[i] = r.headers["etag"];
+        if (auto c = req.headers.find("x-amz-checksum-crc32c"); c != req.headers.end()) {
+          crcs[i] = c->second;
+        }
       }
     };
     std::vector<std::thread> threads;
@@ -525,7 +546,9 @@ class S3Store : public ObjectStore {
       std::string xml = "<CompleteMultipartUpload>";
       for (size_t i = 0; i < parts; i++) {
         xml += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" +
-               XmlEscape(etags[i]) + "</ETag></Part>";
+               XmlEscape(etags[i]) + "</ETag>";
+        if (crc_parts) xml += "<ChecksumCRC32C>" + XmlEscape(crcs[i]) + "</ChecksumCRC32C>";
+        xml += "</Part>";
       }
       xml += "</CompleteMultipartUpload>";
       Payload body{xml};
@@ -634,6 +657,10 @@ class S3Store : public ObjectStore {
                                    Shown(key) + "': " + why);
   }
 
+  bool UnsignedPayloads() const {
+    return options_.payload_signing == StoreOptions::PayloadSigning::kUnsignedCrc32c;
+  }
+
   CURL* Acquire() {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [&] { return in_flight_ < std::max(1, options_.max_in_flight); });
@@ -706,6 +733,12 @@ class S3Store : public ObjectStore {
           st->overflow_what = "Content-Length " + cl->second;
           return 0;  // aborts the transfer (CURLE_WRITE_ERROR)
         }
+        // Room for the announced body (within the limit, and at most
+        // kMaxReserve: a length is no promise) so that it is received
+        // without the string's regrowth copies.
+        if (announced > st->sink->capacity()) {
+          st->sink->reserve(std::min<uint64_t>(announced, kMaxReserve));
+        }
       }
     }
     if (st->sink->size() + len > st->limit) {
@@ -752,9 +785,14 @@ class S3Store : public ObjectStore {
     std::string canonical_uri = path_prefix_ + "/" + sigv4::UriEncode(req.key, false);
     if (req.key.empty()) canonical_uri = path_prefix_.empty() ? "/" : path_prefix_;
     std::string query = sigv4::CanonicalQuery(req.query);
+    std::string payload_hash;  // empty: the SHA-256 of the body
+    if (req.object_data && UnsignedPayloads()) {
+      payload_hash = sigv4::kUnsignedPayload;
+      req.headers["x-amz-checksum-crc32c"] = sigv4::Crc32cBase64(*req.body);
+    }
     sigv4::Signed sig =
         sigv4::Sign(key_, region_, req.method, host_, canonical_uri, query, req.headers,
-                    req.body ? *req.body : Payload{}, std::time(nullptr));
+                    req.body ? *req.body : Payload{}, std::time(nullptr), payload_hash);
     std::string url = base_url_ + canonical_uri + (query.empty() ? "" : "?" + query);
     CURL* h = Acquire();
     curl_easy_reset(h);
@@ -787,6 +825,15 @@ class S3Store : public ObjectStore {
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &ws);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &S3Store::WriteHeader);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &hs);
+    // Large bodies move through bigger buffers: fewer callbacks and send /
+    // recv calls per byte. Only then: curl allocates them per request (a
+    // whole-object GET, of unknown size, keeps the small default).
+    if (body_size >= (1 << 20)) {
+      curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, static_cast<long>(kLargeUploadBuffer));
+    }
+    if (req.large_answer) {
+      curl_easy_setopt(h, CURLOPT_BUFFERSIZE, static_cast<long>(kLargeReceiveBuffer));
+    }
     if (req.method == "PUT") {
       curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
       curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(body_size));

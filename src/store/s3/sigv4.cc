@@ -5,6 +5,8 @@
 
 #include <cstdio>
 
+#include "util/crc32c.h"
+
 namespace hyperfile::sigv4 {
 namespace {
 
@@ -79,6 +81,14 @@ std::string Base64(std::string_view data) {
                           static_cast<int>(data.size()));
   out.resize(static_cast<size_t>(n));
   return out;
+}
+
+std::string Crc32cBase64(const Payload& data) {
+  uint32_t crc = 0;
+  for (std::string_view p : data) crc = crc32c::Extend(crc, p.data(), p.size());
+  const char be[4] = {static_cast<char>(crc >> 24), static_cast<char>(crc >> 16),
+                      static_cast<char>(crc >> 8), static_cast<char>(crc)};
+  return Base64(std::string_view(be, 4));
 }
 
 Signed Sign(const Credentials& creds, const std::string& region, const std::string& method,

@@ -30,9 +30,16 @@ std::string CanonicalQuery(const std::map<std::string, std::string>& query);
 std::string HexSha256(const Payload& data);
 std::string Md5(std::string_view data);  // raw digest
 std::string Base64(std::string_view data);
+// The value of an x-amz-checksum-crc32c header: base64 of the big-endian
+// CRC32C of the concatenated pieces.
+std::string Crc32cBase64(const Payload& data);
+// The x-amz-content-sha256 value for a body that is not signed.
+inline constexpr const char* kUnsignedPayload = "UNSIGNED-PAYLOAD";
 
 // Signs a request. `headers` are extra lower-case headers to sign and send;
 // host, x-amz-date, x-amz-content-sha256 (and x-amz-security-token) are added.
+// x-amz-content-sha256 is `payload_hash` if not empty (e.g. kUnsignedPayload;
+// `body` is then not read), else the SHA-256 of `body`.
 Signed Sign(const Credentials& creds, const std::string& region, const std::string& method,
             const std::string& host, const std::string& canonical_uri,
             const std::string& canonical_query, const std::map<std::string, std::string>& headers,

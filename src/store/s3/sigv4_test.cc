@@ -30,5 +30,28 @@ TEST(SigV4, Encoding) {
   EXPECT_EQ(Base64(Md5("")), "1B2M2Y8AsgTpgAmY7PhCfg==");
 }
 
+// x-amz-checksum-crc32c: base64 of the big-endian CRC32C, over all pieces.
+TEST(SigV4, Crc32cChecksumHeader) {
+  EXPECT_EQ(Crc32cBase64(Payload{"hello world"}), "yZRlqg==");
+  EXPECT_EQ(Crc32cBase64(Payload{"hello", " ", "", "world"}), "yZRlqg==");
+  EXPECT_EQ(Crc32cBase64(Payload{}), "AAAAAA==");
+  EXPECT_EQ(Crc32cBase64(Payload{"123456789"}), Base64("\xE3\x06\x92\x83"));
+}
+
+// An unsigned payload: the literal is signed, the body is never hashed.
+TEST(SigV4, UnsignedPayload) {
+  Credentials c{"AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", ""};
+  Signed s = Sign(c, "us-east-1", "PUT", "examplebucket.s3.amazonaws.com", "/k", "",
+                  {{"x-amz-checksum-crc32c", "yZRlqg=="}}, Payload{"hello world"}, 1369353600,
+                  kUnsignedPayload);
+  EXPECT_EQ(s.headers["x-amz-content-sha256"], "UNSIGNED-PAYLOAD");
+  EXPECT_TRUE(s.canonical_request.ends_with("\nUNSIGNED-PAYLOAD")) << s.canonical_request;
+  EXPECT_NE(s.canonical_request.find("x-amz-checksum-crc32c:yZRlqg==\n"), std::string::npos);
+  EXPECT_NE(s.headers["authorization"].find(
+                "SignedHeaders=host;x-amz-checksum-crc32c;x-amz-content-sha256;x-amz-date,"),
+            std::string::npos)
+      << s.headers["authorization"];
+}
+
 }  // namespace
 }  // namespace hyperfile::sigv4
