@@ -405,26 +405,46 @@ uint64_t Tree::PendingBytes(const std::vector<NodePtr>& pending) {
   return total;
 }
 
-void Tree::FinishLayout(TreeRoot* root, const std::vector<NodePtr>& pending, uint64_t segment,
-                        uint64_t node_area_offset, uint64_t data_area_offset, std::string* out) {
+Status Tree::FinishLayout(TreeRoot* root, const std::vector<NodePtr>& pending, uint64_t segment,
+                          uint64_t node_area_offset, uint64_t data_area_offset,
+                          std::string* out) {
+  // Sizes first: they are those PendingBytes() reported (new extents still
+  // relative to the data area, pending children's refs unset).
   uint64_t offset = node_area_offset;
   for (const NodePtr& n : pending) {
-    if (n->data.level == 0) {
-      for (ExtentEntry& e : n->data.extents) {
-        if (e.segment == segment) e.offset += data_area_offset;
-      }
-    }
     uint32_t size = static_cast<uint32_t>(format::EncodedNodeSize(n->data));
     n->ref = {segment, static_cast<uint32_t>(offset), size};
     offset += size;
   }
+  // The segment's data area starts right after its nodes. Callers whose
+  // flush has no data in the data area (it is in the data object) pass 0.
+  const uint64_t data_area = offset;
+  if (data_area_offset != 0 && data_area_offset != data_area) {
+    return Status::InvalidArgument("index layout of segment " + std::to_string(segment) +
+                                   ": data area offset " + std::to_string(data_area_offset) +
+                                   " is not the end of the nodes (" + std::to_string(data_area) +
+                                   ")");
+  }
   for (const NodePtr& n : pending) {
+    if (n->data.level == 0) {
+      for (ExtentEntry& e : n->data.extents) {
+        if (e.segment == segment && !e.in_data_object()) e.offset += data_area_offset;
+      }
+    }
     for (size_t i = 0; i < n->pending.size(); i++) {
       if (n->pending[i]) n->data.children[i].ref = n->pending[i]->ref;
     }
   }
-  for (const NodePtr& n : pending) format::EncodeNode(n->data, segment, out);
+  const size_t start = out->size();
+  for (const NodePtr& n : pending) {
+    HF_RETURN_IF_ERROR(format::EncodeNode(n->data, segment, data_area, out));
+    if (out->size() - start != n->ref.offset + n->ref.length - node_area_offset) {
+      return Status::InvalidArgument("index layout of segment " + std::to_string(segment) +
+                                     ": node size changed while encoding");
+    }
+  }
   if (root->node) root->ref = root->node->ref;
+  return Status::OK();
 }
 
 void Tree::Unpin(const std::vector<NodePtr>& pending) {
