@@ -38,7 +38,8 @@ uint64_t IndexBytes(std::shared_ptr<ObjectStore> store, uint64_t* nodes) {
 // same nodes took in the previous fixed-size format (16 + 4 bytes a node,
 // 36 bytes a leaf entry, 32 an interior entry).
 struct FlushNodes {
-  uint64_t nodes = 0, bytes = 0, fixed_bytes = 0, extents = 0, leaves = 0;
+  uint64_t nodes = 0, bytes = 0, fixed_bytes = 0, extents = 0, leaves = 0, leaf_bytes = 0,
+           leaf_entries = 0;
 };
 FlushNodes LatestFlushNodes(std::shared_ptr<ObjectStore> store) {
   FlushNodes out;
@@ -60,6 +61,10 @@ FlushNodes LatestFlushNodes(std::shared_ptr<ObjectStore> store) {
     out.nodes++;
     out.bytes += node.ref.length;
     out.fixed_bytes += 20 + n * (node.data.level == 0 ? 36 : 32);
+    if (node.data.level == 0) {
+      out.leaf_bytes += node.ref.length;
+      out.leaf_entries += n;
+    }
     return Status::OK();
   });
   return out;
@@ -136,6 +141,8 @@ int main(int argc, char** argv) {
         sum.nodes += n.nodes;
         sum.bytes += n.bytes;
         sum.fixed_bytes += n.fixed_bytes;
+        sum.leaf_bytes += n.leaf_bytes;
+        sum.leaf_entries += n.leaf_entries;
         sum.extents = n.extents;
         sum.leaves = n.leaves;
         measured++;
@@ -146,10 +153,11 @@ int main(int argc, char** argv) {
       std::printf(
           "flush of 256 random 4 KiB blocks (%d flushes after a sequential 1 GiB; tree of %llu "
           "extents in %llu leaves): %.1f nodes, %.0f node bytes per flush (fixed-size v3 "
-          "entries: %.0f bytes, %.2fx)\n",
+          "entries: %.0f bytes, %.2fx); leaves %.0f bytes, %.0f entries\n",
           small_flushes, (unsigned long long)sum.extents, (unsigned long long)sum.leaves,
           double(sum.nodes) / measured, double(sum.bytes) / measured,
-          double(sum.fixed_bytes) / measured, double(sum.fixed_bytes) / double(sum.bytes));
+          double(sum.fixed_bytes) / measured, double(sum.fixed_bytes) / double(sum.bytes),
+          double(sum.leaf_bytes) / measured, double(sum.leaf_entries) / measured);
     }
   }
   {

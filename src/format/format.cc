@@ -242,9 +242,10 @@ void WriteNode(const NodeData& node, uint64_t segment, uint64_t data_area_offset
     uint64_t prev_end = 0;
     for (size_t i = 0; i < count; i++) {
       const ExtentEntry& e = node.extents[i];
-      w->Varint(e.start - prev_end);
-      w->Varint(e.count);
-      w->Varint(index[i] << 1 | (e.in_data_object() ? 1 : 0));
+      const uint64_t gap = e.start - prev_end;
+      w->Varint((uint64_t{e.count} - 1) << 2 | (gap != 0 ? 2 : 0) | (e.in_data_object() ? 1 : 0));
+      if (gap != 0) w->Varint(gap - 1);
+      if (epochs.size() > 1) w->Varint(index[i]);
       w->Varint(base - e.segment);
       if (e.in_data_object()) {
         w->Varint(e.object_offset());
@@ -394,13 +395,14 @@ Result<NodeData> DecodeNode(std::string_view bytes, const NodeRef& ref, std::str
     for (uint16_t i = 0; i < count; i++) {
       ExtentEntry& e = node.extents[i];
       const size_t at = in.position();
-      const uint64_t gap = varint();
-      const uint64_t blocks = varint();
       const uint64_t head = varint();
+      const uint64_t gap = (head & 2) != 0 ? std::min(varint(), kMaxBlocksAnySize) + 1 : 0;
+      const uint64_t k = n_epochs > 1 ? varint() : 0;
       const uint64_t seg_delta = varint();
       const uint64_t offset = varint();
       if (!in.ok()) return CorruptAt(where, at, "index node truncated");
-      if (gap > kMaxBlocksAnySize - prev_end || blocks == 0 || blocks > 0xFFFFFFFFu ||
+      const uint64_t blocks = (head >> 2) + 1;
+      if (gap > kMaxBlocksAnySize - prev_end || blocks > 0xFFFFFFFFu ||
           blocks > kMaxBlocksAnySize - (prev_end + gap)) {
         return CorruptAt(where, at,
                          "bad extent (" + std::to_string(blocks) + " blocks from block " +
@@ -409,7 +411,6 @@ Result<NodeData> DecodeNode(std::string_view bytes, const NodeRef& ref, std::str
       }
       e.start = prev_end + gap;
       e.count = static_cast<uint32_t>(blocks);
-      const uint64_t k = head >> 1;
       if (k >= n_epochs || k > used) return CorruptAt(where, at, "bad extent epoch index");
       if (k == used) {
         for (uint64_t j = 0; j < used; j++) {

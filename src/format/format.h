@@ -122,7 +122,7 @@ inline constexpr uint32_t kMinNodeBytes = kNodeHeaderBytes + 6 + 4;
 // whatever the field values (every varint at its longest).
 constexpr size_t MaxEncodedNodeSize(uint8_t level, size_t count) {
   return kNodeHeaderBytes + 10 + 4 +
-         (level == 0 ? 10 + count * (8 + 10 + 5 + 10 + 10 + 10) : count * (10 + 10 + 10 + 5 + 5));
+         (level == 0 ? 10 + count * (8 + 5 * 10) : count * (10 + 10 + 10 + 5 + 5));
 }
 static_assert(kNodeCapacity <= 0xFFFF);
 static_assert(MaxEncodedNodeSize(0, kNodeCapacity) <= kMaxNodeBytes);

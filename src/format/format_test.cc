@@ -49,20 +49,20 @@ TEST(FormatV3, LeafLayoutIsByteExact) {
   n.extents.push_back({20, 1, 7, 1000 + 8200, e2});         // this segment's data area
   n.extents.push_back({21, 2, 7, kInDataObject | 300, e1});  // this segment's data object
   std::string enc = Encode(n, 7, 1000);
-  ASSERT_EQ(enc.size(), 68u);
+  ASSERT_EQ(enc.size(), 67u);
   EXPECT_EQ(EncodedNodeSize(n, 7, 1000), enc.size());
   EXPECT_EQ(Hex(enc.substr(0, 28)),
-            "48 46 4e 44 03 00 03 00 44 00 00 00 07 00 00 00 00 00 00 00 e8 03 00 00 00 00 00 00");
+            "48 46 4e 44 03 00 03 00 43 00 00 00 07 00 00 00 00 00 00 00 e8 03 00 00 00 00 00 00");
   EXPECT_EQ(Hex(enc.substr(28, 2)), "07 02");  // base segment 7, 2 epochs
   EXPECT_EQ(DecodeFixed64(enc.data() + 30), e1);
   EXPECT_EQ(DecodeFixed64(enc.data() + 38), e2);
-  EXPECT_EQ(Hex(enc.substr(46, 18)),
-            "0a 03 00 02 80 20 "   // gap 10, 3 blocks, epoch 0, segment 7-2, offset 4096
-            "07 01 02 00 88 40 "   // gap 7, 1 block, epoch 1, segment 7, data area + 8200
-            "00 02 01 00 ac 02");  // gap 0, 2 blocks, epoch 0 + object, segment 7, 300
-  EXPECT_EQ(DecodeFixed32(enc.data() + 64), crc32c::Value(enc.data(), 64));
-  EXPECT_EQ(PeekNodeLength(enc), 68u);
-  auto d = DecodeNode(enc, {7, 500, 68}, "node");
+  EXPECT_EQ(Hex(enc.substr(46, 17)),
+            "0a 09 00 02 80 20 "  // 3 blocks + gap, gap 10, epoch 0, segment 7-2, offset 4096
+            "02 06 01 00 88 40 "  // 1 block + gap, gap 7, epoch 1, segment 7, data area + 8200
+            "05 00 00 ac 02");    // 2 blocks in the data object, epoch 0, segment 7, 300
+  EXPECT_EQ(DecodeFixed32(enc.data() + 63), crc32c::Value(enc.data(), 63));
+  EXPECT_EQ(PeekNodeLength(enc), 67u);
+  auto d = DecodeNode(enc, {7, 500, 67}, "node");
   ASSERT_TRUE(d.ok()) << d.status().ToString();
   ASSERT_EQ(d->extents.size(), 3u);
   for (size_t i = 0; i < 3; i++) {
@@ -73,10 +73,14 @@ TEST(FormatV3, LeafLayoutIsByteExact) {
     EXPECT_EQ(d->extents[i].epoch, n.extents[i].epoch);
   }
   // A node must end before the data area offset it records.
-  EXPECT_TRUE(DecodeNode(enc, {7, 1000 - 68, 68}, "node").ok());
-  EXPECT_TRUE(DecodeNode(enc, {7, 1000 - 67, 68}, "node").status().IsCorrupt());
+  EXPECT_TRUE(DecodeNode(enc, {7, 1000 - 67, 67}, "node").ok());
+  EXPECT_TRUE(DecodeNode(enc, {7, 1000 - 66, 67}, "node").status().IsCorrupt());
   // Read as part of another segment: Corrupt.
-  EXPECT_TRUE(DecodeNode(enc, {8, 0, 68}, "node").status().IsCorrupt());
+  EXPECT_TRUE(DecodeNode(enc, {8, 0, 67}, "node").status().IsCorrupt());
+  // With one epoch there is no epoch index: 1 block, 1 byte of offset.
+  std::string one = Encode(OneExtentLeaf(0, 1, 7, 1000 + 5, 9), 7, 1000);
+  ASSERT_EQ(one.size(), 28u + 2 + 8 + 3 + 4);
+  EXPECT_EQ(Hex(one.substr(38, 3)), "00 00 05");
 }
 
 TEST(FormatV3, InteriorLayoutIsByteExact) {
@@ -321,9 +325,10 @@ TEST(FormatHostile, NonCanonicalEncodingsAreCorrupt) {
   NodeData n;
   n.extents.push_back({10, 3, 5, 4096, 1});
   std::string enc = Encode(n, 7, 1000);
-  // The count varint (03) at 39 written as 83 00: decodes to 3, but longer.
+  // The gap varint (09) at 39 written as 89 00: decodes to 9, but longer.
+  ASSERT_EQ(Hex(enc.substr(38, 5)), "0a 09 00 80 20");
   std::string bad = enc.substr(0, 40);
-  bad[39] = static_cast<char>(0x83);
+  bad[39] = static_cast<char>(0x89);
   bad += '\0';
   bad += enc.substr(40);
   EncodeFixed32(bad.data() + 8, static_cast<uint32_t>(bad.size()));
@@ -333,7 +338,7 @@ TEST(FormatHostile, NonCanonicalEncodingsAreCorrupt) {
   // A base segment larger than every extent's.
   bad = enc;
   bad[28] = 6;
-  bad[41] = 1;  // segment delta 1: segment 5 again
+  bad[40] = 1;  // segment delta 1: segment 5 again
   FixNodeCrc(&bad);
   EXPECT_TRUE(DecodeNode(bad, {7, 0, 0}, "node").status().IsCorrupt());
 }
@@ -381,12 +386,12 @@ TEST(FormatHostile, ExtentsPastTheMaximumFileSizeAreCorrupt) {
     EXPECT_NE(d.status().message().find("seg/x at offset 38"), std::string::npos)
         << d.status().ToString();
   }
-  // Count 0 (EncodeNode refuses it: patch a count of 1).
-  std::string zero = Encode(OneExtentLeaf(0, 1, 3, 0, 1), 9, 1000);
-  ASSERT_EQ(zero[39], 1);
-  zero[39] = 0;
-  FixNodeCrc(&zero);
-  EXPECT_TRUE(DecodeNode(zero, ref, "seg/x").status().IsCorrupt());
+  // A count of 2^32 (patch the head of a count of 2^32 - 1; same length).
+  std::string big = Encode(OneExtentLeaf(0, 0xFFFFFFFFu, 3, 0, 1), 9, 1000);
+  ASSERT_EQ(static_cast<uint8_t>(big[38]), 0xf8);
+  big[38] = static_cast<char>(0xfc);
+  FixNodeCrc(&big);
+  EXPECT_TRUE(DecodeNode(big, ref, "seg/x").status().IsCorrupt());
   // A data offset that overflows with count * stored block size.
   EXPECT_FALSE(decode(OneExtentLeaf(0, 0xFFFFFFFFu, 3, ~uint64_t{0} - 100, 1)).ok());
   // Relative to the data area, too.

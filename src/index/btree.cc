@@ -23,11 +23,14 @@ uint64_t SaturatingEnd(uint64_t start, uint64_t count) {
   return count > kKeyEnd - start ? kKeyEnd : start + count;
 }
 
-// Splits n items into the fewest groups of at most kNodeCapacity, evenly.
-std::vector<size_t> GroupSizes(size_t n) {
+// Entries the tree puts in a node at `level`.
+size_t Capacity(uint8_t level) { return level == 0 ? kLeafCapacity : kNodeCapacity; }
+
+// Splits n items into the fewest groups of at most `capacity`, evenly.
+std::vector<size_t> GroupSizes(size_t n, size_t capacity) {
   std::vector<size_t> sizes;
   if (n == 0) return sizes;
-  size_t groups = (n + kNodeCapacity - 1) / kNodeCapacity;
+  size_t groups = (n + capacity - 1) / capacity;
   for (size_t g = 0; g < groups; g++) sizes.push_back(n / groups + (g < n % groups ? 1 : 0));
   return sizes;
 }
@@ -177,7 +180,7 @@ std::vector<ExtentEntry> Tree::MergeLeaf(const std::vector<ExtentEntry>& old,
 
 void Tree::Chunk(uint8_t level, std::vector<Built>* items, std::vector<Built>* out) {
   size_t pos = 0;
-  for (size_t n : GroupSizes(items->size())) {
+  for (size_t n : GroupSizes(items->size(), Capacity(level))) {
     auto node = std::make_shared<Node>();
     node->data.level = level;
     for (size_t k = 0; k < n; k++, pos++) {
@@ -198,7 +201,7 @@ Status Tree::UpdateNode(const Node& node, uint64_t lo, uint64_t hi, std::span<co
   if (node.data.level == 0) {
     std::vector<ExtentEntry> entries = MergeLeaf(node.data.extents, changes);
     size_t pos = 0;
-    for (size_t n : GroupSizes(entries.size())) {
+    for (size_t n : GroupSizes(entries.size(), kLeafCapacity)) {
       auto leaf = std::make_shared<Node>();
       leaf->data.extents.assign(entries.begin() + static_cast<ptrdiff_t>(pos),
                                 entries.begin() + static_cast<ptrdiff_t>(pos + n));
@@ -250,7 +253,8 @@ Status Tree::UpdateNode(const Node& node, uint64_t lo, uint64_t hi, std::span<co
       Node& cur = *b.node;
       size_t a = prev.data.level == 0 ? prev.data.extents.size() : prev.data.children.size();
       size_t c = cur.data.level == 0 ? cur.data.extents.size() : cur.data.children.size();
-      if (a + c <= kNodeCapacity && (a < kNodeCapacity / 2 || c < kNodeCapacity / 2)) {
+      const size_t cap = Capacity(cur.data.level);
+      if (a + c <= cap && (a < cap / 2 || c < cap / 2)) {
         auto joined = std::make_shared<Node>(prev);
         if (cur.data.level == 0) {
           joined->data.extents.insert(joined->data.extents.end(), cur.data.extents.begin(),

@@ -134,6 +134,32 @@ TEST(BTreeHostile, ChildEntriesOutsideTheParentsRangeAreCorrupt) {
   EXPECT_TRUE(st.IsCorrupt()) << st.ToString();
 }
 
+// A stored leaf may hold up to format::kNodeCapacity entries; the tree
+// writes leaves of at most kLeafCapacity, so changing such a leaf splits it.
+TEST(BTree, FullStoredLeavesAreSplitToTheLeafCapacity) {
+  MemSource src;
+  Tree tree(&src, kBlock);
+  NodeData leaf;
+  for (uint64_t i = 0; i < format::kNodeCapacity; i++) leaf.extents.push_back({i * 2, 1, 1, 0, 7});
+  TreeRoot root;
+  root.ref = src.Store(leaf, 2);
+  root.height = 1;
+  root.blocks = format::kNodeCapacity;
+  std::vector<Change> one{{1, 1, false, 3, 0, 9}};
+  auto next = tree.Apply(root, one);
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  auto pending = tree.CollectPending(*next);
+  size_t leaves = 0, extents = 0;
+  for (const NodePtr& n : pending) {
+    if (n->data.level != 0) continue;
+    leaves++;
+    extents += n->data.extents.size();
+    EXPECT_LE(n->data.extents.size(), kLeafCapacity);
+  }
+  EXPECT_EQ(extents, format::kNodeCapacity + 1);
+  EXPECT_EQ(leaves, (extents + kLeafCapacity - 1) / kLeafCapacity);
+}
+
 TEST(BTreeHostile, ExtentPastTheMaximumFileSizeForTheBlockSizeIsCorrupt) {
   MemSource src;
   Tree tree(&src, 1u << 22);  // 4 MiB blocks: at most 2^38 blocks
