@@ -198,13 +198,11 @@ void NodeLoader::Seed(const HeaderRead& read) {
   const format::SegmentHeader& h = read.header;
   uint64_t pos = h.node_area_offset;
   uint64_t end = std::min<uint64_t>(read.bytes.size(), h.data_area_offset);
-  while (pos + 16 <= end) {
+  while (pos + format::kNodeHeaderBytes <= end) {
     const char* p = read.bytes.data() + pos;
-    uint8_t level = static_cast<uint8_t>(p[5]);
-    uint16_t count =
-        static_cast<uint16_t>(static_cast<uint8_t>(p[6]) | (static_cast<uint8_t>(p[7]) << 8));
-    if (count == 0 || count > format::kNodeCapacity) break;  // not a node: stop seeding
-    uint64_t size = format::EncodedNodeSize(level, count);
+    // Nodes are laid out back to back, each declaring its length.
+    uint64_t size = format::PeekNodeLength(std::string_view(p, end - pos));
+    if (size < format::kMinNodeBytes || size > format::kMaxNodeBytes) break;  // not a node: stop
     if (pos + size > end) break;
     format::NodeRef ref{h.self.id, static_cast<uint32_t>(pos), static_cast<uint32_t>(size)};
     auto data = format::DecodeNode(std::string_view(p, size), ref, "prefetch");

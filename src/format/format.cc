@@ -1,5 +1,6 @@
 #include "format/format.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <limits>
 
@@ -14,10 +15,8 @@ constexpr std::string_view kNodeMagic = "HFND";
 constexpr std::string_view kSnapshotMagic = "HFSNAP01";
 constexpr size_t kHeaderFixedBytes = 180;
 constexpr size_t kDescriptorBytes = 72;
-constexpr size_t kNodeFixedBytes = 16;
-constexpr size_t kLeafEntryBytes = 36;
-constexpr size_t kInteriorEntryBytes = 32;
-constexpr uint8_t kMaxLevel = 16;
+constexpr size_t kNodeFixedBytes = kNodeHeaderBytes;
+constexpr uint8_t kMaxLevel = kMaxNodeLevel;
 
 Status UnsupportedVersion(std::string_view where, uint32_t version) {
   return Status::NotSupported(std::string(where) + ": unsupported format version " +
@@ -159,48 +158,200 @@ std::optional<uint64_t> ParseSegmentKey(std::string_view key) {
 }
 
 // ---------------------------------------------------------------- nodes ---
+//
+// docs/format.md "Index nodes" is the normative layout. Two rules make a
+// node's size computable before the segment's layout is known (see
+// EncodedNodeSize): leaf extents name their segment relative to the leaf's
+// largest segment (not the node's), and an interior entry for a child in the
+// node's own segment stores the child's place in fixed-width fields.
 
-size_t EncodedNodeSize(uint8_t level, size_t count) {
-  size_t entry = level == 0 ? kLeafEntryBytes : kInteriorEntryBytes;
-  return kNodeFixedBytes + entry * count + 4;
+namespace {
+
+size_t VarintLength(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    n++;
+  }
+  return n;
 }
 
-size_t EncodedNodeSize(const NodeData& node) {
-  return EncodedNodeSize(node.level, node.level == 0 ? node.extents.size() : node.children.size());
+// Appends to a string, or only counts (out == nullptr).
+class NodeWriter {
+ public:
+  explicit NodeWriter(std::string* out) : out_(out) {}
+  void Fixed(uint64_t v, int bytes) {
+    size_ += static_cast<size_t>(bytes);
+    if (!out_) return;
+    for (int i = 0; i < bytes; i++) out_->push_back(static_cast<char>(v >> (8 * i)));
+  }
+  void Varint(uint64_t v) {
+    if (out_)
+      PutVarint64(out_, v);
+    size_ += VarintLength(v);
+  }
+  size_t size() const { return size_; }
+
+ private:
+  std::string* out_;
+  size_t size_ = 0;
+};
+
+uint64_t LeafBaseSegment(const NodeData& node) {
+  uint64_t base = 0;
+  for (const ExtentEntry& e : node.extents) base = std::max(base, e.segment);
+  return base;
 }
 
-void EncodeNode(const NodeData& node, uint64_t segment, std::string* out) {
-  size_t start = out->size();
-  out->append(kNodeMagic);
-  PutFixed8(out, static_cast<uint8_t>(kFormatVersion));
-  PutFixed8(out, node.level);
-  if (node.level == 0) {
-    PutFixed16(out, static_cast<uint16_t>(node.extents.size()));
-    PutFixed64(out, segment);
-    for (const ExtentEntry& e : node.extents) {
-      PutFixed64(out, e.start);
-      PutFixed32(out, e.count);
-      PutFixed64(out, e.segment);
-      PutFixed64(out, e.epoch);
-      PutFixed64(out, e.offset);
+uint64_t InteriorBaseSegment(const NodeData& node, uint64_t segment) {
+  uint64_t base = 0;
+  for (const ChildEntry& c : node.children) {
+    if (c.ref.segment != segment) base = std::max(base, c.ref.segment);
+  }
+  return base;
+}
+
+// Writes (or sizes) the node. Extents of `segment` in its data area are
+// written relative to data_area_offset; `segment` 0 (sizing a pending node:
+// its new extents are still relative, its pending children's refs unset)
+// matches no extent and every child whose ref is still unset.
+void WriteNode(const NodeData& node, uint64_t segment, uint64_t data_area_offset,
+               NodeWriter* w) {
+  const bool leaf = node.level == 0;
+  const size_t count = leaf ? node.extents.size() : node.children.size();
+  w->Fixed(DecodeFixed32(kNodeMagic.data()), 4);
+  w->Fixed(kFormatVersion, 1);
+  w->Fixed(node.level, 1);
+  w->Fixed(count, 2);
+  w->Fixed(0, 4);  // total length, patched by EncodeNode
+  w->Fixed(segment, 8);
+  w->Fixed(data_area_offset, 8);
+  if (leaf) {
+    const uint64_t base = LeafBaseSegment(node);
+    w->Varint(base);
+    std::vector<uint64_t> epochs;  // in order of first use
+    std::vector<uint64_t> index(count);
+    for (size_t i = 0; i < count; i++) {
+      uint64_t epoch = node.extents[i].epoch;
+      size_t k = std::find(epochs.begin(), epochs.end(), epoch) - epochs.begin();
+      if (k == epochs.size()) epochs.push_back(epoch);
+      index[i] = k;
+    }
+    w->Varint(epochs.size());
+    for (uint64_t epoch : epochs) w->Fixed(epoch, 8);
+    uint64_t prev_end = 0;
+    for (size_t i = 0; i < count; i++) {
+      const ExtentEntry& e = node.extents[i];
+      const uint64_t gap = e.start - prev_end;
+      w->Varint((uint64_t{e.count} - 1) << 2 | (gap != 0 ? 2 : 0) | (e.in_data_object() ? 1 : 0));
+      if (gap != 0) w->Varint(gap - 1);
+      if (epochs.size() > 1) w->Varint(index[i]);
+      w->Varint(base - e.segment);
+      if (e.in_data_object()) {
+        w->Varint(e.object_offset());
+      } else if (e.segment == segment) {
+        w->Varint(e.offset - data_area_offset);
+      } else {
+        w->Varint(e.offset);
+      }
+      prev_end = e.end();
     }
   } else {
-    PutFixed16(out, static_cast<uint16_t>(node.children.size()));
-    PutFixed64(out, segment);
+    const uint64_t base = InteriorBaseSegment(node, segment);
+    w->Varint(base);
+    uint64_t prev_key = 0;
     for (const ChildEntry& c : node.children) {
-      PutFixed64(out, c.first_key);
-      PutFixed64(out, c.ref.segment);
-      PutFixed32(out, c.ref.offset);
-      PutFixed32(out, c.ref.length);
-      PutFixed64(out, c.blocks);
+      w->Varint(c.first_key - prev_key);
+      w->Varint(c.blocks);
+      if (c.ref.segment == segment) {
+        w->Varint(0);
+        w->Fixed(c.ref.offset, 4);
+        w->Fixed(c.ref.length, 2);
+      } else {
+        w->Varint(base - c.ref.segment + 1);
+        w->Varint(c.ref.offset);
+        w->Varint(c.ref.length);
+      }
+      prev_key = c.first_key;
     }
   }
-  PutFixed32(out, crc32c::Value(out->data() + start, out->size() - start));
+  w->Fixed(0, 4);  // CRC32C, written by EncodeNode
+}
+
+// A varint that must be in its shortest form (so every node has exactly one
+// encoding and re-encoding a decoded node gives the same bytes).
+uint64_t CanonicalVarint(Decoder* in, bool* canonical) {
+  size_t at = in->position();
+  uint64_t v = in->Varint64();
+  if (in->ok() && in->position() - at != VarintLength(v)) *canonical = false;
+  return v;
+}
+
+}  // namespace
+
+size_t EncodedNodeSize(const NodeData& node, uint64_t segment, uint64_t data_area_offset) {
+  NodeWriter w(nullptr);
+  WriteNode(node, segment, data_area_offset, &w);
+  return w.size();
+}
+
+size_t EncodedNodeSize(const NodeData& node) { return EncodedNodeSize(node, 0, 0); }
+
+Status EncodeNode(const NodeData& node, uint64_t segment, uint64_t data_area_offset,
+                  std::string* out) {
+  const bool leaf = node.level == 0;
+  const size_t count = leaf ? node.extents.size() : node.children.size();
+  auto refuse = [&](const std::string& what) {
+    return Status::InvalidArgument("index node for segment " + std::to_string(segment) + ": " +
+                                   what);
+  };
+  if (count == 0 || count > kNodeCapacity || node.level > kMaxNodeLevel) {
+    return refuse("bad level or entry count");
+  }
+  if (segment == 0) return refuse("no segment");
+  uint64_t prev_end = 0;
+  for (size_t i = 0; leaf && i < count; i++) {
+    const ExtentEntry& e = node.extents[i];
+    if (e.segment == 0 || e.segment > segment || e.count == 0 || e.start < prev_end) {
+      return refuse("bad extent " + std::to_string(i));
+    }
+    if (e.segment == segment && !e.in_data_object() && e.offset < data_area_offset) {
+      return refuse("extent " + std::to_string(i) + " of this segment at offset " +
+                    std::to_string(e.offset) + ", before the data area (" +
+                    std::to_string(data_area_offset) + ")");
+    }
+    prev_end = e.end();
+  }
+  for (size_t i = 0; !leaf && i < count; i++) {
+    const ChildEntry& c = node.children[i];
+    if (c.ref.segment == 0 || c.ref.segment > segment || (i > 0 && c.first_key <= node.children[i - 1].first_key) ||
+        (c.ref.segment == segment && c.ref.length > 0xFFFF)) {
+      return refuse("bad child " + std::to_string(i));
+    }
+  }
+  const size_t start = out->size();
+  NodeWriter w(out);
+  WriteNode(node, segment, data_area_offset, &w);
+  const size_t size = out->size() - start;
+  EncodeFixed32(out->data() + start + 8, static_cast<uint32_t>(size));
+  EncodeFixed32(out->data() + out->size() - 4, crc32c::Value(out->data() + start, size - 4));
+  return Status::OK();
+}
+
+uint32_t PeekNodeLength(std::string_view bytes) {
+  if (bytes.size() < kNodeHeaderBytes || bytes.substr(0, 4) != kNodeMagic ||
+      static_cast<uint8_t>(bytes[4]) != kFormatVersion) {
+    return 0;
+  }
+  return DecodeFixed32(bytes.data() + 8);
 }
 
 Result<NodeData> DecodeNode(std::string_view bytes, const NodeRef& ref, std::string_view where) {
-  if (bytes.size() < kNodeFixedBytes + 4) return CorruptAt(where, 0, "index node truncated");
+  if (bytes.size() < kMinNodeBytes) return CorruptAt(where, 0, "index node truncated");
   if (bytes.substr(0, 4) != kNodeMagic) return CorruptAt(where, 0, "bad index node magic");
+  if (DecodeFixed32(bytes.data() + 8) != bytes.size()) {
+    return CorruptAt(where, 8, "index node length does not match the bytes read");
+  }
   uint32_t stored_crc = DecodeFixed32(bytes.data() + bytes.size() - 4);
   if (crc32c::Value(bytes.data(), bytes.size() - 4) != stored_crc) {
     return CorruptAt(where, 0, "index node checksum mismatch");
@@ -211,64 +362,125 @@ Result<NodeData> DecodeNode(std::string_view bytes, const NodeRef& ref, std::str
   if (version != kFormatVersion) return UnsupportedVersion(where, version);
   NodeData node;
   node.level = in.U8();
-  uint16_t count = in.U16();
-  uint64_t home = in.U64();
-  if (node.level > kMaxLevel) return CorruptAt(where, 5, "index node level out of range");
+  const uint16_t count = in.U16();
+  in.Skip(4);  // length, checked above
+  const uint64_t home = in.U64();
+  const uint64_t data_area = in.U64();
+  if (node.level > kMaxNodeLevel) return CorruptAt(where, 5, "index node level out of range");
   if (count == 0 || count > kNodeCapacity) return CorruptAt(where, 6, "bad index node entry count");
-  if (home != ref.segment) return CorruptAt(where, 8, "index node belongs to another segment");
-  size_t entry = node.level == 0 ? kLeafEntryBytes : kInteriorEntryBytes;
-  if (bytes.size() != kNodeFixedBytes + entry * count + 4) {
-    return CorruptAt(where, 0, "index node length does not match its entry count");
+  if (home == 0 || home != ref.segment) {
+    return CorruptAt(where, 12, "index node belongs to another segment");
   }
+  if (data_area < uint64_t{ref.offset} + bytes.size()) {
+    return CorruptAt(where, 20, "index node ends past its segment's data area offset");
+  }
+  bool canonical = true;
+  auto varint = [&] { return CanonicalVarint(&in, &canonical); };
+  // The largest offset + count * stored block size below 2^63, any block size.
+  const uint64_t kOffsetLimit = kInDataObject - 1;
+  const uint64_t kMaxStoredBlock = StoredBlockSize(1u << kMaxBlockShift);
   if (node.level == 0) {
+    const uint64_t base = varint();
+    const uint64_t n_epochs = varint();
+    if (!in.ok()) return CorruptAt(where, in.position(), "index node truncated");
+    if (base == 0 || base > home) return CorruptAt(where, kNodeHeaderBytes, "bad base segment");
+    if (n_epochs == 0 || n_epochs > count) {
+      return CorruptAt(where, kNodeHeaderBytes, "bad epoch table size");
+    }
+    std::vector<uint64_t> epochs(n_epochs);
+    for (uint64_t& epoch : epochs) epoch = in.U64();
     node.extents.resize(count);
-    uint64_t prev_end = 0;
+    uint64_t prev_end = 0, used = 0;
+    bool base_used = false;
     for (uint16_t i = 0; i < count; i++) {
       ExtentEntry& e = node.extents[i];
-      e.start = in.U64();
-      e.count = in.U32();
-      e.segment = in.U64();
-      e.epoch = in.U64();
-      e.offset = in.U64();
-      size_t at = kNodeFixedBytes + i * entry;
-      if (e.count == 0 || e.start > kMaxBlocksAnySize || e.count > kMaxBlocksAnySize - e.start) {
+      const size_t at = in.position();
+      const uint64_t head = varint();
+      const uint64_t gap = (head & 2) != 0 ? std::min(varint(), kMaxBlocksAnySize) + 1 : 0;
+      const uint64_t k = n_epochs > 1 ? varint() : 0;
+      const uint64_t seg_delta = varint();
+      const uint64_t offset = varint();
+      if (!in.ok()) return CorruptAt(where, at, "index node truncated");
+      const uint64_t blocks = (head >> 2) + 1;
+      if (gap > kMaxBlocksAnySize - prev_end || blocks > 0xFFFFFFFFu ||
+          blocks > kMaxBlocksAnySize - (prev_end + gap)) {
         return CorruptAt(where, at,
-                         "bad extent (" + std::to_string(e.count) + " blocks from block " +
-                             std::to_string(e.start) + ": past the maximum file size)");
+                         "bad extent (" + std::to_string(blocks) + " blocks from block " +
+                             std::to_string(prev_end + std::min(gap, kMaxBlocksAnySize)) +
+                             ": past the maximum file size)");
       }
-      if (e.object_offset() > (kInDataObject - 1) -
-                                  uint64_t{e.count} * StoredBlockSize(1u << kMaxBlockShift)) {
+      e.start = prev_end + gap;
+      e.count = static_cast<uint32_t>(blocks);
+      if (k >= n_epochs || k > used) return CorruptAt(where, at, "bad extent epoch index");
+      if (k == used) {
+        for (uint64_t j = 0; j < used; j++) {
+          if (epochs[j] == epochs[k]) return CorruptAt(where, at, "epoch table repeats an epoch");
+        }
+        used++;
+      }
+      e.epoch = epochs[k];
+      if (seg_delta >= base) return CorruptAt(where, at, "extent points at an impossible segment");
+      if (seg_delta == 0) base_used = true;
+      e.segment = base - seg_delta;
+      const uint64_t limit = kOffsetLimit - uint64_t{e.count} * kMaxStoredBlock;
+      const bool in_object = (head & 1) != 0;
+      const bool relative = !in_object && e.segment == home;
+      if (relative ? (data_area > limit || offset > limit - data_area) : offset > limit) {
         return CorruptAt(where, at, "extent data offset out of range");
       }
-      if (i > 0 && e.start < prev_end) return CorruptAt(where, at, "extents overlap or unsorted");
-      if (e.segment == 0 || e.segment > ref.segment) {
-        return CorruptAt(where, at, "extent points at an impossible segment");
-      }
+      e.offset = in_object ? (kInDataObject | offset) : relative ? data_area + offset : offset;
       prev_end = e.end();
     }
+    if (used != n_epochs) return CorruptAt(where, kNodeHeaderBytes, "unused epoch table entry");
+    if (!base_used) return CorruptAt(where, kNodeHeaderBytes, "base segment names no extent");
   } else {
+    const uint64_t base = varint();
+    if (!in.ok()) return CorruptAt(where, in.position(), "index node truncated");
+    if (base >= home) return CorruptAt(where, kNodeHeaderBytes, "bad base segment");
     node.children.resize(count);
+    bool base_used = false;
     for (uint16_t i = 0; i < count; i++) {
       ChildEntry& c = node.children[i];
-      c.first_key = in.U64();
-      c.ref.segment = in.U64();
-      c.ref.offset = in.U32();
-      c.ref.length = in.U32();
-      c.blocks = in.U64();
-      size_t at = kNodeFixedBytes + i * entry;
-      if (i > 0 && c.first_key <= node.children[i - 1].first_key) {
-        return CorruptAt(where, at, "child keys unsorted");
+      const size_t at = in.position();
+      const uint64_t key_delta = varint();
+      c.blocks = varint();
+      const uint64_t seg_code = varint();
+      uint64_t offset = 0, length = 0;
+      if (seg_code == 0) {
+        c.ref.segment = home;
+        offset = in.U32();
+        length = in.U16();
+      } else {
+        offset = varint();
+        length = varint();
+        if (seg_code > base) return CorruptAt(where, at, "child reference out of range");
+        if (seg_code == 1) base_used = true;
+        c.ref.segment = base + 1 - seg_code;
       }
-      if (c.first_key >= kMaxBlocksAnySize || c.blocks > kMaxBlocksAnySize) {
-        return CorruptAt(where, at, "child key or block count past the maximum file size");
+      if (!in.ok()) return CorruptAt(where, at, "index node truncated");
+      if ((i > 0 && key_delta == 0) || key_delta >= kMaxBlocksAnySize ||
+          (i > 0 && key_delta >= kMaxBlocksAnySize - node.children[i - 1].first_key)) {
+        return CorruptAt(where, at, "child keys unsorted or past the maximum file size");
       }
-      if (c.ref.segment == 0 || c.ref.segment > ref.segment || c.ref.length > kMaxNodeBytes ||
-          c.ref.length < kNodeFixedBytes + 4) {
+      c.first_key = (i > 0 ? node.children[i - 1].first_key : 0) + key_delta;
+      if (c.blocks > kMaxBlocksAnySize) {
+        return CorruptAt(where, at, "child block count past the maximum file size");
+      }
+      if (offset > 0xFFFFFFFFu || length > kMaxNodeBytes || length < kMinNodeBytes ||
+          (c.ref.segment == home && offset + length > data_area)) {
         return CorruptAt(where, at, "child reference out of range");
       }
+      c.ref.offset = static_cast<uint32_t>(offset);
+      c.ref.length = static_cast<uint32_t>(length);
+    }
+    if (base != 0 && !base_used) {
+      return CorruptAt(where, kNodeHeaderBytes, "base segment names no child");
     }
   }
-  if (!in.ok()) return CorruptAt(where, in.position(), "index node truncated");
+  if (!in.ok() || in.remaining() != 0) {
+    return CorruptAt(where, in.position(), "index node length does not match its entries");
+  }
+  if (!canonical) return CorruptAt(where, 0, "index node not in its canonical encoding");
   return node;
 }
 

@@ -111,16 +111,48 @@ struct NodeData {
   std::vector<ChildEntry> children;  // interior
 };
 
+// Index nodes are variable-length (docs/format.md "Index nodes"): a 28-byte
+// header, the entries (varints and deltas; a leaf also has a table of the
+// writer epochs it uses), and a CRC32C.
+inline constexpr size_t kNodeHeaderBytes = 28;
+inline constexpr uint8_t kMaxNodeLevel = 16;
+// The smallest possible node (an interior node with one entry).
+inline constexpr uint32_t kMinNodeBytes = kNodeHeaderBytes + 6 + 4;
+// Upper bound of the encoded size of a node with `count` entries at `level`,
+// whatever the field values (every varint at its longest).
+constexpr size_t MaxEncodedNodeSize(uint8_t level, size_t count) {
+  return kNodeHeaderBytes + 10 + 4 +
+         (level == 0 ? 10 + count * (8 + 5 * 10) : count * (10 + 10 + 10 + 5 + 5));
+}
+static_assert(kNodeCapacity <= 0xFFFF);
+static_assert(MaxEncodedNodeSize(0, kNodeCapacity) <= kMaxNodeBytes);
+static_assert(MaxEncodedNodeSize(1, kNodeCapacity) <= kMaxNodeBytes);
+// Own-segment children are stored with a 16-bit length.
+static_assert(MaxEncodedNodeSize(0, kNodeCapacity) <= 0xFFFF);
+static_assert(MaxEncodedNodeSize(1, kNodeCapacity) <= 0xFFFF);
+
+// Exact size of EncodeNode(node, segment, data_area_offset, ...).
+size_t EncodedNodeSize(const NodeData& node, uint64_t segment, uint64_t data_area_offset);
+// The size a pending node will have once laid out, whatever segment and data
+// area offset it gets: call it while the node's new extents still hold
+// offsets relative to the data area and its pending children's refs are
+// unset (segment 0), as Tree::PendingBytes does. Equal to
+// EncodedNodeSize(node, 0, 0). (Extents of the node's own segment are stored
+// relative to its data area, leaf extents name their segment relative to the
+// leaf's largest one, and refs to children in the node's own segment have a
+// fixed width: so the size cannot depend on where the node goes.)
 size_t EncodedNodeSize(const NodeData& node);
-// Encoded size of a node at `level` with `count` entries.
-size_t EncodedNodeSize(uint8_t level, size_t count);
-// Appends the encoded node; `segment` is the id of the segment it goes into.
-void EncodeNode(const NodeData& node, uint64_t segment, std::string* out);
-// `where` names the object and offset for messages. Checks magic, version,
-// CRC, bounds, ordering, and that the node claims to live in `ref.segment`.
-// Every extent has count >= 1 and ends at or below kMaxBlocksAnySize, so
-// offset + count * StoredBlockSize cannot overflow for any block size
-// (checked too). Another format version is NotSupported.
+// Appends the encoded node. `segment` is the id of the segment it goes into
+// and `data_area_offset` that segment's data area offset: extents of
+// `segment` in its data area (not in its data object) are stored relative to
+// it, so one below it is refused (InvalidArgument, nothing appended), as is
+// an empty or over-full node.
+Status EncodeNode(const NodeData& node, uint64_t segment, uint64_t data_area_offset,
+                  std::string* out);
+// The total length a node declares in its header (bytes 8..11), or 0 if
+// `bytes` does not start like a node of this format version. Lets a reader
+// walk nodes laid out back to back; DecodeNode checks the rest.
+uint32_t PeekNodeLength(std::string_view bytes);
 Result<NodeData> DecodeNode(std::string_view bytes, const NodeRef& ref, std::string_view where);
 
 // What a reader needs to open one checkpoint read-only (carried for recent

@@ -23,11 +23,14 @@ uint64_t SaturatingEnd(uint64_t start, uint64_t count) {
   return count > kKeyEnd - start ? kKeyEnd : start + count;
 }
 
-// Splits n items into the fewest groups of at most kNodeCapacity, evenly.
-std::vector<size_t> GroupSizes(size_t n) {
+// Entries the tree puts in a node at `level`.
+size_t Capacity(uint8_t level) { return level == 0 ? kLeafCapacity : kNodeCapacity; }
+
+// Splits n items into the fewest groups of at most `capacity`, evenly.
+std::vector<size_t> GroupSizes(size_t n, size_t capacity) {
   std::vector<size_t> sizes;
   if (n == 0) return sizes;
-  size_t groups = (n + kNodeCapacity - 1) / kNodeCapacity;
+  size_t groups = (n + capacity - 1) / capacity;
   for (size_t g = 0; g < groups; g++) sizes.push_back(n / groups + (g < n % groups ? 1 : 0));
   return sizes;
 }
@@ -177,7 +180,7 @@ std::vector<ExtentEntry> Tree::MergeLeaf(const std::vector<ExtentEntry>& old,
 
 void Tree::Chunk(uint8_t level, std::vector<Built>* items, std::vector<Built>* out) {
   size_t pos = 0;
-  for (size_t n : GroupSizes(items->size())) {
+  for (size_t n : GroupSizes(items->size(), Capacity(level))) {
     auto node = std::make_shared<Node>();
     node->data.level = level;
     for (size_t k = 0; k < n; k++, pos++) {
@@ -198,7 +201,7 @@ Status Tree::UpdateNode(const Node& node, uint64_t lo, uint64_t hi, std::span<co
   if (node.data.level == 0) {
     std::vector<ExtentEntry> entries = MergeLeaf(node.data.extents, changes);
     size_t pos = 0;
-    for (size_t n : GroupSizes(entries.size())) {
+    for (size_t n : GroupSizes(entries.size(), kLeafCapacity)) {
       auto leaf = std::make_shared<Node>();
       leaf->data.extents.assign(entries.begin() + static_cast<ptrdiff_t>(pos),
                                 entries.begin() + static_cast<ptrdiff_t>(pos + n));
@@ -250,7 +253,8 @@ Status Tree::UpdateNode(const Node& node, uint64_t lo, uint64_t hi, std::span<co
       Node& cur = *b.node;
       size_t a = prev.data.level == 0 ? prev.data.extents.size() : prev.data.children.size();
       size_t c = cur.data.level == 0 ? cur.data.extents.size() : cur.data.children.size();
-      if (a + c <= kNodeCapacity && (a < kNodeCapacity / 2 || c < kNodeCapacity / 2)) {
+      const size_t cap = Capacity(cur.data.level);
+      if (a + c <= cap && (a < cap / 2 || c < cap / 2)) {
         auto joined = std::make_shared<Node>(prev);
         if (cur.data.level == 0) {
           joined->data.extents.insert(joined->data.extents.end(), cur.data.extents.begin(),
@@ -405,26 +409,46 @@ uint64_t Tree::PendingBytes(const std::vector<NodePtr>& pending) {
   return total;
 }
 
-void Tree::FinishLayout(TreeRoot* root, const std::vector<NodePtr>& pending, uint64_t segment,
-                        uint64_t node_area_offset, uint64_t data_area_offset, std::string* out) {
+Status Tree::FinishLayout(TreeRoot* root, const std::vector<NodePtr>& pending, uint64_t segment,
+                          uint64_t node_area_offset, uint64_t data_area_offset,
+                          std::string* out) {
+  // Sizes first: they are those PendingBytes() reported (new extents still
+  // relative to the data area, pending children's refs unset).
   uint64_t offset = node_area_offset;
   for (const NodePtr& n : pending) {
-    if (n->data.level == 0) {
-      for (ExtentEntry& e : n->data.extents) {
-        if (e.segment == segment) e.offset += data_area_offset;
-      }
-    }
     uint32_t size = static_cast<uint32_t>(format::EncodedNodeSize(n->data));
     n->ref = {segment, static_cast<uint32_t>(offset), size};
     offset += size;
   }
+  // The segment's data area starts right after its nodes. Callers whose
+  // flush has no data in the data area (it is in the data object) pass 0.
+  const uint64_t data_area = offset;
+  if (data_area_offset != 0 && data_area_offset != data_area) {
+    return Status::InvalidArgument("index layout of segment " + std::to_string(segment) +
+                                   ": data area offset " + std::to_string(data_area_offset) +
+                                   " is not the end of the nodes (" + std::to_string(data_area) +
+                                   ")");
+  }
   for (const NodePtr& n : pending) {
+    if (n->data.level == 0) {
+      for (ExtentEntry& e : n->data.extents) {
+        if (e.segment == segment && !e.in_data_object()) e.offset += data_area_offset;
+      }
+    }
     for (size_t i = 0; i < n->pending.size(); i++) {
       if (n->pending[i]) n->data.children[i].ref = n->pending[i]->ref;
     }
   }
-  for (const NodePtr& n : pending) format::EncodeNode(n->data, segment, out);
+  const size_t start = out->size();
+  for (const NodePtr& n : pending) {
+    HF_RETURN_IF_ERROR(format::EncodeNode(n->data, segment, data_area, out));
+    if (out->size() - start != n->ref.offset + n->ref.length - node_area_offset) {
+      return Status::InvalidArgument("index layout of segment " + std::to_string(segment) +
+                                     ": node size changed while encoding");
+    }
+  }
   if (root->node) root->ref = root->node->ref;
+  return Status::OK();
 }
 
 void Tree::Unpin(const std::vector<NodePtr>& pending) {

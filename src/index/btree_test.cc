@@ -40,12 +40,15 @@ class MemSource : public NodeSource {
   }
   NodeRef Store(const NodeData& d, uint64_t segment) {
     std::string enc;
-    format::EncodeNode(d, segment, &enc);
+    // Nodes stored here all lie before a data area at 2^31.
+    Status st = format::EncodeNode(d, segment, kDataArea, &enc);
+    EXPECT_TRUE(st.ok()) << st.ToString();
     NodeRef ref{segment, next_offset, static_cast<uint32_t>(enc.size())};
     next_offset += static_cast<uint32_t>(enc.size());
     bytes[{segment, ref.offset}] = enc;
     return ref;
   }
+  static constexpr uint64_t kDataArea = 1ull << 31;
   std::map<std::pair<uint64_t, uint32_t>, std::string> bytes;
   uint32_t next_offset = 1000;
   uint64_t loads = 0;
@@ -131,6 +134,32 @@ TEST(BTreeHostile, ChildEntriesOutsideTheParentsRangeAreCorrupt) {
   EXPECT_TRUE(st.IsCorrupt()) << st.ToString();
 }
 
+// A stored leaf may hold up to format::kNodeCapacity entries; the tree
+// writes leaves of at most kLeafCapacity, so changing such a leaf splits it.
+TEST(BTree, FullStoredLeavesAreSplitToTheLeafCapacity) {
+  MemSource src;
+  Tree tree(&src, kBlock);
+  NodeData leaf;
+  for (uint64_t i = 0; i < format::kNodeCapacity; i++) leaf.extents.push_back({i * 2, 1, 1, 0, 7});
+  TreeRoot root;
+  root.ref = src.Store(leaf, 2);
+  root.height = 1;
+  root.blocks = format::kNodeCapacity;
+  std::vector<Change> one{{1, 1, false, 3, 0, 9}};
+  auto next = tree.Apply(root, one);
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  auto pending = tree.CollectPending(*next);
+  size_t leaves = 0, extents = 0;
+  for (const NodePtr& n : pending) {
+    if (n->data.level != 0) continue;
+    leaves++;
+    extents += n->data.extents.size();
+    EXPECT_LE(n->data.extents.size(), kLeafCapacity);
+  }
+  EXPECT_EQ(extents, format::kNodeCapacity + 1);
+  EXPECT_EQ(leaves, (extents + kLeafCapacity - 1) / kLeafCapacity);
+}
+
 TEST(BTreeHostile, ExtentPastTheMaximumFileSizeForTheBlockSizeIsCorrupt) {
   MemSource src;
   Tree tree(&src, 1u << 22);  // 4 MiB blocks: at most 2^38 blocks
@@ -158,6 +187,8 @@ TEST(BTree, EpochsSurviveSplitsMergesAndReloads) {
   TreeRoot root;
   for (uint64_t seg = 1; seg <= 40; seg++) {
     const uint64_t epoch = 1000 + seg * 7;
+    // Every third flush puts its data in the segment's data object.
+    const bool in_object = seg % 3 == 0;
     std::map<uint64_t, Change> changes;
     uint64_t data_offset = 0;
     for (int k = 0; k < 30; k++) {
@@ -167,7 +198,9 @@ TEST(BTree, EpochsSurviveSplitsMergesAndReloads) {
       if (clash) continue;
       bool hole = rng() % 4 == 0;
       changes[start] =
-          Change{start, count, hole, hole ? 0 : seg, hole ? 0 : data_offset, hole ? 0 : epoch};
+          Change{start, count, hole, hole ? 0 : seg,
+                 hole ? 0 : (in_object ? format::kInDataObject : 0) | data_offset,
+                 hole ? 0 : epoch};
       for (uint64_t b = start; b < start + count; b++) {
         if (hole)
           model.erase(b);
@@ -185,7 +218,9 @@ TEST(BTree, EpochsSurviveSplitsMergesAndReloads) {
     std::string area;
     const uint64_t node_area = 100000;
     uint64_t data_area = node_area + Tree::PendingBytes(pending);
-    Tree::FinishLayout(&root, pending, seg, node_area, data_area, &area);
+    ASSERT_TRUE(
+        Tree::FinishLayout(&root, pending, seg, node_area, in_object ? 0 : data_area, &area).ok());
+    ASSERT_EQ(area.size(), data_area - node_area);
     // Store the encoded nodes where their refs say.
     for (const NodePtr& n : pending) {
       src.bytes[{seg, n->ref.offset}] = area.substr(n->ref.offset - node_area, n->ref.length);
@@ -194,7 +229,7 @@ TEST(BTree, EpochsSurviveSplitsMergesAndReloads) {
     for (auto& [s, c] : changes) {
       if (c.hole) continue;
       for (uint64_t b = s; b < s + c.count; b++) {
-        model[b].offset = data_area + c.offset + (b - s) * sbs;
+        model[b].offset = (in_object ? 0 : data_area) + c.offset + (b - s) * sbs;
       }
     }
     // Reload from the store: a fresh root (the cache is the store itself).

@@ -69,10 +69,17 @@ format::SegmentHeader CommitCrafted(
   h.self.root = {h.self.id, 0, 0};
   const uint64_t header_len = format::EncodeHeader(h).size();
   std::vector<NodeData> nodes = build(head, h.self.id, header_len);
+  // Node sizes do not depend on the data area offset (the end of the nodes).
+  uint64_t nodes_len = 0;
+  for (const NodeData& n : nodes) nodes_len += format::EncodedNodeSize(n, h.self.id, 0);
   std::string area;
-  for (const NodeData& n : nodes) format::EncodeNode(n, h.self.id, &area);
+  for (const NodeData& n : nodes) {
+    Status st = format::EncodeNode(n, h.self.id, header_len + nodes_len, &area);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+  }
+  EXPECT_EQ(area.size(), nodes_len);
   const NodeData& root = nodes.back();
-  const uint32_t root_len = static_cast<uint32_t>(format::EncodedNodeSize(root));
+  const uint32_t root_len = static_cast<uint32_t>(format::EncodedNodeSize(root, h.self.id, 0));
   h.self.root = {h.self.id, static_cast<uint32_t>(header_len + area.size() - root_len), root_len};
   h.self.height = static_cast<uint8_t>(root.level + 1);
   h.node_area_offset = header_len;
@@ -143,7 +150,7 @@ TEST(HostileIndex, SameChildEverywhereIsCorruptAtEveryHeight) {
                     std::vector<NodeData> nodes{
                         Leaf({{0, 1, head.self.id, head.data_area_offset, head.writer_epoch}})};
                     format::NodeRef ref{id, static_cast<uint32_t>(node_area),
-                                        static_cast<uint32_t>(format::EncodedNodeSize(nodes[0]))};
+                                        static_cast<uint32_t>(format::EncodedNodeSize(nodes[0], id, 0))};
                     uint64_t offset = node_area + ref.length, blocks = 1;
                     for (int level = 1; level < height; level++) {
                       NodeData in;
@@ -153,7 +160,7 @@ TEST(HostileIndex, SameChildEverywhereIsCorruptAtEveryHeight) {
                       }
                       blocks *= format::kNodeCapacity;
                       ref = {id, static_cast<uint32_t>(offset),
-                             static_cast<uint32_t>(format::EncodedNodeSize(in))};
+                             static_cast<uint32_t>(format::EncodedNodeSize(in, id, 0))};
                       offset += ref.length;
                       nodes.push_back(in);
                     }

@@ -82,7 +82,8 @@ class Hostile : public ::testing::Test {
   // Commits a CRC-valid segment `id` on top of the head whose index is the
   // given nodes (nodes[i] is encoded at the i-th position of the node area;
   // the root is nodes[root]; children refer to earlier nodes by index through
-  // `fix`), with `data_bytes` of data area.
+  // `fix`), with `data_bytes` of data area. Extents of `id` outside its data
+  // object give offsets relative to its data area (the format stores them so).
   void CraftSegment(uint64_t id, std::vector<format::NodeData> nodes, size_t root, uint8_t height,
                     uint64_t size, uint64_t data_bytes = 0) {
     auto head = file::ReadHeader(store_.get(), id - 1);
@@ -101,6 +102,7 @@ class Hostile : public ::testing::Test {
     std::vector<format::NodeRef> refs;
     uint64_t pos = header_len;
     for (const auto& n : nodes) {
+      // Children refs are still indexes (segment 0): sized as refs into `id`.
       uint32_t len = static_cast<uint32_t>(format::EncodedNodeSize(n));
       refs.push_back({id, static_cast<uint32_t>(pos), len});
       pos += len;
@@ -108,7 +110,11 @@ class Hostile : public ::testing::Test {
     std::string node_bytes;
     for (auto& n : nodes) {
       for (auto& c : n.children) c.ref = refs[c.ref.offset];  // index -> real ref
-      format::EncodeNode(n, id, &node_bytes);
+      for (auto& e : n.extents) {
+        if (e.segment == id && !e.in_data_object()) e.offset += pos;
+      }
+      Status st = format::EncodeNode(n, id, pos, &node_bytes);
+      ASSERT_TRUE(st.ok()) << st.ToString();
     }
     h.self.root = refs[root];
     h.node_area_offset = header_len;
@@ -155,7 +161,7 @@ TEST_F(Hostile, HugeExtentIsBoundedInVerifyDeep) {
   leaf.level = 0;
   leaf.extents.push_back({0, 0xFFFFFFFFu, 3, 0});
   CraftSegment(3, {leaf}, 0, 1, uint64_t{0xFFFFFFFF} * 4096, 4100);
-  // offset 0 of segment 3 is its header, not its data area: also wrong.
+  // at the start of segment 3's data area, which holds one block.
   CliRun r = Limited("verify " + path_ + " --deep", 30);
   EXPECT_NE(r.code, 137) << "verify --deep ran without bound";
   EXPECT_EQ(r.code, 1) << r.out << r.err;
