@@ -211,6 +211,8 @@ class PutRecorder : public hf::ObjectStore {
                  hf::ObjectInfo* info) override {
     uint64_t total = 0;
     for (auto piece : data) total += piece.size();
+    if (key.starts_with("seg/")) commits_++;
+    if (key.starts_with("dat/")) data_objects_++;
     if (s3_ && total > threshold_ && options.if_match.empty() && !options.if_absent) {
       multipart_++;
       http_puts_ += 2 + (total + part_ - 1) / part_;
@@ -242,6 +244,8 @@ class PutRecorder : public hf::ObjectStore {
   using ObjectStore::Put;
 
   uint64_t http_puts() const { return http_puts_; }
+  uint64_t commits() const { return commits_; }
+  uint64_t data_objects() const { return data_objects_; }
   uint64_t multipart() const { return multipart_; }
   uint64_t largest_put() const { return largest_put_; }
 
@@ -250,12 +254,14 @@ class PutRecorder : public hf::ObjectStore {
   bool s3_;
   uint64_t threshold_, part_;
   std::atomic<uint64_t> http_puts_{0}, multipart_{0}, largest_put_{0};
+  std::atomic<uint64_t> commits_{0}, data_objects_{0};
 };
 
 struct Counts {
   uint64_t puts = 0, gets = 0, heads = 0, lists = 0, deletes = 0;
   uint64_t bytes_out = 0, bytes_in = 0;
   uint64_t http_puts = 0, multipart = 0;
+  uint64_t commits = 0, data_objects = 0;  // seg/ and dat/ puts
   uint64_t requests() const { return puts + gets + heads + lists + deletes; }
   Counts operator-(const Counts& o) const {
     Counts c;
@@ -268,6 +274,8 @@ struct Counts {
     c.bytes_in = bytes_in - o.bytes_in;
     c.http_puts = http_puts - o.http_puts;
     c.multipart = multipart - o.multipart;
+    c.commits = commits - o.commits;
+    c.data_objects = data_objects - o.data_objects;
     return c;
   }
   json Json() const {
@@ -308,6 +316,8 @@ struct Metered {
     c.bytes_in = s.bytes_in;
     c.http_puts = recorder->http_puts();
     c.multipart = recorder->multipart();
+    c.commits = recorder->commits();
+    c.data_objects = recorder->data_objects();
     return c;
   }
 };
@@ -653,6 +663,12 @@ class Bench {
         "write + flush", Fmt("%.1f MB/s (%.2f s)", seq_.write_mbps, write_s),
         Fmt("%.2fx raw 8 MiB PUT@%d", Ratio(seq_.write_mbps, raw_.put8_p), c_.io_parallelism));
     report_.Row("  requests", w.Text(), Fmt("= %.1f PUTs/GiB", seq_.puts_per_gib));
+    report_.Row("  objects", Fmt("%llu commits (one create-only request each), %llu data objects",
+                                 (unsigned long long)w.commits, (unsigned long long)w.data_objects),
+                "data objects only for flushes > 2 MiB");
+    seq_.commits = w.commits;
+    seq_.data_objects = w.data_objects;
+    seq_.write_gets = w.gets;
     report_.Row("  bytes PUT / bytes written", Fmt("%.4f", seq_.put_ratio));
     report_.Row("  client CPU per GiB", Fmt("%.2f s", seq_.write_cpu_per_gib),
                 Fmt("raw 8 MiB PUT@%d: %.2f s", c_.io_parallelism, raw_.put8_p_cpu_per_gib));
@@ -1437,6 +1453,15 @@ class Bench {
     // The same counted on the wire: a multipart upload is start + parts + complete.
     report_.AddTarget("PUT requests per GiB, sequential (on the wire)", seq_.measured,
                       seq_.http_puts_per_gib <= 16, Fmt("%.1f", seq_.http_puts_per_gib), "<= 16");
+    // Write path v2: every flush is one create-only commit request; a large
+    // flush adds exactly one data object (the file's create is one more commit).
+    report_.AddTarget("seq write: 1 commit + 1 data object per flush, 0 GET", seq_.measured,
+                      seq_.write_gets == 0 && seq_.commits >= 1 &&
+                          seq_.data_objects == seq_.commits - 1,
+                      Fmt("%llu commits, %llu data objects, %llu GET",
+                          (unsigned long long)seq_.commits, (unsigned long long)seq_.data_objects,
+                          (unsigned long long)seq_.write_gets),
+                      "commits = data objects + 1, 0 GET");
     report_.AddTarget("GETs, cold sequential read", seq_.measured, seq_.gets <= seq_.gets_bound,
                       Fmt("%llu", (unsigned long long)seq_.gets),
                       Fmt("<= %llu", (unsigned long long)seq_.gets_bound));
@@ -1499,6 +1524,7 @@ class Bench {
   struct {
     double write_mbps = 0, read_mbps = 0, puts_per_gib = 0, put_ratio = 0;
     double write_cpu_per_gib = 0, read_cpu_per_gib = 0, http_puts_per_gib = 0;
+    uint64_t commits = 0, data_objects = 0, write_gets = 0;
     uint64_t gets = 0, gets_bound = 0;
     bool measured = false;
   } seq_;

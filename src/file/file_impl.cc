@@ -700,8 +700,9 @@ Status FileImpl::BuildSegment(const Flight& flight, const format::SegmentHeader&
   h.data_area_offset = header_len + nodes_len;
   h.data_area_length = inline_bytes;
   // Extents into the data area are relative to it until the layout is known.
-  index::Tree::FinishLayout(&out->root, out->pending, id, header_len,
-                            p.in_object ? 0 : h.data_area_offset, &out->node_bytes);
+  HF_RETURN_IF_ERROR(index::Tree::FinishLayout(&out->root, out->pending, id, header_len,
+                                               p.in_object ? 0 : h.data_area_offset,
+                                               &out->node_bytes));
   h.self.root = out->root.empty() ? format::NodeRef{} : out->root.ref;
   out->header_bytes = format::EncodeHeader(h);
   if (out->header_bytes.size() != header_len) {
