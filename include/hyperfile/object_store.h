@@ -124,6 +124,13 @@ struct LatencyOptions {
   // Requests in flight at once through the layer; the rest wait for a slot.
   // 0 = unlimited (each request has its own connection).
   int max_in_flight = 0;
+  // How the backend below uploads large objects, so a multipart put is
+  // charged as on the wire (start, waves of parallel parts, completion)
+  // rather than as one request at one connection's bandwidth. 0 = every put
+  // is one request. OpenStoreStack fills these from the S3 options.
+  uint64_t multipart_threshold = 0;
+  uint64_t multipart_part_size = 0;
+  int multipart_parallelism = 1;
 };
 
 // Parses a latency specification, the text of HYPERFILE_STORE_LATENCY:

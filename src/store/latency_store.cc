@@ -25,7 +25,18 @@ class LatencyStore : public StoreWrapper {
     Slot slot(this);
     uint64_t bytes = 0;
     for (std::string_view piece : data) bytes += piece.size();
-    Wait(options_.put_ttfb + Transfer(bytes));
+    const uint64_t part = options_.multipart_part_size;
+    if (!options.if_absent && options_.multipart_threshold > 0 && part > 0 &&
+        bytes > options_.multipart_threshold) {
+      // Start, then waves of parts uploaded in parallel, then completion.
+      const uint64_t parts = (bytes + part - 1) / part;
+      const uint64_t width = static_cast<uint64_t>(std::max(1, options_.multipart_parallelism));
+      const uint64_t waves = (parts + width - 1) / width;
+      Wait(options_.put_ttfb * static_cast<int64_t>(2 + waves) +
+           Transfer(std::min(part, bytes)) * static_cast<int64_t>(waves));
+    } else {
+      Wait(options_.put_ttfb + Transfer(bytes));
+    }
     return base()->Put(key, data, options, info);
   }
   Status Get(std::string_view key, uint64_t offset, uint64_t length, std::string* out,

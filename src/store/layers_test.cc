@@ -468,3 +468,36 @@ TEST(FaultLayer, LatencyDelaysCalls) {
 
 }  // namespace
 }  // namespace hyperfile
+
+namespace hyperfile {
+namespace {
+// A large put through a backend that uploads it in parallel parts is
+// charged as on the wire: start, one wave of parts, completion — not one
+// request at one connection's bandwidth.
+TEST(LatencyStoreMultipart, LargePutIsChargedAsParallelParts) {
+  LatencyOptions o;
+  o.put_ttfb = std::chrono::milliseconds(20);
+  o.bandwidth_bytes_per_s = 10ull << 20;  // 1 MiB part = 100 ms
+  o.multipart_threshold = 1ull << 20;
+  o.multipart_part_size = 1ull << 20;
+  o.multipart_parallelism = 4;
+  auto store = NewLatencyStore(NewMemoryStore("lat-mp"), o);
+  std::string body(4ull << 20, 'x');
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(store->Put("big", body).ok());
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::steady_clock::now() - t0)
+                .count();
+  EXPECT_GE(ms, 150);  // 3 x 20 ms + one 100 ms wave
+  EXPECT_LT(ms, 380);  // one request would take 20 + 400 ms
+  // A create-only put is always one request.
+  t0 = std::chrono::steady_clock::now();
+  PutOptions create;
+  create.if_absent = true;
+  ASSERT_TRUE(store->Put("once", Payload{body}, create, nullptr).ok());
+  ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+           .count();
+  EXPECT_GE(ms, 400);
+}
+}  // namespace
+}  // namespace hyperfile

@@ -236,7 +236,14 @@ Result<StoreStack> OpenStoreStack(std::string_view uri, const StoreOptions& opti
   HF_ASSIGN_OR_RETURN(stack.backend, OpenBackend(uri, options));
   // Bottom up; the order is explained at the declaration (object_store.h).
   std::shared_ptr<ObjectStore> top = stack.backend;
-  if (latency) top = NewLatencyStore(std::move(top), *latency);
+  if (latency) {
+    if (uri.starts_with("s3://") && latency->multipart_threshold == 0) {
+      latency->multipart_threshold = options.multipart_threshold;
+      latency->multipart_part_size = options.multipart_part_size;
+      latency->multipart_parallelism = options.max_in_flight;
+    }
+    top = NewLatencyStore(std::move(top), *latency);
+  }
   if (options.metrics) {
     stack.metrics = std::make_shared<MetricsStore>(std::move(top));
     top = stack.metrics;
