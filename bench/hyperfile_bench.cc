@@ -575,9 +575,9 @@ class Bench {
     RemoveAll(m.uri);
 
     const char* latency = std::getenv("HYPERFILE_STORE_LATENCY");
-    report_.Section("1. Raw store baseline (" + s->Name() + ")" +
-                    (latency && *latency ? std::string(", store latency added: ") + latency
-                                         : std::string()));
+    report_.Section(
+        "1. Raw store baseline (" + s->Name() + ")" +
+        (latency && *latency ? std::string(", store latency added: ") + latency : std::string()));
     report_.Row("8 MiB PUT, 1 in flight", Fmt("%.1f MB/s", raw_.put8_1));
     report_.Row(Fmt("8 MiB PUT, %d in flight", p), Fmt("%.1f MB/s", raw_.put8_p));
     report_.Row("8 MiB ranged GET, 1 in flight", Fmt("%.1f MB/s", raw_.get8_1));
@@ -663,8 +663,9 @@ class Bench {
         "write + flush", Fmt("%.1f MB/s (%.2f s)", seq_.write_mbps, write_s),
         Fmt("%.2fx raw 8 MiB PUT@%d", Ratio(seq_.write_mbps, raw_.put8_p), c_.io_parallelism));
     report_.Row("  requests", w.Text(), Fmt("= %.1f PUTs/GiB", seq_.puts_per_gib));
-    report_.Row("  objects", Fmt("%llu commits (one create-only request each), %llu data objects",
-                                 (unsigned long long)w.commits, (unsigned long long)w.data_objects),
+    report_.Row("  objects",
+                Fmt("%llu commits (one create-only request each), %llu data objects",
+                    (unsigned long long)w.commits, (unsigned long long)w.data_objects),
                 "data objects only for flushes > 2 MiB");
     seq_.commits = w.commits;
     seq_.data_objects = w.data_objects;
@@ -1455,13 +1456,12 @@ class Bench {
                       seq_.http_puts_per_gib <= 16, Fmt("%.1f", seq_.http_puts_per_gib), "<= 16");
     // Write path v2: every flush is one create-only commit request; a large
     // flush adds exactly one data object (the file's create is one more commit).
-    report_.AddTarget("seq write: 1 commit + 1 data object per flush, 0 GET", seq_.measured,
-                      seq_.write_gets == 0 && seq_.commits >= 1 &&
-                          seq_.data_objects == seq_.commits - 1,
-                      Fmt("%llu commits, %llu data objects, %llu GET",
-                          (unsigned long long)seq_.commits, (unsigned long long)seq_.data_objects,
-                          (unsigned long long)seq_.write_gets),
-                      "commits = data objects + 1, 0 GET");
+    report_.AddTarget(
+        "seq write: 1 commit + 1 data object per flush, 0 GET", seq_.measured,
+        seq_.write_gets == 0 && seq_.commits >= 1 && seq_.data_objects == seq_.commits - 1,
+        Fmt("%llu commits, %llu data objects, %llu GET", (unsigned long long)seq_.commits,
+            (unsigned long long)seq_.data_objects, (unsigned long long)seq_.write_gets),
+        "commits = data objects + 1, 0 GET");
     report_.AddTarget("GETs, cold sequential read", seq_.measured, seq_.gets <= seq_.gets_bound,
                       Fmt("%llu", (unsigned long long)seq_.gets),
                       Fmt("<= %llu", (unsigned long long)seq_.gets_bound));

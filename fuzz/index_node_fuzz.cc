@@ -32,7 +32,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const uint64_t data_area = hyperfile::DecodeFixed64(in.data() + 20);
     if (!hyperfile::format::EncodeNode(*node, ref.segment, data_area, &again).ok()) std::abort();
     if (again != in) std::abort();
-    if (hyperfile::format::EncodedNodeSize(*node, ref.segment, data_area) != in.size()) std::abort();
+    if (hyperfile::format::EncodedNodeSize(*node, ref.segment, data_area) != in.size())
+      std::abort();
   }
   return 0;
 }

@@ -207,8 +207,10 @@ struct StoreOptions {
   //     servers or bucket policies that require a signed payload.
   // Bodies of other requests (delete batches, multipart completion) and
   // empty bodies are always signed with their SHA-256.
-  enum class PayloadSigning { kUnsignedCrc32c, kSha256 } payload_signing =
-      PayloadSigning::kUnsignedCrc32c;
+  enum class PayloadSigning {
+    kUnsignedCrc32c,
+    kSha256
+  } payload_signing = PayloadSigning::kUnsignedCrc32c;
 
   // --- Layers added by OpenStore ----------------------------------------
   // OpenStore refuses (InvalidArgument) attempts < 1 and negative delays.

@@ -77,11 +77,11 @@ StoreResolver DefaultResolver(const OpenOptions& options) {
 // What the prepare stage made of a flight's batch.
 struct FileImpl::Prepared {
   explicit Prepared(uint32_t block_size) : stored(block_size) {}
-  std::vector<const char*> data;     // the blocks to store (full content), ascending
+  std::vector<const char*> data;      // the blocks to store (full content), ascending
   std::vector<uint64_t> data_blocks;  // their block numbers
-  IntervalSet holes;                 // blocks that became holes (punched or all zeros)
-  bool in_object = false;            // data went to the flight's data object
-  format::StoredBlocks stored;       // the inline data's stored form (not in_object)
+  IntervalSet holes;                  // blocks that became holes (punched or all zeros)
+  bool in_object = false;             // data went to the flight's data object
+  format::StoredBlocks stored;        // the inline data's stored form (not in_object)
 };
 
 struct FileImpl::Flight {
@@ -91,9 +91,9 @@ struct FileImpl::Flight {
   uint64_t seq = 0;       // mutations up to this one are in it
   int64_t oldest_ms = 0;  // its oldest write (restored if the flush fails)
   State state = State::kFrozen;
-  Status status;          // of the last stage that ran
-  uint64_t id = 0;        // checkpoint id, set when prepare starts
-  uint64_t epoch = 0;     // writer epoch of the attempt, set when prepare starts
+  Status status;       // of the last stage that ran
+  uint64_t id = 0;     // checkpoint id, set when prepare starts
+  uint64_t epoch = 0;  // writer epoch of the attempt, set when prepare starts
   // The full content of its partial blocks, published by prepare (under mu_).
   std::shared_ptr<const std::map<uint64_t, std::string>> merged;
   std::unique_ptr<Prepared> prepared;  // owned by the stage that runs
@@ -326,10 +326,9 @@ Status FileImpl::ReadInternal(uint64_t offset, uint64_t len, char* buf) {
     }
   }
   if (!layered) return ReadFromTree(root, {BelowRead{b0, b1, offset, len, buf}});
-  return ReadThroughLayers({Window{offset, len, buf}}, layers, bs,
-                           [&](const std::vector<BelowRead>& reads) {
-                             return ReadFromTree(root, reads);
-                           });
+  return ReadThroughLayers(
+      {Window{offset, len, buf}}, layers, bs,
+      [&](const std::vector<BelowRead>& reads) { return ReadFromTree(root, reads); });
 }
 
 // Holes become zeros, data extents are fetched with one ranged GET per piece
@@ -548,7 +547,8 @@ void FileImpl::StartPrepareLocked(const std::shared_ptr<Flight>& flight) {
   stages_running_++;
   (void)stages_->Submit([this, flight, batches, merges, root] {
     std::vector<Layer> below;
-    for (size_t i = 0; i < batches.size(); i++) below.push_back({batches[i].get(), merges[i].get()});
+    for (size_t i = 0; i < batches.size(); i++)
+      below.push_back({batches[i].get(), merges[i].get()});
     Status st = Prepare(flight.get(), below, root);
     std::lock_guard<std::mutex> lock(mu_);
     flight->status = st;
@@ -594,11 +594,10 @@ Status FileImpl::Prepare(Flight* flight, const std::vector<Layer>& below,
     windows.push_back({b * bs, bs, out.data()});
   }
   if (!windows.empty()) {
-    HF_RETURN_IF_ERROR(ReadThroughLayers(windows, below, bs,
-                                         [&](const std::vector<BelowRead>& reads) {
-                                           return ReadFromTree(root, reads);
-                                         })
-                           .WithContext("flush: read the bases of partial blocks"));
+    HF_RETURN_IF_ERROR(
+        ReadThroughLayers(windows, below, bs, [&](const std::vector<BelowRead>& reads) {
+          return ReadFromTree(root, reads);
+        }).WithContext("flush: read the bases of partial blocks"));
     for (auto& entry : *merged) {
       char* out = entry.second.data();
       const DirtyBlock& dirty = batch.blocks.at(entry.first);
@@ -631,7 +630,8 @@ Status FileImpl::Prepare(Flight* flight, const std::vector<Layer>& below,
     Payload payload;
     p->stored.AppendTo(&payload);
     HF_RETURN_IF_ERROR(
-        store_->Put(format::DataObjectKey(flight->id, flight->epoch), payload, PutOptions{}, nullptr)
+        store_
+            ->Put(format::DataObjectKey(flight->id, flight->epoch), payload, PutOptions{}, nullptr)
             .WithContext("flush: upload the data object"));
     p->stored = format::StoredBlocks(block_size_);  // its CRCs are not needed any more
   }

@@ -175,7 +175,7 @@ class FileImpl : public File {
   int64_t oldest_dirty_ms_ = 0;  // when the current batch got its first write
   int64_t retry_after_ms_ = 0;   // background flushes pause after a failure
   int64_t retry_backoff_ms_ = 0;
-  int stages_running_ = 0;       // stage tasks that have not reported back
+  int stages_running_ = 0;  // stage tasks that have not reported back
   bool stopping_ = false;
   std::condition_variable flush_cv_;   // wakes the flusher
   std::condition_variable commit_cv_;  // wakes Flush() callers and waiting writers

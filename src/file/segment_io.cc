@@ -34,7 +34,9 @@ Result<ObjectStore*> Lineage::StoreFor(uint64_t segment) {
   return own_.get();
 }
 
-std::string Lineage::Where(uint64_t segment) { return WhereKey(segment, format::SegmentKey(segment)); }
+std::string Lineage::Where(uint64_t segment) {
+  return WhereKey(segment, format::SegmentKey(segment));
+}
 
 std::string Lineage::WhereKey(uint64_t segment, const std::string& key) {
   std::string name = own_->Name();
@@ -248,8 +250,9 @@ Status ChunkReader::Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t
   uint64_t offset = piece.object_offset() + c0 * stored_chunk;
   uint64_t length = (c1 - c0) * stored_chunk;
   const std::string object = in_object ? format::DataObjectKey(piece.segment, piece.epoch)
-                                    : format::SegmentKey(piece.segment);
-  std::string where = in_object ? lineage_->WhereKey(piece.segment, object) : lineage_->Where(piece.segment);
+                                       : format::SegmentKey(piece.segment);
+  std::string where =
+      in_object ? lineage_->WhereKey(piece.segment, object) : lineage_->Where(piece.segment);
   Status st = store->Get(object, offset, length, &bytes, nullptr);
   if (st.IsNotFound()) {
     return Status::Corrupt(where + (in_object ? ": data object" : ": segment") +

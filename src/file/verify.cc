@@ -171,8 +171,8 @@ Result<VerifyReport> Verify(std::shared_ptr<ObjectStore> store, const At& at, bo
         ObjectInfo oi;
         Status hs = seg_store->Head(key, &oi);
         if (hs.IsNotFound()) {
-          info.object_problem = lineage.WhereKey(e.segment, key) +
-                                ": data object referenced by the index is missing";
+          info.object_problem =
+              lineage.WhereKey(e.segment, key) + ": data object referenced by the index is missing";
         } else if (!hs.ok()) {
           return hs;
         } else if (oi.size != info.object_length) {
@@ -184,13 +184,14 @@ Result<VerifyReport> Verify(std::shared_ptr<ObjectStore> store, const At& at, bo
       if (e.epoch == info.epoch && !info.object_problem.empty()) {
         return where + ": " + info.object_problem;
       }
-      if (e.object_offset() > info.object_length || stored > info.object_length - e.object_offset()) {
+      if (e.object_offset() > info.object_length ||
+          stored > info.object_length - e.object_offset()) {
         return where + ": stored bytes [" + std::to_string(e.object_offset()) + ", +" +
                std::to_string(stored) + ") outside the data object (" +
                std::to_string(info.object_length) + " bytes) of " + lineage.Where(e.segment);
       }
     } else if (e.offset < seg->data_begin || e.offset > seg->data_end ||
-        stored > seg->data_end - e.offset) {
+               stored > seg->data_end - e.offset) {
       return where + ": stored bytes [" + std::to_string(e.offset) + ", +" +
              std::to_string(stored) + ") outside the data area [" +
              std::to_string(seg->data_begin) + ", " + std::to_string(seg->data_end) + ") of " +

@@ -50,8 +50,7 @@ void RandomMutation(std::mt19937_64& r, Batch* batch, std::string* model, uint64
 }
 
 // Reads [0, kSpan) through `layers` over `below` (the committed bytes).
-std::string ReadAll(const std::vector<Layer>& layers, const std::string& below,
-                    int* below_calls) {
+std::string ReadAll(const std::vector<Layer>& layers, const std::string& below, int* below_calls) {
   std::string out(kSpan, '\x55');
   Status st = ReadThroughLayers({Window{0, kSpan, out.data()}}, layers, kBlock,
                                 [&](const std::vector<BelowRead>& reads) {
@@ -144,8 +143,7 @@ TEST(WriteBuffer, BelowIsAskedOnceForEverythingNoLayerCovers) {
   top.Write(4, 0, 10, d.data(), kBlock);      // partial: needs its base
   std::vector<BelowRead> seen;
   std::string out(6 * kBlock, '\0');
-  ASSERT_TRUE(ReadThroughLayers({Window{0, 6 * kBlock, out.data()}}, {Layer{&top, nullptr}},
-                                kBlock,
+  ASSERT_TRUE(ReadThroughLayers({Window{0, 6 * kBlock, out.data()}}, {Layer{&top, nullptr}}, kBlock,
                                 [&](const std::vector<BelowRead>& reads) {
                                   seen = reads;
                                   for (const BelowRead& r : reads) std::memset(r.buf, 'b', r.len);
@@ -162,10 +160,9 @@ TEST(WriteBuffer, BelowIsAskedOnceForEverythingNoLayerCovers) {
   EXPECT_EQ(out[4 * kBlock + 5], 'z');
   EXPECT_EQ(out[4 * kBlock + 10], 'b');
   // An error from below is returned as is.
-  Status st = ReadThroughLayers({Window{0, kBlock, out.data()}}, {Layer{&top, nullptr}}, kBlock,
-                                [](const std::vector<BelowRead>&) {
-                                  return Status::IOError("below failed");
-                                });
+  Status st = ReadThroughLayers(
+      {Window{0, kBlock, out.data()}}, {Layer{&top, nullptr}}, kBlock,
+      [](const std::vector<BelowRead>&) { return Status::IOError("below failed"); });
   EXPECT_EQ(st.code(), Status::IOError("x").code());
 }
 

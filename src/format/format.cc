@@ -186,8 +186,7 @@ class NodeWriter {
     for (int i = 0; i < bytes; i++) out_->push_back(static_cast<char>(v >> (8 * i)));
   }
   void Varint(uint64_t v) {
-    if (out_)
-      PutVarint64(out_, v);
+    if (out_) PutVarint64(out_, v);
     size_ += VarintLength(v);
   }
   size_t size() const { return size_; }
@@ -215,8 +214,7 @@ uint64_t InteriorBaseSegment(const NodeData& node, uint64_t segment) {
 // written relative to data_area_offset; `segment` 0 (sizing a pending node:
 // its new extents are still relative, its pending children's refs unset)
 // matches no extent and every child whose ref is still unset.
-void WriteNode(const NodeData& node, uint64_t segment, uint64_t data_area_offset,
-               NodeWriter* w) {
+void WriteNode(const NodeData& node, uint64_t segment, uint64_t data_area_offset, NodeWriter* w) {
   const bool leaf = node.level == 0;
   const size_t count = leaf ? node.extents.size() : node.children.size();
   w->Fixed(DecodeFixed32(kNodeMagic.data()), 4);
@@ -324,7 +322,8 @@ Status EncodeNode(const NodeData& node, uint64_t segment, uint64_t data_area_off
   }
   for (size_t i = 0; !leaf && i < count; i++) {
     const ChildEntry& c = node.children[i];
-    if (c.ref.segment == 0 || c.ref.segment > segment || (i > 0 && c.first_key <= node.children[i - 1].first_key) ||
+    if (c.ref.segment == 0 || c.ref.segment > segment ||
+        (i > 0 && c.first_key <= node.children[i - 1].first_key) ||
         (c.ref.segment == segment && c.ref.length > 0xFFFF)) {
       return refuse("bad child " + std::to_string(i));
     }

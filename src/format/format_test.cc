@@ -1,8 +1,9 @@
 // The v3 byte layout and the decoders' checks on hostile input.
-#include <random>
 #include "format/format.h"
 
 #include <gtest/gtest.h>
+
+#include <random>
 
 #include "util/coding.h"
 #include "util/crc32c.h"
@@ -45,8 +46,8 @@ std::string Hex(std::string_view bytes) {
 TEST(FormatV3, LeafLayoutIsByteExact) {
   const uint64_t e1 = 0x1122334455667788ull, e2 = 42;
   NodeData n;
-  n.extents.push_back({10, 3, 5, 4096, e1});                // another segment
-  n.extents.push_back({20, 1, 7, 1000 + 8200, e2});         // this segment's data area
+  n.extents.push_back({10, 3, 5, 4096, e1});                 // another segment
+  n.extents.push_back({20, 1, 7, 1000 + 8200, e2});          // this segment's data area
   n.extents.push_back({21, 2, 7, kInDataObject | 300, e1});  // this segment's data object
   std::string enc = Encode(n, 7, 1000);
   ASSERT_EQ(enc.size(), 67u);
@@ -129,9 +130,9 @@ TEST(FormatV3, FullNodesAreSmallAndBounded) {
   }
   EXPECT_LE(EncodedNodeSize(worst, kMaxCheckpointId, 0), MaxEncodedNodeSize(0, kNodeCapacity));
   EXPECT_LE(MaxEncodedNodeSize(0, kNodeCapacity), kMaxNodeBytes);
-  EXPECT_TRUE(DecodeNode(Encode(worst, kMaxCheckpointId, 1ull << 20),
-                         {kMaxCheckpointId, 0, 0}, "node")
-                  .ok());
+  EXPECT_TRUE(
+      DecodeNode(Encode(worst, kMaxCheckpointId, 1ull << 20), {kMaxCheckpointId, 0, 0}, "node")
+          .ok());
 }
 
 TEST(FormatV3, EncodeRefusesExtentsOfItsSegmentBeforeTheDataArea) {
@@ -207,7 +208,8 @@ RandomNode MakeRandomNode(std::mt19937_64& rng) {
       c.blocks = pick(rng() % 2 ? 1000 : kMaxBlocksAnySize);
       c.ref.segment = rng() % 3 == 0 ? r.segment : 1 + pick(r.segment - 1);
       const bool own = c.ref.segment == r.segment;
-      c.ref.length = static_cast<uint32_t>(kMinNodeBytes + pick(own ? 3000 : kMaxNodeBytes - kMinNodeBytes));
+      c.ref.length =
+          static_cast<uint32_t>(kMinNodeBytes + pick(own ? 3000 : kMaxNodeBytes - kMinNodeBytes));
       c.ref.offset = static_cast<uint32_t>(
           own ? pick(std::min<uint64_t>(r.data_area - c.ref.length, 0xFFFFFFFFu)) : rng());
       n.children.push_back(c);
@@ -251,9 +253,10 @@ TEST(FormatV3, RandomNodesRoundTripWithExactSizes) {
     ASSERT_EQ(EncodedNodeSize(r.pending), enc.size()) << round;
     ASSERT_LE(enc.size(), MaxEncodedNodeSize(r.laid_out.level, kNodeCapacity));
     ASSERT_EQ(PeekNodeLength(enc), enc.size());
-    const uint32_t at = r.data_area >= enc.size() ? static_cast<uint32_t>(std::min<uint64_t>(
-                                                        r.data_area - enc.size(), 0xFFFFFFFFu))
-                                                  : 0;
+    const uint32_t at =
+        r.data_area >= enc.size()
+            ? static_cast<uint32_t>(std::min<uint64_t>(r.data_area - enc.size(), 0xFFFFFFFFu))
+            : 0;
     if (r.data_area < enc.size()) {
       EXPECT_TRUE(DecodeNode(enc, {r.segment, 0, 0}, "node").status().IsCorrupt());
       continue;
@@ -300,7 +303,8 @@ TEST(FormatHostile, EveryTruncationAndByteChangeOfANodeIsCaught) {
           if (fix && i < bad.size() - 4) FixNodeCrc(&bad);
           auto d = DecodeNode(bad, ref, "node");
           if (i == 4) {
-            ASSERT_TRUE(d.status().IsNotSupported() || d.status().IsCorrupt()) << d.status().ToString();
+            ASSERT_TRUE(d.status().IsNotSupported() || d.status().IsCorrupt())
+                << d.status().ToString();
             continue;
           }
           if (!fix || i >= bad.size() - 4) {
@@ -309,8 +313,7 @@ TEST(FormatHostile, EveryTruncationAndByteChangeOfANodeIsCaught) {
           }
           if (d.ok()) {  // a CRC-valid edit may make another valid node: canonical
             std::string again;
-            ASSERT_TRUE(
-                EncodeNode(*d, r.segment, DecodeFixed64(bad.data() + 20), &again).ok());
+            ASSERT_TRUE(EncodeNode(*d, r.segment, DecodeFixed64(bad.data() + 20), &again).ok());
             ASSERT_EQ(Hex(again), Hex(bad)) << "byte " << i;
           } else {
             ASSERT_TRUE(d.status().IsCorrupt()) << d.status().ToString();
@@ -421,7 +424,6 @@ TEST(FormatKeys, SegmentKeyRange) {
   }
 }
 
-
 TEST(FormatV3, DataObjectKeysNameOneUploadAndParseStrictly) {
   const std::string key = DataObjectKey(5, 0xabcdef0123456789ull);
   EXPECT_EQ(key, "dat/fffffffffffffffa-abcdef0123456789");
@@ -429,11 +431,12 @@ TEST(FormatV3, DataObjectKeysNameOneUploadAndParseStrictly) {
   ASSERT_TRUE(parsed.has_value());
   EXPECT_EQ(parsed->first, 5u);
   EXPECT_EQ(parsed->second, 0xabcdef0123456789ull);
-  for (const char* bad : {"dat/fffffffffffffffa", "dat/fffffffffffffffa-abcdef012345678",
-                          "dat/fffffffffffffffa-abcdef01234567890", "dat/FFFFFFFFFFFFFFFA-abcdef0123456789",
-                          "dat/ffffffffffffffff-abcdef0123456789",  // id 0
-                          "dat/fffffffffffffffa_abcdef0123456789", "seg/fffffffffffffffa-abcdef0123456789",
-                          "dat/fffffffffffffffa-abcdef0123456789/x"}) {
+  for (const char* bad :
+       {"dat/fffffffffffffffa", "dat/fffffffffffffffa-abcdef012345678",
+        "dat/fffffffffffffffa-abcdef01234567890", "dat/FFFFFFFFFFFFFFFA-abcdef0123456789",
+        "dat/ffffffffffffffff-abcdef0123456789",  // id 0
+        "dat/fffffffffffffffa_abcdef0123456789", "seg/fffffffffffffffa-abcdef0123456789",
+        "dat/fffffffffffffffa-abcdef0123456789/x"}) {
     EXPECT_FALSE(ParseDataObjectKey(bad).has_value()) << bad;
   }
 }

@@ -410,8 +410,7 @@ uint64_t Tree::PendingBytes(const std::vector<NodePtr>& pending) {
 }
 
 Status Tree::FinishLayout(TreeRoot* root, const std::vector<NodePtr>& pending, uint64_t segment,
-                          uint64_t node_area_offset, uint64_t data_area_offset,
-                          std::string* out) {
+                          uint64_t node_area_offset, uint64_t data_area_offset, std::string* out) {
   // Sizes first: they are those PendingBytes() reported (new extents still
   // relative to the data area, pending children's refs unset).
   uint64_t offset = node_area_offset;

@@ -197,10 +197,12 @@ TEST(BTree, EpochsSurviveSplitsMergesAndReloads) {
       for (auto& [s, c] : changes) clash |= s < start + count && start < s + c.count;
       if (clash) continue;
       bool hole = rng() % 4 == 0;
-      changes[start] =
-          Change{start, count, hole, hole ? 0 : seg,
-                 hole ? 0 : (in_object ? format::kInDataObject : 0) | data_offset,
-                 hole ? 0 : epoch};
+      changes[start] = Change{start,
+                              count,
+                              hole,
+                              hole ? 0 : seg,
+                              hole ? 0 : (in_object ? format::kInDataObject : 0) | data_offset,
+                              hole ? 0 : epoch};
       for (uint64_t b = start; b < start + count; b++) {
         if (hole)
           model.erase(b);

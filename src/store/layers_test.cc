@@ -485,9 +485,9 @@ TEST(LatencyStoreMultipart, LargePutIsChargedAsParallelParts) {
   std::string body(4ull << 20, 'x');
   auto t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE(store->Put("big", body).ok());
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::steady_clock::now() - t0)
-                .count();
+  auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
   EXPECT_GE(ms, 150);  // 3 x 20 ms + one 100 ms wave
   EXPECT_LT(ms, 380);  // one request would take 20 + 400 ms
   // A create-only put is always one request.

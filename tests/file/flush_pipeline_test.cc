@@ -211,9 +211,8 @@ TEST(FlushPipeline, NextFlightUploadsWhileTheFrontCommitsAndCommitsStayOrdered) 
   co.block_size = 65536;
   auto file = File::Create(rec, co, Pipelined(4 * kMiB)).value();
   const std::string dat3 = DatPrefix(3);
-  rec->HoldPut(format::SegmentKey(2), [&](const std::vector<Event>& ev) {
-    return Answered(ev, StoreVerb::kPut, dat3);
-  });
+  rec->HoldPut(format::SegmentKey(2),
+               [&](const std::vector<Event>& ev) { return Answered(ev, StoreVerb::kPut, dat3); });
   const std::string data = Pattern(3, 8 * kMiB);
   for (uint64_t off = 0; off < data.size(); off += kMiB) {
     ASSERT_TRUE(file->PWrite(off, data.data() + off, kMiB).ok());
@@ -243,9 +242,8 @@ TEST(FlushPipeline, FailureOfTheFrontPutsTheNextFlightBackToo) {
   co.block_size = 65536;
   auto file = File::Create(rec, co, Pipelined(4 * kMiB)).value();
   const std::string dat3 = DatPrefix(3);
-  rec->HoldPut(format::SegmentKey(2), [&](const std::vector<Event>& ev) {
-    return Answered(ev, StoreVerb::kPut, dat3);
-  });
+  rec->HoldPut(format::SegmentKey(2),
+               [&](const std::vector<Event>& ev) { return Answered(ev, StoreVerb::kPut, dat3); });
   const std::string seg2 = format::SegmentKey(2);
   rec->FailWhen([&](const StoreCall& c) { return c.verb == StoreVerb::kPut && c.key == seg2; },
                 Status::IOError("injected commit failure"));

@@ -149,8 +149,9 @@ TEST(HostileIndex, SameChildEverywhereIsCorruptAtEveryHeight) {
                   [height](const format::SegmentHeader& head, uint64_t id, uint64_t node_area) {
                     std::vector<NodeData> nodes{
                         Leaf({{0, 1, head.self.id, head.data_area_offset, head.writer_epoch}})};
-                    format::NodeRef ref{id, static_cast<uint32_t>(node_area),
-                                        static_cast<uint32_t>(format::EncodedNodeSize(nodes[0], id, 0))};
+                    format::NodeRef ref{
+                        id, static_cast<uint32_t>(node_area),
+                        static_cast<uint32_t>(format::EncodedNodeSize(nodes[0], id, 0))};
                     uint64_t offset = node_area + ref.length, blocks = 1;
                     for (int level = 1; level < height; level++) {
                       NodeData in;
