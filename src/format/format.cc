@@ -141,17 +141,9 @@ std::optional<uint64_t> ParseSegmentKey(std::string_view key) {
   if (key.size() != kSegmentPrefix.size() + 16 || key.substr(0, 4) != kSegmentPrefix) {
     return std::nullopt;
   }
-  uint64_t v = 0;
-  for (char c : key.substr(4)) {
-    int digit;
-    if (c >= '0' && c <= '9')
-      digit = c - '0';
-    else if (c >= 'a' && c <= 'f')
-      digit = c - 'a' + 10;
-    else
-      return std::nullopt;
-    v = (v << 4) | static_cast<uint64_t>(digit);
-  }
+  auto parsed = ParseHex16(key.substr(4));
+  if (!parsed) return std::nullopt;
+  const uint64_t v = *parsed;
   uint64_t id = ~v;
   if (id == 0 || id > kMaxCheckpointId) return std::nullopt;
   return id;
