@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "hyperfile/file.h"
@@ -85,7 +86,8 @@ struct VerifyReport {
 Result<VerifyReport> Verify(std::shared_ptr<ObjectStore> store, const At& at, bool deep);
 
 // Removes a file: deletes exactly the keys the format defines (segments,
-// snapshot records, the GC horizon) and nothing else. Irreversible.
+// data objects, snapshot records, the collector's gc/ objects, leases and
+// clone pins) and nothing else. Irreversible.
 //
 // - NotFound if the root holds no hyperfile (no segment), whatever else it
 //   holds: a directory of ordinary files or a parent of hyperfiles is never
@@ -99,9 +101,16 @@ Result<VerifyReport> Verify(std::shared_ptr<ObjectStore> store, const At& at, bo
 //   snapshots and segments are deleted, the marker last. An interrupted
 //   removal leaves a file that fails to open with "partly removed" (never an
 //   older, healthy-looking state); RemoveFile again finishes the job.
+// - A file that clones borrow from (pin/ records) is refused with
+//   InvalidArgument naming the clones, unless `force` (the clones break).
 struct RemoveOptions {
   bool keep_foreign = false;
+  bool force = false;
 };
 Status RemoveFile(std::shared_ptr<ObjectStore> store, const RemoveOptions& options = {});
+
+// Whether `key` (relative to a file's root) is one of the keys the format
+// defines (docs/format.md, "Keys"); everything else under a root is foreign.
+bool IsHyperfileKey(std::string_view key);
 
 }  // namespace hyperfile

@@ -11,6 +11,7 @@
 #include "file/file_impl.h"
 #include "file/interval_set.h"
 #include "file/open_internal.h"
+#include "format/gc_records.h"
 #include "format/removal_marker.h"
 #include "util/coding.h"
 
@@ -165,7 +166,8 @@ CheckpointInfo InfoFrom(const format::Descriptor& d) {
 Result<uint64_t> WriteStateSegment(ObjectStore* store, const format::SegmentHeader* parent,
                                    const format::SegmentHeader& lineage_header,
                                    const format::Descriptor& target, uint64_t new_id,
-                                   std::vector<format::Origin> origins, uint64_t restored_from) {
+                                   std::vector<format::Origin> origins, uint64_t restored_from,
+                                   uint64_t new_file_id = 0) {
   format::SegmentHeader h = lineage_header;
   h.self = target;
   h.self.id = new_id;
@@ -186,7 +188,7 @@ Result<uint64_t> WriteStateSegment(ObjectStore* store, const format::SegmentHead
     h.parent = 0;
     h.parent_crc = 0;
     h.first_id = new_id;
-    h.file_id = file::RandomU64();
+    h.file_id = new_file_id != 0 ? new_file_id : file::RandomU64();
     h.create_time_ms = h.self.time_ms;
     h.writer = "clone";
     h.recent.clear();
@@ -220,21 +222,36 @@ Result<std::vector<SnapshotInfo>> ListSnapshotRecords(ObjectStore* store);
 Result<std::vector<CheckpointInfo>> ListCheckpoints(std::shared_ptr<ObjectStore> store,
                                                     size_t limit) {
   HF_ASSIGN_OR_RETURN(uint64_t latest, file::LatestCheckpointId(store.get()));
+  // Checkpoints a collection expired are not listed; their headers may be
+  // gone, so below its horizon the walk goes from kept id to kept id.
+  HF_ASSIGN_OR_RETURN(std::shared_ptr<const format::KeptState> kept, file::ReadKeptState(store.get()));
+  auto expired = [&](uint64_t id) { return kept && kept->Expired(id); };
   std::vector<CheckpointInfo> out;
   uint64_t next = latest;
   // Each header describes itself and the 64 checkpoints before it.
   while (next != 0 && (limit == 0 || out.size() < limit)) {
+    if (expired(next)) {
+      // The largest kept id below `next` (ids below kept->first were not judged).
+      auto it = std::lower_bound(kept->kept.begin(), kept->kept.end(), next,
+                                 [](const format::KeptEntry& e, uint64_t v) { return e.id < v; });
+      if (it != kept->kept.begin()) {
+        next = std::prev(it)->id;
+      } else {
+        break;  // nothing kept below: the older checkpoints all expired
+      }
+    }
     HF_ASSIGN_OR_RETURN(HeaderRead read, file::ReadHeader(store.get(), next));
     const format::SegmentHeader& h = read.header;
     CheckpointInfo self = InfoFrom(h.self);
     self.parent = h.parent;
     self.writer = h.writer;
     out.push_back(self);
+    uint64_t oldest = h.self.id;
     for (const format::Descriptor& d : h.recent) {
       if (limit != 0 && out.size() >= limit) break;
-      out.push_back(InfoFrom(d));
+      oldest = d.id;
+      if (!expired(d.id)) out.push_back(InfoFrom(d));
     }
-    uint64_t oldest = out.back().id;
     next = oldest > h.first_id ? oldest - 1 : 0;
   }
   if (limit != 0 && out.size() > limit) out.resize(limit);
@@ -257,8 +274,22 @@ Result<uint64_t> Restore(std::shared_ptr<ObjectStore> store, const At& at) {
     return Status::InvalidArgument("restore: checkpoint " + std::to_string(target.self().id) +
                                    " predates this clone; clone it again instead");
   }
-  return WriteStateSegment(store.get(), &head.header, head.header, target.self(), latest + 1,
-                           head.header.origins, target.self().id);
+  // Hold the target with a lease while the restore commits, then check it
+  // is still kept: a collection that expired it meanwhile either wrote its
+  // decision before our check (we see it and stop) or sees our lease when
+  // it looks again before deleting (docs/design/0006-space-reclamation.md).
+  const uint64_t target_id = target.self().id;
+  const std::string lease_key = format::LeaseKey(file::RandomU64());
+  const std::string lease =
+      format::EncodeLease({target_id, 10 * 60 * 1000, "restore " + std::to_string(target_id)});
+  HF_RETURN_IF_ERROR(store->Put(lease_key, {lease}, PutOptions{}).WithContext("restore: lease"));
+  Status kept = file::CheckNotExpired(store.get(), target_id);
+  Result<uint64_t> id = kept.ok() ? WriteStateSegment(store.get(), &head.header, head.header,
+                                                      target.self(), latest + 1,
+                                                      head.header.origins, target_id)
+                                  : Result<uint64_t>(kept);
+  (void)store->Delete(lease_key);
+  return id;
 }
 
 Status CreateSnapshot(std::shared_ptr<ObjectStore> store, const std::string& name, const At& at) {
@@ -325,8 +356,19 @@ Result<uint64_t> Clone(std::shared_ptr<ObjectStore> source, const At& at,
   const format::Descriptor& d = target.self();
   std::vector<format::Origin> origins = target.read.header.origins;
   origins.push_back({d.id, target.store->Name()});
+  // Pin the checkpoint in the file that holds it, before the clone exists,
+  // so no collection of the source can take what the clone will borrow
+  // (a failed clone leaves a pin, which only keeps a checkpoint longer).
+  uint64_t clone_file_id = file::RandomU64() | 1;
+  const std::string pin = format::EncodePin({d.id, clone_file_id, destination->Name()});
+  HF_RETURN_IF_ERROR(target.store->Put(format::PinKey(clone_file_id), {pin}, PutOptions{})
+                         .WithContext("clone: pin checkpoint " + std::to_string(d.id) + " in " +
+                                      target.store->Name()));
+  // A collection that decided before the pin was visible may have expired
+  // the checkpoint meanwhile: look again (it sees the pin from now on).
+  HF_RETURN_IF_ERROR(file::CheckNotExpired(target.store.get(), d.id));
   return WriteStateSegment(destination.get(), nullptr, target.read.header, d, d.id + 1,
-                           std::move(origins), 0);
+                           std::move(origins), 0, clone_file_id);
 }
 
 namespace {
@@ -334,7 +376,8 @@ namespace {
 // The keys of a file that RemoveFile may delete, from one listing.
 struct FileKeys {
   std::vector<uint64_t> segments;  // ascending ids (markers included)
-  std::vector<std::string> other;  // snapshot records, data objects, gc/horizon
+  std::vector<std::string> other;  // snapshot records, data objects, gc/*, leases, pins
+  std::vector<std::string> pins;   // pin/ keys (also in other)
   std::vector<std::string> foreign;
   uint64_t foreign_count = 0;
 };
@@ -343,6 +386,7 @@ constexpr size_t kRemoveListPage = 1000;
 constexpr size_t kForeignShown = 3;
 
 bool IsFormatKey(std::string_view key, uint64_t* segment) {
+  *segment = 0;
   if (key.starts_with(format::kSegmentPrefix)) {
     auto id = format::ParseSegmentKey(key);
     if (id && *id >= 1 && *id <= format::kMaxCheckpointId) {
@@ -357,7 +401,9 @@ bool IsFormatKey(std::string_view key, uint64_t* segment) {
   if (key.starts_with(format::kDataObjectPrefix)) {
     return format::ParseDataObjectKey(key).has_value();
   }
-  return key == format::kHorizonKey;
+  if (key.starts_with(format::kLeasePrefix)) return format::ParseLeaseKey(key).has_value();
+  if (key.starts_with(format::kPinPrefix)) return format::ParsePinKey(key).has_value();
+  return key == format::kHorizonKey || key == format::kKeptKey || key == format::kPolicyKey;
 }
 
 // Lists the root page by page. Without keep_foreign the listing stops at the
@@ -375,6 +421,7 @@ Status ListFileKeys(ObjectStore* store, bool keep_foreign, FileKeys* out) {
       } else if (id != 0) {
         out->segments.push_back(id);
       } else {
+        if (o.key.starts_with(format::kPinPrefix)) out->pins.push_back(o.key);
         out->other.push_back(o.key);
       }
     }
@@ -419,6 +466,24 @@ Status RemoveFile(std::shared_ptr<ObjectStore> store, const RemoveOptions& optio
         (keys.foreign_count > kForeignShown ? ", ..." : "") +
         "); nothing was deleted (keep_foreign removes only the hyperfile)");
   }
+  // A clone borrows this file's data: removing it would break the clone.
+  if (!keys.pins.empty() && !options.force) {
+    std::string clones;
+    for (size_t i = 0; i < keys.pins.size() && i < kForeignShown; i++) {
+      std::string body;
+      std::string where = name + "/" + keys.pins[i];
+      Status st = store->Get(keys.pins[i], 0, format::kMaxPinBytes + 1, &body, nullptr);
+      auto pin = st.ok() ? format::DecodePin(body, where) : Result<format::PinRecord>(st);
+      clones += (clones.empty() ? "" : ", ") +
+                (pin.ok() ? pin->clone_uri + " (from checkpoint " + std::to_string(pin->checkpoint) + ")"
+                          : keys.pins[i]);
+    }
+    return Status::InvalidArgument(
+        "remove " + name + ": " + std::to_string(keys.pins.size()) +
+        (keys.pins.size() == 1 ? " clone borrows" : " clones borrow") + " its data: " + clones +
+        (keys.pins.size() > kForeignShown ? ", ..." : "") +
+        "; flatten or remove the clones first, or force the removal (the clones break)");
+  }
   // 2. Commit the removal marker as the newest checkpoint, unless an
   // interrupted removal left one. A writer that commits meanwhile takes the
   // id first: look again (bounded).
@@ -458,6 +523,11 @@ Status RemoveFile(std::shared_ptr<ObjectStore> store, const RemoveOptions& optio
   }
   HF_RETURN_IF_ERROR(store->DeleteMany(segments).WithContext("remove " + name));
   return store->Delete(format::SegmentKey(marker_id)).WithContext("remove " + name);
+}
+
+bool IsHyperfileKey(std::string_view key) {
+  uint64_t segment = 0;
+  return IsFormatKey(key, &segment);
 }
 
 }  // namespace hyperfile

@@ -35,11 +35,38 @@ Result<format::SnapshotRecord> ReadSnapshot(ObjectStore* store, const std::strin
   return format::DecodeSnapshot(body, where);
 }
 
+Result<std::shared_ptr<const format::KeptState>> ReadKeptState(ObjectStore* store) {
+  std::string body;
+  // One byte more than the largest state: a longer object is reported, never read whole.
+  Status st = store->Get(format::kKeptKey, 0, format::kMaxKeptBytes + 1, &body, nullptr);
+  if (st.IsNotFound()) return std::shared_ptr<const format::KeptState>();
+  HF_RETURN_IF_ERROR(st);
+  HF_ASSIGN_OR_RETURN(format::KeptState state,
+                      format::DecodeKeptState(body, store->Name() + "/" + std::string(format::kKeptKey)));
+  return std::shared_ptr<const format::KeptState>(
+      std::make_shared<format::KeptState>(std::move(state)));
+}
+
+Status ExpiredError(ObjectStore* store, uint64_t id) {
+  return Status::NotFound("checkpoint " + std::to_string(id) + " of " + store->Name() +
+                          " expired by the retention policy");
+}
+
+Status CheckNotExpired(ObjectStore* store, uint64_t id) {
+  HF_ASSIGN_OR_RETURN(std::shared_ptr<const format::KeptState> kept, ReadKeptState(store));
+  if (kept && kept->Expired(id)) return ExpiredError(store, id);
+  return Status::OK();
+}
+
 Result<ResolvedState> ResolveState(const std::shared_ptr<ObjectStore>& store, const At& at,
                                    const OpenOptions& options) {
   ResolvedState out;
   out.store = store;
   auto from_id = [&](uint64_t id) -> Status {
+    // An old checkpoint may have expired (its segment may still exist while
+    // other checkpoints use its nodes or data): the collector's decision
+    // says. The head is never expired, but by id we do not know the head.
+    HF_RETURN_IF_ERROR(CheckNotExpired(store.get(), id));
     auto read = ReadHeader(store.get(), id);
     if (read.ok()) {
       out.read = std::move(read).value();
@@ -53,6 +80,7 @@ Result<ResolvedState> ResolveState(const std::shared_ptr<ObjectStore>& store, co
     for (const format::Origin& o : head.header.origins) {
       if (id <= o.max_id) {
         HF_ASSIGN_OR_RETURN(out.store, DefaultResolver(options)(o.uri));
+        HF_RETURN_IF_ERROR(CheckNotExpired(out.store.get(), id));
         HF_ASSIGN_OR_RETURN(out.read, ReadHeader(out.store.get(), id));
         return Status::OK();
       }
@@ -92,14 +120,34 @@ Result<ResolvedState> ResolveTime(const std::shared_ptr<ObjectStore>& store, int
     return Status::NotFound("no checkpoint of " + store->Name() + " at or before " +
                             At::Time(time_ms).ToString());
   };
+  // The answer, if it is not the head, may have expired; and below the
+  // collector's horizon the headers the walk would read may be gone: then
+  // the kept list (with each kept checkpoint's successor's time) answers.
+  bool kept_read = false;
+  std::shared_ptr<const format::KeptState> kept_state;
+  auto kept = [&]() -> Result<const format::KeptState*> {
+    if (!kept_read) {
+      HF_ASSIGN_OR_RETURN(kept_state, ReadKeptState(store.get()));
+      kept_read = true;
+    }
+    return kept_state.get();
+  };
+  auto answer = [&](uint64_t id) -> Status {
+    if (id == latest) return Status::OK();
+    HF_ASSIGN_OR_RETURN(const format::KeptState* k, kept());
+    if (k && k->Expired(id)) return ExpiredError(store.get(), id);
+    return Status::OK();
+  };
   for (int hop = 0; hop < 64; hop++) {
     const format::SegmentHeader& h = read.header;
     if (h.self.time_ms <= time_ms) {
+      HF_RETURN_IF_ERROR(answer(h.self.id));
       out.read = std::move(read);
       return out;
     }
     for (const format::Descriptor& d : h.recent) {
       if (d.time_ms <= time_ms) {
+        HF_RETURN_IF_ERROR(answer(d.id));
         out.read = std::move(read);
         out.descriptor = d;
         return out;
@@ -124,7 +172,25 @@ Result<ResolvedState> ResolveTime(const std::shared_ptr<ObjectStore>& store, int
       }
     }
     if (next < h.first_id) return not_found();
-    HF_ASSIGN_OR_RETURN(read, ReadHeader(store.get(), next));
+    auto older = ReadHeader(store.get(), next);
+    if (!older.ok() && older.status().IsNotFound()) {
+      HF_ASSIGN_OR_RETURN(const format::KeptState* k, kept());
+      if (!k || next > k->horizon || next < k->first) return older.status();
+      if (k->kept.empty() || time_ms < k->kept.front().time_ms) {
+        return time_ms < h.create_time_ms ? not_found()
+                                          : Status::NotFound("the checkpoint of " + store->Name() +
+                                                             " at " + At::Time(time_ms).ToString() +
+                                                             " expired by the retention policy");
+      }
+      const format::KeptEntry* e = k->ForTime(time_ms);
+      if (!e) {
+        return Status::NotFound("the checkpoint of " + store->Name() + " at " +
+                                At::Time(time_ms).ToString() + " expired by the retention policy");
+      }
+      HF_ASSIGN_OR_RETURN(out.read, ReadHeader(store.get(), e->id));
+      return out;
+    }
+    HF_ASSIGN_OR_RETURN(read, std::move(older));
   }
   return not_found();
 }

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "file/segment_io.h"
+#include "format/gc_records.h"
 #include "hyperfile/file.h"
 #include "hyperfile/options.h"
 
@@ -29,6 +30,13 @@ Status ValidateOpenOptions(const OpenOptions& options, const std::string& where)
 // Reads snap/<name> with one bounded GET (NotFound names the snapshot;
 // anything but a 28-byte record is Corrupt naming the object).
 Result<format::SnapshotRecord> ReadSnapshot(ObjectStore* store, const std::string& name);
+// The collector's last decision (gc/kept), read with one bounded GET;
+// null if no collection has run.
+Result<std::shared_ptr<const format::KeptState>> ReadKeptState(ObjectStore* store);
+// NotFound "checkpoint N of X expired by the retention policy" if a
+// collection expired `id` (one GET of gc/kept); OK otherwise.
+Status CheckNotExpired(ObjectStore* store, uint64_t id);
+Status ExpiredError(ObjectStore* store, uint64_t id);
 Result<ResolvedState> ResolveTime(const std::shared_ptr<ObjectStore>& store, int64_t time_ms);
 
 }  // namespace hyperfile::file

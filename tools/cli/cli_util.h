@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "format/format.h"
+#include "hyperfile/checkpoints.h"
 #include "hyperfile/object_store.h"
 #include "hyperfile/status.h"
 #include "util/parse_number.h"
@@ -84,17 +85,9 @@ inline Result<uint32_t> ParseBlockSize(std::string_view what, std::string_view t
 // ------------------------------------------------- what a root holds ---
 
 // Whether `key` (relative to a file's root) is one of the keys the format
-// defines: seg/<16 hex>, snap/<name>, gc/horizon. The library's RemoveFile is
-// the final judge; this only decides what the command refuses up front.
-inline bool IsFormatKey(std::string_view key) {
-  if (format::ParseSegmentKey(key).has_value()) return true;
-  if (key == "gc/horizon") return true;
-  if (key.starts_with(format::kSnapshotPrefix)) {
-    std::string_view name = key.substr(format::kSnapshotPrefix.size());
-    return !name.empty() && name.find('/') == std::string_view::npos;
-  }
-  return false;
-}
+// defines (the library's one rule). RemoveFile is the final judge; this only
+// decides what the command refuses up front.
+inline bool IsFormatKey(std::string_view key) { return IsHyperfileKey(key); }
 
 struct RootSurvey {
   size_t segments = 0;               // seg/ keys: a hyperfile is here if > 0

@@ -1,0 +1,192 @@
+// Space reclamation: retention policies, garbage collection, compaction,
+// space accounting, reader leases. (docs/design/0006-space-reclamation.md
+// explains why each deletion is safe.)
+//
+// Nothing is freed unless a collection runs. A collection
+//   1. decides which checkpoints stay openable: the head, every named
+//      snapshot, every checkpoint a clone was made from (its pin), every
+//      checkpoint held by an unexpired reader lease, and whatever the
+//      retention policy keeps; every other checkpoint expires for good;
+//   2. records that decision in `gc/kept` (opening an expired checkpoint by
+//      id, time or name is then NotFound "expired by the retention policy",
+//      and `ListCheckpoints` lists only kept ones);
+//   3. walks the index of every kept checkpoint (subtrees they share once)
+//      and deletes the segments and data objects none of them references,
+//      once they are older than the grace period (the store's clock).
+// A crash at any point loses nothing kept: deleting is the last step and only
+// of objects a complete pass proved unreferenced; the next run finishes.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "hyperfile/checkpoints.h"
+#include "hyperfile/file.h"
+#include "hyperfile/object_store.h"
+#include "hyperfile/status.h"
+
+namespace hyperfile {
+
+// Which checkpoints a collection keeps besides the always-kept ones (head,
+// snapshots, clone pins, leases). Rules combine (a checkpoint kept by any
+// rule is kept), as in restic and borg. All zero = keep nothing more.
+struct RetentionPolicy {
+  uint32_t keep_last = 0;      // the N newest checkpoints
+  int64_t keep_within_ms = 0;  // every checkpoint committed within this long
+                               // before the newest one
+  // The newest checkpoint of each of the N newest UTC hours / days / ISO
+  // weeks (Monday first) / months that have checkpoints.
+  uint32_t keep_hourly = 0;
+  uint32_t keep_daily = 0;
+  uint32_t keep_weekly = 0;
+  uint32_t keep_monthly = 0;
+
+  bool operator==(const RetentionPolicy&) const = default;
+  // Parses rules separated by spaces, commas or newlines:
+  //   keep-last=N keep-within=DURATION keep-hourly=N keep-daily=N
+  //   keep-weekly=N keep-monthly=N
+  // N is 0..1000000; a rule may appear once. Empty text is the empty policy.
+  static Result<RetentionPolicy> Parse(std::string_view text);
+  // The canonical text (Parse(ToString()) == *this); "" for the empty policy.
+  std::string ToString() const;
+  // "7d", "36h", "90m", "45s", "2w", or sums like "1d12h" (at most 100 years).
+  static Result<int64_t> ParseDuration(std::string_view text);
+};
+
+// The ids a policy keeps out of a history (any order; each CheckpointInfo
+// needs id and time_ms). The always-kept ones are not added here.
+std::vector<uint64_t> SelectByPolicy(const RetentionPolicy& policy,
+                                     const std::vector<CheckpointInfo>& history);
+
+// The policy stored with the file (`gc/policy`), applied by every collection
+// that is not given one. Get: nullopt if none is stored.
+Status SetRetentionPolicy(std::shared_ptr<ObjectStore> store, const RetentionPolicy& policy);
+Result<std::optional<RetentionPolicy>> GetRetentionPolicy(std::shared_ptr<ObjectStore> store);
+
+struct GcProgress {
+  std::string phase;  // "list", "mark", "delete"
+  uint64_t done = 0;
+  uint64_t total = 0;
+};
+
+struct GcOptions {
+  // Overrides the stored policy. With neither, no checkpoint expires and a
+  // collection only deletes what no checkpoint references (orphans).
+  std::optional<RetentionPolicy> policy;
+  // Decide and report, delete and write nothing.
+  bool dry_run = false;
+  // Objects younger than this (by the store's modification time) are never
+  // deleted, and a reader lease protects its checkpoint for this long after
+  // it expired. Protects a writer that stalled (docs/design/0002: it checks
+  // gc/horizon when its parent is older than half of this). 0 .. 30 days.
+  int64_t grace_ms = 20 * 60 * 1000;
+  // Data objects above the head are uploads whose commit has not happened
+  // yet (or never will: a crashed writer). They are deleted only when older
+  // than this. >= grace_ms, at most 30 days.
+  int64_t upload_grace_ms = 24ll * 3600 * 1000;
+  // Called as the collection advances (from the calling thread).
+  std::function<void(const GcProgress&)> progress;
+};
+
+struct GcReport {
+  bool dry_run = false;
+  uint64_t head = 0;
+  uint64_t checkpoints = 0;  // openable before this run
+  uint64_t kept = 0;         // openable after it
+  std::vector<uint64_t> expired;  // ids that expired in this run (ascending)
+  uint64_t snapshots = 0, pins = 0, leases = 0;  // always-kept reasons found
+  uint64_t objects = 0;        // segments + data objects listed
+  uint64_t stored_bytes = 0;   // their total size before the run
+  uint64_t live_objects = 0;   // referenced by a kept checkpoint
+  uint64_t live_bytes = 0;     // size of those objects
+  uint64_t deleted_objects = 0;
+  uint64_t deleted_bytes = 0;
+  uint64_t orphans_deleted = 0;   // data objects and segments no commit references
+  uint64_t held_by_grace = 0;     // unreferenced, but too young to delete yet
+  uint64_t nodes_visited = 0;     // index nodes read by the mark
+  // Requests this run made, by kind.
+  uint64_t gets = 0, heads = 0, lists = 0, puts = 0, deletes = 0;
+  std::string note;  // why nothing was deleted, when that happened
+};
+
+// Runs one collection on the file at the root of `store`. Safe to run while
+// a writer works and readers read (anywhere): it never writes a segment. Two
+// collections at once do not damage the file, but run one at a time. A
+// damaged or unreadable object stops the run before anything is deleted.
+Result<GcReport> Collect(std::shared_ptr<ObjectStore> store, const GcOptions& options = {});
+
+// Where a file's bytes are (from one pass over the index of every kept
+// checkpoint; nothing is written).
+struct SpaceUsage {
+  uint64_t logical_size = 0;     // the head's size
+  uint64_t allocated_bytes = 0;  // the head's blocks that hold data
+  uint64_t stored_bytes = 0;     // every segment and data object
+  uint64_t objects = 0;
+  uint64_t head_bytes = 0;      // stored bytes the head references (data + index)
+  uint64_t history_bytes = 0;   // objects only older kept checkpoints reference
+  uint64_t snapshot_bytes = 0;  // ... of those, objects only snapshots reference
+  uint64_t clone_bytes = 0;     // ... of those, objects only clone pins reference
+  uint64_t reclaimable_bytes = 0;  // objects no kept checkpoint references
+  uint64_t checkpoints = 0;
+};
+Result<SpaceUsage> DiskUsage(std::shared_ptr<ObjectStore> store);
+
+// Compaction: live blocks of the head that sit in mostly-dead objects are
+// rewritten into a new checkpoint (by a writer handle of this process), so
+// that once older checkpoints expire those objects die whole. Victims are
+// objects that only the head references, whose live share is at most
+// max_live_ratio (so at most 1 byte is rewritten per byte freed at 0.5),
+// chosen by benefit (dead bytes) first, visited in logical-offset order.
+struct CompactOptions {
+  double max_live_ratio = 0.5;  // 0 < r < 1
+  uint64_t max_rewrite_bytes = 0;  // stop after this much (0 = no limit)
+  // Refuse (Conflict) when the head was committed less than this long ago
+  // (the store's clock): a writer is probably active, and a compaction
+  // commit would fence it. 0 = don't check.
+  int64_t idle_ms = 60 * 1000;
+  OpenOptions open_options;  // for the writer handle
+};
+struct CompactReport {
+  uint64_t victims = 0;
+  uint64_t bytes_rewritten = 0;  // logical bytes written again
+  uint64_t victim_bytes = 0;     // stored size of the victims (freed by a later Collect)
+  uint64_t checkpoint = 0;       // the compaction commit (0 if nothing to do)
+};
+Result<CompactReport> Compact(std::shared_ptr<ObjectStore> store, const CompactOptions& options = {});
+
+// A reader lease keeps checkpoint `at` from expiring while it is held
+// (`lease/<16 hex>` in the file: the checkpoint, a time to live). Acquire
+// writes it, then checks the checkpoint is still kept (so a collection that
+// decided before the lease was visible is seen, and one that decides after
+// sees the lease); a renewal thread rewrites it every ttl/3; the destructor
+// stops renewing and deletes it. A lease whose holder died expires after
+// ttl (+ the collector's grace). Hold one while reading an old checkpoint
+// on a machine other than the collector's.
+class Lease {
+ public:
+  // ttl_ms: 10 s .. 1 day.
+  static Result<std::unique_ptr<Lease>> Acquire(std::shared_ptr<ObjectStore> store, const At& at,
+                                                int64_t ttl_ms = 10 * 60 * 1000,
+                                                std::string holder = "");
+  ~Lease();
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+  uint64_t checkpoint() const;
+  // Rewrites the lease now (the thread does this by itself).
+  Status Renew();
+  // The last renewal's error, if any (the lease may have lapsed).
+  Status status() const;
+
+  struct State;
+
+ private:
+  explicit Lease(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace hyperfile

@@ -1,0 +1,187 @@
+#include "format/gc_records.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "util/coding.h"
+#include "util/crc32c.h"
+
+namespace hyperfile::format {
+
+namespace {
+
+std::string Hex16(uint64_t v) {
+  static const char* digits = "0123456789abcdef";
+  std::string s(16, '0');
+  for (int i = 15; i >= 0; i--, v >>= 4) s[i] = digits[v & 15];
+  return s;
+}
+
+std::optional<uint64_t> ParseHex16Key(std::string_view key, std::string_view prefix) {
+  if (!key.starts_with(prefix) || key.size() != prefix.size() + 16) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : key.substr(prefix.size())) {
+    int d;
+    if (c >= '0' && c <= '9') {
+      d = c - '0';
+    } else if (c >= 'a' && c <= 'f') {
+      d = c - 'a' + 10;
+    } else {
+      return std::nullopt;
+    }
+    v = v << 4 | static_cast<uint64_t>(d);
+  }
+  return v;
+}
+
+void SealCrc(std::string* out) { PutFixed32(out, crc32c::Value(out->data(), out->size())); }
+
+// Checks magic, minimum size and the trailing CRC.
+Status CheckSealed(std::string_view bytes, std::string_view magic, size_t min_size,
+                   size_t max_size, std::string_view where, std::string_view what) {
+  if (bytes.size() < min_size || bytes.size() > max_size || !bytes.starts_with(magic)) {
+    return Status::Corrupt(std::string(where) + ": not a " + std::string(what) + " (" +
+                           std::to_string(bytes.size()) + " bytes)");
+  }
+  uint32_t want = DecodeFixed32(bytes.data() + bytes.size() - 4);
+  if (crc32c::Value(bytes.data(), bytes.size() - 4) != want) {
+    return Status::Corrupt(std::string(where) + ": " + std::string(what) + " checksum mismatch");
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+bool KeptState::Expired(uint64_t id) const {
+  if (id > horizon || id < first) return false;
+  auto it = std::lower_bound(kept.begin(), kept.end(), id,
+                             [](const KeptEntry& e, uint64_t v) { return e.id < v; });
+  return it == kept.end() || it->id != id;
+}
+
+const KeptEntry* KeptState::ForTime(int64_t time_ms) const {
+  // Entries are ascending by id and so by time; the answer is the last entry
+  // whose time is <= time_ms, if the checkpoint after it is younger.
+  auto it = std::upper_bound(kept.begin(), kept.end(), time_ms,
+                             [](int64_t t, const KeptEntry& e) { return t < e.time_ms; });
+  if (it == kept.begin()) return nullptr;
+  --it;
+  return time_ms < it->next_time_ms ? &*it : nullptr;
+}
+
+std::string EncodeKeptState(const KeptState& s) {
+  std::string out(kKeptMagic);
+  PutFixed32(&out, kKeptVersion);
+  PutFixed64(&out, s.horizon);
+  PutFixed64(&out, s.first);
+  PutFixed64(&out, static_cast<uint64_t>(s.collected_ms));
+  PutFixed32(&out, static_cast<uint32_t>(s.kept.size()));
+  for (const KeptEntry& e : s.kept) {
+    PutFixed64(&out, e.id);
+    PutFixed64(&out, static_cast<uint64_t>(e.time_ms));
+    PutFixed64(&out, static_cast<uint64_t>(e.next_time_ms));
+  }
+  SealCrc(&out);
+  return out;
+}
+
+Result<KeptState> DecodeKeptState(std::string_view bytes, std::string_view where) {
+  constexpr size_t kFixed = 8 + 4 + 8 + 8 + 8 + 4;
+  HF_RETURN_IF_ERROR(
+      CheckSealed(bytes, kKeptMagic, kFixed + 4, kMaxKeptBytes, where, "collector state"));
+  const char* p = bytes.data();
+  uint32_t version = DecodeFixed32(p + 8);
+  if (version != kKeptVersion) {
+    return Status::NotSupported(std::string(where) + ": unsupported collector state version " +
+                                std::to_string(version) + " (this build reads " +
+                                std::to_string(kKeptVersion) + ")");
+  }
+  KeptState s;
+  s.horizon = DecodeFixed64(p + 12);
+  s.first = DecodeFixed64(p + 20);
+  s.collected_ms = static_cast<int64_t>(DecodeFixed64(p + 28));
+  uint32_t n = DecodeFixed32(p + 36);
+  if (n > kMaxKeptEntries || bytes.size() != kFixed + uint64_t{n} * 24 + 4) {
+    return Status::Corrupt(std::string(where) + ": collector state of " +
+                           std::to_string(bytes.size()) + " bytes cannot hold " +
+                           std::to_string(n) + " entries");
+  }
+  s.kept.resize(n);
+  for (uint32_t i = 0; i < n; i++) {
+    const char* e = p + kFixed + size_t{i} * 24;
+    s.kept[i].id = DecodeFixed64(e);
+    s.kept[i].time_ms = static_cast<int64_t>(DecodeFixed64(e + 8));
+    s.kept[i].next_time_ms = static_cast<int64_t>(DecodeFixed64(e + 16));
+    bool ascending = i == 0 || s.kept[i].id > s.kept[i - 1].id;
+    if (s.kept[i].id < s.first || s.kept[i].id > s.horizon || !ascending ||
+        s.kept[i].next_time_ms < s.kept[i].time_ms ||
+        (i > 0 && s.kept[i].time_ms < s.kept[i - 1].next_time_ms)) {
+      return Status::Corrupt(std::string(where) + ": collector state entry " + std::to_string(i) +
+                             " is out of order");
+    }
+  }
+  if (s.first == 0) return Status::Corrupt(std::string(where) + ": collector state starts at id 0");
+  if (s.horizon != 0 && (s.kept.empty() || s.kept.back().id != s.horizon)) {
+    return Status::Corrupt(std::string(where) + ": collector state does not keep its horizon");
+  }
+  return s;
+}
+
+std::string EncodeLease(const LeaseRecord& l) {
+  std::string out(kLeaseMagic);
+  PutFixed64(&out, l.checkpoint);
+  PutFixed64(&out, l.ttl_ms);
+  std::string holder = l.holder.substr(0, 255);
+  PutString16(&out, holder);
+  SealCrc(&out);
+  return out;
+}
+
+Result<LeaseRecord> DecodeLease(std::string_view bytes, std::string_view where) {
+  HF_RETURN_IF_ERROR(CheckSealed(bytes, kLeaseMagic, 8 + 8 + 8 + 2 + 4, kMaxLeaseBytes, where,
+                                 "reader lease"));
+  const char* p = bytes.data();
+  LeaseRecord l;
+  l.checkpoint = DecodeFixed64(p + 8);
+  l.ttl_ms = DecodeFixed64(p + 16);
+  uint16_t len = static_cast<uint16_t>(static_cast<uint8_t>(p[24]) | static_cast<uint8_t>(p[25]) << 8);
+  if (len > 255 || bytes.size() != 8 + 8 + 8 + 2 + size_t{len} + 4) {
+    return Status::Corrupt(std::string(where) + ": reader lease has a bad holder length");
+  }
+  l.holder.assign(p + 26, len);
+  return l;
+}
+
+std::string LeaseKey(uint64_t lease_id) { return std::string(kLeasePrefix) + Hex16(lease_id); }
+std::optional<uint64_t> ParseLeaseKey(std::string_view key) {
+  return ParseHex16Key(key, kLeasePrefix);
+}
+
+std::string EncodePin(const PinRecord& pin) {
+  std::string out(kPinMagic);
+  PutFixed64(&out, pin.checkpoint);
+  PutFixed64(&out, pin.clone_file_id);
+  PutString16(&out, std::string_view(pin.clone_uri).substr(0, 4096));
+  SealCrc(&out);
+  return out;
+}
+
+Result<PinRecord> DecodePin(std::string_view bytes, std::string_view where) {
+  HF_RETURN_IF_ERROR(
+      CheckSealed(bytes, kPinMagic, 8 + 8 + 8 + 2 + 4, kMaxPinBytes, where, "clone pin"));
+  const char* p = bytes.data();
+  PinRecord pin;
+  pin.checkpoint = DecodeFixed64(p + 8);
+  pin.clone_file_id = DecodeFixed64(p + 16);
+  uint16_t len = static_cast<uint16_t>(static_cast<uint8_t>(p[24]) | static_cast<uint8_t>(p[25]) << 8);
+  if (len > 4096 || bytes.size() != 8 + 8 + 8 + 2 + size_t{len} + 4) {
+    return Status::Corrupt(std::string(where) + ": clone pin has a bad URI length");
+  }
+  pin.clone_uri.assign(p + 26, len);
+  return pin;
+}
+
+std::string PinKey(uint64_t clone_file_id) { return std::string(kPinPrefix) + Hex16(clone_file_id); }
+std::optional<uint64_t> ParsePinKey(std::string_view key) { return ParseHex16Key(key, kPinPrefix); }
+
+}  // namespace hyperfile::format

@@ -1,0 +1,85 @@
+// The small objects of space reclamation (docs/format.md, "Garbage
+// collection"): the collector's state `gc/kept`, the stored retention policy
+// `gc/policy`, reader leases `lease/<16 hex>` and clone pins `pin/<16 hex>`.
+// Decoders treat their input as untrusted (bounded sizes and counts, a
+// CRC32C over everything) and return Corrupt naming the object.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "hyperfile/status.h"
+
+namespace hyperfile::format {
+
+inline constexpr std::string_view kKeptKey = "gc/kept";
+inline constexpr std::string_view kPolicyKey = "gc/policy";
+inline constexpr std::string_view kLeasePrefix = "lease/";
+inline constexpr std::string_view kPinPrefix = "pin/";
+
+// What the last collection decided: every checkpoint id <= horizon that is not
+// listed has expired (its segment may be gone). Ids above the horizon were
+// never judged and are all kept. Each kept entry carries its commit time and
+// the commit time of the checkpoint after it (INT64_MAX for the newest), so
+// time travel can tell "the newest checkpoint at or before T is kept" from
+// "it has expired" without the expired headers.
+inline constexpr std::string_view kKeptMagic = "HFGCKEPT";
+inline constexpr uint32_t kKeptVersion = 1;
+inline constexpr uint32_t kMaxKeptEntries = 1u << 20;
+inline constexpr uint64_t kMaxKeptBytes = 8 + 4 + 8 + 8 + 8 + 4 + uint64_t{kMaxKeptEntries} * 24 + 4;
+struct KeptEntry {
+  uint64_t id = 0;
+  int64_t time_ms = 0;
+  int64_t next_time_ms = 0;  // commit time of id + 1 (INT64_MAX: none)
+  bool operator==(const KeptEntry&) const = default;
+};
+struct KeptState {
+  uint64_t horizon = 0;       // the head when the collection ran
+  uint64_t first = 1;         // ids below this were not judged (a clone's origin's)
+  int64_t collected_ms = 0;   // when (collector's clock; informational)
+  std::vector<KeptEntry> kept;  // ascending ids, all <= horizon, the horizon included
+  // True if `id` has expired by this state.
+  bool Expired(uint64_t id) const;
+  // The kept entry that answers "newest checkpoint at or before time_ms"
+  // among ids <= horizon, if that checkpoint is kept.
+  const KeptEntry* ForTime(int64_t time_ms) const;
+};
+std::string EncodeKeptState(const KeptState& state);
+Result<KeptState> DecodeKeptState(std::string_view bytes, std::string_view where);
+
+// A reader lease: checkpoint `checkpoint` is in use until the object's
+// modification time (the store's clock) + ttl_ms. Renewing rewrites it.
+inline constexpr std::string_view kLeaseMagic = "HFLEASE1";
+inline constexpr size_t kMaxLeaseBytes = 8 + 8 + 8 + 2 + 255 + 4;
+struct LeaseRecord {
+  uint64_t checkpoint = 0;
+  uint64_t ttl_ms = 0;
+  std::string holder;  // who (host/process), at most 255 bytes
+};
+std::string EncodeLease(const LeaseRecord& lease);
+Result<LeaseRecord> DecodeLease(std::string_view bytes, std::string_view where);
+std::string LeaseKey(uint64_t lease_id);
+std::optional<uint64_t> ParseLeaseKey(std::string_view key);
+
+// A clone pin in the source file: the clone (file id `clone_file_id`, at
+// `clone_uri`) borrows checkpoint `checkpoint`'s index and data.
+inline constexpr std::string_view kPinMagic = "HFPIN001";
+inline constexpr size_t kMaxPinBytes = 8 + 8 + 8 + 2 + 4096 + 4;
+struct PinRecord {
+  uint64_t checkpoint = 0;
+  uint64_t clone_file_id = 0;
+  std::string clone_uri;  // at most 4096 bytes
+};
+std::string EncodePin(const PinRecord& pin);
+Result<PinRecord> DecodePin(std::string_view bytes, std::string_view where);
+std::string PinKey(uint64_t clone_file_id);
+std::optional<uint64_t> ParsePinKey(std::string_view key);
+
+// The stored retention policy is text (one `rule=value` per line, see
+// hyperfile/gc.h), at most this long.
+inline constexpr size_t kMaxPolicyBytes = 4096;
+
+}  // namespace hyperfile::format

@@ -1,0 +1,413 @@
+// Collect (retention + garbage collection) and DiskUsage.
+// docs/design/0006-space-reclamation.md explains the order of the steps and
+// why each deletion is safe.
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <set>
+
+#include "file/file_impl.h"
+#include "file/open_internal.h"
+#include "format/gc_records.h"
+#include "gc/gc_internal.h"
+#include "gc/mark.h"
+#include "hyperfile/gc.h"
+#include "hyperfile/store_layers.h"
+
+namespace hyperfile {
+
+namespace gc {
+
+namespace {
+constexpr size_t kListPage = 1000;
+constexpr size_t kMaxRecords = 100000;  // leases or pins one file may hold
+constexpr uint64_t kMaxNewCheckpoints = 4096;  // committed while a run marks
+constexpr int64_t kMaxGraceMs = 30ll * 86400 * 1000;
+}  // namespace
+
+// Every object under `prefix`, page by page; the listing must advance.
+Status ListAll(ObjectStore* store, std::string_view prefix, std::vector<ObjectInfo>* out) {
+  std::string after;
+  for (;;) {
+    std::vector<ObjectInfo> page;
+    HF_RETURN_IF_ERROR(store->List(prefix, after, kListPage, &page));
+    for (ObjectInfo& o : page) {
+      if (!o.key.starts_with(prefix)) {
+        return Status::Corrupt(store->Name() + ": listing of " + std::string(prefix) +
+                               " returned " + o.key);
+      }
+      out->push_back(std::move(o));
+    }
+    if (page.size() < kListPage) return Status::OK();
+    if (out->back().key <= after) {
+      return Status::Corrupt(store->Name() + ": the listing of " + std::string(prefix) +
+                             " does not advance");
+    }
+    after = out->back().key;
+    if (out->size() > (64u << 20)) {
+      return Status::OutOfRange(store->Name() + ": more than 64M objects under " +
+                                std::string(prefix));
+    }
+  }
+}
+
+namespace {
+
+template <typename Record>
+Status ReadRecords(ObjectStore* store, std::string_view prefix, size_t max_bytes,
+                   std::optional<uint64_t> (*parse_key)(std::string_view),
+                   Result<Record> (*decode)(std::string_view, std::string_view),
+                   std::vector<std::pair<ObjectInfo, Record>>* out) {
+  std::vector<ObjectInfo> objects;
+  HF_RETURN_IF_ERROR(ListAll(store, prefix, &objects));
+  if (objects.size() > kMaxRecords) {
+    return Status::OutOfRange(store->Name() + ": more than " + std::to_string(kMaxRecords) +
+                              " objects under " + std::string(prefix));
+  }
+  for (ObjectInfo& o : objects) {
+    if (!parse_key(o.key)) continue;  // not a key of the format: foreign, ignored
+    std::string body;
+    Status st = store->Get(o.key, 0, max_bytes + 1, &body, nullptr);
+    if (st.IsNotFound()) continue;  // released meanwhile
+    HF_RETURN_IF_ERROR(st);
+    HF_ASSIGN_OR_RETURN(Record r, decode(body, store->Name() + "/" + o.key));
+    out->emplace_back(std::move(o), std::move(r));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status ReadLeases(ObjectStore* store, std::vector<std::pair<ObjectInfo, format::LeaseRecord>>* out) {
+  return ReadRecords<format::LeaseRecord>(store, format::kLeasePrefix, format::kMaxLeaseBytes,
+                                          format::ParseLeaseKey, format::DecodeLease, out);
+}
+
+Status ReadPins(ObjectStore* store, std::vector<std::pair<ObjectInfo, format::PinRecord>>* out) {
+  return ReadRecords<format::PinRecord>(store, format::kPinPrefix, format::kMaxPinBytes,
+                                        format::ParsePinKey, format::DecodePin, out);
+}
+
+bool LeaseHolds(const ObjectInfo& info, const format::LeaseRecord& lease, int64_t now_ms,
+                int64_t grace_ms) {
+  // An object time of 0 (a store that does not say) never lets a lease lapse.
+  if (info.mtime_ms <= 0) return true;
+  int64_t ttl = static_cast<int64_t>(std::min<uint64_t>(lease.ttl_ms, uint64_t{1} << 40));
+  return info.mtime_ms + ttl + grace_ms > now_ms;
+}
+
+Result<FileView> LoadView(const std::shared_ptr<ObjectStore>& store,
+                          const std::optional<RetentionPolicy>& override_policy, int64_t now_ms,
+                          int64_t grace_ms) {
+  FileView v;
+  HF_ASSIGN_OR_RETURN(v.head, file::LatestCheckpointId(store.get()));
+  HF_ASSIGN_OR_RETURN(file::HeaderRead head, file::ReadHeader(store.get(), v.head));
+  v.head_header = head.header;
+  HF_ASSIGN_OR_RETURN(v.prior, file::ReadKeptState(store.get()));
+  HF_ASSIGN_OR_RETURN(v.history, ListCheckpoints(store));
+  HF_ASSIGN_OR_RETURN(v.snapshots, ListSnapshots(store));
+  HF_RETURN_IF_ERROR(ReadPins(store.get(), &v.pins));
+  HF_RETURN_IF_ERROR(ReadLeases(store.get(), &v.leases));
+  if (override_policy) {
+    v.policy = override_policy;
+  } else {
+    HF_ASSIGN_OR_RETURN(v.policy, GetRetentionPolicy(store));
+  }
+  std::set<uint64_t> exists;
+  for (const CheckpointInfo& c : v.history) exists.insert(c.id);
+  auto keep = [&](uint64_t id, uint8_t reason) {
+    if (exists.count(id)) v.kept[id] |= reason;
+  };
+  keep(v.head, kHead);
+  if (v.policy) {
+    for (uint64_t id : SelectByPolicy(*v.policy, v.history)) keep(id, kHistory);
+  } else {
+    for (const CheckpointInfo& c : v.history) keep(c.id, kHistory);  // nothing expires
+  }
+  for (const SnapshotInfo& s : v.snapshots) keep(s.checkpoint, kSnapshot);
+  for (const auto& [info, pin] : v.pins) keep(pin.checkpoint, kPin);
+  for (const auto& [info, lease] : v.leases) {
+    if (LeaseHolds(info, lease, now_ms, grace_ms)) keep(lease.checkpoint, kHistory);
+  }
+  return v;
+}
+
+Status MarkKept(const FileView& v, Marker* marker, const std::function<void(uint64_t, uint64_t)>& tick) {
+  uint64_t done = 0;
+  // The head first, so that what it shares with older checkpoints counts as
+  // the head's.
+  // Each checkpoint is walked once, for its strongest reason (head, then
+  // policy or lease, then snapshot, then pin), so "only snapshots use it"
+  // means no checkpoint kept for another reason does.
+  for (uint8_t reason : {kHead, kHistory, kSnapshot, kPin}) {
+    for (const auto& [id, reasons] : v.kept) {
+      if ((reasons & reason) == 0 || (reasons & (reason - 1)) != 0) continue;
+      if (id < marker->own_first_id()) continue;
+      HF_RETURN_IF_ERROR(marker->MarkCheckpoint(id, static_cast<Reason>(reason)));
+      if (tick) tick(++done, v.kept.size());
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace gc
+
+using gc::FileView;
+
+Result<GcReport> Collect(std::shared_ptr<ObjectStore> base, const GcOptions& options) {
+  if (!base) return Status::InvalidArgument("gc: no store");
+  if (options.grace_ms < 0 || options.grace_ms > gc::kMaxGraceMs) {
+    return Status::InvalidArgument("gc: grace_ms must be 0 .. 30 days");
+  }
+  if (options.upload_grace_ms < options.grace_ms || options.upload_grace_ms > gc::kMaxGraceMs) {
+    return Status::InvalidArgument("gc: upload_grace_ms must be grace_ms .. 30 days");
+  }
+  auto metrics = std::make_shared<MetricsStore>(base);
+  std::shared_ptr<ObjectStore> store = metrics;
+  GcReport r;
+  r.dry_run = options.dry_run;
+  auto progress = [&](const char* phase, uint64_t done, uint64_t total) {
+    if (options.progress) options.progress({phase, done, total});
+  };
+  auto finish = [&]() {
+    StoreMetricsSnapshot m = metrics->Snapshot();
+    r.gets = m.count(StoreVerb::kGet);
+    r.heads = m.count(StoreVerb::kHead);
+    r.lists = m.count(StoreVerb::kList);
+    r.puts = m.count(StoreVerb::kPut);
+    r.deletes = m.count(StoreVerb::kDelete);
+    return r;
+  };
+
+  // 1. What exists and what is kept.
+  progress("list", 0, 0);
+  const int64_t local_now = file::NowMs();
+  HF_ASSIGN_OR_RETURN(FileView v, gc::LoadView(store, options.policy, local_now, options.grace_ms));
+  r.head = v.head;
+  r.checkpoints = v.history.size();
+  r.snapshots = v.snapshots.size();
+  r.pins = v.pins.size();
+  for (const auto& [info, lease] : v.leases) {
+    if (gc::LeaseHolds(info, lease, local_now, options.grace_ms)) r.leases++;
+  }
+  r.kept = v.kept.size();
+  for (const CheckpointInfo& c : v.history) {
+    if (!v.kept.count(c.id)) r.expired.push_back(c.id);
+  }
+  std::sort(r.expired.begin(), r.expired.end());
+
+  // 2. Mark what the kept checkpoints reference (fails closed on any damage).
+  gc::Marker marker(store, v.head_header.origins, (uint32_t{1} << v.head_header.block_shift));
+  HF_RETURN_IF_ERROR(gc::MarkKept(v, &marker, [&](uint64_t d, uint64_t t) { progress("mark", d, t); }));
+
+  std::vector<ObjectInfo> segments, data_objects;
+  HF_RETURN_IF_ERROR(gc::ListAll(store.get(), format::kSegmentPrefix, &segments));
+  HF_RETURN_IF_ERROR(gc::ListAll(store.get(), format::kDataObjectPrefix, &data_objects));
+
+  // 3. Record the decision before anything is deleted: from now on an
+  // expired checkpoint cannot be opened, restored, cloned or leased.
+  int64_t now = local_now;
+  if (!options.dry_run) {
+    auto write_state = [&]() -> Status {
+      format::KeptState state;
+      state.horizon = v.head;
+      state.first = v.head_header.first_id;
+      state.collected_ms = local_now;
+      std::map<uint64_t, int64_t> times;
+      for (const CheckpointInfo& c : v.history) times[c.id] = c.time_ms;
+      for (const auto& [id, reasons] : v.kept) {
+        if (id < state.first) continue;
+        format::KeptEntry e{id, times[id], std::numeric_limits<int64_t>::max()};
+        if (id != v.head) {
+          auto next = times.find(id + 1);
+          if (next != times.end()) {
+            e.next_time_ms = next->second;
+          } else if (v.prior) {
+            // id + 1 expired in an earlier run: that run recorded its time.
+            for (const format::KeptEntry& old : v.prior->kept) {
+              if (old.id == id) e.next_time_ms = old.next_time_ms;
+            }
+          }
+          if (e.next_time_ms == std::numeric_limits<int64_t>::max()) {
+            auto above = times.upper_bound(id);
+            if (above != times.end()) e.next_time_ms = above->second;
+          }
+          e.next_time_ms = std::max(e.next_time_ms, e.time_ms);
+        }
+        state.kept.push_back(e);
+      }
+      // Keep the times consistent for the decoder (each entry starts at or
+      // after the previous entry's successor).
+      for (size_t i = 1; i < state.kept.size(); i++) {
+        auto& prev = state.kept[i - 1];
+        prev.next_time_ms = std::max(std::min(prev.next_time_ms, state.kept[i].time_ms), prev.time_ms);
+      }
+      if (state.kept.size() > format::kMaxKeptEntries) {
+        return Status::OutOfRange("gc " + store->Name() + ": more than " +
+                                  std::to_string(format::kMaxKeptEntries) + " kept checkpoints");
+      }
+      const std::string bytes = format::EncodeKeptState(state);
+      return store->Put(format::kKeptKey, {bytes}, PutOptions{})
+          .WithContext("gc " + store->Name() + ": record the kept checkpoints");
+    };
+    HF_RETURN_IF_ERROR(write_state());
+    // The store's clock from here on: the time it gave the object just written.
+    ObjectInfo info;
+    HF_RETURN_IF_ERROR(store->Head(format::kKeptKey, &info));
+    if (info.mtime_ms > 0) now = info.mtime_ms;
+    const std::string horizon = std::to_string(v.head);
+    HF_RETURN_IF_ERROR(store->Put(format::kHorizonKey, {horizon}, PutOptions{})
+                           .WithContext("gc " + store->Name() + ": write the horizon"));
+
+    // 4. A lease or a pin that appeared while we decided, on a checkpoint
+    // we expired: its holder checked gc/kept before we wrote it and goes on
+    // using the checkpoint. Keep it after all (nothing was deleted yet),
+    // mark it and record the corrected decision. A holder that checks from
+    // now on sees one of the two decisions; both keep what it checked.
+    std::vector<std::pair<ObjectInfo, format::LeaseRecord>> leases;
+    HF_RETURN_IF_ERROR(gc::ReadLeases(store.get(), &leases));
+    std::vector<std::pair<ObjectInfo, format::PinRecord>> pins;
+    HF_RETURN_IF_ERROR(gc::ReadPins(store.get(), &pins));
+    std::set<uint64_t> expired(r.expired.begin(), r.expired.end());
+    std::map<uint64_t, uint8_t> revived;
+    for (const auto& [info, lease] : leases) {
+      if (expired.count(lease.checkpoint) && gc::LeaseHolds(info, lease, now, options.grace_ms)) {
+        revived[lease.checkpoint] |= gc::kHistory;
+      }
+    }
+    for (const auto& [info, pin] : pins) {
+      if (expired.count(pin.checkpoint)) revived[pin.checkpoint] |= gc::kPin;
+    }
+    if (!revived.empty()) {
+      for (const auto& [id, reasons] : revived) {
+        v.kept[id] |= reasons;
+        expired.erase(id);
+        HF_RETURN_IF_ERROR(marker.MarkCheckpoint(id, static_cast<gc::Reason>(reasons & gc::kPin ? gc::kPin : gc::kHistory)));
+        r.note += (r.note.empty() ? "" : "; ") + std::string("checkpoint ") + std::to_string(id) +
+                  " got a lease or a clone during the run and is kept";
+      }
+      r.expired.assign(expired.begin(), expired.end());
+      r.kept = v.kept.size();
+      HF_RETURN_IF_ERROR(write_state());
+    }
+    // 5. Checkpoints committed while we marked: a normal commit references
+    // only its parent's objects and new ones, but a restore may point at
+    // any older state: mark them all (they share nearly everything).
+    HF_ASSIGN_OR_RETURN(uint64_t latest, file::LatestCheckpointId(store.get()));
+    if (latest > v.head + gc::kMaxNewCheckpoints) {
+      r.note = "the file is changing too fast to collect (" + std::to_string(latest - v.head) +
+               " checkpoints during the run); nothing deleted";
+      return finish();
+    }
+    for (uint64_t id = v.head + 1; id <= latest; id++) {
+      HF_RETURN_IF_ERROR(marker.MarkCheckpoint(id, gc::kHistory));
+    }
+  }
+
+  // 6. Delete what no kept checkpoint references, once it is old enough.
+  std::set<uint64_t> segment_ids;
+  for (const ObjectInfo& o : segments) {
+    if (auto id = format::ParseSegmentKey(o.key)) segment_ids.insert(*id);
+  }
+  const auto& uses = marker.uses();
+  std::vector<std::string> delete_data, delete_segments;
+  auto consider = [&](const ObjectInfo& o, int64_t grace, bool orphan,
+                      std::vector<std::string>* out) {
+    r.objects++;
+    r.stored_bytes += o.size;
+    if (uses.count(o.key)) {
+      r.live_objects++;
+      r.live_bytes += o.size;
+      return;
+    }
+    // grace 0: no age requirement. Otherwise an object whose age the store
+    // does not say (mtime 0) is never deleted.
+    if (grace > 0 && (o.mtime_ms <= 0 || o.mtime_ms + grace > now)) {
+      r.held_by_grace++;
+      return;
+    }
+    out->push_back(o.key);
+    r.deleted_objects++;
+    r.deleted_bytes += o.size;
+    if (orphan) r.orphans_deleted++;
+  };
+  for (const ObjectInfo& o : data_objects) {
+    auto parsed = format::ParseDataObjectKey(o.key);
+    if (!parsed) continue;  // foreign
+    auto [id, epoch] = *parsed;
+    if (id < v.head_header.first_id) continue;
+    if (id > v.head) {
+      consider(o, options.upload_grace_ms, true, &delete_data);  // an upload whose commit never came
+    } else {
+      // Its segment is gone or kept (then another epoch's): no commit uses it.
+      bool orphan = !segment_ids.count(id) || v.kept.count(id);
+      consider(o, options.grace_ms, orphan, &delete_data);
+    }
+  }
+  for (const ObjectInfo& o : segments) {
+    auto id = format::ParseSegmentKey(o.key);
+    if (!id || *id < v.head_header.first_id || *id > format::kMaxCheckpointId) continue;
+    if (*id >= v.head) {  // the head and anything committed since
+      r.objects++;
+      r.stored_bytes += o.size;
+      r.live_objects++;
+      r.live_bytes += o.size;
+      continue;
+    }
+    consider(o, options.grace_ms, false, &delete_segments);
+  }
+  r.nodes_visited = marker.nodes_visited();
+  if (options.dry_run) return finish();
+  progress("delete", 0, delete_data.size() + delete_segments.size());
+  HF_RETURN_IF_ERROR(store->DeleteMany(delete_data).WithContext("gc " + store->Name()));
+  progress("delete", delete_data.size(), delete_data.size() + delete_segments.size());
+  HF_RETURN_IF_ERROR(store->DeleteMany(delete_segments).WithContext("gc " + store->Name()));
+  progress("delete", delete_data.size() + delete_segments.size(),
+           delete_data.size() + delete_segments.size());
+  return finish();
+}
+
+Result<SpaceUsage> DiskUsage(std::shared_ptr<ObjectStore> store) {
+  if (!store) return Status::InvalidArgument("du: no store");
+  const int64_t now = file::NowMs();
+  HF_ASSIGN_OR_RETURN(FileView v, gc::LoadView(store, std::nullopt, now, 20 * 60 * 1000));
+  gc::Marker marker(store, v.head_header.origins, (uint32_t{1} << v.head_header.block_shift));
+  HF_RETURN_IF_ERROR(gc::MarkKept(v, &marker, nullptr));
+  std::vector<ObjectInfo> objects;
+  HF_RETURN_IF_ERROR(gc::ListAll(store.get(), format::kSegmentPrefix, &objects));
+  HF_RETURN_IF_ERROR(gc::ListAll(store.get(), format::kDataObjectPrefix, &objects));
+  SpaceUsage u;
+  u.logical_size = v.head_header.self.size;
+  u.allocated_bytes = v.head_header.self.allocated_blocks * (uint32_t{1} << v.head_header.block_shift);
+  u.checkpoints = v.history.size();
+  const auto& uses = marker.uses();
+  for (const ObjectInfo& o : objects) {
+    bool ours = o.key.starts_with(format::kSegmentPrefix)
+                    ? format::ParseSegmentKey(o.key).has_value()
+                    : format::ParseDataObjectKey(o.key).has_value();
+    if (!ours) continue;
+    u.objects++;
+    u.stored_bytes += o.size;
+    auto it = uses.find(o.key);
+    if (it == uses.end()) {
+      auto id = format::ParseSegmentKey(o.key);
+      if (id && *id > v.head) continue;  // committed after we looked
+      u.reclaimable_bytes += o.size;
+      continue;
+    }
+    uint8_t reasons = it->second.reasons;
+    if (reasons & gc::kHead) {
+      u.head_bytes += std::min<uint64_t>(it->second.head_bytes, o.size);
+      // The rest of an object the head uses is dead inside a live object:
+      // compaction reclaims it.
+      continue;
+    }
+    u.history_bytes += o.size;
+    if (reasons == gc::kSnapshot) u.snapshot_bytes += o.size;
+    if (reasons == gc::kPin) u.clone_bytes += o.size;
+  }
+  // A segment's header is part of its object; count the head's.
+  return u;
+}
+
+}  // namespace hyperfile
