@@ -96,19 +96,19 @@ struct GcOptions {
 struct GcReport {
   bool dry_run = false;
   uint64_t head = 0;
-  uint64_t checkpoints = 0;  // openable before this run
-  uint64_t kept = 0;         // openable after it
-  std::vector<uint64_t> expired;  // ids that expired in this run (ascending)
+  uint64_t checkpoints = 0;                      // openable before this run
+  uint64_t kept = 0;                             // openable after it
+  std::vector<uint64_t> expired;                 // ids that expired in this run (ascending)
   uint64_t snapshots = 0, pins = 0, leases = 0;  // always-kept reasons found
-  uint64_t objects = 0;        // segments + data objects listed
-  uint64_t stored_bytes = 0;   // their total size before the run
-  uint64_t live_objects = 0;   // referenced by a kept checkpoint
-  uint64_t live_bytes = 0;     // size of those objects
+  uint64_t objects = 0;                          // segments + data objects listed
+  uint64_t stored_bytes = 0;                     // their total size before the run
+  uint64_t live_objects = 0;                     // referenced by a kept checkpoint
+  uint64_t live_bytes = 0;                       // size of those objects
   uint64_t deleted_objects = 0;
   uint64_t deleted_bytes = 0;
-  uint64_t orphans_deleted = 0;   // data objects and segments no commit references
-  uint64_t held_by_grace = 0;     // unreferenced, but too young to delete yet
-  uint64_t nodes_visited = 0;     // index nodes read by the mark
+  uint64_t orphans_deleted = 0;  // data objects and segments no commit references
+  uint64_t held_by_grace = 0;    // unreferenced, but too young to delete yet
+  uint64_t nodes_visited = 0;    // index nodes read by the mark
   // Requests this run made, by kind.
   uint64_t gets = 0, heads = 0, lists = 0, puts = 0, deletes = 0;
   std::string note;  // why nothing was deleted, when that happened
@@ -127,10 +127,10 @@ struct SpaceUsage {
   uint64_t allocated_bytes = 0;  // the head's blocks that hold data
   uint64_t stored_bytes = 0;     // every segment and data object
   uint64_t objects = 0;
-  uint64_t head_bytes = 0;      // stored bytes the head references (data + index)
-  uint64_t history_bytes = 0;   // objects only older kept checkpoints reference
-  uint64_t snapshot_bytes = 0;  // ... of those, objects only snapshots reference
-  uint64_t clone_bytes = 0;     // ... of those, objects only clone pins reference
+  uint64_t head_bytes = 0;         // stored bytes the head references (data + index)
+  uint64_t history_bytes = 0;      // objects only older kept checkpoints reference
+  uint64_t snapshot_bytes = 0;     // ... of those, objects only snapshots reference
+  uint64_t clone_bytes = 0;        // ... of those, objects only clone pins reference
   uint64_t reclaimable_bytes = 0;  // objects no kept checkpoint references
   uint64_t checkpoints = 0;
 };
@@ -143,7 +143,7 @@ Result<SpaceUsage> DiskUsage(std::shared_ptr<ObjectStore> store);
 // max_live_ratio (so at most 1 byte is rewritten per byte freed at 0.5),
 // chosen by benefit (dead bytes) first, visited in logical-offset order.
 struct CompactOptions {
-  double max_live_ratio = 0.5;  // 0 < r < 1
+  double max_live_ratio = 0.5;     // 0 < r < 1
   uint64_t max_rewrite_bytes = 0;  // stop after this much (0 = no limit)
   // Refuse (Conflict) when the head was committed less than this long ago
   // (the store's clock): a writer is probably active, and a compaction
@@ -157,7 +157,8 @@ struct CompactReport {
   uint64_t victim_bytes = 0;     // stored size of the victims (freed by a later Collect)
   uint64_t checkpoint = 0;       // the compaction commit (0 if nothing to do)
 };
-Result<CompactReport> Compact(std::shared_ptr<ObjectStore> store, const CompactOptions& options = {});
+Result<CompactReport> Compact(std::shared_ptr<ObjectStore> store,
+                              const CompactOptions& options = {});
 
 // A reader lease keeps checkpoint `at` from expiring while it is held
 // (`lease/<16 hex>` in the file: the checkpoint, a time to live). Acquire

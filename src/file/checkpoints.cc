@@ -224,7 +224,8 @@ Result<std::vector<CheckpointInfo>> ListCheckpoints(std::shared_ptr<ObjectStore>
   HF_ASSIGN_OR_RETURN(uint64_t latest, file::LatestCheckpointId(store.get()));
   // Checkpoints a collection expired are not listed; their headers may be
   // gone, so below its horizon the walk goes from kept id to kept id.
-  HF_ASSIGN_OR_RETURN(std::shared_ptr<const format::KeptState> kept, file::ReadKeptState(store.get()));
+  HF_ASSIGN_OR_RETURN(std::shared_ptr<const format::KeptState> kept,
+                      file::ReadKeptState(store.get()));
   auto expired = [&](uint64_t id) { return kept && kept->Expired(id); };
   std::vector<CheckpointInfo> out;
   uint64_t next = latest;
@@ -284,10 +285,10 @@ Result<uint64_t> Restore(std::shared_ptr<ObjectStore> store, const At& at) {
       format::EncodeLease({target_id, 10 * 60 * 1000, "restore " + std::to_string(target_id)});
   HF_RETURN_IF_ERROR(store->Put(lease_key, {lease}, PutOptions{}).WithContext("restore: lease"));
   Status kept = file::CheckNotExpired(store.get(), target_id);
-  Result<uint64_t> id = kept.ok() ? WriteStateSegment(store.get(), &head.header, head.header,
-                                                      target.self(), latest + 1,
-                                                      head.header.origins, target_id)
-                                  : Result<uint64_t>(kept);
+  Result<uint64_t> id =
+      kept.ok() ? WriteStateSegment(store.get(), &head.header, head.header, target.self(),
+                                    latest + 1, head.header.origins, target_id)
+                : Result<uint64_t>(kept);
   (void)store->Delete(lease_key);
   return id;
 }
@@ -474,9 +475,9 @@ Status RemoveFile(std::shared_ptr<ObjectStore> store, const RemoveOptions& optio
       std::string where = name + "/" + keys.pins[i];
       Status st = store->Get(keys.pins[i], 0, format::kMaxPinBytes + 1, &body, nullptr);
       auto pin = st.ok() ? format::DecodePin(body, where) : Result<format::PinRecord>(st);
-      clones += (clones.empty() ? "" : ", ") +
-                (pin.ok() ? pin->clone_uri + " (from checkpoint " + std::to_string(pin->checkpoint) + ")"
-                          : keys.pins[i]);
+      clones += (clones.empty() ? "" : ", ") + (pin.ok() ? pin->clone_uri + " (from checkpoint " +
+                                                               std::to_string(pin->checkpoint) + ")"
+                                                         : keys.pins[i]);
     }
     return Status::InvalidArgument(
         "remove " + name + ": " + std::to_string(keys.pins.size()) +

@@ -41,8 +41,9 @@ Result<std::shared_ptr<const format::KeptState>> ReadKeptState(ObjectStore* stor
   Status st = store->Get(format::kKeptKey, 0, format::kMaxKeptBytes + 1, &body, nullptr);
   if (st.IsNotFound()) return std::shared_ptr<const format::KeptState>();
   HF_RETURN_IF_ERROR(st);
-  HF_ASSIGN_OR_RETURN(format::KeptState state,
-                      format::DecodeKeptState(body, store->Name() + "/" + std::string(format::kKeptKey)));
+  HF_ASSIGN_OR_RETURN(
+      format::KeptState state,
+      format::DecodeKeptState(body, store->Name() + "/" + std::string(format::kKeptKey)));
   return std::shared_ptr<const format::KeptState>(
       std::make_shared<format::KeptState>(std::move(state)));
 }

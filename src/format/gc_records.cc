@@ -37,8 +37,8 @@ std::optional<uint64_t> ParseHex16Key(std::string_view key, std::string_view pre
 void SealCrc(std::string* out) { PutFixed32(out, crc32c::Value(out->data(), out->size())); }
 
 // Checks magic, minimum size and the trailing CRC.
-Status CheckSealed(std::string_view bytes, std::string_view magic, size_t min_size,
-                   size_t max_size, std::string_view where, std::string_view what) {
+Status CheckSealed(std::string_view bytes, std::string_view magic, size_t min_size, size_t max_size,
+                   std::string_view where, std::string_view what) {
   if (bytes.size() < min_size || bytes.size() > max_size || !bytes.starts_with(magic)) {
     return Status::Corrupt(std::string(where) + ": not a " + std::string(what) + " (" +
                            std::to_string(bytes.size()) + " bytes)");
@@ -138,13 +138,14 @@ std::string EncodeLease(const LeaseRecord& l) {
 }
 
 Result<LeaseRecord> DecodeLease(std::string_view bytes, std::string_view where) {
-  HF_RETURN_IF_ERROR(CheckSealed(bytes, kLeaseMagic, 8 + 8 + 8 + 2 + 4, kMaxLeaseBytes, where,
-                                 "reader lease"));
+  HF_RETURN_IF_ERROR(
+      CheckSealed(bytes, kLeaseMagic, 8 + 8 + 8 + 2 + 4, kMaxLeaseBytes, where, "reader lease"));
   const char* p = bytes.data();
   LeaseRecord l;
   l.checkpoint = DecodeFixed64(p + 8);
   l.ttl_ms = DecodeFixed64(p + 16);
-  uint16_t len = static_cast<uint16_t>(static_cast<uint8_t>(p[24]) | static_cast<uint8_t>(p[25]) << 8);
+  uint16_t len =
+      static_cast<uint16_t>(static_cast<uint8_t>(p[24]) | static_cast<uint8_t>(p[25]) << 8);
   if (len > 255 || bytes.size() != 8 + 8 + 8 + 2 + size_t{len} + 4) {
     return Status::Corrupt(std::string(where) + ": reader lease has a bad holder length");
   }
@@ -173,7 +174,8 @@ Result<PinRecord> DecodePin(std::string_view bytes, std::string_view where) {
   PinRecord pin;
   pin.checkpoint = DecodeFixed64(p + 8);
   pin.clone_file_id = DecodeFixed64(p + 16);
-  uint16_t len = static_cast<uint16_t>(static_cast<uint8_t>(p[24]) | static_cast<uint8_t>(p[25]) << 8);
+  uint16_t len =
+      static_cast<uint16_t>(static_cast<uint8_t>(p[24]) | static_cast<uint8_t>(p[25]) << 8);
   if (len > 4096 || bytes.size() != 8 + 8 + 8 + 2 + size_t{len} + 4) {
     return Status::Corrupt(std::string(where) + ": clone pin has a bad URI length");
   }
@@ -181,7 +183,9 @@ Result<PinRecord> DecodePin(std::string_view bytes, std::string_view where) {
   return pin;
 }
 
-std::string PinKey(uint64_t clone_file_id) { return std::string(kPinPrefix) + Hex16(clone_file_id); }
+std::string PinKey(uint64_t clone_file_id) {
+  return std::string(kPinPrefix) + Hex16(clone_file_id);
+}
 std::optional<uint64_t> ParsePinKey(std::string_view key) { return ParseHex16Key(key, kPinPrefix); }
 
 }  // namespace hyperfile::format

@@ -29,7 +29,8 @@ inline constexpr std::string_view kPinPrefix = "pin/";
 inline constexpr std::string_view kKeptMagic = "HFGCKEPT";
 inline constexpr uint32_t kKeptVersion = 1;
 inline constexpr uint32_t kMaxKeptEntries = 1u << 20;
-inline constexpr uint64_t kMaxKeptBytes = 8 + 4 + 8 + 8 + 8 + 4 + uint64_t{kMaxKeptEntries} * 24 + 4;
+inline constexpr uint64_t kMaxKeptBytes =
+    8 + 4 + 8 + 8 + 8 + 4 + uint64_t{kMaxKeptEntries} * 24 + 4;
 struct KeptEntry {
   uint64_t id = 0;
   int64_t time_ms = 0;
@@ -37,9 +38,9 @@ struct KeptEntry {
   bool operator==(const KeptEntry&) const = default;
 };
 struct KeptState {
-  uint64_t horizon = 0;       // the head when the collection ran
-  uint64_t first = 1;         // ids below this were not judged (a clone's origin's)
-  int64_t collected_ms = 0;   // when (collector's clock; informational)
+  uint64_t horizon = 0;         // the head when the collection ran
+  uint64_t first = 1;           // ids below this were not judged (a clone's origin's)
+  int64_t collected_ms = 0;     // when (collector's clock; informational)
   std::vector<KeptEntry> kept;  // ascending ids, all <= horizon, the horizon included
   // True if `id` has expired by this state.
   bool Expired(uint64_t id) const;

@@ -20,7 +20,7 @@ namespace gc {
 
 namespace {
 constexpr size_t kListPage = 1000;
-constexpr size_t kMaxRecords = 100000;  // leases or pins one file may hold
+constexpr size_t kMaxRecords = 100000;         // leases or pins one file may hold
 constexpr uint64_t kMaxNewCheckpoints = 4096;  // committed while a run marks
 constexpr int64_t kMaxGraceMs = 30ll * 86400 * 1000;
 }  // namespace
@@ -78,7 +78,8 @@ Status ReadRecords(ObjectStore* store, std::string_view prefix, size_t max_bytes
 
 }  // namespace
 
-Status ReadLeases(ObjectStore* store, std::vector<std::pair<ObjectInfo, format::LeaseRecord>>* out) {
+Status ReadLeases(ObjectStore* store,
+                  std::vector<std::pair<ObjectInfo, format::LeaseRecord>>* out) {
   return ReadRecords<format::LeaseRecord>(store, format::kLeasePrefix, format::kMaxLeaseBytes,
                                           format::ParseLeaseKey, format::DecodeLease, out);
 }
@@ -132,7 +133,8 @@ Result<FileView> LoadView(const std::shared_ptr<ObjectStore>& store,
   return v;
 }
 
-Status MarkKept(const FileView& v, Marker* marker, const std::function<void(uint64_t, uint64_t)>& tick) {
+Status MarkKept(const FileView& v, Marker* marker,
+                const std::function<void(uint64_t, uint64_t)>& tick) {
   uint64_t done = 0;
   // The head first, so that what it shares with older checkpoints counts as
   // the head's.
@@ -198,7 +200,8 @@ Result<GcReport> Collect(std::shared_ptr<ObjectStore> base, const GcOptions& opt
 
   // 2. Mark what the kept checkpoints reference (fails closed on any damage).
   gc::Marker marker(store, v.head_header.origins, (uint32_t{1} << v.head_header.block_shift));
-  HF_RETURN_IF_ERROR(gc::MarkKept(v, &marker, [&](uint64_t d, uint64_t t) { progress("mark", d, t); }));
+  HF_RETURN_IF_ERROR(
+      gc::MarkKept(v, &marker, [&](uint64_t d, uint64_t t) { progress("mark", d, t); }));
 
   std::vector<ObjectInfo> segments, data_objects;
   HF_RETURN_IF_ERROR(gc::ListAll(store.get(), format::kSegmentPrefix, &segments));
@@ -240,7 +243,8 @@ Result<GcReport> Collect(std::shared_ptr<ObjectStore> base, const GcOptions& opt
       // after the previous entry's successor).
       for (size_t i = 1; i < state.kept.size(); i++) {
         auto& prev = state.kept[i - 1];
-        prev.next_time_ms = std::max(std::min(prev.next_time_ms, state.kept[i].time_ms), prev.time_ms);
+        prev.next_time_ms =
+            std::max(std::min(prev.next_time_ms, state.kept[i].time_ms), prev.time_ms);
       }
       if (state.kept.size() > format::kMaxKeptEntries) {
         return Status::OutOfRange("gc " + store->Name() + ": more than " +
@@ -282,7 +286,8 @@ Result<GcReport> Collect(std::shared_ptr<ObjectStore> base, const GcOptions& opt
       for (const auto& [id, reasons] : revived) {
         v.kept[id] |= reasons;
         expired.erase(id);
-        HF_RETURN_IF_ERROR(marker.MarkCheckpoint(id, static_cast<gc::Reason>(reasons & gc::kPin ? gc::kPin : gc::kHistory)));
+        HF_RETURN_IF_ERROR(marker.MarkCheckpoint(
+            id, static_cast<gc::Reason>(reasons & gc::kPin ? gc::kPin : gc::kHistory)));
         r.note += (r.note.empty() ? "" : "; ") + std::string("checkpoint ") + std::to_string(id) +
                   " got a lease or a clone during the run and is kept";
       }
@@ -337,7 +342,8 @@ Result<GcReport> Collect(std::shared_ptr<ObjectStore> base, const GcOptions& opt
     auto [id, epoch] = *parsed;
     if (id < v.head_header.first_id) continue;
     if (id > v.head) {
-      consider(o, options.upload_grace_ms, true, &delete_data);  // an upload whose commit never came
+      consider(o, options.upload_grace_ms, true,
+               &delete_data);  // an upload whose commit never came
     } else {
       // Its segment is gone or kept (then another epoch's): no commit uses it.
       bool orphan = !segment_ids.count(id) || v.kept.count(id);
@@ -378,7 +384,8 @@ Result<SpaceUsage> DiskUsage(std::shared_ptr<ObjectStore> store) {
   HF_RETURN_IF_ERROR(gc::ListAll(store.get(), format::kDataObjectPrefix, &objects));
   SpaceUsage u;
   u.logical_size = v.head_header.self.size;
-  u.allocated_bytes = v.head_header.self.allocated_blocks * (uint32_t{1} << v.head_header.block_shift);
+  u.allocated_bytes =
+      v.head_header.self.allocated_blocks * (uint32_t{1} << v.head_header.block_shift);
   u.checkpoints = v.history.size();
   const auto& uses = marker.uses();
   for (const ObjectInfo& o : objects) {

@@ -53,9 +53,8 @@ Result<CompactReport> Compact(std::shared_ptr<ObjectStore> store, const CompactO
     if (static_cast<double>(live) > options.max_live_ratio * static_cast<double>(o.size)) continue;
     victims.push_back({o.key, o.size, live});
   }
-  std::sort(victims.begin(), victims.end(), [](const Victim& a, const Victim& b) {
-    return a.size - a.live > b.size - b.live;
-  });
+  std::sort(victims.begin(), victims.end(),
+            [](const Victim& a, const Victim& b) { return a.size - a.live > b.size - b.live; });
   CompactReport report;
   std::vector<format::ExtentEntry> extents;
   uint64_t planned = 0;
@@ -68,8 +67,9 @@ Result<CompactReport> Compact(std::shared_ptr<ObjectStore> store, const CompactO
     report.victim_bytes += vic.size;
   }
   if (extents.empty()) return report;
-  std::sort(extents.begin(), extents.end(),
-            [](const format::ExtentEntry& a, const format::ExtentEntry& b) { return a.start < b.start; });
+  std::sort(
+      extents.begin(), extents.end(),
+      [](const format::ExtentEntry& a, const format::ExtentEntry& b) { return a.start < b.start; });
 
   // One writer handle of our own: nobody else writes through it, so reading
   // a block and writing the same bytes back cannot undo anyone's write. A
@@ -78,7 +78,8 @@ Result<CompactReport> Compact(std::shared_ptr<ObjectStore> store, const CompactO
   HF_ASSIGN_OR_RETURN(FileStat st, f->Stat());
   if (st.checkpoint != v.head) {
     (void)f->Close();
-    return Status::Conflict("compact " + store->Name() + ": the file changed while compaction planned");
+    return Status::Conflict("compact " + store->Name() +
+                            ": the file changed while compaction planned");
   }
   constexpr uint64_t kChunk = 8ull << 20;
   std::string buf;
@@ -91,7 +92,8 @@ Result<CompactReport> Compact(std::shared_ptr<ObjectStore> store, const CompactO
       HF_ASSIGN_OR_RETURN(size_t got, f->PRead(off, buf.data(), n));
       if (got != n) {
         (void)f->Close();
-        return Status::Corrupt("compact " + store->Name() + ": short read at " + std::to_string(off));
+        return Status::Corrupt("compact " + store->Name() + ": short read at " +
+                               std::to_string(off));
       }
       HF_RETURN_IF_ERROR(f->PWrite(off, buf.data(), n));
       report.bytes_rewritten += n;

@@ -22,7 +22,7 @@ struct FileView {
   uint64_t head = 0;
   format::SegmentHeader head_header;
   std::shared_ptr<const format::KeptState> prior;  // the last collection's decision
-  std::vector<CheckpointInfo> history;     // openable checkpoints, newest first
+  std::vector<CheckpointInfo> history;             // openable checkpoints, newest first
   std::vector<SnapshotInfo> snapshots;
   std::vector<std::pair<ObjectInfo, format::PinRecord>> pins;
   std::vector<std::pair<ObjectInfo, format::LeaseRecord>> leases;

@@ -43,9 +43,9 @@ Result<std::unique_ptr<Lease>> Lease::Acquire(std::shared_ptr<ObjectStore> store
   state->ttl_ms = ttl_ms;
   state->key = format::LeaseKey(file::RandomU64());
   state->bytes = format::EncodeLease({id, static_cast<uint64_t>(ttl_ms), holder});
-  HF_RETURN_IF_ERROR(store->Put(state->key, {state->bytes}, PutOptions{})
-                         .WithContext("lease checkpoint " + std::to_string(id) + " of " +
-                                      store->Name()));
+  HF_RETURN_IF_ERROR(
+      store->Put(state->key, {state->bytes}, PutOptions{})
+          .WithContext("lease checkpoint " + std::to_string(id) + " of " + store->Name()));
   // A collection that decided before our lease was visible may have expired
   // the checkpoint: it writes its decision before it looks at leases again,
   // and we look at its decision after our lease exists, so one of us sees

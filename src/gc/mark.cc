@@ -43,14 +43,15 @@ Status Marker::EnsureSeeded(uint64_t segment, bool missing_is_corrupt) {
   headers_[segment] = h.self;
   uint64_t node_end = h.node_area_offset + h.node_area_length;
   if (h.node_area_length > kMaxNodeArea) {
-    return Status::Corrupt(store_->Name() + "/" + format::SegmentKey(segment) +
-                           ": node area of " + std::to_string(h.node_area_length) +
+    return Status::Corrupt(store_->Name() + "/" + format::SegmentKey(segment) + ": node area of " +
+                           std::to_string(h.node_area_length) +
                            " bytes is larger than any flush writes");
   }
   if (node_end > r.bytes.size()) {
     std::string rest;
     uint64_t have = r.bytes.size();
-    HF_RETURN_IF_ERROR(store_->Get(format::SegmentKey(segment), have, node_end - have, &rest, nullptr));
+    HF_RETURN_IF_ERROR(
+        store_->Get(format::SegmentKey(segment), have, node_end - have, &rest, nullptr));
     r.bytes += rest;
   }
   loader_.Seed(r);

@@ -19,9 +19,12 @@ struct Rule {
   uint32_t RetentionPolicy::*count;  // null for keep-within
 };
 constexpr Rule kRules[] = {
-    {"keep-last", &RetentionPolicy::keep_last},     {"keep-within", nullptr},
-    {"keep-hourly", &RetentionPolicy::keep_hourly}, {"keep-daily", &RetentionPolicy::keep_daily},
-    {"keep-weekly", &RetentionPolicy::keep_weekly}, {"keep-monthly", &RetentionPolicy::keep_monthly},
+    {"keep-last", &RetentionPolicy::keep_last},
+    {"keep-within", nullptr},
+    {"keep-hourly", &RetentionPolicy::keep_hourly},
+    {"keep-daily", &RetentionPolicy::keep_daily},
+    {"keep-weekly", &RetentionPolicy::keep_weekly},
+    {"keep-monthly", &RetentionPolicy::keep_monthly},
 };
 
 std::string FormatDuration(int64_t ms) {
@@ -29,8 +32,8 @@ std::string FormatDuration(int64_t ms) {
     int64_t ms;
     char c;
   };
-  constexpr Unit kUnits[] = {{7ll * 86400000, 'w'}, {86400000, 'd'}, {3600000, 'h'}, {60000, 'm'},
-                             {1000, 's'}};
+  constexpr Unit kUnits[] = {
+      {7ll * 86400000, 'w'}, {86400000, 'd'}, {3600000, 'h'}, {60000, 'm'}, {1000, 's'}};
   std::string out;
   for (const Unit& u : kUnits) {
     if (ms >= u.ms) {
@@ -68,8 +71,9 @@ int64_t MonthOf(int64_t ms) {
 
 Result<int64_t> RetentionPolicy::ParseDuration(std::string_view text) {
   auto bad = [&] {
-    return Status::InvalidArgument("bad duration '" + std::string(text) +
-                                   "': use a number and a unit (s, m, h, d, w), e.g. 7d, 36h, 1d12h");
+    return Status::InvalidArgument(
+        "bad duration '" + std::string(text) +
+        "': use a number and a unit (s, m, h, d, w), e.g. 7d, 36h, 1d12h");
   };
   if (text.empty()) return bad();
   int64_t total = 0;
@@ -85,12 +89,23 @@ Result<int64_t> RetentionPolicy::ParseDuration(std::string_view text) {
     if (i == start || i == text.size()) return bad();
     int64_t unit = 0;
     switch (text[i]) {
-      case 's': unit = 1000; break;
-      case 'm': unit = 60000; break;
-      case 'h': unit = 3600000; break;
-      case 'd': unit = 86400000; break;
-      case 'w': unit = 7 * 86400000ll; break;
-      default: return bad();
+      case 's':
+        unit = 1000;
+        break;
+      case 'm':
+        unit = 60000;
+        break;
+      case 'h':
+        unit = 3600000;
+        break;
+      case 'd':
+        unit = 86400000;
+        break;
+      case 'w':
+        unit = 7 * 86400000ll;
+        break;
+      default:
+        return bad();
     }
     i++;
     if (v > kMaxDurationMs / unit) return bad();
@@ -171,7 +186,8 @@ std::vector<uint64_t> SelectByPolicy(const RetentionPolicy& p,
   std::sort(newest_first.begin(), newest_first.end(),
             [](const CheckpointInfo* a, const CheckpointInfo* b) { return a->id > b->id; });
   std::set<uint64_t> keep;
-  for (size_t i = 0; i < newest_first.size() && i < p.keep_last; i++) keep.insert(newest_first[i]->id);
+  for (size_t i = 0; i < newest_first.size() && i < p.keep_last; i++)
+    keep.insert(newest_first[i]->id);
   if (p.keep_within_ms > 0 && !newest_first.empty()) {
     int64_t newest = newest_first.front()->time_ms;
     for (const CheckpointInfo* c : newest_first) {

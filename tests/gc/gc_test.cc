@@ -1,6 +1,8 @@
 // Space reclamation: retention policies, collection, compaction, leases,
 // clone pins, the stalled writer, crashes during a collection, hostile
 // collector objects, on memory, a local directory and the local S3 gateway.
+#include "hyperfile/gc.h"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -15,7 +17,6 @@
 #include "format/gc_records.h"
 #include "hyperfile/checkpoints.h"
 #include "hyperfile/file.h"
-#include "hyperfile/gc.h"
 #include "hyperfile/store_layers.h"
 #include "support/store_testing.h"
 
@@ -47,7 +48,8 @@ Result<std::string> ReadAt(const std::shared_ptr<ObjectStore>& store, const At& 
 ::testing::AssertionResult Reads(const std::shared_ptr<ObjectStore>& store, const At& at,
                                  const std::string& want) {
   auto got = ReadAt(store, at);
-  if (!got.ok()) return ::testing::AssertionFailure() << at.ToString() << ": " << got.status().ToString();
+  if (!got.ok())
+    return ::testing::AssertionFailure() << at.ToString() << ": " << got.status().ToString();
   if (*got != want) {
     return ::testing::AssertionFailure() << at.ToString() << ": " << got->size()
                                          << " bytes differ from the expected " << want.size();
@@ -128,7 +130,8 @@ TEST(Retention, CalendarBucketsKeepTheNewestOfEach) {
   };
   RetentionPolicy last;
   last.keep_last = 5;
-  EXPECT_EQ(select(last), (std::set<uint64_t>{newest - 4, newest - 3, newest - 2, newest - 1, newest}));
+  EXPECT_EQ(select(last),
+            (std::set<uint64_t>{newest - 4, newest - 3, newest - 2, newest - 1, newest}));
   RetentionPolicy hourly;
   hourly.keep_hourly = 3;  // the newest of each of the 3 newest hours: 3 per hour apart
   EXPECT_EQ(select(hourly), (std::set<uint64_t>{newest, newest - 3, newest - 6}));
@@ -469,7 +472,8 @@ TEST(Gc, DamagedCollectorObjectsStopTheRun) {
     ASSERT_TRUE((*f)->Close().ok());
   }
   auto keys = Keys(store.get());
-  ASSERT_TRUE(store->Put("lease/00000000000000aa", {std::string("HFLEASE1garbage")}, PutOptions{}).ok());
+  ASSERT_TRUE(
+      store->Put("lease/00000000000000aa", {std::string("HFLEASE1garbage")}, PutOptions{}).ok());
   auto r = Collect(store, NoGrace(KeepLast(1)));
   EXPECT_TRUE(r.status().IsCorrupt()) << r.status().ToString();
   EXPECT_NE(r.status().message().find("lease/00000000000000aa"), std::string::npos);
@@ -481,9 +485,11 @@ TEST(Gc, DamagedCollectorObjectsStopTheRun) {
   ASSERT_TRUE(store->Put("seg/README", {std::string("mine")}, PutOptions{}).ok());
   ASSERT_TRUE(Collect(store, NoGrace(KeepLast(1))).ok());
   auto after = Keys(store.get());
-  EXPECT_TRUE(after.count("lease/README") && after.count("dat/notes.txt") && after.count("seg/README"));
+  EXPECT_TRUE(after.count("lease/README") && after.count("dat/notes.txt") &&
+              after.count("seg/README"));
   // A damaged decision makes opening an old checkpoint Corrupt, naming it.
-  ASSERT_TRUE(store->Put(format::kKeptKey, {std::string("HFGCKEPT-not-really")}, PutOptions{}).ok());
+  ASSERT_TRUE(
+      store->Put(format::kKeptKey, {std::string("HFGCKEPT-not-really")}, PutOptions{}).ok());
   auto old = File::OpenAt(store, At::Checkpoint(1));
   EXPECT_TRUE(old.status().IsCorrupt()) << old.status().ToString();
   EXPECT_NE(old.status().message().find("gc/kept"), std::string::npos);
