@@ -159,6 +159,23 @@ struct CompactReport {
 };
 Result<CompactReport> Compact(std::shared_ptr<ObjectStore> store,
                               const CompactOptions& options = {});
+// Compaction through the caller's own writer handle `writer` of the file at
+// `store` (an nbdkit export compacts in its own process, never fencing
+// itself): plans from the committed head, then calls rewrite(offset, length)
+// for each range (at most 1 MiB), which must read the range through the
+// handle and write it back atomically with respect to the handle's other
+// writers (hold the lock they take); then flushes. options.idle_ms and
+// open_options are ignored.
+Result<CompactReport> CompactThrough(
+    File* writer, std::shared_ptr<ObjectStore> store, const CompactOptions& options,
+    const std::function<Status(uint64_t offset, uint64_t length)>& rewrite);
+
+// Makes a clone independent of the file it was cloned from: copies every
+// block its head still borrows into a new checkpoint, expires the clone's
+// older checkpoints (they still borrow), and deletes its pin in the source.
+// InvalidArgument if `clone` is not a clone, or it has snapshots or clones of
+// its own (they borrow through it). Returns the new checkpoint id.
+Result<uint64_t> Flatten(std::shared_ptr<ObjectStore> clone, const OpenOptions& options = {});
 
 // A reader lease keeps checkpoint `at` from expiring while it is held
 // (`lease/<16 hex>` in the file: the checkpoint, a time to live). Acquire

@@ -3,43 +3,38 @@
 #include <algorithm>
 
 #include "file/file_impl.h"
+#include "file/open_internal.h"
 #include "format/gc_records.h"
 #include "gc/gc_internal.h"
 #include "gc/mark.h"
 #include "hyperfile/gc.h"
+#include "index/btree.h"
 
 namespace hyperfile {
 
-Result<CompactReport> Compact(std::shared_ptr<ObjectStore> store, const CompactOptions& options) {
-  if (!store) return Status::InvalidArgument("compact: no store");
+namespace {
+
+struct Plan {
+  gc::FileView view;
+  uint32_t block_size = 0;
+  std::vector<format::ExtentEntry> extents;  // of the head, in victims, by logical block
+  CompactReport report;
+};
+
+// Victims: objects only the head uses, mostly dead; most dead bytes first.
+Result<Plan> MakePlan(const std::shared_ptr<ObjectStore>& store, const CompactOptions& options) {
   if (!(options.max_live_ratio > 0 && options.max_live_ratio < 1)) {
     return Status::InvalidArgument("compact: max_live_ratio must be between 0 and 1");
   }
-  if (options.idle_ms < 0) return Status::InvalidArgument("compact: idle_ms must be >= 0");
-  if (options.open_options.read_only) {
-    return Status::InvalidArgument("compact: needs a writable handle (open_options.read_only)");
-  }
-  const int64_t now = file::NowMs();
-  HF_ASSIGN_OR_RETURN(gc::FileView v, gc::LoadView(store, std::nullopt, now, 0));
-  const uint32_t block_size = uint32_t{1} << v.head_header.block_shift;
-  if (options.idle_ms > 0) {
-    ObjectInfo info;
-    HF_RETURN_IF_ERROR(store->Head(format::SegmentKey(v.head), &info));
-    if (info.mtime_ms > 0 && info.mtime_ms + options.idle_ms > now) {
-      return Status::Conflict("compact " + store->Name() + ": checkpoint " +
-                              std::to_string(v.head) + " was committed " +
-                              std::to_string((now - info.mtime_ms) / 1000) +
-                              " s ago; a writer may be active, and a compaction commit would "
-                              "fence it (compact in the writer's process, or wait)");
-    }
-  }
-  gc::Marker marker(store, v.head_header.origins, block_size);
+  Plan plan;
+  HF_ASSIGN_OR_RETURN(plan.view, gc::LoadView(store, std::nullopt, file::NowMs(), 0));
+  const gc::FileView& v = plan.view;
+  plan.block_size = uint32_t{1} << v.head_header.block_shift;
+  gc::Marker marker(store, v.head_header.origins, plan.block_size);
   HF_RETURN_IF_ERROR(gc::MarkKept(v, &marker, nullptr));
   std::vector<ObjectInfo> objects;
   HF_RETURN_IF_ERROR(gc::ListAll(store.get(), format::kSegmentPrefix, &objects));
   HF_RETURN_IF_ERROR(gc::ListAll(store.get(), format::kDataObjectPrefix, &objects));
-
-  // Victims: objects only the head uses, mostly dead; most dead bytes first.
   struct Victim {
     std::string key;
     uint64_t size, live;
@@ -55,53 +50,175 @@ Result<CompactReport> Compact(std::shared_ptr<ObjectStore> store, const CompactO
   }
   std::sort(victims.begin(), victims.end(),
             [](const Victim& a, const Victim& b) { return a.size - a.live > b.size - b.live; });
-  CompactReport report;
-  std::vector<format::ExtentEntry> extents;
   uint64_t planned = 0;
   for (const Victim& vic : victims) {
     if (options.max_rewrite_bytes != 0 && planned >= options.max_rewrite_bytes) break;
     const auto& ex = marker.head_extents().at(vic.key);
-    extents.insert(extents.end(), ex.begin(), ex.end());
-    for (const auto& e : ex) planned += uint64_t{e.count} * block_size;
-    report.victims++;
-    report.victim_bytes += vic.size;
+    plan.extents.insert(plan.extents.end(), ex.begin(), ex.end());
+    for (const auto& e : ex) planned += uint64_t{e.count} * plan.block_size;
+    plan.report.victims++;
+    plan.report.victim_bytes += vic.size;
   }
-  if (extents.empty()) return report;
   std::sort(
-      extents.begin(), extents.end(),
+      plan.extents.begin(), plan.extents.end(),
       [](const format::ExtentEntry& a, const format::ExtentEntry& b) { return a.start < b.start; });
+  return plan;
+}
 
+// Calls rewrite for every planned range, in pieces of at most 1 MiB,
+// clipped to `size`.
+Status RewritePlanned(const Plan& plan, uint64_t size, CompactReport* report,
+                      const std::function<Status(uint64_t, uint64_t)>& rewrite) {
+  constexpr uint64_t kPiece = 1ull << 20;
+  for (const format::ExtentEntry& e : plan.extents) {
+    uint64_t lo = e.start * plan.block_size;
+    uint64_t hi = std::min<uint64_t>((e.start + e.count) * plan.block_size, size);
+    for (uint64_t off = lo; off < hi; off += kPiece) {
+      uint64_t n = std::min<uint64_t>(kPiece, hi - off);
+      HF_RETURN_IF_ERROR(rewrite(off, n));
+      report->bytes_rewritten += n;
+    }
+  }
+  return Status::OK();
+}
+
+// Reads [offset, offset+length) through `f` and writes the same bytes back.
+Status CopyBack(File* f, uint64_t offset, uint64_t length, std::string* buf) {
+  buf->resize(static_cast<size_t>(length));
+  HF_ASSIGN_OR_RETURN(size_t got, f->PRead(offset, buf->data(), buf->size()));
+  // A range past a shrunk end has nothing left to keep.
+  return f->PWrite(offset, buf->data(), got);
+}
+
+}  // namespace
+
+Result<CompactReport> CompactThrough(File* writer, std::shared_ptr<ObjectStore> store,
+                                     const CompactOptions& options,
+                                     const std::function<Status(uint64_t, uint64_t)>& rewrite) {
+  if (!writer || !store || !rewrite) return Status::InvalidArgument("compact: null argument");
+  HF_ASSIGN_OR_RETURN(Plan plan, MakePlan(store, options));
+  CompactReport report = plan.report;
+  if (plan.extents.empty()) return report;
+  HF_RETURN_IF_ERROR(RewritePlanned(plan, writer->Size(), &report, rewrite));
+  HF_ASSIGN_OR_RETURN(report.checkpoint, writer->Flush());
+  return report;
+}
+
+Result<CompactReport> Compact(std::shared_ptr<ObjectStore> store, const CompactOptions& options) {
+  if (!store) return Status::InvalidArgument("compact: no store");
+  if (options.idle_ms < 0) return Status::InvalidArgument("compact: idle_ms must be >= 0");
+  if (options.open_options.read_only) {
+    return Status::InvalidArgument("compact: needs a writable handle (open_options.read_only)");
+  }
+  const int64_t now = file::NowMs();
+  if (options.idle_ms > 0) {
+    HF_ASSIGN_OR_RETURN(uint64_t head, file::LatestCheckpointId(store.get()));
+    ObjectInfo info;
+    HF_RETURN_IF_ERROR(store->Head(format::SegmentKey(head), &info));
+    if (info.mtime_ms > 0 && info.mtime_ms + options.idle_ms > now) {
+      return Status::Conflict("compact " + store->Name() + ": checkpoint " + std::to_string(head) +
+                              " was committed " + std::to_string((now - info.mtime_ms) / 1000) +
+                              " s ago; a writer may be active, and a compaction commit would "
+                              "fence it (compact in the writer's process, or wait)");
+    }
+  }
+  HF_ASSIGN_OR_RETURN(Plan plan, MakePlan(store, options));
+  CompactReport report = plan.report;
+  if (plan.extents.empty()) return report;
   // One writer handle of our own: nobody else writes through it, so reading
   // a block and writing the same bytes back cannot undo anyone's write. A
   // writer in another process that commits first makes our flush Conflict.
   HF_ASSIGN_OR_RETURN(std::unique_ptr<File> f, File::Open(store, options.open_options));
   HF_ASSIGN_OR_RETURN(FileStat st, f->Stat());
-  if (st.checkpoint != v.head) {
+  if (st.checkpoint != plan.view.head) {
     (void)f->Close();
     return Status::Conflict("compact " + store->Name() +
                             ": the file changed while compaction planned");
   }
-  constexpr uint64_t kChunk = 8ull << 20;
   std::string buf;
-  for (const format::ExtentEntry& e : extents) {
-    uint64_t lo = e.start * block_size;
-    uint64_t hi = std::min<uint64_t>((e.start + e.count) * block_size, st.size);
-    for (uint64_t off = lo; off < hi; off += kChunk) {
-      size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, hi - off));
-      buf.resize(n);
-      HF_ASSIGN_OR_RETURN(size_t got, f->PRead(off, buf.data(), n));
-      if (got != n) {
-        (void)f->Close();
-        return Status::Corrupt("compact " + store->Name() + ": short read at " +
-                               std::to_string(off));
-      }
-      HF_RETURN_IF_ERROR(f->PWrite(off, buf.data(), n));
-      report.bytes_rewritten += n;
-    }
+  Status rs = RewritePlanned(plan, st.size, &report, [&](uint64_t off, uint64_t len) {
+    return CopyBack(f.get(), off, len, &buf);
+  });
+  if (!rs.ok()) {
+    (void)f->Close();
+    return rs;
   }
   HF_ASSIGN_OR_RETURN(report.checkpoint, f->Flush());
   HF_RETURN_IF_ERROR(f->Close());
   return report;
+}
+
+Result<uint64_t> Flatten(std::shared_ptr<ObjectStore> clone, const OpenOptions& options) {
+  if (!clone) return Status::InvalidArgument("flatten: no store");
+  if (options.read_only) return Status::InvalidArgument("flatten: needs a writable handle");
+  HF_ASSIGN_OR_RETURN(uint64_t head, file::LatestCheckpointId(clone.get()));
+  HF_ASSIGN_OR_RETURN(file::HeaderRead read, file::ReadHeader(clone.get(), head));
+  const format::SegmentHeader& h = read.header;
+  if (h.origins.empty()) {
+    return Status::InvalidArgument("flatten " + clone->Name() +
+                                   ": not a clone (it borrows nothing)");
+  }
+  HF_ASSIGN_OR_RETURN(std::vector<SnapshotInfo> snaps, ListSnapshots(clone));
+  if (!snaps.empty()) {
+    return Status::InvalidArgument("flatten " + clone->Name() + ": it has " +
+                                   std::to_string(snaps.size()) +
+                                   " snapshot(s), which borrow from the source; delete them first");
+  }
+  std::vector<std::pair<ObjectInfo, format::PinRecord>> pins;
+  HF_RETURN_IF_ERROR(gc::ReadPins(clone.get(), &pins));
+  if (!pins.empty()) {
+    return Status::InvalidArgument(
+        "flatten " + clone->Name() + ": " + pins.front().second.clone_uri +
+        " was cloned from it and borrows through it; flatten that first");
+  }
+  const uint64_t own_first = h.origins.back().max_id + 1;
+  const uint32_t block_size = uint32_t{1} << h.block_shift;
+  // The head's extents that live in an origin, from its index.
+  file::Lineage lineage(clone, h.origins, file::DefaultResolver(options));
+  file::NodeLoader loader(&lineage, 64ull << 20);
+  index::Tree tree(&loader, block_size);
+  index::TreeRoot root;
+  root.ref = h.self.root;
+  root.height = h.self.height;
+  root.blocks = h.self.allocated_blocks;
+  std::vector<std::pair<uint64_t, uint64_t>> borrowed;  // logical byte ranges
+  HF_RETURN_IF_ERROR(
+      tree.Visit(root, 0, format::MaxBlocks(block_size), [&](const format::ExtentEntry& e) {
+        if (e.segment < own_first)
+          borrowed.push_back({e.start * block_size, uint64_t{e.count} * block_size});
+        return Status::OK();
+      }));
+  HF_ASSIGN_OR_RETURN(std::unique_ptr<File> f, File::Open(clone, options));
+  std::string buf;
+  for (const auto& [off, len] : borrowed) {
+    for (uint64_t p = off; p < off + len; p += 1ull << 20) {
+      Status st = CopyBack(f.get(), p, std::min<uint64_t>(1ull << 20, off + len - p), &buf);
+      if (!st.ok()) {
+        (void)f->Close();
+        return st;
+      }
+    }
+  }
+  // (Nothing borrowed: Flush answers the head, which is then the one kept.)
+  Result<uint64_t> id = f->Flush();
+  if (!id.ok()) {
+    (void)f->Close();
+    return id.status();
+  }
+  HF_RETURN_IF_ERROR(f->Close());
+  // Older checkpoints still borrow: expire them (keep only the new head).
+  GcOptions gco;
+  RetentionPolicy keep_head;
+  gco.policy = keep_head;
+  HF_RETURN_IF_ERROR(Collect(clone, gco).status());
+  // Nothing of ours borrows any more: drop our pin in the source.
+  HF_ASSIGN_OR_RETURN(std::shared_ptr<ObjectStore> source,
+                      file::DefaultResolver(options)(h.origins.back().uri));
+  Status del = source->Delete(format::PinKey(h.file_id));
+  if (!del.ok() && !del.IsNotFound()) {
+    return del.WithContext("flatten: drop the pin in " + source->Name());
+  }
+  return *id;
 }
 
 }  // namespace hyperfile

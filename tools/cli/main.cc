@@ -13,6 +13,7 @@
 
 #include "cli/cli_util.h"
 #include "cli/cp.h"
+#include "cli/gc_commands.h"
 #include "hyperfile/checkpoints.h"
 #include "hyperfile/file.h"
 #include "hyperfile/object_store.h"
@@ -66,7 +67,7 @@ std::string ReadInput(const std::string& path) {
 // up front (so the refusal says what to do, and nothing is even asked):
 // no hyperfile at all is NotFound; other objects under the root are refused
 // unless --keep-foreign. RemoveFile checks the same again.
-int Remove(const std::string& uri, bool yes, bool keep_foreign) {
+int Remove(const std::string& uri, bool yes, bool keep_foreign, bool force) {
   auto local = hf::cli::LocalDirectory(uri);
   // Opening a local store may create its directory; rm must not.
   if (local && !std::filesystem::exists(*local)) {
@@ -97,6 +98,11 @@ int Remove(const std::string& uri, bool yes, bool keep_foreign) {
   }
   hf::RemoveOptions options;
   options.keep_foreign = keep_foreign;
+  options.force = force;
+  if (force) {
+    std::fprintf(stderr, "hyperfile: warning: --force: clones of %s that borrow its data break\n",
+                 store->Name().c_str());
+  }
   Must(hf::RemoveFile(store, options));
   return 0;
 }
@@ -304,8 +310,10 @@ int main(int argc, char** argv) {
   bool keep_foreign = false;
   rm->add_flag("--keep-foreign", keep_foreign,
                "remove the hyperfile but leave other objects under URI untouched");
+  bool rm_force = false;
+  rm->add_flag("--force", rm_force, "remove even if clones borrow its data (they break)");
   rm->footer(
-      "Deletes only the keys of the hyperfile format (seg/..., snap/..., gc/horizon).\n"
+      "Deletes only the keys of the hyperfile format (seg/, dat/, snap/, gc/, lease/, pin/).\n"
       "If URI also holds other objects (a user's files, a nested hyperfile), rm refuses\n"
       "and deletes nothing, unless --keep-foreign: then only the hyperfile goes.");
 
@@ -314,7 +322,10 @@ int main(int argc, char** argv) {
   std::string demo_dir = "/tmp/hyperfile-demo";
   demo->add_option("DIR", demo_dir);
 
+  auto gc_commands = hf::cli::AddGcCommands(app);
+
   CLI11_PARSE(app, argc, argv);
+  if (int rc = hf::cli::RunGcCommands(*gc_commands, json); rc >= 0) return rc;
   nlohmann::json j;
   // Whether `--at` was given to the subcommand that runs.
   auto at_given = [](CLI::App* sub) { return sub->get_option("--at")->count() > 0; };
@@ -451,7 +462,7 @@ int main(int argc, char** argv) {
     if (json) std::cout << j.dump(2) << "\n";
     return report.ok() ? 0 : 1;
   } else if (*rm) {
-    return Remove(uri, yes, keep_foreign);
+    return Remove(uri, yes, keep_foreign, rm_force);
   } else if (*demo) {
     return Demo(demo_dir);
   }

@@ -1,0 +1,127 @@
+// The space-reclamation commands as a user runs them: gc (dry run, rules,
+// grace, --json, --compact refusing while a writer is active), du, policy,
+// ls, flatten, and rm of a source that a clone borrows from.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "cli/cli_run.h"
+#include "support/store_testing.h"
+
+namespace hyperfile {
+namespace {
+
+using testing::RunHyperfile;
+
+std::string Q(const std::string& s) { return "'" + s + "'"; }
+
+// A local file rewritten `versions` times (4 MiB each).
+std::string MakeFile(const testing::TempDir& dir, const std::string& name, int versions) {
+  std::string uri = dir.uri() + "/" + name;
+  EXPECT_EQ(RunHyperfile("create " + Q(uri)).code, 0);
+  for (int v = 0; v < versions; v++) {
+    std::string data(4 << 20, static_cast<char>('a' + v));
+    auto w = RunHyperfile("write " + Q(uri) + " --offset 0", data);
+    EXPECT_EQ(w.code, 0) << w.err;
+  }
+  return uri;
+}
+
+TEST(GcCli, DryRunThenCollectThenEveryReport) {
+  testing::TempDir dir;
+  std::string uri = MakeFile(dir, "f", 4);
+  auto dry = RunHyperfile("gc " + Q(uri) + " --keep-last 1 --grace 0 --dry-run --json");
+  ASSERT_EQ(dry.code, 0) << dry.err;
+  auto dj = nlohmann::json::parse(dry.out);
+  EXPECT_TRUE(dj["dry_run"].get<bool>());
+  EXPECT_EQ(dj["expired"].size(), 4u);  // the created checkpoint and 3 rewrites
+  EXPECT_GT(dj["deleted_objects"].get<uint64_t>(), 0u);
+  // Nothing happened: every checkpoint still opens.
+  EXPECT_EQ(RunHyperfile("read " + Q(uri) + " --at 2 --length 1").out, "a");
+  auto gc = RunHyperfile("gc " + Q(uri) + " --keep-last 1 --grace 0 --json");
+  ASSERT_EQ(gc.code, 0) << gc.err;
+  auto gj = nlohmann::json::parse(gc.out);
+  EXPECT_FALSE(gj["dry_run"].get<bool>());
+  EXPECT_LE(gj["live_bytes"].get<double>(), 1.1 * (4 << 20));
+  EXPECT_EQ(gj["requests"]["delete"].get<uint64_t>(), 1u) << gc.out;
+  auto old = RunHyperfile("read " + Q(uri) + " --at 2");
+  EXPECT_EQ(old.code, 1);
+  EXPECT_NE(old.err.find("expired by the retention policy"), std::string::npos) << old.err;
+  EXPECT_TRUE(old.OneLineError());
+  auto log = RunHyperfile("log " + Q(uri));
+  EXPECT_EQ(std::count(log.out.begin(), log.out.end(), '\n'), 1) << log.out;
+  EXPECT_EQ(RunHyperfile("read " + Q(uri) + " --length 1").out, "d");
+  auto du = RunHyperfile("du " + Q(uri) + " --json");
+  ASSERT_EQ(du.code, 0) << du.err;
+  auto uj = nlohmann::json::parse(du.out);
+  EXPECT_EQ(uj["logical_size"].get<uint64_t>(), 4u << 20);
+  EXPECT_EQ(uj["reclaimable_bytes"].get<uint64_t>(), 0u);
+  EXPECT_EQ(uj["checkpoints"].get<uint64_t>(), 1u);
+  auto human = RunHyperfile("du " + Q(uri));
+  EXPECT_NE(human.out.find("4.0 MiB"), std::string::npos) << human.out;
+}
+
+TEST(GcCli, PolicyIsStoredAndUsedAndBadRulesAreRefused) {
+  testing::TempDir dir;
+  std::string uri = MakeFile(dir, "f", 3);
+  auto none = RunHyperfile("policy " + Q(uri));
+  EXPECT_NE(none.out.find("no policy"), std::string::npos) << none.out;
+  ASSERT_EQ(RunHyperfile("policy " + Q(uri) + " --keep-last 2 --keep-within 36h").code, 0);
+  auto shown = RunHyperfile("policy " + Q(uri) + " --json");
+  EXPECT_EQ(nlohmann::json::parse(shown.out)["policy"], "keep-last=2 keep-within=1d12h");
+  // keep-within keeps everything written in the last 36 h: nothing expires.
+  auto gc = RunHyperfile("gc " + Q(uri) + " --grace 0 --json");
+  ASSERT_EQ(gc.code, 0) << gc.err;
+  EXPECT_EQ(nlohmann::json::parse(gc.out)["expired"].size(), 0u);
+  ASSERT_EQ(RunHyperfile("policy " + Q(uri) + " --keep-last 2").code, 0);
+  auto gc2 = RunHyperfile("gc " + Q(uri) + " --grace 0 --json");
+  EXPECT_EQ(nlohmann::json::parse(gc2.out)["expired"].size(), 2u) << gc2.out;
+  for (const char* bad :
+       {"--keep-last -1", "--keep-within 7", "--keep-daily lots", "--keep-within 0s"}) {
+    auto r = RunHyperfile("gc " + Q(uri) + " " + bad);
+    EXPECT_EQ(r.code, 1) << bad;
+    EXPECT_TRUE(r.OneLineError()) << bad << ": " << r.err;
+  }
+  EXPECT_EQ(RunHyperfile("gc " + Q(uri) + " --grace soon").code, 1);
+  auto missing = RunHyperfile("gc " + Q(dir.uri() + "/nothing"));
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.err.find("NotFound"), std::string::npos) << missing.err;
+}
+
+TEST(GcCli, CompactRefusesWhileAWriterSeemsActiveButStillCollects) {
+  testing::TempDir dir;
+  std::string uri = MakeFile(dir, "f", 2);
+  auto r = RunHyperfile("gc " + Q(uri) + " --keep-last 1 --grace 0 --compact");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("not compacting"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("expired"), std::string::npos) << r.out;
+}
+
+TEST(GcCli, LsFlattenAndRmOfAPinnedSource) {
+  testing::TempDir dir;
+  std::string src = MakeFile(dir, "disks/a", 2);
+  std::string other = MakeFile(dir, "disks/b", 1);
+  std::string clone = dir.uri() + "/disks/a-clone";
+  ASSERT_EQ(RunHyperfile("clone " + Q(src + "@2") + " " + Q(clone)).code, 0);
+  auto ls = RunHyperfile("ls " + Q(dir.uri() + "/disks") + " --json");
+  ASSERT_EQ(ls.code, 0) << ls.err;
+  auto lj = nlohmann::json::parse(ls.out);
+  ASSERT_EQ(lj.size(), 3u) << ls.out;
+  // rm of the source names the clone and deletes nothing.
+  auto rm = RunHyperfile("rm --yes " + Q(src));
+  EXPECT_EQ(rm.code, 1);
+  EXPECT_NE(rm.err.find("a-clone"), std::string::npos) << rm.err;
+  EXPECT_EQ(RunHyperfile("read " + Q(src) + " --length 1").out, "b");
+  // After flatten the clone needs nothing of the source, and rm goes through.
+  auto fl = RunHyperfile("flatten " + Q(clone));
+  ASSERT_EQ(fl.code, 0) << fl.err;
+  EXPECT_EQ(RunHyperfile("rm --yes " + Q(src)).code, 0);
+  auto read = RunHyperfile("read " + Q(clone));
+  ASSERT_EQ(read.code, 0) << read.err;
+  EXPECT_EQ(read.out, std::string(4 << 20, 'a'));
+  EXPECT_EQ(RunHyperfile("flatten " + Q(other)).code, 1);  // not a clone
+}
+
+}  // namespace
+}  // namespace hyperfile

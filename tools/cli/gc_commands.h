@@ -1,0 +1,16 @@
+// The space-reclamation subcommands: gc, du, policy, ls, flatten.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <memory>
+
+namespace hyperfile::cli {
+
+struct GcCommands;
+// Adds the subcommands to `app`; the result holds their options.
+std::shared_ptr<GcCommands> AddGcCommands(CLI::App& app);
+// Runs the one of them that was given; -1 if none was. Prints JSON when
+// `json`; errors as "hyperfile: error: ..." with exit status 1.
+int RunGcCommands(GcCommands& commands, bool json);
+
+}  // namespace hyperfile::cli
