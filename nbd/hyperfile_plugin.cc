@@ -14,10 +14,14 @@
 #define NBDKIT_API_VERSION 2
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 #include <nbdkit-plugin.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <cinttypes>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -28,11 +32,14 @@
 #include <new>
 #include <optional>
 #include <set>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "hyperfile/file.h"
+#include "hyperfile/gc.h"
 #include "hyperfile/object_store.h"
 #include "hyperfile/options.h"
 #include "hyperfile/status.h"
@@ -56,6 +63,13 @@ struct Config {
   bool flush_on_close = true;
   hyperfile::OpenOptions open;
   hyperfile::StoreOptions store;
+  // Space reclamation in the writer (gc-interval=, keep-*=, gc-grace=,
+  // compact=) and reader leases for at= exports (lease=).
+  std::string gc_rules;  // "keep-last=N ..." from the keys; empty = the stored policy
+  int64_t gc_interval_ms = 0;
+  int64_t gc_grace_ms = 20 * 60 * 1000;
+  bool compact = true;
+  bool lease = true;
 };
 
 Config g_config;
@@ -65,6 +79,21 @@ Config g_config;
 std::mutex g_mu;
 std::shared_ptr<File> g_file;
 std::string g_description;
+// An at= export's reader lease: the collector keeps its checkpoint.
+std::unique_ptr<hyperfile::Lease> g_lease;
+// Writes take it shared; a compaction rewrite takes it exclusively while it
+// reads a range and writes the same bytes back, so it can never put back
+// bytes that a client overwrote in between.
+std::shared_mutex g_write_mu;
+
+// The background collector of a writable export (gc-interval=).
+struct Collector {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stop = false;
+  std::thread thread;
+};
+std::unique_ptr<Collector> g_collector;
 
 bool ReadOnlyExport() { return g_config.readonly || g_config.at.has_value(); }
 
@@ -322,6 +351,33 @@ int ConfigImpl(const char* key, const char* value) {
     c.store.latency = *latency;
   } else if (k == "retry-max-ms") {
     if (!ParseInt(key, value, 0, 1 << 30, &c.store.retry_max_total_ms)) return -1;
+  } else if (k == "keep-last" || k == "keep-within" || k == "keep-hourly" || k == "keep-daily" ||
+             k == "keep-weekly" || k == "keep-monthly") {
+    auto p = hyperfile::RetentionPolicy::Parse(k + "=" + value);
+    if (!p.ok()) {
+      nbdkit_error("%s=%s: %s", key, value, p.status().message().c_str());
+      return -1;
+    }
+    c.gc_rules += k + "=" + value + " ";
+  } else if (k == "gc-interval" || k == "gc-grace") {
+    int64_t ms = 0;
+    if (std::string(value) != "0") {
+      auto d = hyperfile::RetentionPolicy::ParseDuration(value);
+      if (!d.ok()) {
+        nbdkit_error("%s=%s: %s", key, value, d.status().message().c_str());
+        return -1;
+      }
+      ms = *d;
+    }
+    if (k == "gc-interval" && ms != 0 && ms < 1000) {
+      nbdkit_error("gc-interval=%s: at least 1s", value);
+      return -1;
+    }
+    (k == "gc-interval" ? c.gc_interval_ms : c.gc_grace_ms) = ms;
+  } else if (k == "compact") {
+    if (!ParseBool(key, value, &c.compact)) return -1;
+  } else if (k == "lease") {
+    if (!ParseBool(key, value, &c.lease)) return -1;
   } else if (k == "access-key-id" || k == "secret-access-key" || k == "session-token") {
     nbdkit_error(
         "%s: credentials are not accepted on the command line (visible in ps); "
@@ -370,6 +426,16 @@ int ConfigCompleteImpl() {
     c.readonly = true;
   }
   if (ReadOnlyExport()) c.open.read_only = true;
+  if (c.gc_interval_ms > 0 && ReadOnlyExport()) {
+    nbdkit_error("gc-interval= needs a writable export (the collector runs in the writer)");
+    return -1;
+  }
+  if (c.gc_interval_ms == 0 &&
+      (!c.gc_rules.empty() || g_seen_keys.count("gc-grace") || g_seen_keys.count("compact"))) {
+    nbdkit_error(
+        "keep-*=, gc-grace= and compact= apply to the background collector: give gc-interval=");
+    return -1;
+  }
   // A clone's origins are opened with the same store options (endpoint,
   // region, profile, layers) as the file itself.
   if (!c.open.store_resolver) c.open.store_resolver = hyperfile::MakeStoreOpener(c.store);
@@ -388,7 +454,20 @@ hyperfile::Result<std::shared_ptr<File>> OpenFile(bool create_if_missing) {
   HF_ASSIGN_OR_RETURN(std::shared_ptr<ObjectStore> store, hyperfile::OpenStore(c.uri, c.store));
   hyperfile::Result<std::unique_ptr<File>> file = Status::NotFound("unreachable");
   if (c.at && c.at->kind != At::Kind::kLatest) {
-    file = File::OpenAt(store, *c.at, c.open);
+    if (c.lease) {
+      // Lease first, then open exactly the leased checkpoint: a collection
+      // on another machine keeps it for as long as this export runs.
+      HF_ASSIGN_OR_RETURN(std::unique_ptr<hyperfile::Lease> lease,
+                          hyperfile::Lease::Acquire(store, *c.at, 10 * 60 * 1000,
+                                                    "nbdkit pid " + std::to_string(getpid())));
+      file = File::OpenAt(store, At::Checkpoint(lease->checkpoint()), c.open);
+      if (file.ok()) {
+        std::lock_guard<std::mutex> lock(g_mu);
+        g_lease = std::move(lease);
+      }
+    } else {
+      file = File::OpenAt(store, *c.at, c.open);
+    }
   } else {
     file = File::Open(store, c.open);
     if (!file.ok() && file.status().IsNotFound() && create_if_missing && c.create_size) {
@@ -423,9 +502,90 @@ int GetReady() {
                    c.uri.c_str(), (*file)->Size(), *c.create_size);
     }
     Status st = (*file)->Close();
+    {
+      std::lock_guard<std::mutex> lock(g_mu);
+      g_lease.reset();  // taken again in the serving process
+    }
     if (!st.ok()) return Fail(("close " + c.uri).c_str(), st);
     return 0;
   });
+}
+
+// One collection (and compaction first, through the export's own handle).
+void CollectOnce(const std::shared_ptr<File>& file) {
+  const Config& c = g_config;
+  auto store = hyperfile::OpenStore(c.uri, c.store);
+  if (!store.ok()) {
+    nbdkit_error("gc: %s", store.status().ToString().c_str());
+    return;
+  }
+  if (c.compact) {
+    std::string buf;
+    auto rewrite = [&](uint64_t offset, uint64_t length) -> Status {
+      std::unique_lock<std::shared_mutex> lock(g_write_mu);
+      buf.resize(static_cast<size_t>(length));
+      HF_ASSIGN_OR_RETURN(size_t got, file->PRead(offset, buf.data(), buf.size()));
+      return file->PWrite(offset, buf.data(), got);
+    };
+    auto cr = hyperfile::CompactThrough(file.get(), *store, hyperfile::CompactOptions{}, rewrite);
+    if (!cr.ok()) {
+      nbdkit_error("gc: compaction: %s", cr.status().ToString().c_str());
+    } else if (cr->victims > 0) {
+      nbdkit_debug("hyperfile gc: compacted %" PRIu64 " objects, %" PRIu64
+                   " bytes rewritten, checkpoint %" PRIu64,
+                   cr->victims, cr->bytes_rewritten, cr->checkpoint);
+    }
+  }
+  hyperfile::GcOptions o;
+  if (!c.gc_rules.empty()) o.policy = *hyperfile::RetentionPolicy::Parse(c.gc_rules);
+  o.grace_ms = c.gc_grace_ms;
+  o.upload_grace_ms = std::max(o.upload_grace_ms, o.grace_ms);
+  auto r = hyperfile::Collect(*store, o);
+  if (!r.ok()) {
+    nbdkit_error("gc: %s", r.status().ToString().c_str());
+    return;
+  }
+  nbdkit_debug("hyperfile gc: %zu expired, %" PRIu64 " objects (%" PRIu64
+               " bytes) deleted, %" PRIu64 " live (%" PRIu64 " bytes)%s%s",
+               r->expired.size(), r->deleted_objects, r->deleted_bytes, r->live_objects,
+               r->live_bytes, r->note.empty() ? "" : "; ", r->note.c_str());
+}
+
+void StartCollector() {
+  if (g_config.gc_interval_ms <= 0 || ReadOnlyExport()) return;
+  auto col = std::make_unique<Collector>();
+  Collector* cp = col.get();
+  cp->thread = std::thread([cp] {
+    std::unique_lock<std::mutex> lock(cp->mu);
+    for (;;) {
+      if (cp->cv.wait_for(lock, std::chrono::milliseconds(g_config.gc_interval_ms),
+                          [cp] { return cp->stop; })) {
+        return;
+      }
+      lock.unlock();
+      std::shared_ptr<File> file = CurrentFile();
+      if (file) {
+        try {
+          CollectOnce(file);
+        } catch (...) {
+          nbdkit_error("gc: unexpected exception");
+        }
+      }
+      lock.lock();
+    }
+  });
+  g_collector = std::move(col);
+}
+
+void StopCollector() {
+  if (!g_collector) return;
+  {
+    std::lock_guard<std::mutex> lock(g_collector->mu);
+    g_collector->stop = true;
+  }
+  g_collector->cv.notify_all();
+  if (g_collector->thread.joinable()) g_collector->thread.join();
+  g_collector.reset();
 }
 
 int AfterFork() {
@@ -444,18 +604,24 @@ int AfterFork() {
                    ReadOnlyExport() ? ", read-only" : "");
     }
     if (ReadOnlyExport()) desc += " (read-only)";
-    std::lock_guard<std::mutex> lock(g_mu);
-    g_file = std::move(file).value();
-    g_description = std::move(desc);
+    {
+      std::lock_guard<std::mutex> lock(g_mu);
+      g_file = std::move(file).value();
+      g_description = std::move(desc);
+    }
+    StartCollector();
     return 0;
   });
 }
 
 void CloseFile() {
+  StopCollector();
   std::shared_ptr<File> file;
+  std::unique_ptr<hyperfile::Lease> lease;
   {
     std::lock_guard<std::mutex> lock(g_mu);
     file.swap(g_file);
+    lease.swap(g_lease);
   }
   if (!file) return;
   try {
@@ -574,7 +740,11 @@ int PRead(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t) {
 
 int PWrite(void* handle, const void* buf, uint32_t count, uint64_t offset, uint32_t flags) {
   return Guard("pwrite", [&]() -> int {
-    Status st = H(handle)->file->PWrite(offset, buf, count);
+    Status st;
+    {
+      std::shared_lock<std::shared_mutex> lock(g_write_mu);
+      st = H(handle)->file->PWrite(offset, buf, count);
+    }
     if (!st.ok()) return Fail("pwrite", st);
     return FuaIfAsked(H(handle), flags);
   });
@@ -586,7 +756,11 @@ int Flush(void* handle, uint32_t) {
 
 int Trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
   return Guard("trim", [&]() -> int {
-    Status st = H(handle)->file->PunchHole(offset, count);
+    Status st;
+    {
+      std::shared_lock<std::shared_mutex> lock(g_write_mu);
+      st = H(handle)->file->PunchHole(offset, count);
+    }
     if (!st.ok()) return Fail("trim", st);
     return FuaIfAsked(H(handle), flags);
   });
@@ -599,8 +773,12 @@ int Trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
 int Zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
   return Guard("zero", [&]() -> int {
     Handle* h = H(handle);
-    Status st = (flags & NBDKIT_FLAG_MAY_TRIM) ? h->file->PunchHole(offset, count)
-                                               : h->file->WriteZeroes(offset, count);
+    Status st;
+    {
+      std::shared_lock<std::shared_mutex> lock(g_write_mu);
+      st = (flags & NBDKIT_FLAG_MAY_TRIM) ? h->file->PunchHole(offset, count)
+                                          : h->file->WriteZeroes(offset, count);
+    }
     if (!st.ok()) return Fail("zero", st);
     return FuaIfAsked(h, flags);
   });
@@ -653,6 +831,12 @@ void DumpPlugin() {
   "max-in-flight=N         concurrent S3 requests (16)\n"                                          \
   "retry-attempts=N        attempts per store request, incl. the first (6)\n"                      \
   "retry-max-ms=MS         give up retrying a request after this long (60000)\n"                   \
+  "gc-interval=DURATION    collect (and compact) in this writer every DURATION, e.g. 10m (off)\n"  \
+  "keep-last=N keep-within=DURATION keep-hourly=N keep-daily=N keep-weekly=N keep-monthly=N\n"     \
+  "                        retention rules of that collector (default: the stored policy)\n"       \
+  "gc-grace=DURATION       never delete objects younger than this (20m)\n"                         \
+  "compact=BOOL            compact mostly-dead objects before collecting (true)\n"                 \
+  "lease=BOOL              an at= export holds a reader lease on its checkpoint (true)\n"          \
   "latency=SPEC            simulated store latency, e.g. aws or get=30ms,bw=100MB (off; "          \
   "default:\n"                                                                                     \
   "                        HYPERFILE_STORE_LATENCY)\n"                                             \
