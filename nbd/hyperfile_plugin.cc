@@ -81,10 +81,17 @@ std::shared_ptr<File> g_file;
 std::string g_description;
 // An at= export's reader lease: the collector keeps its checkpoint.
 std::unique_ptr<hyperfile::Lease> g_lease;
-// Writes take it shared; a compaction rewrite takes it exclusively while it
-// reads a range and writes the same bytes back, so it can never put back
-// bytes that a client overwrote in between.
-std::shared_mutex g_write_mu;
+// Writes hold their blocks' stripes shared; a compaction rewrite holds its
+// range's stripes exclusively while it reads it and writes the same bytes
+// back, so it can never put back bytes a client overwrote in between, and
+// writes elsewhere go on (set in after_fork when a collector runs).
+std::unique_ptr<hyperfile::RangeLocks> g_range_locks;
+
+// The shared lock a client write holds, if a collector runs.
+std::optional<hyperfile::RangeLocks::Guard> WriteLock(uint64_t offset, uint64_t length) {
+  if (!g_range_locks) return std::nullopt;
+  return g_range_locks->Shared(offset, length);
+}
 
 // The background collector of a writable export (gc-interval=).
 struct Collector {
@@ -522,12 +529,14 @@ void CollectOnce(const std::shared_ptr<File>& file) {
   if (c.compact) {
     std::string buf;
     auto rewrite = [&](uint64_t offset, uint64_t length) -> Status {
-      std::unique_lock<std::shared_mutex> lock(g_write_mu);
+      auto lock = g_range_locks->Exclusive(offset, length);
       buf.resize(static_cast<size_t>(length));
       HF_ASSIGN_OR_RETURN(size_t got, file->PRead(offset, buf.data(), buf.size()));
       return file->PWrite(offset, buf.data(), got);
     };
-    auto cr = hyperfile::CompactThrough(file.get(), *store, hyperfile::CompactOptions{}, rewrite);
+    hyperfile::CompactOptions co;
+    if (!c.gc_rules.empty()) co.policy = *hyperfile::RetentionPolicy::Parse(c.gc_rules);
+    auto cr = hyperfile::CompactThrough(file.get(), *store, co, rewrite);
     if (!cr.ok()) {
       nbdkit_error("gc: compaction: %s", cr.status().ToString().c_str());
     } else if (cr->victims > 0) {
@@ -551,8 +560,9 @@ void CollectOnce(const std::shared_ptr<File>& file) {
                r->live_bytes, r->note.empty() ? "" : "; ", r->note.c_str());
 }
 
-void StartCollector() {
+void StartCollector(uint32_t block_size) {
   if (g_config.gc_interval_ms <= 0 || ReadOnlyExport()) return;
+  g_range_locks = std::make_unique<hyperfile::RangeLocks>(block_size);
   auto col = std::make_unique<Collector>();
   Collector* cp = col.get();
   cp->thread = std::thread([cp] {
@@ -609,7 +619,7 @@ int AfterFork() {
       g_file = std::move(file).value();
       g_description = std::move(desc);
     }
-    StartCollector();
+    StartCollector(stat.ok() ? stat->block_size : 4096);
     return 0;
   });
 }
@@ -742,7 +752,7 @@ int PWrite(void* handle, const void* buf, uint32_t count, uint64_t offset, uint3
   return Guard("pwrite", [&]() -> int {
     Status st;
     {
-      std::shared_lock<std::shared_mutex> lock(g_write_mu);
+      auto lock = WriteLock(offset, count);
       st = H(handle)->file->PWrite(offset, buf, count);
     }
     if (!st.ok()) return Fail("pwrite", st);
@@ -758,7 +768,7 @@ int Trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
   return Guard("trim", [&]() -> int {
     Status st;
     {
-      std::shared_lock<std::shared_mutex> lock(g_write_mu);
+      auto lock = WriteLock(offset, count);
       st = H(handle)->file->PunchHole(offset, count);
     }
     if (!st.ok()) return Fail("trim", st);
@@ -775,7 +785,7 @@ int Zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
     Handle* h = H(handle);
     Status st;
     {
-      std::shared_lock<std::shared_mutex> lock(g_write_mu);
+      auto lock = WriteLock(offset, count);
       st = (flags & NBDKIT_FLAG_MAY_TRIM) ? h->file->PunchHole(offset, count)
                                           : h->file->WriteZeroes(offset, count);
     }

@@ -8,6 +8,7 @@
 #   4. runs hyperfile_bench against it: raw store baseline, sequential and
 #      random I/O through File, s3backer on the same gateway, open cost of a
 #      file with 10,000 checkpoints, peak RSS on a 1 TiB sparse file
+#   5. runs gc_bench (space reclamation; HYPERFILE_BENCH_GC=0 skips it)
 # and prints the table. The raw figures go to build/bench/hyperfile_bench.json.
 #
 # Usage: scripts/bench.sh [hyperfile_bench options]   e.g. --quick, --skip-s3backer
@@ -38,4 +39,15 @@ HYPERFILE_S3_MEMORY_BYTES=${HYPERFILE_S3_MEMORY_BYTES:-$((8 << 30))} \
 # shellcheck disable=SC1091
 source "$s3dir/env"
 
-build/dev/hyperfile_bench --json build/bench/hyperfile_bench.json "$@"
+build/dev/hyperfile_bench --json build/bench/hyperfile_bench.json "$@" || exit 1
+
+# Space reclamation (bench/gc_bench.cc): stored / live under random and
+# sequential overwrites with collection and compaction, compaction's write
+# amplification, requests per collection, write p99 with a background
+# collector. On memory:// (the algorithm, not the network); HYPERFILE_BENCH_GC=0
+# skips it, HYPERFILE_BENCH_GC_ARGS passes options (e.g. --size 268435456).
+if [ "${HYPERFILE_BENCH_GC:-1}" != 0 ]; then
+  cmake --build --preset dev --target gc_bench >>build/bench/build.log 2>&1 || exit 1
+  # shellcheck disable=SC2086
+  build/dev/gc_bench --json build/bench/gc_bench.json ${HYPERFILE_BENCH_GC_ARGS:-}
+fi

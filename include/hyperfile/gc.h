@@ -140,10 +140,15 @@ Result<SpaceUsage> DiskUsage(std::shared_ptr<ObjectStore> store);
 // rewritten into a new checkpoint (by a writer handle of this process), so
 // that once older checkpoints expire those objects die whole. Victims are
 // objects that only the head references, whose live share is at most
-// max_live_ratio (so at most 1 byte is rewritten per byte freed at 0.5),
-// chosen by benefit (dead bytes) first, visited in logical-offset order.
+// max_live_ratio, chosen by benefit (dead bytes) first, rewritten in
+// logical-offset order. At 0.65 a uniform random overwrite workload settles
+// at 1.25x stored/live while rewriting 0.6 bytes per byte freed (gc_bench).
 struct CompactOptions {
-  double max_live_ratio = 0.5;     // 0 < r < 1
+  // What the next collection will keep (as GcOptions::policy: default the
+  // stored policy). Only objects no other kept checkpoint uses are victims:
+  // rewriting the others would free nothing.
+  std::optional<RetentionPolicy> policy;
+  double max_live_ratio = 0.65;    // 0 < r < 1 (measured: see README, Space)
   uint64_t max_rewrite_bytes = 0;  // stop after this much (0 = no limit)
   // Refuse (Conflict) when the head was committed less than this long ago
   // (the store's clock): a writer is probably active, and a compaction
@@ -162,13 +167,47 @@ Result<CompactReport> Compact(std::shared_ptr<ObjectStore> store,
 // Compaction through the caller's own writer handle `writer` of the file at
 // `store` (an nbdkit export compacts in its own process, never fencing
 // itself): plans from the committed head, then calls rewrite(offset, length)
-// for each range (at most 1 MiB), which must read the range through the
+// for each range (at most 256 KiB, whole blocks), which must read the range through the
 // handle and write it back atomically with respect to the handle's other
 // writers (hold the lock they take); then flushes. options.idle_ms and
 // open_options are ignored.
 Result<CompactReport> CompactThrough(
     File* writer, std::shared_ptr<ObjectStore> store, const CompactOptions& options,
     const std::function<Status(uint64_t offset, uint64_t length)>& rewrite);
+
+// Locks for CompactThrough's rewrite callback when other threads write
+// through the same handle: every write holds its blocks' stripes shared, a
+// rewrite holds its range's stripes exclusively, so a rewrite can never put
+// back bytes a client overwrote between its read and its write, while
+// writes elsewhere go on. Stripes are taken in ascending order (no deadlock).
+class RangeLocks {
+ public:
+  // block_size: the file's; stripes: 1 .. 65536.
+  explicit RangeLocks(uint32_t block_size, size_t stripes = 1024);
+  ~RangeLocks();
+  class Guard {
+   public:
+    Guard(Guard&& other) noexcept;
+    ~Guard();
+    Guard(const Guard&) = delete;
+    Guard& operator=(const Guard&) = delete;
+
+   private:
+    friend class RangeLocks;
+    Guard(RangeLocks* owner, std::vector<size_t> stripes, bool exclusive);
+    RangeLocks* owner_;
+    std::vector<size_t> stripes_;
+    bool exclusive_;
+  };
+  Guard Shared(uint64_t offset, uint64_t length);
+  Guard Exclusive(uint64_t offset, uint64_t length);
+
+ private:
+  std::vector<size_t> StripesOf(uint64_t offset, uint64_t length) const;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  uint32_t block_size_;
+};
 
 // Makes a clone independent of the file it was cloned from: copies every
 // block its head still borrows into a new checkpoint, expires the clone's

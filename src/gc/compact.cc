@@ -1,6 +1,7 @@
 // Compaction (hyperfile/gc.h): rewrite the head's live blocks out of
 // mostly-dead objects so that a later collection can delete them whole.
 #include <algorithm>
+#include <shared_mutex>
 
 #include "file/file_impl.h"
 #include "file/open_internal.h"
@@ -27,7 +28,7 @@ Result<Plan> MakePlan(const std::shared_ptr<ObjectStore>& store, const CompactOp
     return Status::InvalidArgument("compact: max_live_ratio must be between 0 and 1");
   }
   Plan plan;
-  HF_ASSIGN_OR_RETURN(plan.view, gc::LoadView(store, std::nullopt, file::NowMs(), 0));
+  HF_ASSIGN_OR_RETURN(plan.view, gc::LoadView(store, options.policy, file::NowMs(), 0));
   const gc::FileView& v = plan.view;
   plan.block_size = uint32_t{1} << v.head_header.block_shift;
   gc::Marker marker(store, v.head_header.origins, plan.block_size);
@@ -65,11 +66,11 @@ Result<Plan> MakePlan(const std::shared_ptr<ObjectStore>& store, const CompactOp
   return plan;
 }
 
-// Calls rewrite for every planned range, in pieces of at most 1 MiB,
-// clipped to `size`.
+// Calls rewrite for every planned range, in pieces of at most 256 KiB (at
+// least one block), clipped to `size`.
 Status RewritePlanned(const Plan& plan, uint64_t size, CompactReport* report,
                       const std::function<Status(uint64_t, uint64_t)>& rewrite) {
-  constexpr uint64_t kPiece = 1ull << 20;
+  const uint64_t kPiece = std::max<uint64_t>(256 * 1024, plan.block_size);
   for (const format::ExtentEntry& e : plan.extents) {
     uint64_t lo = e.start * plan.block_size;
     uint64_t hi = std::min<uint64_t>((e.start + e.count) * plan.block_size, size);
@@ -219,6 +220,66 @@ Result<uint64_t> Flatten(std::shared_ptr<ObjectStore> clone, const OpenOptions& 
     return del.WithContext("flatten: drop the pin in " + source->Name());
   }
   return *id;
+}
+
+struct RangeLocks::Impl {
+  std::vector<std::shared_mutex> stripes;
+  explicit Impl(size_t n) : stripes(n) {}
+};
+
+RangeLocks::RangeLocks(uint32_t block_size, size_t stripes)
+    : impl_(std::make_unique<Impl>(std::clamp<size_t>(stripes, 1, 65536))),
+      block_size_(std::max<uint32_t>(block_size, 1)) {}
+RangeLocks::~RangeLocks() = default;
+
+std::vector<size_t> RangeLocks::StripesOf(uint64_t offset, uint64_t length) const {
+  const size_t n = impl_->stripes.size();
+  std::vector<size_t> out;
+  if (length == 0) return out;
+  uint64_t first = offset / block_size_;
+  uint64_t last = (offset + length - 1) / block_size_;
+  if (last - first + 1 >= n) {
+    out.resize(n);
+    for (size_t i = 0; i < n; i++) out[i] = i;
+    return out;
+  }
+  for (uint64_t b = first; b <= last; b++) out.push_back(static_cast<size_t>(b % n));
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+RangeLocks::Guard::Guard(RangeLocks* owner, std::vector<size_t> stripes, bool exclusive)
+    : owner_(owner), stripes_(std::move(stripes)), exclusive_(exclusive) {
+  for (size_t i : stripes_) {
+    if (exclusive_) {
+      owner_->impl_->stripes[i].lock();
+    } else {
+      owner_->impl_->stripes[i].lock_shared();
+    }
+  }
+}
+
+RangeLocks::Guard::Guard(Guard&& other) noexcept
+    : owner_(other.owner_), stripes_(std::move(other.stripes_)), exclusive_(other.exclusive_) {
+  other.stripes_.clear();
+}
+
+RangeLocks::Guard::~Guard() {
+  for (auto it = stripes_.rbegin(); it != stripes_.rend(); ++it) {
+    if (exclusive_) {
+      owner_->impl_->stripes[*it].unlock();
+    } else {
+      owner_->impl_->stripes[*it].unlock_shared();
+    }
+  }
+}
+
+RangeLocks::Guard RangeLocks::Shared(uint64_t offset, uint64_t length) {
+  return Guard(this, StripesOf(offset, length), false);
+}
+RangeLocks::Guard RangeLocks::Exclusive(uint64_t offset, uint64_t length) {
+  return Guard(this, StripesOf(offset, length), true);
 }
 
 }  // namespace hyperfile

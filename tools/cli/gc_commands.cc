@@ -22,7 +22,7 @@ struct GcCommands {
   // Retention rules, as typed (empty = not given).
   std::map<std::string, std::string> rules;
   bool dry_run = false, compact = false, quiet = false, clear = false, json = false;
-  std::string grace = "20m", live_ratio = "0.5";
+  std::string grace = "20m", live_ratio = "0.65";
 };
 
 namespace {
@@ -99,6 +99,7 @@ int RunGc(GcCommands& c, bool json) {
   nlohmann::json j;
   if (c.compact && !c.dry_run) {
     CompactOptions co;
+    co.policy = *policy;
     try {
       co.max_live_ratio = std::stod(c.live_ratio);
     } catch (...) {
@@ -320,7 +321,7 @@ std::shared_ptr<GcCommands> AddGcCommands(CLI::App& app) {
                   "first rewrite live blocks out of mostly-dead objects (refused while a writer "
                   "seems active)");
   c->gc->add_option("--max-live-ratio", c->live_ratio,
-                    "compact objects at most this live (default 0.5)");
+                    "compact objects at most this live (default 0.65)");
   c->gc->add_flag("-q,--quiet", c->quiet, "no progress");
   c->gc->footer(
       "Always kept: the head, named snapshots, checkpoints clones were made from, and\n"
