@@ -64,7 +64,11 @@ std::shared_ptr<hf::ObjectStore> Fresh(const std::string& base, const std::strin
   auto store = Must(hf::OpenStore(uri), "open store");
   std::vector<hf::ObjectInfo> existing;
   Must(store->List("", "", 0, &existing), "list");
-  if (!existing.empty()) (void)hf::RemoveFile(store, hf::RemoveOptions{true, true});
+  if (!existing.empty()) {
+    hf::RemoveOptions rm;
+    rm.keep_foreign = rm.force = true;
+    (void)hf::RemoveFile(store, rm);
+  }
   return store;
 }
 

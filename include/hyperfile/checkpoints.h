@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -58,7 +59,9 @@ Result<std::vector<SnapshotInfo>> ListSnapshots(std::shared_ptr<ObjectStore> sto
 Status DeleteSnapshot(std::shared_ptr<ObjectStore> store, const std::string& name);
 
 // Creates a new writable file at `destination` whose first checkpoint shares
-// the source's data and index (nothing copied). The source is never written.
+// the source's data and index (nothing copied). The source gets one small
+// pin/ record (so its collections keep that checkpoint; removing the clone
+// deletes it) and nothing else.
 // Returns the clone's first checkpoint id. AlreadyExists if the destination
 // holds a file.
 Result<uint64_t> Clone(std::shared_ptr<ObjectStore> source, const At& at,
@@ -103,9 +106,12 @@ Result<VerifyReport> Verify(std::shared_ptr<ObjectStore> store, const At& at, bo
 //   older, healthy-looking state); RemoveFile again finishes the job.
 // - A file that clones borrow from (pin/ records) is refused with
 //   InvalidArgument naming the clones, unless `force` (the clones break).
+// - Removing a clone deletes its pin in the file it was cloned from (opened
+//   with `store_resolver`, default OpenStore of the URI the clone records).
 struct RemoveOptions {
   bool keep_foreign = false;
   bool force = false;
+  std::function<Result<std::shared_ptr<ObjectStore>>(const std::string& uri)> store_resolver = {};
 };
 Status RemoveFile(std::shared_ptr<ObjectStore> store, const RemoveOptions& options = {});
 

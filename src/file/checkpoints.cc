@@ -437,6 +437,18 @@ Status ListFileKeys(ObjectStore* store, bool keep_foreign, FileKeys* out) {
   return Status::OK();
 }
 
+// Whether the clone a pin names still exists and is that clone (its file id).
+// Unreadable counts as existing: a pin is only ignored when proven stale.
+bool PinnedCloneExists(const format::PinRecord& pin, const file::StoreResolver& resolver) {
+  auto clone = resolver(pin.clone_uri);
+  if (!clone.ok()) return true;
+  auto head = file::LatestCheckpointId(clone->get());
+  if (!head.ok()) return !head.status().IsNotFound();
+  auto read = file::ReadHeader(clone->get(), *head);
+  if (!read.ok()) return !read.status().IsNotFound();
+  return read->header.file_id == pin.clone_file_id;
+}
+
 // The head is a removal marker already (an earlier removal was interrupted)?
 Result<bool> HeadIsMarker(ObjectStore* store, uint64_t id) {
   std::string bytes;
@@ -468,22 +480,43 @@ Status RemoveFile(std::shared_ptr<ObjectStore> store, const RemoveOptions& optio
         "); nothing was deleted (keep_foreign removes only the hyperfile)");
   }
   // A clone borrows this file's data: removing it would break the clone.
+  // A pin whose clone is gone (removed without reaching us, or never
+  // created) is stale and does not count.
+  OpenOptions resolve_with;
+  resolve_with.store_resolver = options.store_resolver;
+  const file::StoreResolver resolver = file::DefaultResolver(resolve_with);
   if (!keys.pins.empty() && !options.force) {
-    std::string clones;
-    for (size_t i = 0; i < keys.pins.size() && i < kForeignShown; i++) {
+    std::vector<std::string> live;
+    size_t live_count = 0;
+    for (const std::string& key : keys.pins) {
       std::string body;
-      std::string where = name + "/" + keys.pins[i];
-      Status st = store->Get(keys.pins[i], 0, format::kMaxPinBytes + 1, &body, nullptr);
-      auto pin = st.ok() ? format::DecodePin(body, where) : Result<format::PinRecord>(st);
-      clones += (clones.empty() ? "" : ", ") + (pin.ok() ? pin->clone_uri + " (from checkpoint " +
-                                                               std::to_string(pin->checkpoint) + ")"
-                                                         : keys.pins[i]);
+      Status st = store->Get(key, 0, format::kMaxPinBytes + 1, &body, nullptr);
+      if (st.IsNotFound()) continue;
+      auto pin =
+          st.ok() ? format::DecodePin(body, name + "/" + key) : Result<format::PinRecord>(st);
+      if (pin.ok() && !PinnedCloneExists(*pin, resolver)) continue;
+      live_count++;
+      if (live.size() < kForeignShown) {
+        live.push_back(pin.ok() ? pin->clone_uri + " (from checkpoint " +
+                                      std::to_string(pin->checkpoint) + ")"
+                                : key);
+      }
     }
-    return Status::InvalidArgument(
-        "remove " + name + ": " + std::to_string(keys.pins.size()) +
-        (keys.pins.size() == 1 ? " clone borrows" : " clones borrow") + " its data: " + clones +
-        (keys.pins.size() > kForeignShown ? ", ..." : "") +
-        "; flatten or remove the clones first, or force the removal (the clones break)");
+    if (live_count > 0) {
+      std::string clones;
+      for (const std::string& c : live) clones += (clones.empty() ? "" : ", ") + c;
+      return Status::InvalidArgument(
+          "remove " + name + ": " + std::to_string(live_count) +
+          (live_count == 1 ? " clone borrows" : " clones borrow") + " its data: " + clones +
+          (live_count > kForeignShown ? ", ..." : "") +
+          "; flatten or remove the clones first, or force the removal (the clones break)");
+    }
+  }
+  // If this file is a clone, its pin in the file it borrows from goes last.
+  std::optional<std::pair<std::string, uint64_t>> own_pin;
+  if (auto head_read = file::ReadHeader(store.get(), keys.segments.back());
+      head_read.ok() && !head_read->header.origins.empty()) {
+    own_pin.emplace(head_read->header.origins.back().uri, head_read->header.file_id);
   }
   // 2. Commit the removal marker as the newest checkpoint, unless an
   // interrupted removal left one. A writer that commits meanwhile takes the
@@ -523,7 +556,18 @@ Status RemoveFile(std::shared_ptr<ObjectStore> store, const RemoveOptions& optio
     if (id != marker_id) segments.push_back(format::SegmentKey(id));
   }
   HF_RETURN_IF_ERROR(store->DeleteMany(segments).WithContext("remove " + name));
-  return store->Delete(format::SegmentKey(marker_id)).WithContext("remove " + name);
+  HF_RETURN_IF_ERROR(store->Delete(format::SegmentKey(marker_id)).WithContext("remove " + name));
+  if (own_pin) {
+    auto source = resolver(own_pin->first);
+    Status st =
+        source.ok() ? source.value()->Delete(format::PinKey(own_pin->second)) : source.status();
+    if (!st.ok() && !st.IsNotFound()) {
+      return st.WithContext(
+          "removed " + name + ", but its pin in " + own_pin->first +
+          " (which keeps the checkpoint it was cloned from) could not be deleted");
+    }
+  }
+  return Status::OK();
 }
 
 bool IsHyperfileKey(std::string_view key) {

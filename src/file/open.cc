@@ -1,5 +1,6 @@
 // Creating and opening files, and resolving At (time travel) to a state.
 #include <algorithm>
+#include <future>
 
 #include "file/file_impl.h"
 #include "file/open_internal.h"
@@ -66,9 +67,11 @@ Result<ResolvedState> ResolveState(const std::shared_ptr<ObjectStore>& store, co
   auto from_id = [&](uint64_t id) -> Status {
     // An old checkpoint may have expired (its segment may still exist while
     // other checkpoints use its nodes or data): the collector's decision
-    // says. The head is never expired, but by id we do not know the head.
-    HF_RETURN_IF_ERROR(CheckNotExpired(store.get(), id));
+    // says. By id we do not know the head, so it is always asked, in
+    // parallel with the header's GET (one more request, no more latency).
+    auto expired = std::async(std::launch::async, [&] { return CheckNotExpired(store.get(), id); });
     auto read = ReadHeader(store.get(), id);
+    HF_RETURN_IF_ERROR(expired.get());
     if (read.ok()) {
       out.read = std::move(read).value();
       return Status::OK();
@@ -115,6 +118,9 @@ Result<ResolvedState> ResolveState(const std::shared_ptr<ObjectStore>& store, co
 Result<ResolvedState> ResolveTime(const std::shared_ptr<ObjectStore>& store, int64_t time_ms) {
   ResolvedState out;
   out.store = store;
+  // The collector's decision, read in parallel with the walk (one more
+  // request, no more latency): the answer may have expired.
+  auto kept_future = std::async(std::launch::async, [&] { return ReadKeptState(store.get()); });
   HF_ASSIGN_OR_RETURN(uint64_t latest, LatestCheckpointId(store.get()));
   HF_ASSIGN_OR_RETURN(HeaderRead read, ReadHeader(store.get(), latest));
   auto not_found = [&] {
@@ -124,14 +130,11 @@ Result<ResolvedState> ResolveTime(const std::shared_ptr<ObjectStore>& store, int
   // The answer, if it is not the head, may have expired; and below the
   // collector's horizon the headers the walk would read may be gone: then
   // the kept list (with each kept checkpoint's successor's time) answers.
-  bool kept_read = false;
-  std::shared_ptr<const format::KeptState> kept_state;
+  std::optional<Result<std::shared_ptr<const format::KeptState>>> kept_state;
   auto kept = [&]() -> Result<const format::KeptState*> {
-    if (!kept_read) {
-      HF_ASSIGN_OR_RETURN(kept_state, ReadKeptState(store.get()));
-      kept_read = true;
-    }
-    return kept_state.get();
+    if (!kept_state) kept_state.emplace(kept_future.get());
+    if (!kept_state->ok()) return kept_state->status();
+    return kept_state->value().get();
   };
   auto answer = [&](uint64_t id) -> Status {
     if (id == latest) return Status::OK();

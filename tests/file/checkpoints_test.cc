@@ -110,7 +110,7 @@ TEST_P(Checkpoints, RestoreMakesAnOldStateTheHeadAndKeepsHistory) {
   EXPECT_TRUE(writer->Flush().status().IsConflict());
 }
 
-TEST_P(Checkpoints, CloneSharesDataAndNeverTouchesTheSource) {
+TEST_P(Checkpoints, CloneSharesDataAndTouchesTheSourceOnlyWithItsPin) {
   std::vector<ObjectInfo> before;
   ASSERT_TRUE(store_->List("", "", 0, &before).ok());
   auto id = Clone(store_, At::Checkpoint(ids_[2]), other_);
@@ -124,16 +124,27 @@ TEST_P(Checkpoints, CloneSharesDataAndNeverTouchesTheSource) {
   expect.replace(5, 5, "CLONE");
   EXPECT_EQ(ReadAll(c->get()), expect);
   ASSERT_TRUE((*c)->Close().ok());
-  // The clone holds only its own small segments; the source is unchanged.
+  // The clone holds only its own small segments; the source gained only the
+  // clone's pin (which keeps the shared checkpoint from being collected).
   std::vector<ObjectInfo> after, clone_objects;
   ASSERT_TRUE(store_->List("", "", 0, &after).ok());
-  EXPECT_EQ(after.size(), before.size());
+  ASSERT_EQ(after.size(), before.size() + 1);
+  size_t pins = 0;
+  for (const auto& o : after) pins += o.key.starts_with("pin/");
+  EXPECT_EQ(pins, 1u);
   ASSERT_TRUE(other_->List("", "", 0, &clone_objects).ok());
   uint64_t clone_bytes = 0;
   for (auto& o : clone_objects) clone_bytes += o.size;
   EXPECT_LT(clone_bytes, 3u * 4096 + 4096);
   EXPECT_EQ(ReadAll(File::Open(store_).value().get()), contents_.back());
   EXPECT_TRUE(Clone(store_, At::Latest(), other_).status().IsAlreadyExists());
+  // Removing the clone drops its pin: the source is as before.
+  RemoveOptions rm;
+  rm.store_resolver = options_.store_resolver;
+  ASSERT_TRUE(RemoveFile(other_, rm).ok());
+  std::vector<ObjectInfo> after_rm;
+  ASSERT_TRUE(store_->List("", "", 0, &after_rm).ok());
+  EXPECT_EQ(after_rm.size(), before.size());
 }
 
 TEST_P(Checkpoints, DiffFromTheIndexAlone) {

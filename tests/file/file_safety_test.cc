@@ -287,11 +287,14 @@ void OpenCost(std::shared_ptr<ObjectStore> base, int checkpoints) {
     EXPECT_TRUE(f.ok()) << f.status().ToString();
     return metrics->Snapshot().total_requests();
   };
+  // Latest: LIST + the head's first 64 KiB. By id: its header, and the
+  // collector's decision (gc/kept, in parallel: was it expired?). By time:
+  // LIST, the head, at most one more header, and gc/kept in parallel.
   EXPECT_LE(count(At::Latest()), 2u);
   EXPECT_LE(count(At::Checkpoint(2)), 2u);
   EXPECT_LE(count(At::Checkpoint(static_cast<uint64_t>(checkpoints) / 2)), 2u);
   for (int i : {0, checkpoints / 3, checkpoints - 70, checkpoints - 2}) {
-    EXPECT_LE(count(At::Time(times[static_cast<size_t>(i)])), 3u) << "time of checkpoint " << i + 2;
+    EXPECT_LE(count(At::Time(times[static_cast<size_t>(i)])), 4u) << "time of checkpoint " << i + 2;
   }
 }
 
