@@ -38,10 +38,20 @@ Result<format::SnapshotRecord> ReadSnapshot(ObjectStore* store, const std::strin
 
 Result<std::shared_ptr<const format::KeptState>> ReadKeptState(ObjectStore* store) {
   std::string body;
-  // One byte more than the largest state: a longer object is reported, never read whole.
-  Status st = store->Get(format::kKeptKey, 0, format::kMaxKeptBytes + 1, &body, nullptr);
+  // Small states (up to ~2,700 kept checkpoints) come in one GET of 64 KiB;
+  // a larger one is read again up to one byte more than the largest state
+  // can be, so a longer object is reported, never read whole.
+  constexpr uint64_t kFirstRead = 64 * 1024;
+  Status st = store->Get(format::kKeptKey, 0, kFirstRead, &body, nullptr);
   if (st.IsNotFound()) return std::shared_ptr<const format::KeptState>();
   HF_RETURN_IF_ERROR(st);
+  if (body.size() == kFirstRead) {
+    std::string rest;
+    st = store->Get(format::kKeptKey, kFirstRead, format::kMaxKeptBytes + 1 - kFirstRead, &rest,
+                    nullptr);
+    if (!st.ok() && !st.IsNotFound()) return st;
+    body += rest;
+  }
   HF_ASSIGN_OR_RETURN(
       format::KeptState state,
       format::DecodeKeptState(body, store->Name() + "/" + std::string(format::kKeptKey)));
