@@ -196,8 +196,8 @@ std::string StsEndpoint(const SharedConfig& config, const std::string& profile,
                         const std::string& region) {
   std::string e =
       Pick({Env("AWS_ENDPOINT_URL_STS"), Env("AWS_ENDPOINT_URL"),
-            config.ServiceValue(profile, "sts", "endpoint_url"), config.Value(profile, "endpoint_url"),
-            "https://sts." + region + ".amazonaws.com"});
+            config.ServiceValue(profile, "sts", "endpoint_url"),
+            config.Value(profile, "endpoint_url"), "https://sts." + region + ".amazonaws.com"});
   while (!e.empty() && e.back() == '/') e.pop_back();
   return e;
 }

@@ -77,7 +77,8 @@ std::string Origin(const std::string& url) {
   if (scheme == std::string::npos) return "(bad URL)";
   size_t end = url.find_first_of("/?#", scheme + 3);
   std::string authority = url.substr(scheme + 3, end - (scheme + 3));
-  if (size_t at = authority.rfind('@'); at != std::string::npos) authority = authority.substr(at + 1);
+  if (size_t at = authority.rfind('@'); at != std::string::npos)
+    authority = authority.substr(at + 1);
   return url.substr(0, scheme + 3) + authority;
 }
 
@@ -459,7 +460,8 @@ class ImdsProvider : public CredentialsProvider {
     get.headers.push_back(header);
     Result<HttpAnswer> creds = Http(get, who);
     if (!creds.ok()) return ScrubStatus(creds.status(), secrets);
-    if (creds->status != 200) return HttpError(who + " (role " + role + ")", get.url, creds->status);
+    if (creds->status != 200)
+      return HttpError(who + " (role " + role + ")", get.url, creds->status);
     nlohmann::json j = nlohmann::json::parse(creds->body, nullptr, false);
     if (j.is_object()) {
       auto code = j.find("Code");
@@ -468,8 +470,8 @@ class ImdsProvider : public CredentialsProvider {
                             Scrub(code->get<std::string>(), secrets) + "'");
       }
     }
-    Result<Credentials> c = CredentialsFromJson(creds->body, who + " (role " + role + ")", "Token",
-                                                false);
+    Result<Credentials> c =
+        CredentialsFromJson(creds->body, who + " (role " + role + ")", "Token", false);
     if (!c.ok()) return ScrubStatus(c.status(), secrets);
     return c;
   }
@@ -544,8 +546,9 @@ Result<Credentials> ParseStsAnswer(const HttpAnswer& a, const std::string& who,
   std::string expiration = XmlText(creds, "Expiration");
   if (c.access_key.empty() || c.secret_key.empty() || c.session_token.empty() ||
       HasControl(c.access_key) || HasControl(c.secret_key) || HasControl(c.session_token)) {
-    return Status::Corrupt(who + ": " + action +
-                           ": AccessKeyId, SecretAccessKey or SessionToken is missing or malformed");
+    return Status::Corrupt(
+        who + ": " + action +
+        ": AccessKeyId, SecretAccessKey or SessionToken is missing or malformed");
   }
   c.expiration = ParseIso8601(expiration);
   if (!c.expiration) {
@@ -597,8 +600,8 @@ class AssumeRoleProvider : public CredentialsProvider {
     std::map<std::string, std::string> headers = {
         {"content-type", "application/x-www-form-urlencoded; charset=utf-8"}};
     sigv4::Signed sig = sigv4::Sign({src->access_key, src->secret_key, src->session_token},
-                                    role_.sts_region, "POST", HostPort(role_.sts_endpoint), "/",
-                                    "", headers, Payload{call.body}, std::time(nullptr), "", "sts");
+                                    role_.sts_region, "POST", HostPort(role_.sts_endpoint), "/", "",
+                                    headers, Payload{call.body}, std::time(nullptr), "", "sts");
     for (const auto& [name, value] : sig.headers) {
       if (name != "host") call.headers.push_back(name + ": " + value);
     }
@@ -758,8 +761,9 @@ class Chain {
     } else if (!full.empty()) {
       if (!ContainerUrlAllowed(full) || HasControl(full)) {
         container_error_ = Status::InvalidArgument(
-            what + ": AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, or http on a loopback "
-                   "address or 169.254.170.2 / 169.254.170.23; it is " +
+            what +
+            ": AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, or http on a loopback "
+            "address or 169.254.170.2 / 169.254.170.23; it is " +
             Origin(full));
         return nullptr;
       }
@@ -834,8 +838,9 @@ class Chain {
           std::string id = Env("AWS_ACCESS_KEY_ID"), secret = Env("AWS_SECRET_ACCESS_KEY");
           if (id.empty() || secret.empty()) {
             return Status::InvalidArgument(
-                where + ": credential_source Environment, but AWS_ACCESS_KEY_ID / "
-                        "AWS_SECRET_ACCESS_KEY are not set");
+                where +
+                ": credential_source Environment, but AWS_ACCESS_KEY_ID / "
+                "AWS_SECRET_ACCESS_KEY are not set");
           }
           src = NewStaticProvider({id, secret, Env("AWS_SESSION_TOKEN"), {}},
                                   "environment (AWS_ACCESS_KEY_ID)");
@@ -862,8 +867,8 @@ class Chain {
                                        "web_identity_token_file");
       }
       visiting->pop_back();
-      return NewAssumeRoleProvider(std::move(r), std::make_shared<CachedCredentials>(std::move(src)),
-                                   chain_);
+      return NewAssumeRoleProvider(std::move(r),
+                                   std::make_shared<CachedCredentials>(std::move(src)), chain_);
     }
     std::string id = config_.Value(name, "aws_access_key_id");
     std::string secret = config_.Value(name, "aws_secret_access_key");
@@ -924,8 +929,8 @@ std::optional<Clock::time_point> ParseIso8601(std::string_view t) {
   };
   std::tm tm{};
   int year, mon, day, hour, min, sec;
-  if (!digits(0, 4, &year) || t.size() < 19 || t[4] != '-' || !digits(5, 2, &mon) ||
-      t[7] != '-' || !digits(8, 2, &day) || (t[10] != 'T' && t[10] != 't' && t[10] != ' ') ||
+  if (!digits(0, 4, &year) || t.size() < 19 || t[4] != '-' || !digits(5, 2, &mon) || t[7] != '-' ||
+      !digits(8, 2, &day) || (t[10] != 'T' && t[10] != 't' && t[10] != ' ') ||
       !digits(11, 2, &hour) || t[13] != ':' || !digits(14, 2, &min) || t[16] != ':' ||
       !digits(17, 2, &sec)) {
     return std::nullopt;

@@ -56,7 +56,7 @@ using Clock = std::chrono::system_clock;
 struct Credentials {
   std::string access_key;
   std::string secret_key;
-  std::string session_token;                // empty for long-term keys
+  std::string session_token;                    // empty for long-term keys
   std::optional<Clock::time_point> expiration;  // nullopt: never expires
 };
 
@@ -116,9 +116,9 @@ struct ChainOptions {
   std::string region;     // the S3 region: STS's when the profile has none
   std::string ca_bundle;  // for HTTPS to STS and a container FULL_URI
   bool verify_tls = true;
-  std::string container_host = "http://169.254.170.2";  // for RELATIVE_URI
+  std::string container_host = "http://169.254.170.2";   // for RELATIVE_URI
   std::string imds_endpoint = "http://169.254.169.254";  // unless the env sets one
-  int metadata_connect_timeout_ms = 500;  // IMDS and container: link-local
+  int metadata_connect_timeout_ms = 500;                 // IMDS and container: link-local
   int metadata_timeout_ms = 2000;
   int sts_timeout_ms = 10000;
   int process_timeout_ms = 60000;

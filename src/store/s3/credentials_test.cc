@@ -124,7 +124,8 @@ class FakeHttp {
       ssize_t n = ::recv(fd, buf, sizeof buf, 0);
       if (n <= 0) return false;
       data.append(buf, static_cast<size_t>(n));
-      if (head_end == std::string::npos && (head_end = data.find("\r\n\r\n")) != std::string::npos) {
+      if (head_end == std::string::npos &&
+          (head_end = data.find("\r\n\r\n")) != std::string::npos) {
         Parse(data.substr(0, head_end), req);
         auto cl = req->headers.find("content-length");
         want = cl == req->headers.end() ? 0 : std::stoul(cl->second);
@@ -211,8 +212,8 @@ class FakeImds {
     if (r.path == "/latest/meta-data/iam/security-credentials/") return {200, "my-role\n", {}};
     if (r.path == "/latest/meta-data/iam/security-credentials/my-role") {
       int n = ++fetched_;
-      return {200, CredsJson("AKIDIMDS" + std::to_string(n), kSecret, "imds-token", Now() + life_),
-              {}};
+      return {
+          200, CredsJson("AKIDIMDS" + std::to_string(n), kSecret, "imds-token", Now() + life_), {}};
     }
     return {404, "", {}};
   }
@@ -264,8 +265,8 @@ class FakeS3 {
                     region_ + "</Region></Error>",
                 {}};
       }
-      return {301, "<Error><Code>PermanentRedirect</Code></Error>",
-              {{"x-amz-bucket-region", region_}}};
+      return {
+          301, "<Error><Code>PermanentRedirect</Code></Error>", {{"x-amz-bucket-region", region_}}};
     }
     std::lock_guard<std::mutex> lock(mu_);
     if (r.method == "PUT") {
@@ -336,9 +337,7 @@ class CredentialsTest : public ::testing::Test {
       }
     }
   }
-  static void Set(const char* name, const std::string& value) {
-    ::setenv(name, value.c_str(), 1);
-  }
+  static void Set(const char* name, const std::string& value) { ::setenv(name, value.c_str(), 1); }
   std::string Write(const std::string& name, const std::string& text, bool executable = false) {
     std::string path = home_.path() + "/" + name;
     std::ofstream(path) << text;
@@ -392,7 +391,7 @@ TEST_F(CredentialsTest, IniBadLineNamesFileAndLineButNotTheText) {
   EXPECT_TRUE(ini.status().IsInvalidArgument());
   EXPECT_TRUE(Has(ini.status(), "/x/credentials line 2")) << ini.status().ToString();
   EXPECT_FALSE(Has(ini.status(), "SECRET")) << ini.status().ToString();
-  EXPECT_FALSE(ParseIni("k = v\n", "f").ok());          // before any section
+  EXPECT_FALSE(ParseIni("k = v\n", "f").ok());            // before any section
   EXPECT_FALSE(ParseIni("[default\nk = v\n", "f").ok());  // unclosed header
 }
 
@@ -514,8 +513,8 @@ TEST_F(CredentialsTest, NothingConfiguredSaysWhatWasLookedAt) {
   auto p = Resolve();
   ASSERT_FALSE(p.ok());
   EXPECT_TRUE(p.status().IsAuth());
-  for (const char* what : {"AWS_ACCESS_KEY_ID", "profile 'default'", "container",
-                           "AWS_EC2_METADATA_DISABLED"}) {
+  for (const char* what :
+       {"AWS_ACCESS_KEY_ID", "profile 'default'", "container", "AWS_EC2_METADATA_DISABLED"}) {
     EXPECT_TRUE(Has(p.status(), what)) << what << ": " << p.status().ToString();
   }
 }
@@ -615,7 +614,9 @@ TEST_F(CredentialsTest, ImdsErrorsNameTheEndpointAndAreBounded) {
   auto r = NewImdsProvider(no_role.url(), {})->Fetch();
   EXPECT_TRUE(r.status().IsAuth()) << r.status().ToString();
   EXPECT_TRUE(Has(r.status(), "no IAM role")) << r.status().ToString();
-  FakeHttp huge([](const HttpRequest&) -> HttpReply { return {200, std::string(1 << 20, 'x'), {}}; });
+  FakeHttp huge([](const HttpRequest&) -> HttpReply {
+    return {200, std::string(1 << 20, 'x'), {}};
+  });
   r = NewImdsProvider(huge.url(), {})->Fetch();
   EXPECT_TRUE(r.status().IsCorrupt()) << r.status().ToString();
   EXPECT_TRUE(Has(r.status(), "larger than 65536")) << r.status().ToString();
@@ -623,8 +624,9 @@ TEST_F(CredentialsTest, ImdsErrorsNameTheEndpointAndAreBounded) {
   FakeHttp bad_json([&](const HttpRequest& r) -> HttpReply {
     if (r.method == "PUT") return {200, "T", {}};
     if (r.path.ends_with("/")) return {200, "role", {}};
-    return {200, "{\"Code\":\"Success\",\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"" + secret +
-                     "\",\"Expiration\":\"soon\"}",
+    return {200,
+            "{\"Code\":\"Success\",\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"" + secret +
+                "\",\"Expiration\":\"soon\"}",
             {}};
   });
   r = NewImdsProvider(bad_json.url(), {})->Fetch();
@@ -714,8 +716,7 @@ TEST_F(CredentialsTest, ContainerRelativeUriAndRefusedFullUri) {
 // An STS stub: AssumeRole (signed) and AssumeRoleWithWebIdentity.
 class FakeSts {
  public:
-  FakeSts()
-      : server_([this](const HttpRequest& r) { return Answer(r); }) {}
+  FakeSts() : server_([this](const HttpRequest& r) { return Answer(r); }) {}
   std::string url() const { return server_.url(); }
   const FakeHttp& server() const { return server_; }
   std::string deny_with;  // set: answer AccessDenied with this message
@@ -747,8 +748,8 @@ class FakeSts {
                 action + "Result><Credentials><AccessKeyId>AKIDSTS" + std::to_string(n) +
                 "</AccessKeyId><SecretAccessKey>sts-secret</SecretAccessKey><SessionToken>sts-"
                 "token</SessionToken><Expiration>" +
-                Iso(Now() + 1h) + "</Expiration></Credentials></" + action + "Result></" +
-                action + "Response>",
+                Iso(Now() + 1h) + "</Expiration></Credentials></" + action + "Result></" + action +
+                "Response>",
             {}};
   }
   std::atomic<int> calls_{0};
@@ -1054,8 +1055,7 @@ TEST_F(CredentialsTest, StoreWithNoCredentialsListsTheChain) {
   EXPECT_TRUE(store.status().IsAuth()) << store.status().ToString();
   EXPECT_TRUE(Has(store.status(), "no AWS credentials found")) << store.status().ToString();
   EXPECT_TRUE(Has(store.status(), "AWS_ACCESS_KEY_ID")) << store.status().ToString();
-  EXPECT_TRUE(Has(store.status(), "instance metadata (" + url + ")"))
-      << store.status().ToString();
+  EXPECT_TRUE(Has(store.status(), "instance metadata (" + url + ")")) << store.status().ToString();
 }
 
 TEST_F(CredentialsTest, StoreFollowsRegionRedirectOnceAndRemembers) {
@@ -1108,10 +1108,11 @@ TEST_F(CredentialsTest, StoreRedirectWithoutRegionAndTransportErrorsNameTheEndpo
 
 TEST_F(CredentialsTest, StoreEndpointRegionAndKeysFromAProfile) {
   FakeS3 s3("ap-northeast-1");
-  Config("[profile ceph]\nregion = ap-northeast-1\nservices = lab\n"
-         "aws_access_key_id = AKIDCEPH\naws_secret_access_key = ceph-secret\n"
-         "[services lab]\ns3 =\n  endpoint_url = " +
-         s3.url() + "\n");
+  Config(
+      "[profile ceph]\nregion = ap-northeast-1\nservices = lab\n"
+      "aws_access_key_id = AKIDCEPH\naws_secret_access_key = ceph-secret\n"
+      "[services lab]\ns3 =\n  endpoint_url = " +
+      s3.url() + "\n");
   StoreOptions o;
   o.profile = "ceph";
   o.retry = false;
@@ -1151,11 +1152,11 @@ TEST_F(CredentialsTest, LocalGatewayThroughProfileAndCredentialProcess) {
     GTEST_SKIP() << "S3 not configured";
   }
   ASSERT_FALSE(s3_->access_key_id.empty());
-  std::string script = Write("ceph-creds.sh",
-                             "#!/bin/sh\necho '{\"Version\": 1, \"AccessKeyId\": \"" +
-                                 s3_->access_key_id + "\", \"SecretAccessKey\": \"" +
-                                 s3_->secret_access_key + "\"}'\n",
-                             true);
+  std::string script =
+      Write("ceph-creds.sh",
+            "#!/bin/sh\necho '{\"Version\": 1, \"AccessKeyId\": \"" + s3_->access_key_id +
+                "\", \"SecretAccessKey\": \"" + s3_->secret_access_key + "\"}'\n",
+            true);
   CredentialsFile("[keys]\naws_access_key_id = " + s3_->access_key_id +
                   "\naws_secret_access_key = " + s3_->secret_access_key + "\n");
   Config("[profile keys]\nregion = " + s3_->region + "\nendpoint_url = " + s3_->endpoint +

@@ -203,8 +203,7 @@ class S3Store : public ObjectStore {
     configured_endpoint_ = settings->endpoint;
     if (!endpoint_from_region_) {
       size_t scheme = configured_endpoint_.find("://");
-      if (scheme == std::string::npos || scheme == 0 ||
-          configured_endpoint_.size() == scheme + 3) {
+      if (scheme == std::string::npos || scheme == 0 || configured_endpoint_.size() == scheme + 3) {
         return Status::InvalidArgument(name + ": bad S3 endpoint '" + configured_endpoint_ +
                                        "' (expected scheme://host[:port])");
       }
