@@ -845,6 +845,11 @@ class Chain {
           src = NewStaticProvider({id, secret, Env("AWS_SESSION_TOKEN"), {}},
                                   "environment (AWS_ACCESS_KEY_ID)");
         } else if (credential_source == "Ec2InstanceMetadata") {
+          if (IsTrue(Env("AWS_EC2_METADATA_DISABLED"))) {
+            return Status::InvalidArgument(where +
+                                           ": credential_source Ec2InstanceMetadata, but "
+                                           "AWS_EC2_METADATA_DISABLED is true");
+          }
           std::string endpoint = Env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
           src = NewImdsProvider(endpoint.empty() ? chain_.imds_endpoint : endpoint, chain_);
         } else if (credential_source == "EcsContainer") {

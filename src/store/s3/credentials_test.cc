@@ -820,6 +820,44 @@ TEST_F(CredentialsTest, RoleChainsThroughProfilesAndRefusesCycles) {
   EXPECT_TRUE(Has(p.status(), "source_profile, credential_source")) << p.status().ToString();
 }
 
+TEST_F(CredentialsTest, RoleWithCredentialSourceAndDuration) {
+  FakeSts sts;
+  FakeImds imds;
+  Set("AWS_ENDPOINT_URL_STS", sts.url());
+  Set("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.url());
+  Set("AWS_ACCESS_KEY_ID", "AKIDENVSRC");
+  Set("AWS_SECRET_ACCESS_KEY", "env-secret");
+  Config(
+      "[profile env]\nrole_arn = arn:aws:iam::1:role/e\ncredential_source = Environment\n"
+      "duration_seconds = 7200\n"
+      "[profile ec2]\nrole_arn = arn:aws:iam::1:role/i\ncredential_source = Ec2InstanceMetadata\n"
+      "[profile odd]\nrole_arn = arn:aws:iam::1:role/o\ncredential_source = Moon\n"
+      "[profile short]\nrole_arn = arn:aws:iam::1:role/s\ncredential_source = Environment\n"
+      "duration_seconds = 60\n");
+  StoreOptions o;
+  o.profile = "env";
+  auto c = Fetch(o);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  auto r = sts.server().requests().at(0);
+  EXPECT_NE(r.headers["authorization"].find("Credential=AKIDENVSRC/"), std::string::npos);
+  EXPECT_NE(r.body.find("DurationSeconds=7200"), std::string::npos) << r.body;
+  o.profile = "ec2";
+  EXPECT_TRUE(Has(Resolve(o).status(), "AWS_EC2_METADATA_DISABLED is true"));
+  ::unsetenv("AWS_EC2_METADATA_DISABLED");
+  c = Fetch(o);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(imds.fetched(), 1);
+  r = sts.server().requests().at(1);
+  EXPECT_NE(r.headers["authorization"].find("Credential=AKIDIMDS1/"), std::string::npos);
+  EXPECT_EQ(r.headers["x-amz-security-token"], "imds-token");
+  o.profile = "odd";
+  EXPECT_TRUE(Has(Resolve(o).status(), "credential_source 'Moon'"));
+  o.profile = "short";
+  auto p = Resolve(o);
+  EXPECT_TRUE(p.status().IsInvalidArgument());
+  EXPECT_TRUE(Has(p.status(), "duration_seconds '60'")) << p.status().ToString();
+}
+
 TEST_F(CredentialsTest, WebIdentityFromEnvironment) {
   FakeSts sts;
   Set("AWS_ENDPOINT_URL_STS", sts.url());
