@@ -920,6 +920,10 @@ void SetClockForTesting(std::function<Clock::time_point()> clock) {
   test_clock = clock ? new std::function<Clock::time_point()>(std::move(clock)) : nullptr;
 }
 
+Status Redact(const Status& st, const Credentials& credentials) {
+  return ScrubStatus(st, {credentials.secret_key, credentials.session_token});
+}
+
 std::optional<Clock::time_point> ParseIso8601(std::string_view t) {
   // YYYY-MM-DDTHH:MM:SS[.fraction](Z|+00:00|-00:00|+HH:MM)
   auto digits = [&](size_t pos, size_t n, int* out) {

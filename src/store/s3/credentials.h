@@ -164,6 +164,10 @@ std::unique_ptr<CredentialsProvider> NewWebIdentityProvider(RoleOptions role,
                                                             std::string token_file,
                                                             const ChainOptions& chain);
 
+// `st` with every occurrence of the credentials' secret key and session
+// token replaced by "<redacted>" (for messages that quote a server).
+Status Redact(const Status& st, const Credentials& credentials);
+
 // Parses an ISO 8601 UTC time as AWS writes it ("2026-12-01T16:20:00Z",
 // with optional fractional seconds, or a "+00:00" offset).
 std::optional<Clock::time_point> ParseIso8601(std::string_view text);

@@ -1144,6 +1144,28 @@ TEST_F(CredentialsTest, StoreRedirectWithoutRegionAndTransportErrorsNameTheEndpo
   EXPECT_TRUE(Has(st, "endpoint " + url)) << st.ToString();
 }
 
+TEST_F(CredentialsTest, StoreErrorsEchoingTheSessionTokenAreRedacted) {
+  FakeHttp echo([](const HttpRequest& r) -> HttpReply {
+    auto t = r.headers.find("x-amz-security-token");
+    return {403,
+            "<Error><Code>InvalidToken</Code><Message>token " +
+                (t == r.headers.end() ? std::string("none") : t->second) +
+                " is not valid</Message></Error>",
+            {}};
+  });
+  StoreOptions o = FakeS3Options(echo.url());
+  o.access_key_id = "AKID";
+  o.secret_access_key = "s-secret";
+  o.session_token = "SESSION-token-0123456789";
+  auto store = OpenStore("s3://bucket", o);
+  ASSERT_TRUE(store.ok());
+  Status st = (*store)->Put("k", "v");
+  EXPECT_TRUE(st.IsAuth()) << st.ToString();
+  EXPECT_TRUE(Has(st, "InvalidToken")) << st.ToString();
+  EXPECT_TRUE(Has(st, "<redacted>")) << st.ToString();
+  EXPECT_FALSE(Has(st, "SESSION-token")) << st.ToString();
+}
+
 TEST_F(CredentialsTest, StoreEndpointRegionAndKeysFromAProfile) {
   FakeS3 s3("ap-northeast-1");
   Config(

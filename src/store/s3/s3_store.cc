@@ -941,7 +941,8 @@ class S3Store : public ObjectStore {
       return Status::Transient(msg);
     }
     if (resp->status >= 200 && resp->status < 300) return Status::OK();
-    return Classify(where, resp->status, resp->body);
+    // The server's message is quoted: it must not carry our secrets back.
+    return aws::Redact(Classify(where, resp->status, resp->body), *creds);
   }
 
   Status Classify(const std::string& where, long status, const std::string& body) const {
