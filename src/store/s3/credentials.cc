@@ -979,6 +979,11 @@ std::optional<Clock::time_point> ParseIso8601(std::string_view t) {
 CachedCredentials::CachedCredentials(std::unique_ptr<CredentialsProvider> provider)
     : provider_(std::move(provider)) {}
 
+size_t CachedCredentials::waiting() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return waiting_;
+}
+
 uint64_t CachedCredentials::fetches() const {
   std::lock_guard<std::mutex> lock(mu_);
   return fetches_;
@@ -994,7 +999,16 @@ Result<Credentials> CachedCredentials::Get() {
       // Another caller is fetching: the cached credentials serve until they
       // expire; after that, wait for the fetch.
       if (valid) return *cached_;
-      cv_.wait(lock);
+      // Wait for that fetch; if it failed, its error is ours too (no
+      // stampede of one fetch per waiting request against a failing source).
+      const uint64_t generation = generation_;
+      waiting_++;
+      cv_.wait(lock, [&] { return !refreshing_; });
+      waiting_--;
+      if (generation_ != generation && !last_error_.ok()) {
+        now = Now();
+        if (!(cached_ && (!cached_->expiration || now < *cached_->expiration))) return last_error_;
+      }
       continue;
     }
     if (valid && now < next_try_) return *cached_;  // the last refresh failed
@@ -1004,6 +1018,8 @@ Result<Credentials> CachedCredentials::Get() {
     Result<Credentials> fresh = provider_->Fetch();
     lock.lock();
     refreshing_ = false;
+    generation_++;
+    last_error_ = fresh.ok() ? Status::OK() : fresh.status();
     cv_.notify_all();
     now = Now();
     if (!fresh.ok()) {

@@ -85,7 +85,8 @@ void SetClockForTesting(std::function<Clock::time_point()> clock);
 // through their lifetime for credentials that live less than 10 min; then
 // one caller refreshes while the others keep using the cached credentials
 // as long as they have not expired (and wait for the refresh when they
-// have). A failed refresh while the cached credentials are still valid
+// have; if that fetch fails, they all get its error). A failed refresh
+// while the cached credentials are still valid
 // keeps them and tries again after kRetryAfterFailure (10 s), so a flaky
 // source neither stalls nor floods; once they have expired, Get returns
 // the error. Thread-safe.
@@ -98,6 +99,7 @@ class CachedCredentials {
   Result<Credentials> Get();
   std::string Describe() const { return provider_->Describe(); }
   uint64_t fetches() const;  // calls to the provider's Fetch so far
+  size_t waiting() const;    // callers waiting for a fetch now (a test hook)
 
  private:
   std::unique_ptr<CredentialsProvider> provider_;
@@ -107,7 +109,10 @@ class CachedCredentials {
   Clock::time_point refresh_at_{};
   Clock::time_point next_try_{};  // after a failed refresh
   bool refreshing_ = false;
+  uint64_t generation_ = 0;  // fetches completed
+  Status last_error_;        // of the last fetch
   uint64_t fetches_ = 0;
+  size_t waiting_ = 0;
 };
 
 // Where the chain looks, beyond the environment and the files; tests point

@@ -1019,6 +1019,45 @@ TEST_F(CredentialsTest, CacheOthersDoNotWaitForARefresh) {
   EXPECT_EQ(b->count, 2);
 }
 
+// Callers waiting for a fetch that fails get its error; they do not each
+// fetch again (a failing metadata service is asked once, not once per
+// waiting request).
+TEST_F(CredentialsTest, CacheWaitersShareAFailedFetch) {
+  struct FailingOnce : CredentialsProvider {
+    Result<Credentials> Fetch() override {
+      ++count;
+      std::unique_lock<std::mutex> lock(mu);
+      entered = true;
+      cv.notify_all();
+      cv.wait(lock, [&] { return release; });
+      return Status::Transient("failing: down");
+    }
+    std::string Describe() const override { return "failing"; }
+    std::atomic<int> count{0};
+    std::mutex mu;
+    std::condition_variable cv;
+    bool entered = false, release = false;
+  };
+  auto owned = std::make_unique<FailingOnce>();
+  FailingOnce* f = owned.get();
+  CachedCredentials cache(std::move(owned));
+  std::thread first([&] { EXPECT_TRUE(cache.Get().status().IsTransient()); });
+  {
+    std::unique_lock<std::mutex> lock(f->mu);
+    f->cv.wait(lock, [&] { return f->entered; });
+  }
+  std::thread second([&] { EXPECT_TRUE(cache.Get().status().IsTransient()); });
+  while (cache.waiting() != 1) std::this_thread::yield();  // the second is waiting
+  {
+    std::lock_guard<std::mutex> lock(f->mu);
+    f->release = true;
+  }
+  f->cv.notify_all();
+  first.join();
+  second.join();
+  EXPECT_EQ(f->count, 1);
+}
+
 TEST_F(CredentialsTest, Iso8601) {
   auto t = ParseIso8601("2026-12-01T16:20:00Z");
   ASSERT_TRUE(t);
