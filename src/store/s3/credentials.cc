@@ -50,24 +50,39 @@ std::string Scrub(std::string text, const std::vector<std::string>& secrets) {
 Status ScrubStatus(const Status& st, const std::vector<std::string>& secrets) {
   if (st.ok()) return st;
   std::string msg = Scrub(st.message(), secrets);
+  if (msg == st.message()) return st;
+  using C = Status::Code;
   switch (st.code()) {
-    case Status::Code::kAuth:
-      return Status::Auth(msg);
-    case Status::Code::kTransient:
-      return Status::Transient(msg);
-    case Status::Code::kThrottled:
-      return Status::Throttled(msg);
-    case Status::Code::kCorrupt:
-      return Status::Corrupt(msg);
-    case Status::Code::kInvalidArgument:
-      return Status::InvalidArgument(msg);
-    case Status::Code::kNotFound:
+    case C::kOk:
+      return st;
+    case C::kNotFound:
       return Status::NotFound(msg);
-    case Status::Code::kNotSupported:
-      return Status::NotSupported(msg);
-    default:
+    case C::kAlreadyExists:
+      return Status::AlreadyExists(msg);
+    case C::kPreconditionFailed:
+      return Status::PreconditionFailed(msg);
+    case C::kConflict:
+      return Status::Conflict(msg);
+    case C::kThrottled:
+      return Status::Throttled(msg);
+    case C::kTransient:
+      return Status::Transient(msg);
+    case C::kAuth:
+      return Status::Auth(msg);
+    case C::kInvalidArgument:
+      return Status::InvalidArgument(msg);
+    case C::kCorrupt:
+      return Status::Corrupt(msg);
+    case C::kIOError:
       return Status::IOError(msg);
+    case C::kReadOnly:
+      return Status::ReadOnly(msg);
+    case C::kNotSupported:
+      return Status::NotSupported(msg);
+    case C::kOutOfRange:
+      return Status::OutOfRange(msg);
   }
+  return Status::IOError(msg);
 }
 
 // scheme://host[:port] of a URL: what messages name (never a path, a query

@@ -1205,6 +1205,24 @@ TEST_F(CredentialsTest, StoreErrorsEchoingTheSessionTokenAreRedacted) {
   EXPECT_FALSE(Has(st, "SESSION-token")) << st.ToString();
 }
 
+// Redaction keeps the code of every status (a 412 stays PreconditionFailed).
+TEST_F(CredentialsTest, RedactKeepsTheCode) {
+  Credentials c{"AKID", "SECRET-value-1", "TOKEN-value-2", {}};
+  for (const Status& st :
+       {Status::NotFound("x SECRET-value-1"), Status::AlreadyExists("x TOKEN-value-2"),
+        Status::PreconditionFailed("x SECRET-value-1"), Status::Conflict("x SECRET-value-1"),
+        Status::Throttled("x SECRET-value-1"), Status::Transient("x SECRET-value-1"),
+        Status::Auth("x SECRET-value-1"), Status::InvalidArgument("x SECRET-value-1"),
+        Status::Corrupt("x SECRET-value-1"), Status::IOError("x SECRET-value-1"),
+        Status::ReadOnly("x SECRET-value-1"), Status::NotSupported("x SECRET-value-1"),
+        Status::OutOfRange("x SECRET-value-1"), Status::PreconditionFailed("nothing secret")}) {
+    Status r = Redact(st, c);
+    EXPECT_EQ(r.code(), st.code()) << st.ToString();
+    EXPECT_FALSE(Has(r, "SECRET-value") || Has(r, "TOKEN-value")) << r.ToString();
+  }
+  EXPECT_TRUE(Redact(Status::OK(), c).ok());
+}
+
 TEST_F(CredentialsTest, StoreEndpointRegionAndKeysFromAProfile) {
   FakeS3 s3("ap-northeast-1");
   Config(
