@@ -685,7 +685,9 @@ class Chain {
     auto provider = ResolveInner();
     if (looked_at) {
       *looked_at = "";
-      for (const std::string& s : seen_) *looked_at += (looked_at->empty() ? "" : "; ") + s;
+      if (fell_through_) {
+        for (const std::string& s : seen_) *looked_at += (looked_at->empty() ? "" : "; ") + s;
+      }
     }
     return provider;
   }
@@ -750,6 +752,7 @@ class Chain {
     }
     std::string endpoint = Env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
     if (endpoint.empty()) endpoint = chain_.imds_endpoint;
+    fell_through_ = true;
     return NewImdsProvider(endpoint, chain_);
   }
 
@@ -919,6 +922,7 @@ class Chain {
   const SharedConfig& config_;
   const ChainOptions& chain_;
   std::vector<std::string> seen_;
+  bool fell_through_ = false;  // to instance metadata: nothing else configured
   Status container_error_;
 };
 

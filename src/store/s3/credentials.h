@@ -132,9 +132,10 @@ struct ChainOptions {
 // The provider the chain (above) chooses for these options, without any
 // request. InvalidArgument for a broken configuration (a profile that is
 // not there, a source_profile cycle, a role without a source); Auth when
-// nothing is configured and instance metadata is disabled. `*looked_at`
-// (if non-null) gets a summary of what was looked at, for the message when
-// the chosen provider then fails.
+// nothing is configured and instance metadata is disabled. When the chain
+// falls through to instance metadata, `*looked_at` (if non-null) gets a
+// summary of what was looked at, for the message if that then fails; it is
+// empty when any other provider was chosen.
 Result<std::unique_ptr<CredentialsProvider>> ResolveCredentialChain(const StoreOptions& options,
                                                                     const SharedConfig& config,
                                                                     const ChainOptions& chain,

@@ -369,6 +369,14 @@ bool Has(const Status& st, std::string_view text) {
   return st.message().find(text) != std::string::npos;
 }
 
+StoreOptions FakeS3Options(const std::string& endpoint) {
+  StoreOptions o;
+  o.endpoint = endpoint;
+  o.retry = false;
+  o.latency_from_environment = false;
+  return o;
+}
+
 // ------------------------------------------------------------ the files ---
 
 TEST_F(CredentialsTest, IniNestedSectionsCommentsAndCase) {
@@ -578,6 +586,22 @@ TEST_F(CredentialsTest, CredentialProcessFailuresNeverQuoteTheOutput) {
   auto r = slow->Fetch();
   EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
   EXPECT_TRUE(Has(r.status(), "did not finish within 200 ms")) << r.status().ToString();
+}
+
+TEST_F(CredentialsTest, StoreOpenNamesTheFailingConfiguredProvider) {
+  Config("[default]\ncredential_process = " + Write("fail.sh", "#!/bin/sh\nexit 7\n", true) + "\n");
+  std::string looked_at = "unchanged";
+  auto p = Resolve({}, {}, &looked_at);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(looked_at, "");  // a configured provider: no fall-through summary
+  StoreOptions o = FakeS3Options("http://127.0.0.1:9");
+  auto store = OpenStore("s3://bucket", o);
+  ASSERT_FALSE(store.ok());
+  EXPECT_TRUE(store.status().IsAuth()) << store.status().ToString();
+  EXPECT_TRUE(Has(store.status(), "credentials from profile 'default' (credential_process"))
+      << store.status().ToString();
+  EXPECT_TRUE(Has(store.status(), "exited with status 7")) << store.status().ToString();
+  EXPECT_FALSE(Has(store.status(), "no AWS credentials found")) << store.status().ToString();
 }
 
 // ------------------------------------------------------ instance metadata ---
@@ -1071,14 +1095,6 @@ TEST_F(CredentialsTest, Iso8601) {
 }
 
 // ------------------------------------------------------ the S3 store ---
-
-StoreOptions FakeS3Options(const std::string& endpoint) {
-  StoreOptions o;
-  o.endpoint = endpoint;
-  o.retry = false;
-  o.latency_from_environment = false;
-  return o;
-}
 
 TEST_F(CredentialsTest, StoreOpenWithEnvironmentKeysSendsNothing) {
   FakeS3 s3;
