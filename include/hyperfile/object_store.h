@@ -151,16 +151,29 @@ Result<LatencyOptions> ParseLatencyOptions(std::string_view spec);
 // Options for opening a store from a URI.
 struct StoreOptions {
   // --- S3 -----------------------------------------------------------------
-  // Empty fields fall back to the AWS conventions: AWS_ACCESS_KEY_ID,
-  // AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION / AWS_DEFAULT_REGION,
-  // AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3), AWS_PROFILE with
-  // ~/.aws/credentials and ~/.aws/config.
+  // Empty fields fall back to the AWS conventions, as aws-cli: explicit
+  // options > environment > the profile in the shared files (README,
+  // "Credentials"; the chain is in src/store/s3/credentials.h):
+  //   keys:     access_key_id + secret_access_key, else AWS_ACCESS_KEY_ID...,
+  //             web identity, the profile (keys, role_arn, credential_process),
+  //             container credentials, EC2 instance metadata (IMDSv2);
+  //             credentials that expire are refreshed before they do
+  //   region:   AWS_REGION, AWS_DEFAULT_REGION, the profile's region,
+  //             us-east-1; a bucket in another region is followed (S3's
+  //             x-amz-bucket-region) and remembered
+  //   endpoint: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, the profile's
+  //             [services] s3 endpoint_url, its endpoint_url
+  //   profile:  AWS_PROFILE, "default". Naming one (here) skips the
+  //             AWS_ACCESS_KEY_ID environment keys; a named profile (here or
+  //             AWS_PROFILE) that the files do not have is InvalidArgument.
+  //   ca_bundle: AWS_CA_BUNDLE, the profile's ca_bundle
   std::string access_key_id;
   std::string secret_access_key;
   std::string session_token;
   std::string region;
   std::string endpoint;  // e.g. "http://127.0.0.1:7480"; empty = AWS
   std::string profile;
+  std::string ca_bundle;  // a PEM file of CA certificates; empty = the system's
   // Path-style addressing (http://endpoint/bucket/key). Default: path style
   // for custom endpoints, virtual-hosted style for AWS.
   enum class Addressing { kAuto, kPath, kVirtualHosted } addressing = Addressing::kAuto;

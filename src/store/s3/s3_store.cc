@@ -39,6 +39,8 @@
 #include <vector>
 
 #include "hyperfile/object_store.h"
+#include "store/s3/aws_config.h"
+#include "store/s3/credentials.h"
 #include "store/s3/sigv4.h"
 
 namespace hyperfile {
@@ -166,29 +168,14 @@ std::string StripQuotes(std::string s) {
   return s;
 }
 
-// Reads `key = value` lines of one [section] of an AWS ini file.
-std::map<std::string, std::string> IniSection(const std::string& path, const std::string& section) {
-  std::map<std::string, std::string> out;
-  std::ifstream in(path);
-  std::string line, current;
-  while (std::getline(in, line)) {
-    line = Trim(line);
-    if (line.empty() || line[0] == '#' || line[0] == ';') continue;
-    if (line.front() == '[' && line.back() == ']') {
-      current = Trim(line.substr(1, line.size() - 2));
-      continue;
-    }
-    size_t eq = line.find('=');
-    if (current == section && eq != std::string::npos) {
-      out[Trim(line.substr(0, eq))] = Trim(line.substr(eq + 1));
-    }
+// A region name as S3 sends it in x-amz-bucket-region or <Region>: what
+// may go into a host name and a signing scope.
+bool PlausibleRegion(const std::string& r) {
+  if (r.empty() || r.size() > 32) return false;
+  for (char c : r) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
   }
-  return out;
-}
-
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
+  return true;
 }
 
 class S3Store : public ObjectStore {
@@ -203,54 +190,44 @@ class S3Store : public ObjectStore {
   Status Init() {
     static std::once_flag once;
     std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-    std::string profile = !options_.profile.empty() ? options_.profile : Env("AWS_PROFILE");
-    if (profile.empty()) profile = "default";
-    std::string home = Env("HOME");
-    std::string cred_file = Env("AWS_SHARED_CREDENTIALS_FILE");
-    if (cred_file.empty()) cred_file = home + "/.aws/credentials";
-    std::string config_file = Env("AWS_CONFIG_FILE");
-    if (config_file.empty()) config_file = home + "/.aws/config";
-    auto creds = IniSection(cred_file, profile);
-    auto config = IniSection(config_file, profile == "default" ? "default" : "profile " + profile);
-    auto pick = [](std::initializer_list<std::string> values) {
-      for (const std::string& v : values) {
-        if (!v.empty()) return v;
+    const std::string name = "s3://" + bucket_;
+    Result<aws::SharedConfig> config = aws::SharedConfig::Load();
+    if (!config.ok()) return config.status().WithContext(name);
+    Result<aws::S3Settings> settings = aws::ResolveS3Settings(options_, *config);
+    if (!settings.ok()) return settings.status().WithContext(name);
+    ca_bundle_ = settings->ca_bundle;
+    path_style_ =
+        options_.addressing == StoreOptions::Addressing::kPath ||
+        (options_.addressing == StoreOptions::Addressing::kAuto && !settings->endpoint.empty());
+    endpoint_from_region_ = settings->endpoint.empty();
+    configured_endpoint_ = settings->endpoint;
+    if (!endpoint_from_region_) {
+      size_t scheme = configured_endpoint_.find("://");
+      if (scheme == std::string::npos || scheme == 0 || configured_endpoint_.size() == scheme + 3) {
+        return Status::InvalidArgument(name + ": bad S3 endpoint '" + configured_endpoint_ +
+                                       "' (expected scheme://host[:port])");
       }
-      return std::string();
-    };
-    key_.access_key =
-        pick({options_.access_key_id, Env("AWS_ACCESS_KEY_ID"), creds["aws_access_key_id"]});
-    key_.secret_key = pick(
-        {options_.secret_access_key, Env("AWS_SECRET_ACCESS_KEY"), creds["aws_secret_access_key"]});
-    key_.session_token =
-        pick({options_.session_token, Env("AWS_SESSION_TOKEN"), creds["aws_session_token"]});
-    region_ = pick({options_.region, Env("AWS_REGION"), Env("AWS_DEFAULT_REGION"), config["region"],
-                    "us-east-1"});
-    std::string endpoint = pick({options_.endpoint, Env("AWS_ENDPOINT_URL_S3"),
-                                 Env("AWS_ENDPOINT_URL"), config["endpoint_url"]});
-    if (key_.access_key.empty() || key_.secret_key.empty()) {
-      return Status::Auth("s3://" + bucket_ +
-                          ": no credentials (set AWS_ACCESS_KEY_ID and "
-                          "AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials)");
     }
-    bool path_style = options_.addressing == StoreOptions::Addressing::kPath ||
-                      (options_.addressing == StoreOptions::Addressing::kAuto && !endpoint.empty());
-    if (endpoint.empty()) endpoint = "https://s3." + region_ + ".amazonaws.com";
-    while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
-    size_t scheme = endpoint.find("://");
-    if (scheme == std::string::npos)
-      return Status::InvalidArgument("bad S3 endpoint '" + endpoint + "'");
-    std::string host = endpoint.substr(scheme + 3);
-    if (path_style) {
-      base_url_ = endpoint;
-      host_ = host;
-      path_prefix_ = "/" + bucket_;
-    } else {
-      base_url_ = endpoint.substr(0, scheme + 3) + bucket_ + "." + host;
-      host_ = bucket_ + "." + host;
-      path_prefix_ = "";
+    SetTarget(settings->region);
+
+    aws::ChainOptions chain;
+    chain.region = settings->region;
+    chain.ca_bundle = ca_bundle_;
+    chain.verify_tls = options_.verify_tls;
+    std::string looked_at;
+    Result<std::unique_ptr<aws::CredentialsProvider>> provider =
+        aws::ResolveCredentialChain(options_, *config, chain, &looked_at);
+    if (!provider.ok()) return provider.status().WithContext(name);
+    credentials_ = std::make_shared<aws::CachedCredentials>(std::move(provider).value());
+    // The first credentials now, so that a store without any fails at open.
+    Result<aws::Credentials> first = credentials_->Get();
+    if (!first.ok()) {
+      if (!looked_at.empty()) {  // the chain fell through to instance metadata
+        return Status::Auth(name + ": no AWS credentials found (" + looked_at + "; " +
+                            first.status().message() + ")");
+      }
+      return first.status().WithContext(name + ": credentials from " + credentials_->Describe());
     }
-    endpoint_ = endpoint;
     return Status::OK();
   }
 
@@ -777,13 +754,80 @@ class S3Store : public ObjectStore {
     return size * n;
   }
 
+  // Where requests go: changes when S3 redirects to the bucket's region.
+  struct Target {
+    std::string region, base_url, host, path_prefix, endpoint;
+  };
+  // Points requests at `region`: the endpoint derived from it when none was
+  // configured, else the configured one signed for the new region.
+  void SetTarget(const std::string& region) {
+    Target t;
+    t.region = region;
+    std::string endpoint =
+        endpoint_from_region_ ? "https://s3." + region + ".amazonaws.com" : configured_endpoint_;
+    size_t scheme = endpoint.find("://");
+    std::string host = endpoint.substr(scheme + 3);
+    if (path_style_) {
+      t.base_url = endpoint;
+      t.host = host;
+      t.path_prefix = "/" + bucket_;
+    } else {
+      t.base_url = endpoint.substr(0, scheme + 3) + bucket_ + "." + host;
+      t.host = bucket_ + "." + host;
+    }
+    t.endpoint = endpoint;
+    std::lock_guard<std::mutex> lock(target_mu_);
+    target_ = std::move(t);
+  }
+  Target CurrentTarget() const {
+    std::lock_guard<std::mutex> lock(target_mu_);
+    return target_;
+  }
+
+  // The region S3 says the bucket is in, from a redirect or a wrong-region
+  // error (x-amz-bucket-region, else the error body's <Region>); "" if the
+  // answer is no such redirect.
+  static std::string RedirectRegion(const Response& resp, const std::string& signed_region) {
+    if (resp.status != 301 && resp.status != 307 && resp.status != 400) return "";
+    std::string region;
+    if (auto h = resp.headers.find("x-amz-bucket-region"); h != resp.headers.end()) {
+      region = h->second;
+    } else if (!resp.body.empty()) {
+      tinyxml2::XMLDocument doc;
+      if (doc.Parse(resp.body.data(), resp.body.size()) == tinyxml2::XML_SUCCESS &&
+          doc.RootElement()) {
+        region = Text(doc.RootElement(), "Region");
+      }
+    }
+    if (!PlausibleRegion(region) || region == signed_region) return "";
+    return region;
+  }
+
+  // One request, signed with fresh credentials; a redirect to the bucket's
+  // region is followed once (and remembered for every later request).
   Status Perform(Request& req, Response* resp, const char* op, std::string_view key) {
+    Target target = CurrentTarget();
+    Status st = PerformOnce(req, resp, op, key, target);
+    std::string region = st.ok() ? "" : RedirectRegion(*resp, target.region);
+    if (region.empty()) return st;
+    SetTarget(region);
+    *resp = Response();
+    return PerformOnce(req, resp, op, key, CurrentTarget());
+  }
+
+  Status PerformOnce(Request& req, Response* resp, const char* op, std::string_view key,
+                     const Target& target) {
+    std::string where = std::string(op) + " " + Where(key);
+    Result<aws::Credentials> creds = credentials_->Get();
+    if (!creds.ok()) {
+      return creds.status().WithContext(where + ": credentials from " + credentials_->Describe());
+    }
     uint64_t body_size = 0;
     if (req.body) {
       for (std::string_view p : *req.body) body_size += p.size();
     }
-    std::string canonical_uri = path_prefix_ + "/" + sigv4::UriEncode(req.key, false);
-    if (req.key.empty()) canonical_uri = path_prefix_.empty() ? "/" : path_prefix_;
+    std::string canonical_uri = target.path_prefix + "/" + sigv4::UriEncode(req.key, false);
+    if (req.key.empty()) canonical_uri = target.path_prefix.empty() ? "/" : target.path_prefix;
     std::string query = sigv4::CanonicalQuery(req.query);
     std::string payload_hash;  // empty: the SHA-256 of the body
     if (req.object_data && UnsignedPayloads()) {
@@ -791,9 +835,10 @@ class S3Store : public ObjectStore {
       req.headers["x-amz-checksum-crc32c"] = sigv4::Crc32cBase64(*req.body);
     }
     sigv4::Signed sig =
-        sigv4::Sign(key_, region_, req.method, host_, canonical_uri, query, req.headers,
+        sigv4::Sign({creds->access_key, creds->secret_key, creds->session_token}, target.region,
+                    req.method, target.host, canonical_uri, query, req.headers,
                     req.body ? *req.body : Payload{}, std::time(nullptr), payload_hash);
-    std::string url = base_url_ + canonical_uri + (query.empty() ? "" : "?" + query);
+    std::string url = target.base_url + canonical_uri + (query.empty() ? "" : "?" + query);
     CURL* h = Acquire();
     curl_easy_reset(h);
     curl_slist* headers = nullptr;
@@ -821,6 +866,9 @@ class S3Store : public ObjectStore {
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, static_cast<long>(options_.low_speed_time_s));
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, options_.verify_tls ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, options_.verify_tls ? 2L : 0L);
+    if (!ca_bundle_.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, ca_bundle_.c_str());
+    char error[CURL_ERROR_SIZE] = "";
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &S3Store::WriteBody);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &ws);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &S3Store::WriteHeader);
@@ -853,17 +901,17 @@ class S3Store : public ObjectStore {
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
     double connect_time = 0;
     curl_easy_getinfo(h, CURLINFO_CONNECT_TIME, &connect_time);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);  // `error` goes out of scope
     curl_slist_free_all(headers);
     Release(h);
-    std::string where = std::string(op) + " " + Where(key);
     if (hs.overflow) {
-      return Status::Corrupt(where + ": the server " + endpoint_ + " sent more than " +
+      return Status::Corrupt(where + ": the server " + target.endpoint + " sent more than " +
                              std::to_string(kMaxHeaderLines) + " header lines or " +
                              std::to_string(kMaxHeaderBytes) + " bytes of headers");
     }
     if (ws.overflow) {
       return Status::Corrupt(
-          where + ": the server " + endpoint_ + " sent " + ws.overflow_what + ", more than " +
+          where + ": the server " + target.endpoint + " sent " + ws.overflow_what + ", more than " +
           (req.limit_what.empty() ? "the " + std::to_string(ws.limit) + " bytes a response may hold"
                                   : req.limit_what) +
           "; transfer aborted");
@@ -872,7 +920,7 @@ class S3Store : public ObjectStore {
       resp->curl = CURLE_OK;  // an error answer, cut short on purpose: classify it
     }
     if (resp->curl == CURLE_OPERATION_TIMEDOUT) {
-      return Status::Transient(where + ": timed out talking to " + endpoint_ + " (" +
+      return Status::Transient(where + ": timed out talking to " + target.endpoint + " (" +
                                (connect_time == 0
                                     ? "no connection within connect_timeout_ms " +
                                           std::to_string(options_.connect_timeout_ms) + " ms"
@@ -881,15 +929,20 @@ class S3Store : public ObjectStore {
                                ")");
     }
     if (resp->curl != CURLE_OK) {
-      std::string msg = where + ": " + curl_easy_strerror(resp->curl);
-      if (resp->curl == CURLE_SSL_CACERT || resp->curl == CURLE_PEER_FAILED_VERIFICATION) {
+      // Named with the endpoint: "Could not resolve host" alone does not
+      // say which of the configured endpoints is wrong.
+      std::string msg = where + ": " + curl_easy_strerror(resp->curl) + " (endpoint " +
+                        target.endpoint + (error[0] ? std::string(": ") + error : "") + ")";
+      if (resp->curl == CURLE_SSL_CACERT || resp->curl == CURLE_PEER_FAILED_VERIFICATION ||
+          resp->curl == CURLE_SSL_CACERT_BADFILE) {
         return Status::Auth(msg + " (certificate verification failed)");
       }
       if (resp->curl == CURLE_URL_MALFORMAT) return Status::InvalidArgument(msg);
       return Status::Transient(msg);
     }
     if (resp->status >= 200 && resp->status < 300) return Status::OK();
-    return Classify(where, resp->status, resp->body);
+    // The server's message is quoted: it must not carry our secrets back.
+    return aws::Redact(Classify(where, resp->status, resp->body), *creds);
   }
 
   Status Classify(const std::string& where, long status, const std::string& body) const {
@@ -915,6 +968,10 @@ class S3Store : public ObjectStore {
       return Status::Throttled(msg);
     }
     if (status == 401 || status == 403) return Status::Auth(msg);
+    if (status == 301 || status == 307) {
+      return Status::IOError(msg + ": the bucket is not at " + CurrentTarget().endpoint +
+                             " (another region or endpoint; S3 named no region to follow)");
+    }
     if (status >= 500 || status == 408) return Status::Transient(msg);
     if (status == 400 || status == 411 || status == 413) return Status::InvalidArgument(msg);
     return Status::IOError(msg);
@@ -922,8 +979,11 @@ class S3Store : public ObjectStore {
 
   std::string bucket_, prefix_;
   StoreOptions options_;
-  sigv4::Credentials key_;
-  std::string region_, base_url_, host_, path_prefix_, endpoint_;
+  std::shared_ptr<aws::CachedCredentials> credentials_;
+  std::string ca_bundle_, configured_endpoint_;
+  bool path_style_ = false, endpoint_from_region_ = false;
+  mutable std::mutex target_mu_;
+  Target target_;
   std::mutex mu_;
   std::condition_variable cv_;
   int in_flight_ = 0;

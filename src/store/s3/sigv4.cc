@@ -94,7 +94,8 @@ std::string Crc32cBase64(const Payload& data) {
 Signed Sign(const Credentials& creds, const std::string& region, const std::string& method,
             const std::string& host, const std::string& canonical_uri,
             const std::string& canonical_query, const std::map<std::string, std::string>& headers,
-            const Payload& body, std::time_t now, const std::string& payload_hash) {
+            const Payload& body, std::time_t now, const std::string& payload_hash,
+            const std::string& service) {
   char date[9], stamp[17];
   std::tm tm{};
   gmtime_r(&now, &tm);
@@ -115,12 +116,12 @@ Signed Sign(const Credentials& creds, const std::string& region, const std::stri
   out.canonical_request = method + "\n" + canonical_uri + "\n" + canonical_query + "\n" +
                           canonical_headers + "\n" + signed_headers + "\n" +
                           out.headers["x-amz-content-sha256"];
-  std::string scope = std::string(date) + "/" + region + "/s3/aws4_request";
+  std::string scope = std::string(date) + "/" + region + "/" + service + "/aws4_request";
   out.string_to_sign = "AWS4-HMAC-SHA256\n" + std::string(stamp) + "\n" + scope + "\n" +
                        HexSha256(Payload{out.canonical_request});
   std::string key = Hmac("AWS4" + creds.secret_key, date);
   key = Hmac(key, region);
-  key = Hmac(key, "s3");
+  key = Hmac(key, service);
   key = Hmac(key, "aws4_request");
   std::string sig = Hmac(key, out.string_to_sign);
   out.headers["authorization"] =

@@ -39,10 +39,12 @@ inline constexpr const char* kUnsignedPayload = "UNSIGNED-PAYLOAD";
 // Signs a request. `headers` are extra lower-case headers to sign and send;
 // host, x-amz-date, x-amz-content-sha256 (and x-amz-security-token) are added.
 // x-amz-content-sha256 is `payload_hash` if not empty (e.g. kUnsignedPayload;
-// `body` is then not read), else the SHA-256 of `body`.
+// `body` is then not read), else the SHA-256 of `body`. `service` is the
+// signing name of the service: "s3", or "sts" for AssumeRole.
 Signed Sign(const Credentials& creds, const std::string& region, const std::string& method,
             const std::string& host, const std::string& canonical_uri,
             const std::string& canonical_query, const std::map<std::string, std::string>& headers,
-            const Payload& body, std::time_t now, const std::string& payload_hash = "");
+            const Payload& body, std::time_t now, const std::string& payload_hash = "",
+            const std::string& service = "s3");
 
 }  // namespace hyperfile::sigv4
