@@ -457,6 +457,92 @@ TEST_P(Follow, ReadersDuringRefreshesSeeWholeStates) {
   ASSERT_TRUE(w->Close().ok());
 }
 
+// A writer streaming a generated log (random line sizes, pauses, the
+// background flush by age) while followers on other handles, refreshed in
+// the background, reproduce it from their callbacks: at the end each has
+// shown exactly the input, and never a byte that was not written.
+TEST_P(Follow, FollowersOnOtherHandlesReproduceAStreamedLog) {
+  auto created = MustCreate(store_);
+  ASSERT_TRUE(created);
+  ASSERT_TRUE(created->Close().ok());
+  OpenOptions wo;
+  wo.flush_interval_ms = 20;
+  wo.flush_dirty_bytes = 64 << 10;
+  wo.dirty_budget_bytes = 256 << 10;
+  auto opened = File::Open(store_, wo);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  std::unique_ptr<File> w = std::move(opened).value();
+
+  std::mutex mu;  // guards `input` and the followers' output
+  std::condition_variable cv;
+  std::string input;
+  struct Shown {
+    std::string bytes;
+    File* file = nullptr;
+    int callbacks = 0;
+    bool bad = false;
+  };
+  std::vector<Shown> shown(2);
+  std::vector<std::unique_ptr<File>> followers;
+  {
+    std::lock_guard<std::mutex> l(mu);
+    for (size_t i = 0; i < shown.size(); i++) {
+      OpenOptions o;
+      o.refresh_interval_ms = 10 + 7 * static_cast<uint32_t>(i);
+      o.on_refresh = [&, i](const Status& st, const RefreshResult& rr) {
+        std::lock_guard<std::mutex> l(mu);
+        Shown& s = shown[i];
+        s.callbacks++;
+        if (!st.ok() || !rr.changed || rr.truncated || rr.restored) {
+          s.bad = true;
+          return;
+        }
+        std::string tail(rr.new_size - rr.new_bytes_from, '\0');
+        auto n = s.file->PRead(rr.new_bytes_from, tail.data(), tail.size());
+        if (!n.ok() || *n != tail.size() || rr.new_bytes_from != s.bytes.size()) {
+          s.bad = true;
+          return;
+        }
+        s.bytes += tail;
+        if (s.bytes != input.substr(0, s.bytes.size())) s.bad = true;  // never past the input
+        cv.notify_all();
+      };
+      followers.push_back(MustFollow(store_, o));
+      ASSERT_TRUE(followers.back());
+      shown[i].file = followers.back().get();
+    }
+  }
+  std::mt19937_64 rng(5);
+  for (int i = 0; i < 400; i++) {
+    size_t len = rng() % 16 == 0 ? 6000 : 1 + rng() % 200;
+    std::string line(len, static_cast<char>('a' + i % 26));
+    line.back() = '\n';
+    {
+      std::lock_guard<std::mutex> l(mu);  // appended before any follower can see it
+      input += line;
+    }
+    ASSERT_TRUE(w->Append(line.data(), line.size()).ok());
+    if (rng() % 50 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 60));
+  }
+  ASSERT_TRUE(w->Flush().ok());
+  {
+    std::unique_lock<std::mutex> l(mu);
+    ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(60), [&] {
+      for (const Shown& s : shown) {
+        if (s.bytes.size() < input.size() && !s.bad) return false;
+      }
+      return true;
+    }));
+    for (const Shown& s : shown) {
+      EXPECT_FALSE(s.bad);
+      EXPECT_GT(s.callbacks, 1) << "followed as it grew, not only at the end";
+      EXPECT_TRUE(s.bytes == input) << "a follower's output differs from the input";
+    }
+  }
+  for (auto& f : followers) ASSERT_TRUE(f->Close().ok());
+  ASSERT_TRUE(w->Close().ok());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, Follow, ::testing::Values("memory", "local", "s3"));
 
 }  // namespace
