@@ -219,8 +219,10 @@ Result<RefreshResult> FileImpl::Refresh() {
   r.new_bytes_from = std::min(from, r.new_size);
   r.changed = true;
 
-  // The root and upper index levels arrived with the header.
+  // The root and upper index levels arrived with the header, and so did a
+  // small flush's inline data.
   nodes_->Seed(*read);
+  chunks_->SeedPrefix(h.self.id, std::make_shared<const std::string>(read->bytes));
   if (test_hook_) test_hook_("refresh:install");
   std::lock_guard<std::mutex> lock(mu_);
   HF_RETURN_IF_ERROR(CheckUsable(false));

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -235,6 +236,7 @@ int RunFollow(const FollowRequest& req) {
   std::vector<char> buf(1u << 20);
   int code = 0;
   bool warned = false;
+  auto next_poll = std::chrono::steady_clock::now() + std::chrono::milliseconds(req.poll_ms);
   for (;;) {
     // Everything the current state holds past pos.
     Status st;
@@ -257,7 +259,15 @@ int RunFollow(const FollowRequest& req) {
       code = Fail(st);
       break;
     }
-    if (g_stop || WaitReadable(-1, static_cast<int>(req.poll_ms)) || g_stop) break;
+    // Polls on a fixed grid (not poll_ms after the work of the last one), so
+    // a new checkpoint waits at most poll_ms to be seen; a poll that ran
+    // late is not made up for with a burst.
+    const auto now = std::chrono::steady_clock::now();
+    if (next_poll < now) next_poll = now;
+    const auto wait =
+        std::chrono::duration_cast<std::chrono::milliseconds>(next_poll - now).count();
+    if (g_stop || WaitReadable(-1, static_cast<int>(wait)) || g_stop) break;
+    next_poll += std::chrono::milliseconds(req.poll_ms);
     auto r = f->Refresh();
     if (!r.ok()) {
       if (Passing(r.status())) {
