@@ -79,6 +79,10 @@ void FileImpl::RefresherLoop() {
     if (stopping_ || closed_) return;
     lock.unlock();
     Result<RefreshResult> r = Refresh();
+    if (!r.ok()) {
+      std::lock_guard<std::mutex> check(mu_);
+      if (stopping_ || closed_) return;  // the handle closed under the refresh: not news
+    }
     if (options_.on_refresh) {
       if (!r.ok()) {
         options_.on_refresh(r.status(), RefreshResult{});

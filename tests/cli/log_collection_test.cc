@@ -362,6 +362,19 @@ TEST_P(LogCollection, FromEndAndArgumentErrors) {
   EXPECT_TRUE(missing.OneLineError()) << missing.err;
 }
 
+// `write --offset` streams too: an input of several read chunks lands at
+// consecutive offsets.
+TEST_P(LogCollection, WriteStreamsAtAnOffset) {
+  ASSERT_EQ(RunHyperfile("create " + uri_ + " --block-size 4K").code, 0);
+  std::mt19937_64 rng(2);
+  std::string data;
+  for (int i = 0; data.size() < (3u << 20) + 777; i++) data += LogLine(rng, i);
+  CliRun w = RunHyperfile("write " + uri_ + " --offset 1000 --flush-bytes 1M -", data);
+  ASSERT_EQ(w.code, 0) << w.err;
+  EXPECT_NE(w.out.find(std::to_string(data.size()) + " bytes at 1000"), std::string::npos) << w.out;
+  EXPECT_TRUE(Head() == std::string(1000, '\0') + data);
+}
+
 // An idle follower costs one request per poll (its --stats line counts them).
 TEST_P(LogCollection, AnIdleFollowerMakesOneRequestPerPoll) {
   ASSERT_EQ(RunHyperfile("create " + uri_).code, 0);

@@ -300,6 +300,50 @@ TEST_P(Follow, BackgroundRefreshCallsBack) {
   ASSERT_TRUE(w->Close().ok());
 }
 
+// A failing store reaches on_refresh as an error (the handle stays where it
+// is), and following resumes when the store answers again.
+TEST_P(Follow, BackgroundRefreshReportsStoreErrorsAndRecovers) {
+  auto faults = std::make_shared<FaultInjectionStore>(store_);
+  auto w = MustCreate(store_);
+  ASSERT_TRUE(w);
+  AppendFlush(w.get(), "one\n");
+  std::mutex mu;
+  std::condition_variable cv;
+  int errors = 0;
+  uint64_t newest_size = 0;
+  OpenOptions o;
+  o.refresh_interval_ms = 10;
+  o.on_refresh = [&](const Status& st, const RefreshResult& rr) {
+    std::lock_guard<std::mutex> l(mu);
+    if (!st.ok()) {
+      EXPECT_TRUE(st.IsTransient()) << st.ToString();
+      errors++;
+    } else {
+      newest_size = rr.new_size;
+    }
+    cv.notify_all();
+  };
+  auto r = MustFollow(faults, o);
+  ASSERT_TRUE(r);
+  faults->FailWhen([](const StoreCall& c) { return c.verb == StoreVerb::kList; },
+                   Status::Transient("injected: the network is down"));
+  AppendFlush(w.get(), "two\n");
+  {
+    std::unique_lock<std::mutex> l(mu);
+    ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(30), [&] { return errors >= 2; }));
+    EXPECT_EQ(newest_size, 0u);
+  }
+  EXPECT_EQ(r->Size(), 4u) << "a failed refresh leaves the handle where it was";
+  faults->ClearFaults();
+  {
+    std::unique_lock<std::mutex> l(mu);
+    ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(30), [&] { return newest_size == 8u; }));
+  }
+  EXPECT_EQ(ReadAll(r.get()), "one\ntwo\n");
+  ASSERT_TRUE(r->Close().ok());
+  ASSERT_TRUE(w->Close().ok());
+}
+
 TEST_P(Follow, RefreshIsRefusedWhereThereIsNothingToFollow) {
   auto w = MustCreate(store_);
   ASSERT_TRUE(w);
@@ -440,16 +484,25 @@ TEST_P(Follow, ReadersDuringRefreshesSeeWholeStates) {
         std::string got(64 << 10, '\0');
         auto n = r->PRead(0, got.data(), got.size());
         if (!n.ok()) {
+          ADD_FAILURE() << "read: " << n.status().ToString();
           bad++;
           continue;
         }
         got.resize(*n);
         // Loaded after the read: the follower only refreshes to a state
         // after the writer published it here.
-        if (StateOfRead(got, 0, newest.load()) < 0) bad++;
+        const int hi = newest.load();
+        if (StateOfRead(got, 0, hi) < 0) {
+          size_t first_diff = 0;
+          while (first_diff < got.size() && got[first_diff] == got[0]) first_diff++;
+          ADD_FAILURE() << "read " << got.size() << " bytes, first byte " << got[0]
+                        << ", uniform up to " << first_diff << ", newest " << hi;
+          bad++;
+        }
         auto ext = r->Extents(0, UINT64_MAX);
         if (!ext.ok() || ext->empty() ||
             ext->back().offset + ext->back().length > SizeOf(0) + 5 * 4100) {
+          ADD_FAILURE() << "extents: " << ext.status().ToString();
           bad++;
         }
         reads++;
@@ -462,6 +515,10 @@ TEST_P(Follow, ReadersDuringRefreshesSeeWholeStates) {
     RefreshResult rr = MustRefresh(r.get());
     EXPECT_TRUE(rr.changed);
     EXPECT_EQ(rr.new_size, SizeOf(k));
+    // Every state is read at least once (progress, not timing: the readers
+    // run freely; this only waits for them to have made some).
+    const int seen = reads.load();
+    while (reads.load() < seen + 3 && bad.load() == 0) std::this_thread::yield();
   }
   done = true;
   for (auto& t : readers) t.join();
