@@ -416,7 +416,13 @@ TEST_P(LogCollection, MemoryStaysBoundedWhileALargeStreamIsAppended) {
   ASSERT_EQ(writer.Wait(), 0) << Slurp(Path("w.err"));
   const long rss_mib = writer.max_rss_kib() / 1024;
   std::printf("append of %llu MiB: peak RSS %ld MiB\n", (unsigned long long)(total >> 20), rss_mib);
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan keeps freed memory in its quarantine (256 MiB by default): the RSS
+  // says nothing about the program's own bound there; the dev build checks it.
+  (void)rss_mib;
+#else
   EXPECT_LT(rss_mib, 160) << "peak RSS of `append` while streaming " << (total >> 20) << " MiB";
+#endif
   // The content arrived whole.
   OpenOptions ro;
   ro.read_only = true;
