@@ -1,5 +1,5 @@
 // Following the head: File::Refresh on a read-only handle of the latest
-// state, and the background refresh (docs/design/0006-follow-the-head.md).
+// state, and the background refresh (docs/design/0007-follow-the-head.md).
 //
 // A refresh finds the newest checkpoint with the open path's head lookup
 // (one LIST); when it is the handle's own, that is all it costs. Otherwise it
