@@ -61,6 +61,7 @@ struct Config {
   std::optional<uint64_t> create_size;
   std::optional<uint32_t> block_size;
   bool flush_on_close = true;
+  uint64_t follow_ms = 0;  // follow=: refresh a read-only latest export (0 = fixed state)
   hyperfile::OpenOptions open;
   hyperfile::StoreOptions store;
   // Space reclamation in the writer (gc-interval=, keep-*=, gc-grace=,
@@ -313,6 +314,14 @@ int ConfigImpl(const char* key, const char* value) {
     c.open.flush_interval_ms = static_cast<uint32_t>(n);
   } else if (k == "flush-dirty") {
     if (!ParseSize(key, value, 0, kMaxSize, &c.open.flush_dirty_bytes)) return -1;
+  } else if (k == "follow") {
+    auto ms = hyperfile::util::ParseDurationMs(value);
+    if (!ms.ok() || *ms < 10) {
+      nbdkit_error("follow=%s: %s; expected an interval from 10ms to 24h (e.g. 1s, 500ms)", value,
+                   ms.ok() ? "too short" : ms.status().message().c_str());
+      return -1;
+    }
+    c.follow_ms = *ms;
   } else if (k == "flush-on-close") {
     if (!ParseBool(key, value, &c.flush_on_close)) return -1;
   } else if (k == "io-parallelism") {
@@ -442,6 +451,29 @@ int ConfigCompleteImpl() {
     nbdkit_error(
         "keep-*=, gc-grace= and compact= apply to the background collector: give gc-interval=");
     return -1;
+  }
+  if (c.follow_ms) {
+    // Following moves the one shared handle to each new head; an old state
+    // never changes and a writer is the head itself.
+    if (!c.readonly || (c.at && c.at->kind != At::Kind::kLatest)) {
+      nbdkit_error("follow= needs a read-only export of the latest state (readonly=true, no at=%s)",
+                   c.at ? c.at_text.c_str() : "");
+      return -1;
+    }
+    c.open.refresh_interval_ms = static_cast<uint32_t>(c.follow_ms);
+    c.open.on_refresh = [](const Status& st, const hyperfile::RefreshResult& r) {
+      if (!st.ok()) {
+        nbdkit_debug("hyperfile: follow: refresh failed: %s", st.ToString().c_str());
+      } else if (r.changed) {
+        nbdkit_debug("hyperfile: follow: checkpoint %" PRIu64 " -> %" PRIu64 ", size %" PRIu64
+                     " -> %" PRIu64 " (new connections see the new size)",
+                     r.old_checkpoint, r.new_checkpoint, r.old_size, r.new_size);
+      } else {
+        nbdkit_error("hyperfile: follow: %s %s; the export stays at checkpoint %" PRIu64,
+                     g_config.uri.c_str(), r.removed ? "was removed" : "was replaced",
+                     r.old_checkpoint);
+      }
+    };
   }
   // A clone's origins are opened with the same store options (endpoint,
   // region, profile, layers) as the file itself.
@@ -737,6 +769,12 @@ int PRead(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t) {
   return Guard("pread", [&]() -> int {
     auto r = H(handle)->file->PRead(offset, buf, count);
     if (!r.ok()) return Fail("pread", r.status());
+    if (*r != count && g_config.follow_ms) {
+      // follow=: the file shrank since this connection opened (its size is
+      // fixed for the connection): the bytes past the new end read as zeros.
+      std::memset(static_cast<char*>(buf) + *r, 0, count - *r);
+      return 0;
+    }
     if (*r != count) {
       // nbdkit only asks for bytes inside the export; a short read means the
       // file shrank under us, which this plugin never does.
@@ -805,6 +843,16 @@ int Extents(void* handle, uint32_t count, uint64_t offset, uint32_t flags,
       if (nbdkit_add_extent(extents, e.offset, e.length, type) == -1) return -1;
       if (flags & NBDKIT_FLAG_REQ_ONE) break;
     }
+    if (g_config.follow_ms && (r->empty() || !(flags & NBDKIT_FLAG_REQ_ONE))) {
+      // follow=: past a shrunken file's end lies a hole up to this
+      // connection's size.
+      uint64_t end = r->empty() ? offset : r->back().offset + r->back().length;
+      if (end < offset + count &&
+          nbdkit_add_extent(extents, end, offset + count - end,
+                            NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO) == -1) {
+        return -1;
+      }
+    }
     return 0;
   });
 }
@@ -831,6 +879,8 @@ void DumpPlugin() {
   "flush-dirty=SIZE        background checkpoint when this much is dirty (0=half of "              \
   "dirty-limit)\n"                                                                                 \
   "flush-on-close=BOOL     checkpoint when a writable connection closes (true)\n"                  \
+  "follow=INTERVAL         with readonly=true: follow the head, refreshing every INTERVAL\n"       \
+  "                        (e.g. 1s); a connection's size stays what it was when it opened\n"      \
   "io-parallelism=N        parallel store requests for this file (8)\n"                            \
   "writer-name=NAME        writer name recorded in checkpoints (host/process)\n"                   \
   "endpoint=URL            S3 endpoint (default: AWS_ENDPOINT_URL or AWS)\n"                       \

@@ -10,6 +10,9 @@
 #      file with 10,000 checkpoints, peak RSS on a 1 TiB sparse file
 #   5. runs gc_bench (space reclamation; HYPERFILE_BENCH_GC=0 skips it)
 # and prints the table. The raw figures go to build/bench/hyperfile_bench.json.
+# Then bench/log_bench.cc (log collection: `append --flush-every` to
+# `read --follow` latency, requests per hour, stored bytes / log bytes) on the
+# same gateway; figures in build/bench/log_bench.json.
 #
 # Usage: scripts/bench.sh [hyperfile_bench options]   e.g. --quick, --skip-s3backer
 # AWS-like latency (the store's latency layer under every store the benchmark
@@ -39,8 +42,18 @@ HYPERFILE_S3_MEMORY_BYTES=${HYPERFILE_S3_MEMORY_BYTES:-$((8 << 30))} \
 # shellcheck disable=SC1091
 source "$s3dir/env"
 
-build/dev/hyperfile_bench --json build/bench/hyperfile_bench.json "$@" || exit 1
-
+build/dev/hyperfile_bench --json build/bench/hyperfile_bench.json "$@"
+status=$?
+# The log-collection benchmark (bench/log_bench.cc, about 2 minutes): line to
+# follower latency, requests per hour, stored bytes / log bytes. Skip it with
+# HYPERFILE_BENCH_LOGS=0.
+if [ "${HYPERFILE_BENCH_LOGS:-1}" != 0 ]; then
+  if ! cmake --build --preset dev --target log_bench hyperfile_cli >>build/bench/build.log 2>&1; then
+    echo "bench.sh: building log_bench failed (build/bench/build.log)" >&2
+    exit 1
+  fi
+  build/dev/log_bench --json build/bench/log_bench.json || status=1
+fi
 # Space reclamation (bench/gc_bench.cc): stored / live under random and
 # sequential overwrites with collection and compaction, compaction's write
 # amplification, requests per collection, write p99 with a background
@@ -49,5 +62,6 @@ build/dev/hyperfile_bench --json build/bench/hyperfile_bench.json "$@" || exit 1
 if [ "${HYPERFILE_BENCH_GC:-1}" != 0 ]; then
   cmake --build --preset dev --target gc_bench >>build/bench/build.log 2>&1 || exit 1
   # shellcheck disable=SC2086
-  build/dev/gc_bench --json build/bench/gc_bench.json ${HYPERFILE_BENCH_GC_ARGS:-}
+  build/dev/gc_bench --json build/bench/gc_bench.json ${HYPERFILE_BENCH_GC_ARGS:-} || status=1
 fi
+exit $status

@@ -76,6 +76,36 @@ struct FileStat {
   uint64_t disk_cache_bytes = 0;  // of the disk tier (shared by the handles using it)
 };
 
+// What File::Refresh found. The "between" fields describe the checkpoints in
+// (old_checkpoint, new_checkpoint], read from the new head's header (its
+// recent checkpoints) and, for a longer gap, a few older headers.
+struct RefreshResult {
+  bool changed = false;  // the handle moved to new_checkpoint
+  uint64_t old_checkpoint = 0, new_checkpoint = 0;
+  uint64_t old_size = 0, new_size = 0;
+  // Between the two states:
+  bool restored = false;       // a checkpoint was a restore (point-in-time recovery)
+  uint64_t restored_from = 0;  // ... of this checkpoint (the newest such restore)
+  uint64_t restored_size = 0;  // ... and the size it restored
+  bool truncated = false;      // a checkpoint was smaller than the one before it
+  // Where bytes that are new to a reader of a log (a file that only grows,
+  // except for truncations and restores) start: old_size, lowered to every
+  // truncation's size; a restore sets it to the restored size (later
+  // truncations lower it again). At most new_size. A follower that showed
+  // [0, old_size) shows [new_bytes_from, new_size) next.
+  uint64_t new_bytes_from = 0;
+  // False when the gap was too long to read every checkpoint's size (more
+  // than 512 checkpoints): the flags above then consider the newest 512 and
+  // the two ends only.
+  bool history_complete = true;
+  // The handle did NOT move (it keeps serving old_checkpoint) when:
+  bool removed = false;         // the file was removed (or a removal is under way)
+  bool went_backwards = false;  // the newest checkpoint is older than the handle's
+  bool replaced = false;        // the head is not a descendant of the handle's state
+                                // (another file was created there, or segments were
+                                // deleted and rewritten): reopen to read it
+};
+
 // A byte range that holds data or is a hole (reads as zeros, stores nothing).
 struct Extent {
   uint64_t offset = 0;
@@ -144,7 +174,27 @@ class File {
   // adjacent ranges of the same kind merged.
   virtual Result<std::vector<Extent>> Extents(uint64_t offset, uint64_t len) = 0;
 
+  // Moves a read-only handle opened at the latest state (File::Open with
+  // read_only, or OpenAt(At::Latest()) read-only) to the newest checkpoint
+  // and reports what changed. When nothing changed it costs one LIST (the
+  // head lookup of Open); when something did, one more GET (the new head's
+  // header with the upper index levels), and more headers only for a gap of
+  // more than 64 checkpoints. Caches are kept: segments are immutable.
+  //
+  // Atomic for readers: every other call sees either the whole old state or
+  // the whole new one (size, content, checkpoint), never a mix; a read that
+  // started before the switch finishes on the old state. Calls are
+  // serialized with each other (and with the background refresh).
+  //
+  // Returns OK with changed=false when the head is the same; OK with removed,
+  // went_backwards or replaced set (the handle stays where it is) in those
+  // cases; InvalidArgument on a writable handle or one opened at an older
+  // state; store errors as they come (the handle stays where it is).
+  virtual Result<RefreshResult> Refresh() = 0;
+
   // Flushes (if writable) and releases the handle. Other calls fail after it.
+  // Stops the background refresh (waiting for a running on_refresh callback;
+  // so it must not be called from that callback).
   virtual Status Close() = 0;
 };
 

@@ -10,6 +10,8 @@
 
 namespace hyperfile {
 
+struct RefreshResult;  // file.h
+
 struct CreateOptions {
   // Bytes per logical block: a power of two from 4 KiB to 4 MiB. Fixed for
   // the life of the file. Small blocks suit random I/O (less read-modify-write),
@@ -53,6 +55,19 @@ struct OpenOptions {
   // Identifies this writer in segment headers (host/process by default);
   // at most 255 bytes, no control characters.
   std::string writer_name;
+  // Following the head (read-only handles opened at the latest state; see
+  // File::Refresh). refresh_interval_ms > 0 refreshes in the background every
+  // that many milliseconds (10 .. 86,400,000; 0 = only when File::Refresh is
+  // called). Both fields require read_only, and OpenAt refuses them for any
+  // state but At::Latest().
+  uint32_t refresh_interval_ms = 0;
+  // Called by the background refresh (never by File::Refresh) after a
+  // refresh that moved the handle, found the file removed, gone backwards or
+  // replaced, or failed (status not OK; the result is then empty and the next
+  // interval tries again). Runs on the refresh thread with no lock held: it
+  // may read the handle (the new state is installed) but must not Close or
+  // destroy it. Requires refresh_interval_ms > 0.
+  std::function<void(const Status& status, const RefreshResult& result)> on_refresh;
   // Opens the store of a clone's origin (a URI recorded in the clone).
   // Default: OpenStore(uri) with default StoreOptions (AWS environment).
   std::function<Result<std::shared_ptr<ObjectStore>>(const std::string& uri)> store_resolver;

@@ -180,9 +180,13 @@ FileImpl::~FileImpl() {
   }
   if (!closed) (void)Close();
   StopFlusher();
+  StopRefresher();
 }
 
 Status FileImpl::Close() {
+  if (refresher_.joinable() && std::this_thread::get_id() == refresher_.get_id()) {
+    return Status::InvalidArgument(store_->Name() + ": Close called from on_refresh");
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return Status::InvalidArgument(store_->Name() + ": file already closed");
@@ -198,6 +202,7 @@ Status FileImpl::Close() {
   }
   commit_cv_.notify_all();  // writers waiting for the budget get "closed"
   StopFlusher();
+  StopRefresher();
   return st;
 }
 
@@ -237,6 +242,10 @@ uint64_t FileImpl::DirtyBytesLocked() const {
 
 // ----------------------------------------------------------------- read ---
 
+// The size taken here is only the readahead planner's hint (and an early
+// answer at EOF, true of the state at that moment): the read itself clamps
+// to the size of the one state it reads (ReadInternal), so a Refresh or a
+// truncate in between never mixes two states.
 Result<size_t> FileImpl::PRead(uint64_t offset, void* buf, size_t len) {
   uint64_t size;
   {
@@ -246,9 +255,9 @@ Result<size_t> FileImpl::PRead(uint64_t offset, void* buf, size_t len) {
   }
   if (len > 0 && buf == nullptr) return Status::InvalidArgument("pread: null buffer");
   if (offset >= size || len == 0) return size_t{0};
-  uint64_t n = std::min<uint64_t>(len, size - offset);
-  planner_->OnRead(offset, n, size);
-  HF_RETURN_IF_ERROR(ReadInternal(offset, n, static_cast<char*>(buf)));
+  planner_->OnRead(offset, std::min<uint64_t>(len, size - offset), size);
+  if (test_hook_) test_hook_("read:planned");
+  HF_ASSIGN_OR_RETURN(uint64_t n, ReadInternal(offset, len, static_cast<char*>(buf)));
   return static_cast<size_t>(n);
 }
 
@@ -294,17 +303,21 @@ uint64_t FileImpl::IssuePrefetch(uint64_t lo, uint64_t hi,
 // change once we unlock); the flights' batches are immutable and the root
 // is a value, so the layers are one consistent picture. Which layer wins is
 // decided by ReadThroughLayers (write_buffer.h), the only place that says.
-Status FileImpl::ReadInternal(uint64_t offset, uint64_t len, char* buf) {
+Result<uint64_t> FileImpl::ReadInternal(uint64_t offset, uint64_t len, char* buf) {
   const uint64_t bs = block_size_;
-  const uint64_t b0 = offset / bs, b1 = (offset + len - 1) / bs + 1;
   Batch current;
   std::vector<std::shared_ptr<const Batch>> hold;  // keeps the flights' batches alive
   std::vector<std::shared_ptr<const std::map<uint64_t, std::string>>> hold_merged;
   std::vector<Layer> layers;
   index::TreeRoot root;
   bool layered = false;
+  uint64_t b0 = 0, b1 = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (offset >= size_) return uint64_t{0};
+    len = std::min(len, size_ - offset);
+    b0 = offset / bs;
+    b1 = (offset + len - 1) / bs + 1;
     root = root_;
     auto first = current_.blocks.lower_bound(b0);
     const bool dirty = first != current_.blocks.end() && first->first < b1;
@@ -325,10 +338,15 @@ Status FileImpl::ReadInternal(uint64_t offset, uint64_t len, char* buf) {
       }
     }
   }
-  if (!layered) return ReadFromTree(root, {BelowRead{b0, b1, offset, len, buf}});
-  return ReadThroughLayers(
+  if (test_hook_) test_hook_("read:snapshot");
+  if (!layered) {
+    HF_RETURN_IF_ERROR(ReadFromTree(root, {BelowRead{b0, b1, offset, len, buf}}));
+    return len;
+  }
+  HF_RETURN_IF_ERROR(ReadThroughLayers(
       {Window{offset, len, buf}}, layers, bs,
-      [&](const std::vector<BelowRead>& reads) { return ReadFromTree(root, reads); });
+      [&](const std::vector<BelowRead>& reads) { return ReadFromTree(root, reads); }));
+  return len;
 }
 
 // Holes become zeros, data extents are fetched with one ranged GET per piece
@@ -949,12 +967,16 @@ Result<FileStat> FileImpl::Stat() {
   return st;
 }
 
-Status FileImpl::DataBlockRanges(uint64_t b0, uint64_t b1, IntervalSet* out) {
+Status FileImpl::DataBlockRanges(uint64_t b0, uint64_t b1, IntervalSet* out, uint64_t* size) {
   index::TreeRoot root;
   std::vector<std::shared_ptr<const Batch>> flights;  // oldest first
   Batch current_copy;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    HF_RETURN_IF_ERROR(CheckUsable(false));
+    *size = size_;
+    b1 = std::min(b1, (size_ + block_size_ - 1) / block_size_);
+    if (b0 >= b1) return Status::OK();
     root = root_;
     for (const auto& f : flights_) flights.push_back(f->batch);
     current_copy.punched = current_.punched;
@@ -983,19 +1005,22 @@ Status FileImpl::DataBlockRanges(uint64_t b0, uint64_t b1, IntervalSet* out) {
   return Status::OK();
 }
 
+// The ranges and the size come from one state (DataBlockRanges takes both
+// under one lock), so a Refresh or a truncate in between never mixes two.
 Result<std::vector<Extent>> FileImpl::Extents(uint64_t offset, uint64_t len) {
-  uint64_t size;
-  {
+  std::vector<Extent> out;
+  const uint64_t bs = block_size_;
+  if (len == 0 || offset >= format::kMaxFileSize) {
     std::lock_guard<std::mutex> lock(mu_);
     HF_RETURN_IF_ERROR(CheckUsable(false));
-    size = size_;
+    return out;
   }
-  std::vector<Extent> out;
-  if (offset >= size || len == 0) return out;
-  uint64_t end = offset + std::min(len, size - offset);
-  const uint64_t bs = block_size_;
+  const uint64_t want_end = offset + std::min(len, format::kMaxFileSize - offset);
   IntervalSet data;
-  HF_RETURN_IF_ERROR(DataBlockRanges(offset / bs, (end - 1) / bs + 1, &data));
+  uint64_t size = 0;
+  HF_RETURN_IF_ERROR(DataBlockRanges(offset / bs, (want_end - 1) / bs + 1, &data, &size));
+  if (offset >= size) return out;
+  const uint64_t end = std::min(want_end, size);
   uint64_t pos = offset;
   auto push = [&](uint64_t s, uint64_t e, bool is_data) {
     if (s >= e) return;
@@ -1016,10 +1041,11 @@ Result<std::vector<Extent>> FileImpl::Extents(uint64_t offset, uint64_t len) {
   return out;
 }
 
+// Both answer from the one state Extents reads (empty extents: the offset
+// is at or past that state's end).
 Result<uint64_t> FileImpl::SeekData(uint64_t offset) {
-  uint64_t size = Size();
-  if (offset >= size) return Status::InvalidArgument("seek_data: offset at or past end of file");
-  HF_ASSIGN_OR_RETURN(std::vector<Extent> extents, Extents(offset, size - offset));
+  HF_ASSIGN_OR_RETURN(std::vector<Extent> extents, Extents(offset, UINT64_MAX));
+  if (extents.empty()) return Status::InvalidArgument("seek_data: offset at or past end of file");
   for (const Extent& e : extents) {
     if (e.data) return e.offset;
   }
@@ -1027,13 +1053,12 @@ Result<uint64_t> FileImpl::SeekData(uint64_t offset) {
 }
 
 Result<uint64_t> FileImpl::SeekHole(uint64_t offset) {
-  uint64_t size = Size();
-  if (offset >= size) return Status::InvalidArgument("seek_hole: offset at or past end of file");
-  HF_ASSIGN_OR_RETURN(std::vector<Extent> extents, Extents(offset, size - offset));
+  HF_ASSIGN_OR_RETURN(std::vector<Extent> extents, Extents(offset, UINT64_MAX));
+  if (extents.empty()) return Status::InvalidArgument("seek_hole: offset at or past end of file");
   for (const Extent& e : extents) {
     if (!e.data) return e.offset;
   }
-  return size;
+  return extents.back().offset + extents.back().length;  // the end of file counts as a hole
 }
 
 }  // namespace hyperfile::file

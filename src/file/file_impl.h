@@ -75,14 +75,23 @@ class FileImpl : public File {
   Result<uint64_t> SeekData(uint64_t offset) override;
   Result<uint64_t> SeekHole(uint64_t offset) override;
   Result<std::vector<Extent>> Extents(uint64_t offset, uint64_t len) override;
+  Result<RefreshResult> Refresh() override;
   Status Close() override;
   ~FileImpl() override;
+
+  // Called by File::Open on a read-only handle of the latest state, before
+  // the handle is shared: makes Refresh() available and starts the
+  // background refresh if options.refresh_interval_ms > 0 (refresh.cc).
+  void StartFollowing();
 
   // Test hooks (never used by the library itself). The hook is called by the
   // flusher at named points with mu_ released ("flush:frozen": the batch is
   // frozen and its upload has not started; "flush:commit": the commit put
-  // is about to start); it may block to let a test interleave operations
-  // there. FreezeForTesting freezes the current batch now (as the flusher
+  // is about to start; "read:planned": a PRead has taken its readahead hint
+  // and not yet its state; "read:snapshot": a read has taken its state and
+  // not yet fetched anything; "refresh:install": a Refresh has read the new
+  // head and not yet installed it); it may block to let a test interleave
+  // operations there. FreezeForTesting freezes the current batch now (as the flusher
   // would, if the pipeline has room) and wakes the flusher to upload it.
   void SetTestHook(std::function<void(std::string_view point)> hook);
   void FreezeForTesting();
@@ -96,8 +105,10 @@ class FileImpl : public File {
   struct Built;
 
   Status CheckUsable(bool write) const;
-  // Reads [offset, offset+len) (already clamped to the size) into buf.
-  Status ReadInternal(uint64_t offset, uint64_t len, char* buf);
+  // Reads [offset, offset+len), clamped to the size of the state it takes
+  // (size, tree and unflushed layers under one lock), into buf; returns the
+  // number of bytes read.
+  Result<uint64_t> ReadInternal(uint64_t offset, uint64_t len, char* buf);
   // Reads from the committed tree: holes are zeros, data extents are fetched
   // with one ranged GET per piece (split at max_read_request_bytes), all in
   // parallel.
@@ -117,8 +128,9 @@ class FileImpl : public File {
   uint64_t FlushThresholdBytes() const;
   bool BackgroundFlushDueLocked(int64_t now_ms) const;
   void StopFlusher();
-  // Data blocks (as block ranges) in [b0, b1) considering unflushed state.
-  Status DataBlockRanges(uint64_t b0, uint64_t b1, IntervalSet* out);
+  // Data blocks (as block ranges) in [b0, b1) considering unflushed state;
+  // *size receives the file size of the same state (taken under one lock).
+  Status DataBlockRanges(uint64_t b0, uint64_t b1, IntervalSet* out, uint64_t* size);
   // The layers for a read (caller holds mu_): `current` (a copy of the
   // current batch's blocks in [b0, b1), may be null), then the flights
   // newest first, from the `skip_newest`-th newest on.
@@ -184,6 +196,17 @@ class FileImpl : public File {
 
   std::mutex append_mu_;  // appends are atomic with respect to each other
   std::function<void(std::string_view)> test_hook_;  // set before use, by tests only
+
+  // Following the head (refresh.cc). followable_ is set before the handle
+  // is shared and never changes; refresh_mu_ serializes refreshes (held
+  // across their store requests, never by readers); the refresher thread
+  // waits on refresh_cv_ under mu_ and leaves when stopping_.
+  bool followable_ = false;
+  std::mutex refresh_mu_;
+  std::condition_variable refresh_cv_;
+  std::thread refresher_;
+  void RefresherLoop();
+  void StopRefresher();
 
   // Sequential readahead, per stream (several NBD connections reading
   // different streams do not reset each other). Never called with mu_ held.

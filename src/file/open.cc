@@ -235,6 +235,18 @@ Status ValidateOpenOptions(const OpenOptions& o, const std::string& where) {
   if (o.disk_cache_dir.empty() != (o.disk_cache_bytes == 0)) {
     return bad("disk_cache_dir and disk_cache_bytes go together (both set, or neither)");
   }
+  if (o.refresh_interval_ms != 0 &&
+      (o.refresh_interval_ms < 10 || o.refresh_interval_ms > 86'400'000)) {
+    return bad("refresh_interval_ms " + std::to_string(o.refresh_interval_ms) +
+               " must be 0 (off) or from 10 to 86400000 (one day)");
+  }
+  if (o.refresh_interval_ms != 0 && !o.read_only) {
+    return bad(
+        "refresh_interval_ms needs read_only (a writer is the head; it has nothing to follow)");
+  }
+  if (o.on_refresh && o.refresh_interval_ms == 0) {
+    return bad("on_refresh needs refresh_interval_ms (it is called by the background refresh)");
+  }
   if (o.writer_name.size() > 255) return bad("writer_name is longer than 255 bytes");
   for (unsigned char c : o.writer_name) {
     if (c < 0x20 || c == 0x7f) return bad("writer_name contains a control character");
@@ -297,6 +309,7 @@ Result<std::unique_ptr<File>> File::Open(std::shared_ptr<ObjectStore> store,
   HF_ASSIGN_OR_RETURN(file::ResolvedState state, file::ResolveState(store, At::Latest(), options));
   HF_ASSIGN_OR_RETURN(std::unique_ptr<FileImpl> f,
                       FileImpl::Make(state.store, options, state.read, nullptr));
+  if (options.read_only) f->StartFollowing();
   return std::unique_ptr<File>(std::move(f));
 }
 
@@ -304,7 +317,14 @@ Result<std::unique_ptr<File>> File::OpenAt(std::shared_ptr<ObjectStore> store, c
                                            OpenOptions options) {
   if (!store) return Status::InvalidArgument("open: no store");
   HF_RETURN_IF_ERROR(file::ValidateOpenOptions(options, store->Name()));
-  if (at.kind == At::Kind::kLatest && !options.read_only) return Open(store, options);
+  // The latest state is Open's (writable unless read_only; a read-only one
+  // can follow the head).
+  if (at.kind == At::Kind::kLatest) return Open(store, options);
+  if (options.refresh_interval_ms != 0) {
+    return Status::InvalidArgument("open " + store->Name() + " at " + at.ToString() +
+                                   ": refresh_interval_ms follows the head; an older state "
+                                   "never changes (open At::Latest() to follow)");
+  }
   options.read_only = true;
   HF_ASSIGN_OR_RETURN(file::ResolvedState state, file::ResolveState(store, at, options));
   HF_ASSIGN_OR_RETURN(std::unique_ptr<FileImpl> f,

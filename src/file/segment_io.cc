@@ -253,7 +253,17 @@ Status ChunkReader::Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t
                                        : format::SegmentKey(piece.segment);
   std::string where =
       in_object ? lineage_->WhereKey(piece.segment, object) : lineage_->Where(piece.segment);
-  Status st = store->Get(object, offset, length, &bytes, nullptr);
+  std::shared_ptr<const std::string> prefix;
+  if (!in_object) {
+    std::lock_guard<std::mutex> lock(prefix_mu_);
+    if (prefix_segment_ == piece.segment) prefix = prefix_;
+  }
+  Status st;
+  if (prefix && offset <= prefix->size() && length <= prefix->size() - offset) {
+    bytes.assign(*prefix, offset, length);  // fetched with the header: no GET
+  } else {
+    st = store->Get(object, offset, length, &bytes, nullptr);
+  }
   if (st.IsNotFound()) {
     return Status::Corrupt(where + (in_object ? ": data object" : ": segment") +
                            " referenced by the index is missing");
@@ -287,6 +297,12 @@ void ChunkReader::Remember(uint64_t segment, uint64_t stored_offset, std::string
                std::make_shared<const std::string>(block.substr(c * kChunkSize, kChunkSize)),
                kChunkSize + 96);
   }
+}
+
+void ChunkReader::SeedPrefix(uint64_t segment, std::shared_ptr<const std::string> bytes) {
+  std::lock_guard<std::mutex> lock(prefix_mu_);
+  prefix_segment_ = segment;
+  prefix_ = std::move(bytes);
 }
 
 std::optional<ChunkReader::Chunk> ChunkReader::Cached(uint64_t segment, uint64_t epoch,

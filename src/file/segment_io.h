@@ -116,6 +116,13 @@ class ChunkReader {
   // merging a later partial write into it (an append to the tail block)
   // costs no GET. `block` is block_size bytes.
   void Remember(uint64_t segment, uint64_t stored_offset, std::string_view block);
+  // The first bytes of a segment that were fetched anyway (a new head's
+  // header read, HeaderRead::bytes): reads of inline data inside them are
+  // served from there (still checked chunk by chunk) instead of with a GET,
+  // so following a log costs no request beyond the new head's header when a
+  // flush was small. One prefix is kept (the newest seeded), replacing the
+  // one before.
+  void SeedPrefix(uint64_t segment, std::shared_ptr<const std::string> bytes);
 
  private:
   struct KeyHash {
@@ -131,6 +138,9 @@ class ChunkReader {
   std::shared_ptr<DiskCache> disk_;
   uint64_t file_id_ = 0;
   LruCache<std::pair<uint64_t, uint64_t>, Chunk, KeyHash> cache_;
+  std::mutex prefix_mu_;
+  uint64_t prefix_segment_ = 0;  // 0 = none
+  std::shared_ptr<const std::string> prefix_;
 };
 
 }  // namespace hyperfile::file

@@ -58,4 +58,28 @@ Result<uint64_t> ParseNumber(std::string_view text, bool allow_suffix) {
   return v << shift;
 }
 
+Result<uint64_t> ParseDurationMs(std::string_view text) {
+  if (text == "0") return uint64_t{0};
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') digits++;
+  if (digits == 0) return Status::InvalidArgument("expected digits then a unit (e.g. 250ms, 5s)");
+  const std::string_view unit = text.substr(digits);
+  uint64_t scale = 0;
+  if (unit == "ms") {
+    scale = 1;
+  } else if (unit == "s") {
+    scale = 1000;
+  } else if (unit == "m") {
+    scale = 60'000;
+  } else if (unit == "h") {
+    scale = 3'600'000;
+  } else {
+    return Status::InvalidArgument("the unit must be ms, s, m or h (e.g. 250ms, 5s)");
+  }
+  HF_ASSIGN_OR_RETURN(uint64_t n, ParseNumber(text.substr(0, digits), /*allow_suffix=*/false));
+  constexpr uint64_t kDayMs = 86'400'000;
+  if (n > kDayMs / scale) return Status::InvalidArgument("more than one day");
+  return n * scale;
+}
+
 }  // namespace hyperfile::util

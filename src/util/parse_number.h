@@ -15,4 +15,9 @@ namespace hyperfile::util {
 
 Result<uint64_t> ParseNumber(std::string_view text, bool allow_suffix = true);
 
+// A duration that users type: digits then a unit, ms, s, m or h ("250ms",
+// "5s", "2m", "1h"), or "0" alone; at most one day. Returns milliseconds.
+// On error: InvalidArgument whose message is only the reason.
+Result<uint64_t> ParseDurationMs(std::string_view text);
+
 }  // namespace hyperfile::util

@@ -6,6 +6,7 @@
 #include "hyperfile/status.h"
 #include "util/coding.h"
 #include "util/crc32c.h"
+#include "util/parse_number.h"
 #include "util/thread_pool.h"
 
 namespace hyperfile {
@@ -74,6 +75,19 @@ TEST(ThreadPoolTest, RunsEverything) {
     EXPECT_EQ(sum, 4950);
   }
   EXPECT_EQ(n.load(), 100);
+}
+
+TEST(ParseDuration, UnitsAndLimits) {
+  EXPECT_EQ(*util::ParseDurationMs("0"), 0u);
+  EXPECT_EQ(*util::ParseDurationMs("250ms"), 250u);
+  EXPECT_EQ(*util::ParseDurationMs("5s"), 5000u);
+  EXPECT_EQ(*util::ParseDurationMs("2m"), 120000u);
+  EXPECT_EQ(*util::ParseDurationMs("24h"), 86400000u);
+  for (const char* bad : {"", "5", "s", "5x", "1.5s", "-1s", " 5s", "5 s", "25h", "86400001ms",
+                          "99999999999999999999s"}) {
+    auto r = util::ParseDurationMs(bad);
+    EXPECT_TRUE(r.status().IsInvalidArgument()) << "'" << bad << "'";
+  }
 }
 
 }  // namespace

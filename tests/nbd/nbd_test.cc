@@ -517,6 +517,59 @@ TEST_F(Nbd, ReadOnlyExportOfOldCheckpointAndSnapshot) {
   EXPECT_EQ(server->Stop(), 0) << server->log();
 }
 
+// follow=: a read-only export of the latest state moves to each new head
+// (new connections see new content and the new size); the default export
+// stays at the state it opened.
+TEST_F(Nbd, FollowExportSeesNewCheckpoints) {
+  REQUIRE_TOOL("qemu-io");
+  REQUIRE_TOOL("nbdinfo");
+  auto store = Store(uri_);
+  hyperfile::CreateOptions co;
+  co.block_size = 4096;
+  auto w = hyperfile::File::Create(store, co);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  std::string aa(1 << 20, '\xaa');
+  ASSERT_TRUE((*w)->PWrite(0, aa.data(), aa.size()).ok());
+  ASSERT_TRUE((*w)->Flush().ok());
+  auto follow = Serve({"uri=" + uri_, "readonly=true", "follow=20ms"});
+  auto fixed = Serve({"uri=" + uri_, "readonly=true"});
+  ASSERT_TRUE(follow->ready() && fixed->ready());
+  auto reads = [&](Nbdkit& server, const std::string& cmd) {
+    return Sh("qemu-io -r -f raw -c " + Quote(cmd) + " " + Quote(server.uri())).code == 0;
+  };
+  ASSERT_TRUE(reads(*follow, "read -P 0xaa 0 1M"));
+  std::string bb(64 << 10, '\xbb');
+  ASSERT_TRUE((*w)->PWrite(0, bb.data(), bb.size()).ok());
+  ASSERT_TRUE((*w)->PWrite(1 << 20, aa.data(), aa.size()).ok());  // grows to 2 MiB
+  ASSERT_TRUE((*w)->Flush().ok());
+  // The refresh runs in the background: wait for it (bounded), then check.
+  bool seen = false;
+  for (int i = 0; i < 500 && !seen; i++) {
+    seen = reads(*follow, "read -P 0xbb 0 64k");
+    if (!seen) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(seen) << follow->log();
+  CmdResult size = Sh("nbdinfo --size " + Quote(follow->uri()));
+  EXPECT_EQ(size.out, "2097152\n") << size.out;
+  EXPECT_TRUE(reads(*follow, "read -P 0xaa 64k 1984k"));
+  // Without follow= the export keeps its state.
+  EXPECT_TRUE(reads(*fixed, "read -P 0xaa 0 1M"));
+  EXPECT_EQ(Sh("nbdinfo --size " + Quote(fixed->uri())).out, "1048576\n");
+  ASSERT_TRUE((*w)->Close().ok());
+  EXPECT_EQ(follow->Stop(), 0) << follow->log();
+  EXPECT_EQ(fixed->Stop(), 0) << fixed->log();
+  // follow= is refused where there is nothing to follow, or a bad interval.
+  for (const auto& [args, message] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"uri=" + uri_, "follow=1s"}, "follow= needs a read-only export"},
+           {{"uri=" + uri_, "at=1", "follow=1s"}, "follow= needs a read-only export"},
+           {{"uri=" + uri_, "readonly=true", "follow=5ms"}, "follow=5ms"},
+           {{"uri=" + uri_, "readonly=true", "follow=1"}, "follow=1"}}) {
+    Nbdkit bad(dir_, args);
+    EXPECT_FALSE(bad.ready());
+    EXPECT_NE(bad.log().find(message), std::string::npos) << bad.log();
+  }
+}
+
 TEST_F(Nbd, FioRandomReadWriteVerifies) {
   REQUIRE_TOOL("fio");
   if (Sh("fio --enghelp=nbd").code != 0) GTEST_SKIP() << "fio has no nbd engine";

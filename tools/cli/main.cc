@@ -14,6 +14,7 @@
 #include "cli/cli_util.h"
 #include "cli/cp.h"
 #include "cli/gc_commands.h"
+#include "cli/follow.h"
 #include "hyperfile/checkpoints.h"
 #include "hyperfile/file.h"
 #include "hyperfile/object_store.h"
@@ -51,17 +52,6 @@ hf::At ParseAt(const std::string& text, bool given = true) {
 }
 
 std::string IsoTime(int64_t ms) { return hf::At::Time(ms).ToString(); }
-
-std::string ReadInput(const std::string& path) {
-  std::string data;
-  FILE* in = path == "-" || path.empty() ? stdin : std::fopen(path.c_str(), "rb");
-  if (!in) Die(hf::Status::IOError("cannot open " + path));
-  char buf[1 << 16];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, in)) > 0) data.append(buf, n);
-  if (in != stdin) std::fclose(in);
-  return data;
-}
 
 // `hyperfile rm`: deletes the hyperfile's own keys and nothing else. Checks
 // up front (so the refusal says what to do, and nothing is even asked):
@@ -220,9 +210,23 @@ int main(int argc, char** argv) {
   write->add_option("--offset", offset_text)->required();
   write->add_option("FILE", file_arg, "input (default: stdin)");
 
-  auto* append = app.add_subcommand("append", "append FILE or stdin, then flush");
+  // Streaming (tools/cli/follow.h): `command | hyperfile append URI --flush-every 5s`.
+  std::string flush_every_text = "0", flush_bytes_text = "8M", poll_text = "250ms";
+  bool stats = false, follow = false, from_end = false;
+  auto* append = app.add_subcommand(
+      "append", "append FILE or stdin as it arrives (checkpoints as it goes), then flush");
   append->add_option("URI", uri)->required();
   append->add_option("FILE", file_arg);
+  for (CLI::App* sub : {write, append}) {
+    sub->add_option("--flush-every", flush_every_text,
+                    "checkpoint when the oldest unflushed byte is this old (e.g. 5s; 0 = off)");
+    sub->add_option("--flush-bytes", flush_bytes_text, "checkpoint every this many bytes (8M)");
+    sub->add_flag("--stats", stats, "print the store requests made (stderr)");
+  }
+  append->footer(
+      "Memory stays bounded whatever the input size. On EOF, SIGINT or SIGTERM what was read\n"
+      "is committed and the command exits 0. One writer per file: a second one fails with\n"
+      "a Conflict. Follow the file from anywhere with: hyperfile read URI --follow");
 
   auto* read = app.add_subcommand("read", "read bytes to stdout or a file");
   read->add_option("URI", uri)->required();
@@ -230,6 +234,10 @@ int main(int argc, char** argv) {
   read->add_option("--length", length_text);
   read->add_option("--at", at, "checkpoint id, time or snapshot");
   read->add_option("-o", out_path, "output file");
+  read->add_flag("-f,--follow", follow, "like tail -f: print new bytes as checkpoints appear");
+  read->add_flag("--from-end", from_end, "with --follow: start at the current end");
+  read->add_option("--poll", poll_text, "with --follow: poll interval (250ms)");
+  read->add_flag("--stats", stats, "print the store requests made (stderr)");
 
   auto* stat = app.add_subcommand("stat", "size, allocation, block size, checkpoint");
   stat->add_option("URI", uri)->required();
@@ -338,19 +346,32 @@ int main(int argc, char** argv) {
     Must(f->Close());
   } else if (*write || *append) {
     // Arguments first: a bad one fails before anything is opened or read.
-    uint64_t off = *write ? ParseSize("--offset", offset_text) : 0;
-    auto f = Must(hf::File::Open(Store(uri)));
-    std::string data = ReadInput(file_arg);
-    if (*write) {
-      Must(f->PWrite(off, data.data(), data.size()));
-    } else {
-      off = Must(f->Append(data.data(), data.size()));
+    hf::cli::StreamRequest sr;
+    sr.uri = uri;
+    sr.input = file_arg;
+    sr.append = append->parsed();
+    sr.offset = *write ? ParseSize("--offset", offset_text) : 0;
+    sr.flush_every_ms = Must(hf::cli::ParseDurationMs("--flush-every", flush_every_text));
+    sr.flush_bytes = ParseSize("--flush-bytes", flush_bytes_text);
+    sr.stats = stats;
+    return hf::cli::RunStream(sr);
+  } else if (*read && follow) {
+    if (at_given(read) || read->get_option("--length")->count() > 0) {
+      Die(hf::Status::InvalidArgument(
+          "read --follow follows the latest state: no --at, no --length"));
     }
-    uint64_t id = Must(f->Flush());
-    Must(f->Close());
-    std::printf("checkpoint %llu: %zu bytes at %llu\n", (unsigned long long)id, data.size(),
-                (unsigned long long)off);
+    hf::cli::FollowRequest fr;
+    fr.uri = uri;
+    fr.output = out_path;
+    fr.offset = ParseSize("--offset", offset_text);
+    fr.from_end = from_end;
+    fr.poll_ms = Must(hf::cli::ParseDurationMs("--poll", poll_text));
+    fr.stats = stats;
+    return hf::cli::RunFollow(fr);
   } else if (*read) {
+    if (from_end || read->get_option("--poll")->count() > 0) {
+      Die(hf::Status::InvalidArgument("read: --from-end and --poll go with --follow"));
+    }
     uint64_t off = ParseSize("--offset", offset_text);
     bool has_length = read->get_option("--length")->count() > 0;
     uint64_t len = has_length ? ParseSize("--length", length_text) : 0;
