@@ -1,5 +1,7 @@
 // The version is defined once (CMakeLists.txt project VERSION) and reaches
 // hyperfile/version.h, `hyperfile --version` and the nbdkit plugin.
+#include "hyperfile/version.h"
+
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -7,7 +9,6 @@
 #include <string>
 
 #include "cli_run.h"
-#include "hyperfile/version.h"
 
 namespace {
 
@@ -16,9 +17,8 @@ TEST(Version, HeaderAgreesWithItself) {
                        std::to_string(HYPERFILE_VERSION_MINOR) + "." +
                        std::to_string(HYPERFILE_VERSION_PATCH);
   EXPECT_EQ(expect, HYPERFILE_VERSION_STRING);
-  EXPECT_EQ(HYPERFILE_VERSION_NUMBER,
-            HYPERFILE_VERSION_MAJOR * 10000 + HYPERFILE_VERSION_MINOR * 100 +
-                HYPERFILE_VERSION_PATCH);
+  EXPECT_EQ(HYPERFILE_VERSION_NUMBER, HYPERFILE_VERSION_MAJOR * 10000 +
+                                          HYPERFILE_VERSION_MINOR * 100 + HYPERFILE_VERSION_PATCH);
 }
 
 TEST(Version, CliPrintsIt) {
