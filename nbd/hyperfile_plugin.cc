@@ -43,6 +43,7 @@
 #include "hyperfile/object_store.h"
 #include "hyperfile/options.h"
 #include "hyperfile/status.h"
+#include "hyperfile/version.h"
 #include "util/parse_number.h"
 
 namespace {
@@ -906,7 +907,7 @@ struct nbdkit_plugin MakePlugin() {
   struct nbdkit_plugin p {};
   p.name = "hyperfile";
   p.longname = "nbdkit hyperfile plugin (files on S3-compatible object storage)";
-  p.version = "0.1.0";
+  p.version = HYPERFILE_VERSION_STRING;
   p.description = "Serves a hyperfile (s3:// or local) as a block device";
   p.unload = Unload;
   p.config = Config_;

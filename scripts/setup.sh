@@ -16,6 +16,7 @@ TEST_PKGS=(
   clang-14 libclang-rt-14-dev
   ceph-mon ceph-osd radosgw ceph-common
   libnbd-bin python3-libnbd qemu-utils fio curl python3
+  python3-pytest python3-venv python3-pip python3-setuptools python3-wheel dpkg-dev
 )
 BENCH_PKGS=(s3backer fuse3 awscli)
 

@@ -7,7 +7,10 @@
 #   4. starts a local S3 server (scripts/local-s3.sh: Ceph RGW) in a temporary
 #      folder, which is always stopped on exit, and runs every test of both
 #      builds against it with HYPERFILE_REQUIRE_S3=1 (S3 tests must not skip)
-#   5. builds the libFuzzer targets (clang-14) and runs each one briefly
+#   5. installs the dev build into a temporary prefix and builds and runs
+#      consumers of it from outside the tree (CMake, pkg-config, C API,
+#      Python, the .deb): scripts/test-install.sh
+#   6. builds the libFuzzer targets (clang-14) and runs each one briefly
 # and prints a summary. Exits non-zero if any step failed.
 #
 # Usage: scripts/test.sh [--quick] [--no-fuzz] [-R REGEX] [-E REGEX]
@@ -157,6 +160,9 @@ if [ "$quick" = 0 ]; then
     run "tests asan (leak checks: $leaks)" ctest_run asan
 fi
 cleanup
+if [ "${#filter[@]}" -eq 0 ]; then
+  run "install and use the library" bash scripts/test-install.sh build/dev
+fi
 
 if [ "$fuzz" = 1 ]; then
   if command -v clang++-14 >/dev/null; then

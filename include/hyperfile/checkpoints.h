@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "hyperfile/export.h"
 #include "hyperfile/file.h"
 #include "hyperfile/object_store.h"
 #include "hyperfile/status.h"
@@ -35,17 +36,17 @@ struct SnapshotInfo {
 };
 
 // Newest first. `limit` = 0 lists all.
-Result<std::vector<CheckpointInfo>> ListCheckpoints(std::shared_ptr<ObjectStore> store,
-                                                    size_t limit = 0);
+HYPERFILE_EXPORT Result<std::vector<CheckpointInfo>> ListCheckpoints(
+    std::shared_ptr<ObjectStore> store, size_t limit = 0);
 
 // Resolves an At to a checkpoint id (NotFound if it does not exist).
-Result<uint64_t> ResolveAt(std::shared_ptr<ObjectStore> store, const At& at);
+HYPERFILE_EXPORT Result<uint64_t> ResolveAt(std::shared_ptr<ObjectStore> store, const At& at);
 
 // Point-in-time recovery: makes the state at `at` the head again by writing
 // one new checkpoint that points at its index. No data is copied and history
 // is kept. Returns the new checkpoint id. A writer that has the file open
 // gets Conflict at its next flush.
-Result<uint64_t> Restore(std::shared_ptr<ObjectStore> store, const At& at);
+HYPERFILE_EXPORT Result<uint64_t> Restore(std::shared_ptr<ObjectStore> store, const At& at);
 
 // Named snapshots pin a checkpoint (names: see IsSnapshotName in file.h —
 // a letter first, then [A-Za-z0-9._-], at most 128). AlreadyExists if the
@@ -53,10 +54,11 @@ Result<uint64_t> Restore(std::shared_ptr<ObjectStore> store, const At& at);
 // landed is recognised as ours). ListSnapshots reads each record with one
 // bounded GET; NotFound if the root holds no hyperfile; keys under snap/
 // that are not valid names are not snapshots and are skipped.
-Status CreateSnapshot(std::shared_ptr<ObjectStore> store, const std::string& name,
-                      const At& at = At::Latest());
-Result<std::vector<SnapshotInfo>> ListSnapshots(std::shared_ptr<ObjectStore> store);
-Status DeleteSnapshot(std::shared_ptr<ObjectStore> store, const std::string& name);
+HYPERFILE_EXPORT Status CreateSnapshot(std::shared_ptr<ObjectStore> store, const std::string& name,
+                                       const At& at = At::Latest());
+HYPERFILE_EXPORT Result<std::vector<SnapshotInfo>> ListSnapshots(
+    std::shared_ptr<ObjectStore> store);
+HYPERFILE_EXPORT Status DeleteSnapshot(std::shared_ptr<ObjectStore> store, const std::string& name);
 
 // Creates a new writable file at `destination` whose first checkpoint shares
 // the source's data and index (nothing copied). The source gets one small
@@ -64,8 +66,8 @@ Status DeleteSnapshot(std::shared_ptr<ObjectStore> store, const std::string& nam
 // deletes it) and nothing else.
 // Returns the clone's first checkpoint id. AlreadyExists if the destination
 // holds a file.
-Result<uint64_t> Clone(std::shared_ptr<ObjectStore> source, const At& at,
-                       std::shared_ptr<ObjectStore> destination);
+HYPERFILE_EXPORT Result<uint64_t> Clone(std::shared_ptr<ObjectStore> source, const At& at,
+                                        std::shared_ptr<ObjectStore> destination);
 
 // Byte ranges whose content may differ between two states, computed from the
 // index alone (no data read). Sorted, non-overlapping, merged.
@@ -73,8 +75,8 @@ struct ByteRange {
   uint64_t offset = 0;
   uint64_t length = 0;
 };
-Result<std::vector<ByteRange>> Diff(std::shared_ptr<ObjectStore> store, const At& from,
-                                    const At& to);
+HYPERFILE_EXPORT Result<std::vector<ByteRange>> Diff(std::shared_ptr<ObjectStore> store,
+                                                     const At& from, const At& to);
 
 // Walks every index node reachable from the checkpoint (and with deep, every
 // data block) and checks checksums.
@@ -86,7 +88,8 @@ struct VerifyReport {
   std::vector<std::string> problems;  // empty = healthy; each names object and offset
   bool ok() const { return problems.empty(); }
 };
-Result<VerifyReport> Verify(std::shared_ptr<ObjectStore> store, const At& at, bool deep);
+HYPERFILE_EXPORT Result<VerifyReport> Verify(std::shared_ptr<ObjectStore> store, const At& at,
+                                             bool deep);
 
 // Removes a file: deletes exactly the keys the format defines (segments,
 // data objects, snapshot records, the collector's gc/ objects, leases and
@@ -113,10 +116,11 @@ struct RemoveOptions {
   bool force = false;
   std::function<Result<std::shared_ptr<ObjectStore>>(const std::string& uri)> store_resolver = {};
 };
-Status RemoveFile(std::shared_ptr<ObjectStore> store, const RemoveOptions& options = {});
+HYPERFILE_EXPORT Status RemoveFile(std::shared_ptr<ObjectStore> store,
+                                   const RemoveOptions& options = {});
 
 // Whether `key` (relative to a file's root) is one of the keys the format
 // defines (docs/format.md, "Keys"); everything else under a root is foreign.
-bool IsHyperfileKey(std::string_view key);
+HYPERFILE_EXPORT bool IsHyperfileKey(std::string_view key);
 
 }  // namespace hyperfile

@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "hyperfile/export.h"
 #include "hyperfile/object_store.h"
 #include "hyperfile/options.h"
 #include "hyperfile/status.h"
@@ -30,7 +31,7 @@ namespace hyperfile {
 
 // Which state of a file to open: the latest, a checkpoint id, the newest
 // checkpoint at or before a wall-clock time, or a named snapshot.
-struct At {
+struct HYPERFILE_EXPORT At {
   enum class Kind : uint8_t { kLatest, kCheckpoint, kTime, kSnapshot };
   Kind kind = Kind::kLatest;
   uint64_t checkpoint = 0;
@@ -58,7 +59,7 @@ struct At {
 // A snapshot name: 1-128 characters of [A-Za-z0-9._-] starting with a
 // letter, other than "latest" and "HEAD". (A leading letter is what tells a
 // name from a checkpoint id or a time in At::Parse.)
-bool IsSnapshotName(std::string_view name);
+HYPERFILE_EXPORT bool IsSnapshotName(std::string_view name);
 
 struct FileStat {
   uint64_t size = 0;             // logical size in bytes
@@ -113,7 +114,7 @@ struct Extent {
   bool data = false;
 };
 
-class File {
+class HYPERFILE_EXPORT File {
  public:
   virtual ~File() = default;
 

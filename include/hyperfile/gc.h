@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "hyperfile/checkpoints.h"
+#include "hyperfile/export.h"
 #include "hyperfile/file.h"
 #include "hyperfile/object_store.h"
 #include "hyperfile/status.h"
@@ -35,7 +36,7 @@ namespace hyperfile {
 // Which checkpoints a collection keeps besides the always-kept ones (head,
 // snapshots, clone pins, leases). Rules combine (a checkpoint kept by any
 // rule is kept), as in restic and borg. All zero = keep nothing more.
-struct RetentionPolicy {
+struct HYPERFILE_EXPORT RetentionPolicy {
   uint32_t keep_last = 0;      // the N newest checkpoints
   int64_t keep_within_ms = 0;  // every checkpoint committed within this long
                                // before the newest one
@@ -60,13 +61,15 @@ struct RetentionPolicy {
 
 // The ids a policy keeps out of a history (any order; each CheckpointInfo
 // needs id and time_ms). The always-kept ones are not added here.
-std::vector<uint64_t> SelectByPolicy(const RetentionPolicy& policy,
-                                     const std::vector<CheckpointInfo>& history);
+HYPERFILE_EXPORT std::vector<uint64_t> SelectByPolicy(const RetentionPolicy& policy,
+                                                      const std::vector<CheckpointInfo>& history);
 
 // The policy stored with the file (`gc/policy`), applied by every collection
 // that is not given one. Get: nullopt if none is stored.
-Status SetRetentionPolicy(std::shared_ptr<ObjectStore> store, const RetentionPolicy& policy);
-Result<std::optional<RetentionPolicy>> GetRetentionPolicy(std::shared_ptr<ObjectStore> store);
+HYPERFILE_EXPORT Status SetRetentionPolicy(std::shared_ptr<ObjectStore> store,
+                                           const RetentionPolicy& policy);
+HYPERFILE_EXPORT Result<std::optional<RetentionPolicy>> GetRetentionPolicy(
+    std::shared_ptr<ObjectStore> store);
 
 struct GcProgress {
   std::string phase;  // "list", "mark", "delete"
@@ -118,7 +121,8 @@ struct GcReport {
 // a writer works and readers read (anywhere): it never writes a segment. Two
 // collections at once do not damage the file, but run one at a time. A
 // damaged or unreadable object stops the run before anything is deleted.
-Result<GcReport> Collect(std::shared_ptr<ObjectStore> store, const GcOptions& options = {});
+HYPERFILE_EXPORT Result<GcReport> Collect(std::shared_ptr<ObjectStore> store,
+                                          const GcOptions& options = {});
 
 // Where a file's bytes are (from one pass over the index of every kept
 // checkpoint; nothing is written).
@@ -134,7 +138,7 @@ struct SpaceUsage {
   uint64_t reclaimable_bytes = 0;  // objects no kept checkpoint references
   uint64_t checkpoints = 0;
 };
-Result<SpaceUsage> DiskUsage(std::shared_ptr<ObjectStore> store);
+HYPERFILE_EXPORT Result<SpaceUsage> DiskUsage(std::shared_ptr<ObjectStore> store);
 
 // Compaction: live blocks of the head that sit in mostly-dead objects are
 // rewritten into a new checkpoint (by a writer handle of this process), so
@@ -162,8 +166,8 @@ struct CompactReport {
   uint64_t victim_bytes = 0;     // stored size of the victims (freed by a later Collect)
   uint64_t checkpoint = 0;       // the compaction commit (0 if nothing to do)
 };
-Result<CompactReport> Compact(std::shared_ptr<ObjectStore> store,
-                              const CompactOptions& options = {});
+HYPERFILE_EXPORT Result<CompactReport> Compact(std::shared_ptr<ObjectStore> store,
+                                               const CompactOptions& options = {});
 // Compaction through the caller's own writer handle `writer` of the file at
 // `store` (an nbdkit export compacts in its own process, never fencing
 // itself): plans from the committed head, then calls rewrite(offset, length)
@@ -171,7 +175,7 @@ Result<CompactReport> Compact(std::shared_ptr<ObjectStore> store,
 // handle and write it back atomically with respect to the handle's other
 // writers (hold the lock they take); then flushes. options.idle_ms and
 // open_options are ignored.
-Result<CompactReport> CompactThrough(
+HYPERFILE_EXPORT Result<CompactReport> CompactThrough(
     File* writer, std::shared_ptr<ObjectStore> store, const CompactOptions& options,
     const std::function<Status(uint64_t offset, uint64_t length)>& rewrite);
 
@@ -180,12 +184,12 @@ Result<CompactReport> CompactThrough(
 // rewrite holds its range's stripes exclusively, so a rewrite can never put
 // back bytes a client overwrote between its read and its write, while
 // writes elsewhere go on. Stripes are taken in ascending order (no deadlock).
-class RangeLocks {
+class HYPERFILE_EXPORT RangeLocks {
  public:
   // block_size: the file's; stripes: 1 .. 65536.
   explicit RangeLocks(uint32_t block_size, size_t stripes = 1024);
   ~RangeLocks();
-  class Guard {
+  class HYPERFILE_EXPORT Guard {
    public:
     Guard(Guard&& other) noexcept;
     ~Guard();
@@ -214,7 +218,8 @@ class RangeLocks {
 // older checkpoints (they still borrow), and deletes its pin in the source.
 // InvalidArgument if `clone` is not a clone, or it has snapshots or clones of
 // its own (they borrow through it). Returns the new checkpoint id.
-Result<uint64_t> Flatten(std::shared_ptr<ObjectStore> clone, const OpenOptions& options = {});
+HYPERFILE_EXPORT Result<uint64_t> Flatten(std::shared_ptr<ObjectStore> clone,
+                                          const OpenOptions& options = {});
 
 // A reader lease keeps checkpoint `at` from expiring while it is held
 // (`lease/<16 hex>` in the file: the checkpoint, a time to live). Acquire
@@ -224,7 +229,7 @@ Result<uint64_t> Flatten(std::shared_ptr<ObjectStore> clone, const OpenOptions& 
 // stops renewing and deletes it. A lease whose holder died expires after
 // ttl (+ the collector's grace). Hold one while reading an old checkpoint
 // on a machine other than the collector's.
-class Lease {
+class HYPERFILE_EXPORT Lease {
  public:
   // ttl_ms: 10 s .. 1 day.
   static Result<std::unique_ptr<Lease>> Acquire(std::shared_ptr<ObjectStore> store, const At& at,

@@ -29,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "hyperfile/export.h"
 #include "hyperfile/status.h"
 
 namespace hyperfile {
@@ -61,7 +62,7 @@ using Payload = std::vector<std::string_view>;
 
 inline constexpr uint64_t kToEnd = std::numeric_limits<uint64_t>::max();
 
-class ObjectStore {
+class HYPERFILE_EXPORT ObjectStore {
  public:
   virtual ~ObjectStore() = default;
 
@@ -146,7 +147,7 @@ struct LatencyOptions {
 // unit, us, ms or s ("0" alone is allowed), at most 60 s. Each key at most
 // once. Anything else, including an empty item or spaces, is
 // InvalidArgument naming the item and what was expected.
-Result<LatencyOptions> ParseLatencyOptions(std::string_view spec);
+HYPERFILE_EXPORT Result<LatencyOptions> ParseLatencyOptions(std::string_view spec);
 
 // Options for opening a store from a URI.
 struct StoreOptions {
@@ -232,6 +233,9 @@ struct StoreOptions {
   int retry_base_delay_ms = 50;    // >= 0
   int retry_max_delay_ms = 5000;   // >= 0
   int retry_max_total_ms = 60000;  // >= 0
+  // Requests slower than this are reported to the log hook (hyperfile/log.h)
+  // by the retry layer; 0 = never; >= 0.
+  int slow_request_ms = 10000;
   // Simulated latency (the latency layer), off by default. When unset and
   // latency_from_environment is true, a non-empty environment variable
   // HYPERFILE_STORE_LATENCY (ParseLatencyOptions syntax, e.g. "aws") turns it
@@ -264,8 +268,8 @@ struct StoreOptions {
 //                          one process returns the same contents
 //
 // The store returned is the top of the stack OpenStoreStack builds.
-Result<std::shared_ptr<ObjectStore>> OpenStore(std::string_view uri,
-                                               const StoreOptions& options = {});
+HYPERFILE_EXPORT Result<std::shared_ptr<ObjectStore>> OpenStore(std::string_view uri,
+                                                                const StoreOptions& options = {});
 
 class MetricsStore;  // store_layers.h
 
@@ -291,7 +295,8 @@ struct StoreStack {
   std::shared_ptr<MetricsStore> metrics;  // null unless options.metrics
 };
 // Validates the options (InvalidArgument naming the field) before opening.
-Result<StoreStack> OpenStoreStack(std::string_view uri, const StoreOptions& options = {});
+HYPERFILE_EXPORT Result<StoreStack> OpenStoreStack(std::string_view uri,
+                                                   const StoreOptions& options = {});
 
 // Opens a store by URI, e.g. the origin of a clone (OpenOptions::
 // store_resolver has this type).
@@ -300,12 +305,13 @@ using StoreOpener = std::function<Result<std::shared_ptr<ObjectStore>>(const std
 // so that a clone's origins are opened with the same credentials, endpoint
 // and layers as the clone itself. Each call opens a new stack (with its own
 // metrics layer, if asked; not reachable through the opener). Thread-safe.
-StoreOpener MakeStoreOpener(StoreOptions options);
+HYPERFILE_EXPORT StoreOpener MakeStoreOpener(StoreOptions options);
 
 // Backends, for callers that assemble their own stack.
-std::shared_ptr<ObjectStore> NewMemoryStore(std::string name = "memory");
-Result<std::shared_ptr<ObjectStore>> NewLocalStore(const std::string& directory);
-Result<std::shared_ptr<ObjectStore>> NewS3Store(std::string_view bucket, std::string_view prefix,
-                                                const StoreOptions& options);
+HYPERFILE_EXPORT std::shared_ptr<ObjectStore> NewMemoryStore(std::string name = "memory");
+HYPERFILE_EXPORT Result<std::shared_ptr<ObjectStore>> NewLocalStore(const std::string& directory);
+HYPERFILE_EXPORT Result<std::shared_ptr<ObjectStore>> NewS3Store(std::string_view bucket,
+                                                                 std::string_view prefix,
+                                                                 const StoreOptions& options);
 
 }  // namespace hyperfile

@@ -4,6 +4,9 @@
 // (or a Result<T> carrying a value on success). A non-OK status has a Code that
 // callers can act on and a message that names the operation and the object or
 // argument at fault. Messages never contain secrets.
+//
+// Both are [[nodiscard]]: ignoring one is a compiler warning. Where ignoring
+// an error is deliberate, say so with a (void) cast.
 #pragma once
 
 #include <cstdint>
@@ -12,9 +15,11 @@
 #include <string_view>
 #include <utility>
 
+#include "hyperfile/export.h"
+
 namespace hyperfile {
 
-class Status {
+class [[nodiscard]] HYPERFILE_EXPORT Status {
  public:
   enum class Code : uint8_t {
     kOk = 0,
@@ -87,9 +92,17 @@ class Status {
   std::string message_;
 };
 
-// A value or a non-OK Status. Access to value() requires ok().
+namespace internal {
+// Prints "hyperfile: value() of a failed Result: <status>" to stderr and
+// aborts. Never returns.
+[[noreturn]] HYPERFILE_EXPORT void DieOnBadResultAccess(const Status& status);
+}  // namespace internal
+
+// A value or a non-OK Status. Check ok() before using the value: value(),
+// operator* and operator-> on a failed Result abort the process with the
+// error's message (never undefined behaviour).
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit on purpose
   Result(Status status) : status_(std::move(status)) {  // NOLINT: implicit on purpose
@@ -98,15 +111,23 @@ class Result {
 
   bool ok() const { return status_.ok(); }
   const Status& status() const { return status_; }
-  T& value() & { return *value_; }
-  const T& value() const& { return *value_; }
-  T&& value() && { return std::move(*value_); }
-  T* operator->() { return &*value_; }
-  const T* operator->() const { return &*value_; }
-  T& operator*() & { return *value_; }
-  const T& operator*() const& { return *value_; }
+  T& value() & { return Checked(); }
+  const T& value() const& { return Checked(); }
+  T&& value() && { return std::move(Checked()); }
+  T* operator->() { return &Checked(); }
+  const T* operator->() const { return &Checked(); }
+  T& operator*() & { return Checked(); }
+  const T& operator*() const& { return Checked(); }
 
  private:
+  T& Checked() {
+    if (!value_) internal::DieOnBadResultAccess(status_);
+    return *value_;
+  }
+  const T& Checked() const {
+    if (!value_) internal::DieOnBadResultAccess(status_);
+    return *value_;
+  }
   Status status_;
   std::optional<T> value_;
 };

@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "hyperfile/export.h"
 #include "hyperfile/object_store.h"
 
 namespace hyperfile {
@@ -29,7 +30,7 @@ namespace hyperfile {
 // Forwards every call to another store (LevelDB's EnvWrapper): a layer
 // derives from it and overrides only the calls whose behaviour it changes.
 // Thread-safety: as the wrapped store (the wrapper itself holds no state).
-class StoreWrapper : public ObjectStore {
+class HYPERFILE_EXPORT StoreWrapper : public ObjectStore {
  public:
   // Requires base != nullptr. Shares ownership of base for the life of the
   // wrapper.
@@ -72,6 +73,9 @@ struct RetryOptions {
   int max_delay_ms = 5000;   // cap on one backoff
   int max_total_ms = 60000;  // give up once this much time has passed
   uint64_t seed = 0;         // jitter seed; 0 = random
+  // An attempt that takes at least this long is reported to the log hook
+  // (hyperfile/log.h) as a slow request; 0 = never.
+  int slow_request_ms = 10000;
 };
 
 // Retries Transient and Throttled errors with exponential backoff and full
@@ -79,8 +83,15 @@ struct RetryOptions {
 // once. A retried create-only put that answers PreconditionFailed is passed
 // through unchanged; resolving "did my first attempt land?" is the caller's
 // business (the file layer reads the object back and compares).
-std::shared_ptr<ObjectStore> NewRetryStore(std::shared_ptr<ObjectStore> base,
-                                           const RetryOptions& options = {});
+//
+// Log hook (hyperfile/log.h): each retry is a kWarning naming the verb, the
+// store, the key, the attempt, the delay and the error ("throttled, retry
+// 2/6 of get s3://b/p seg/1 in 37 ms after Throttled: ..."); a request that
+// succeeds or fails for good after retries is a kInfo; giving up (attempts
+// or time exhausted) is a kError; an attempt slower than slow_request_ms is
+// a kWarning "slow request: ...".
+HYPERFILE_EXPORT std::shared_ptr<ObjectStore> NewRetryStore(std::shared_ptr<ObjectStore> base,
+                                                            const RetryOptions& options = {});
 
 // -------------------------------------------------------------- latency ---
 // Makes a fast store (memory, local) behave, in time, like a remote object
@@ -105,13 +116,13 @@ std::shared_ptr<ObjectStore> NewRetryStore(std::shared_ptr<ObjectStore> base,
 // In an OpenStore stack this layer sits directly on the backend (see
 // OpenStoreStack), so that metrics and retries above it see the simulated
 // wire.
-std::shared_ptr<ObjectStore> NewLatencyStore(std::shared_ptr<ObjectStore> base,
-                                             const LatencyOptions& options = {});
+HYPERFILE_EXPORT std::shared_ptr<ObjectStore> NewLatencyStore(std::shared_ptr<ObjectStore> base,
+                                                              const LatencyOptions& options = {});
 
 // -------------------------------------------------------------- metrics ---
 enum class StoreVerb : uint8_t { kPut, kGet, kHead, kList, kDelete, kCount };
 
-struct StoreMetricsSnapshot {
+struct HYPERFILE_EXPORT StoreMetricsSnapshot {
   uint64_t requests[static_cast<int>(StoreVerb::kCount)] = {};
   uint64_t errors[static_cast<int>(StoreVerb::kCount)] = {};
   // errors by Status::Code (index = static_cast<int>(code))
@@ -130,7 +141,7 @@ struct StoreMetricsSnapshot {
 
 // Counts requests by verb, bytes in and out, errors by class and latency.
 // DeleteMany counts one Delete request per batch of up to 1,000 keys.
-class MetricsStore : public StoreWrapper {
+class HYPERFILE_EXPORT MetricsStore : public StoreWrapper {
  public:
   explicit MetricsStore(std::shared_ptr<ObjectStore> base);
   ~MetricsStore() override;
@@ -167,7 +178,7 @@ struct StoreCall {
 
 // Injects failures for tests. All controls are thread-safe and can be changed
 // while calls are in flight.
-class FaultInjectionStore : public StoreWrapper {
+class HYPERFILE_EXPORT FaultInjectionStore : public StoreWrapper {
  public:
   explicit FaultInjectionStore(std::shared_ptr<ObjectStore> base);
   ~FaultInjectionStore() override;

@@ -76,7 +76,8 @@ Status ValidateRetryOptions(const StoreOptions& o) {
   HF_RETURN_IF_ERROR(check("retry_max_attempts", o.retry_max_attempts, 1));
   HF_RETURN_IF_ERROR(check("retry_base_delay_ms", o.retry_base_delay_ms, 0));
   HF_RETURN_IF_ERROR(check("retry_max_delay_ms", o.retry_max_delay_ms, 0));
-  return check("retry_max_total_ms", o.retry_max_total_ms, 0);
+  HF_RETURN_IF_ERROR(check("retry_max_total_ms", o.retry_max_total_ms, 0));
+  return check("slow_request_ms", o.slow_request_ms, 0);
 }
 
 // ------------------------------------------------------------- latency ---
@@ -254,6 +255,7 @@ Result<StoreStack> OpenStoreStack(std::string_view uri, const StoreOptions& opti
     retry.base_delay_ms = options.retry_base_delay_ms;
     retry.max_delay_ms = options.retry_max_delay_ms;
     retry.max_total_ms = options.retry_max_total_ms;
+    retry.slow_request_ms = options.slow_request_ms;
     top = NewRetryStore(std::move(top), retry);
   }
   stack.store = std::move(top);

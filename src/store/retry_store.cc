@@ -1,5 +1,6 @@
 // Retries transient and throttled errors with exponential backoff and full
-// jitter, within a bounded number of attempts and a bounded total time.
+// jitter, within a bounded number of attempts and a bounded total time, and
+// reports retries, throttling, give-ups and slow requests to the log hook.
 #include <algorithm>
 #include <chrono>
 #include <mutex>
@@ -7,6 +8,7 @@
 #include <thread>
 
 #include "hyperfile/store_layers.h"
+#include "util/logging.h"
 
 namespace hyperfile {
 namespace {
@@ -22,28 +24,29 @@ class RetryStore : public StoreWrapper {
 
   Status Put(std::string_view key, const Payload& data, const PutOptions& options,
              ObjectInfo* info) override {
-    return Retry([&] { return base()->Put(key, data, options, info); });
+    return Retry("put", key, [&] { return base()->Put(key, data, options, info); });
   }
   Status Get(std::string_view key, uint64_t offset, uint64_t length, std::string* out,
              ObjectInfo* info) override {
-    return Retry([&] { return base()->Get(key, offset, length, out, info); });
+    return Retry("get", key, [&] { return base()->Get(key, offset, length, out, info); });
   }
   Status Head(std::string_view key, ObjectInfo* info) override {
-    return Retry([&] { return base()->Head(key, info); });
+    return Retry("head", key, [&] { return base()->Head(key, info); });
   }
   Status List(std::string_view prefix, std::string_view start_after, size_t limit,
               std::vector<ObjectInfo>* out) override {
     size_t before = out->size();
-    return Retry([&] {
+    return Retry("list", prefix, [&] {
       out->resize(before);  // drop a partial listing before trying again
       return base()->List(prefix, start_after, limit, out);
     });
   }
   Status Delete(std::string_view key) override {
-    return Retry([&] { return base()->Delete(key); });
+    return Retry("delete", key, [&] { return base()->Delete(key); });
   }
   Status DeleteMany(const std::vector<std::string>& keys) override {
-    return Retry([&] { return base()->DeleteMany(keys); });
+    return Retry("delete-many", keys.empty() ? std::string_view() : std::string_view(keys[0]),
+                 [&] { return base()->DeleteMany(keys); });
   }
 
  private:
@@ -56,25 +59,61 @@ class RetryStore : public StoreWrapper {
     return std::uniform_int_distribution<int64_t>(0, std::max<int64_t>(cap, 0))(rng_);
   }
 
+  // "get s3://bucket/prefix key": names the request in log lines.
+  std::string Describe(std::string_view verb, std::string_view key) const {
+    std::string d(verb);
+    d += ' ';
+    d += Name();
+    d += ' ';
+    d += key;
+    return d;
+  }
+
   template <typename Fn>
-  Status Retry(Fn fn) {
-    auto start = std::chrono::steady_clock::now();
+  Status Retry(std::string_view verb, std::string_view key, Fn fn) {
+    using Clock = std::chrono::steady_clock;
+    auto ms_since = [](Clock::time_point t) {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+    };
+    auto start = Clock::now();
     Status st;
     int attempt = 0;
     while (true) {
+      auto attempt_start = Clock::now();
       st = fn();
       attempt++;
+      if (options_.slow_request_ms > 0 && LogEnabled()) {
+        int64_t took = ms_since(attempt_start);
+        if (took >= options_.slow_request_ms) {
+          Log(LogLevel::kWarning, "slow request: " + Describe(verb, key) + " took " +
+                                      std::to_string(took) + " ms (slow_request_ms " +
+                                      std::to_string(options_.slow_request_ms) + ")" +
+                                      (st.ok() ? std::string() : ": " + st.ToString()));
+        }
+      }
       if (!st.IsRetryable() || attempt >= options_.max_attempts) break;
       int64_t delay = Backoff(attempt - 1);
-      auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::steady_clock::now() - start)
-                         .count();
       // Never sleep past the time budget: give up now instead.
-      if (elapsed + delay > options_.max_total_ms) break;
+      if (ms_since(start) + delay > options_.max_total_ms) break;
+      if (LogEnabled()) {
+        Log(LogLevel::kWarning, std::string(st.IsThrottled() ? "throttled, " : "") + "retry " +
+                                    std::to_string(attempt + 1) + "/" +
+                                    std::to_string(options_.max_attempts) + " of " +
+                                    Describe(verb, key) + " in " + std::to_string(delay) +
+                                    " ms after " + st.ToString());
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(delay));
     }
-    if (attempt == 1 || !st.IsRetryable()) return st;
-    return st.WithContext("gave up after " + std::to_string(attempt) + " attempts");
+    if (attempt == 1 || !st.IsRetryable()) {
+      if (attempt > 1 && LogEnabled()) {
+        Log(LogLevel::kInfo, Describe(verb, key) + ": " + (st.ok() ? "succeeded" : st.ToString()) +
+                                 " on attempt " + std::to_string(attempt));
+      }
+      return st;
+    }
+    Status failed = st.WithContext("gave up after " + std::to_string(attempt) + " attempts");
+    if (LogEnabled()) Log(LogLevel::kError, Describe(verb, key) + ": " + failed.ToString());
+    return failed;
   }
 
   RetryOptions options_;

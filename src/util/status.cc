@@ -1,5 +1,8 @@
 #include "hyperfile/status.h"
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace hyperfile {
 
 std::string_view Status::CodeName(Code code) {
@@ -51,5 +54,15 @@ Status Status::WithContext(std::string_view context) const {
   msg += message_;
   return Status(code_, std::move(msg));
 }
+
+namespace internal {
+
+void DieOnBadResultAccess(const Status& status) {
+  std::fprintf(stderr, "hyperfile: value() of a failed Result: %s\n", status.ToString().c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
+}  // namespace internal
 
 }  // namespace hyperfile

@@ -18,6 +18,7 @@
 #include "hyperfile/checkpoints.h"
 #include "hyperfile/file.h"
 #include "hyperfile/object_store.h"
+#include "hyperfile/version.h"
 
 namespace hf = hyperfile;
 
@@ -192,7 +193,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "hyperfile: random read/write files on object storage, with a checkpoint at every flush"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "hyperfile 0.1.0");
+  app.set_version_flag("--version", "hyperfile " HYPERFILE_VERSION_STRING);
   bool json = false;
   app.add_flag("--json", json, "machine-readable output");
   std::string uri, at, src, dst, file_arg = "-", out_path, name;
