@@ -13,8 +13,8 @@
 
 #include "cli/cli_util.h"
 #include "cli/cp.h"
-#include "cli/gc_commands.h"
 #include "cli/follow.h"
+#include "cli/gc_commands.h"
 #include "hyperfile/checkpoints.h"
 #include "hyperfile/file.h"
 #include "hyperfile/object_store.h"
