@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The File-level benchmark (issue 5): hyperfile against the raw object store
 // it runs on and against s3backer on the same S3 server.
 //

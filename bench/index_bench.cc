@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Index size and open cost: the figures the core issue asks for, and the
 // index bytes one small flush rewrites (issue 10).
 //   index_bench [--checkpoints N] [--small-flushes N]

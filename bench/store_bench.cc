@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Raw object-store throughput: the baseline the file-level benchmarks are
 // compared to. Measures, through OpenStore (retry layer included):
 //   8 MiB PUT and GET, one at a time and with 8 in flight   -> MB/s

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* hello_c URI: the C API. Creates (or opens) a hyperfile, appends a line,
  * flushes, snapshots it as "hello-<checkpoint>" and reads the snapshot back. */
 #include <hyperfile/hyperfile.h>

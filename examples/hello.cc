@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // hello_cpp URI: creates a hyperfile at URI (or opens it if it exists),
 // writes at 1 GiB (the gap stays a hole), flushes a checkpoint, writes again,
 // and reads the first checkpoint back by time travel.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """hello.py URI: the Python module. Writes, flushes, snapshots, travels back
 in time and clones."""
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: the index node decoder on arbitrary bytes. Input: 2
 // bytes of segment id (little-endian), 6 ignored, then the node. The length
 // field and the CRC are fixed up before decoding (a hostile store can write

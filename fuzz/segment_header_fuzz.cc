@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: the segment header decoder must never crash, assert or
 // allocate absurdly on arbitrary bytes; a header it accepts must re-encode
 // to the same bytes.

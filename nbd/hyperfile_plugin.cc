@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // nbdkit plugin: serves a hyperfile as a network block device.
 //
 //   nbdkit nbdkit-hyperfile-plugin.so uri=s3://bucket/disk1 [at=...] [readonly=true]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The File-level benchmark (bench/hyperfile_bench.cc) in one command, from a
 # fresh Debian 12 machine (root, or sudo for apt):
 #   1. installs what is missing, s3backer and FUSE included (scripts/setup.sh --bench)

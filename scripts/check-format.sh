@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # clang-format check of every C++ file (*.h, *.cc) under include/ src/ tools/
 # nbd/ tests/ bench/ fuzz/, against .clang-format.
 #   scripts/check-format.sh         report files that need formatting (exit 1 if any)

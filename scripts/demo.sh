@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The main job on the embedded default, a local directory (no S3 needed):
 # installs the build dependencies, builds the dev preset and runs a short tour
 # of the `hyperfile` command: create a sparse file, write, flush checkpoints,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # A real S3 server on 127.0.0.1 for tests and benchmarks: a single-node Ceph
 # cluster (one monitor, one OSD on the in-memory object store, one RADOS
 # Gateway) from Debian's packages, all state under DIR, no systemd. Unlike a

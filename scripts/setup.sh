@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs every Debian package hyperfile needs to build, test and benchmark.
 # Idempotent: runs apt-get only for packages that are missing.
 #   scripts/setup.sh          build + test dependencies (incl. the local S3 server)

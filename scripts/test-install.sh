@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Uses hyperfile as an application developer would, from outside the tree:
 #   1. `cmake --install` of a build (default build/dev, which has a shared
 #      libhyperfile) into a temporary prefix; checks the installed files

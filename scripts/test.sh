@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The whole test suite, from a fresh Debian 12 machine (root, or sudo for apt):
 #   1. installs what is missing (scripts/setup.sh)
 #   2. builds the dev preset (RelWithDebInfo, -Werror) and the asan preset
@@ -22,7 +23,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
-usage() { sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "$1"; }
+usage() { sed -n '3,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "$1"; }
 quick=0 fuzz=1 filter=()
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Checkpoints, snapshots, restore, clone, diff, verify and remove.
 //
 // Every successful flush is a checkpoint. These functions work on a file

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // File: random read, write, append and truncate on a file kept in an object
 // store, with a checkpoint at every flush.
 //

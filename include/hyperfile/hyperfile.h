@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The C API of hyperfile: what programs in C and other languages (Python's
  * ctypes, Go's cgo, Rust's FFI, ...) bind to. It wraps the C++ API
  * (hyperfile/file.h, hyperfile/checkpoints.h) with opaque handles and plain C

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A logging hook: the library calls it for events an application may want to
 // see or record (retries, throttling, slow requests). hyperfile never writes
 // to stdout or stderr on its own; without a handler these events are dropped.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ObjectStore: the one interface through which hyperfile touches storage.
 //
 // A store is rooted at a base location (a bucket and prefix, or a directory);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Options for creating and opening hyperfiles.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Status and Result: how every hyperfile operation reports success or failure.
 //
 // hyperfile never throws across its public API. An operation returns a Status

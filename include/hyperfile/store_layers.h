@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Store layers: behaviour added on top of any ObjectStore, with the same
 // interface (the s3backer idea). Each layer wraps the next and can be stacked
 // in any order by hand:

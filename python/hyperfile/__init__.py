@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """hyperfile: files with random read/write on S3-compatible object storage.
 
 A thin ctypes binding of libhyperfile's C API (hyperfile/hyperfile.h); no

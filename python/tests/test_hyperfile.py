@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Tests of the Python module over libhyperfile (found as the module says:
 HYPERFILE_LIBRARY, the prefix, or the system path). Each test works in its own
 local directory (tmp_path) or memory:// store."""

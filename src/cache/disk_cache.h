@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A local-disk cache of clean data chunks with a byte budget, kept across
 // reopens and restarts.
 //

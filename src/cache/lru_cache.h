@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A thread-safe LRU cache bounded by a byte budget, with two priorities:
 // low-priority entries (data blocks, leaf nodes) are evicted before
 // high-priority ones (interior index nodes), so the upper levels of the index

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The C API (include/hyperfile/hyperfile.h) over the C++ one. Every entry
 // point validates its arguments, catches every exception (none may cross into
 // C) and records the message of a failure in a thread-local string.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The C API: error paths (NULL handles and pointers, bad arguments, closed
 // handles) return codes and messages and never crash (the suite runs under
 // ASan+UBSan in CI); and one pass over every call on a memory:// file.

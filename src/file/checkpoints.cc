@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Checkpoint tools: list, restore, snapshots, clone, diff, verify, remove,
 // and parsing of At.
 #include "hyperfile/checkpoints.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The File implementation: a write buffer of dirty blocks (write_buffer.h)
 // over a committed state (the head segment's header and its index tree),
 // and the flush pipeline that turns frozen batches into checkpoints.

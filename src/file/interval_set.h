@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A set of disjoint half-open ranges [start, end), merged on insert. Used
 // for punched (hole) block ranges that may be huge (a truncate of a 1 TiB
 // file), which a per-block set could not hold, and for the written byte

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Creating and opening files, and resolving At (time travel) to a state.
 #include <algorithm>
 #include <future>

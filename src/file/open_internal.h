@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Resolving At (latest, checkpoint id, snapshot, time) to the header a
 // handle starts from. Shared by File::OpenAt and the checkpoint tools.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ReadPlanner: sequential readahead for one file handle, with one detector
 // per stream, so several readers (NBD connections, threads) reading
 // different sequential streams each get their readahead instead of resetting

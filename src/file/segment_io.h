@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Reading what segments hold: finding the newest checkpoint, decoding
 // headers, loading index nodes (cached) and data chunks (verified, cached).
 // Shared by the File implementation and the checkpoint tools.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Diff and Verify: walking a checkpoint's index (and with --deep its data).
 //
 // The store is untrusted: the tree walk checks every node against the key

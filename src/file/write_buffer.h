@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The write buffer: dirty blocks that have not been committed yet, and the
 // one statement of which dirty data wins over which.
 //

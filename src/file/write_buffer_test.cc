@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The write buffer alone: batches record writes without reading, and
 // ReadThroughLayers / LayerOver state which dirty data wins. Checked against
 // a plain byte model over random stacks of batches.

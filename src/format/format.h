@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The byte layout of everything hyperfile keeps in a store (docs/format.md
 // is the normative description; keep the two in step).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The v3 byte layout and the decoders' checks on hostile input.
 #include "format/format.h"
 

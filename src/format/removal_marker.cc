@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "format/removal_marker.h"
 
 #include "util/coding.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The removal marker: what `RemoveFile` commits as the newest checkpoint
 // before it deletes anything (docs/format.md, "Removal marker").
 //

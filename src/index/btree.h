@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The copy-on-write B+tree that maps logical blocks to where their data is
 // stored. Keys are block numbers; leaves hold extents (runs of consecutive
 // blocks stored contiguously in one segment); interior entries carry the

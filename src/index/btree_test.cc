@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The B+tree against a model, and its walks on hostile (CRC-valid but
 // inconsistent) trees: every walk must end quickly with Corrupt.
 #include "index/btree.h"

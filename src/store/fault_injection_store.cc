@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fault injection for tests: fail chosen calls, add latency, "crash".
 #include <map>
 #include <mutex>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Simulated latency: time to first byte per verb and a per-request bandwidth,
 // applied with real sleeps so that parallel requests overlap.
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The wrapper and the retry, latency, metrics and fault-injection layers, over
 // the memory backend.
 #include <gtest/gtest.h>

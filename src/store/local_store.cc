@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The local-directory backend (file:///path), the embedded default.
 //
 // Layout: key "a/b/c" is the file DIR/a/b/c. Two hidden folders at the root

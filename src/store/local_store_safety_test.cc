@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The local backend against a hostile or mistyped directory: roots that
 // cannot be a file, special files at keys (never block), symbolic links
 // (never followed), lazy creation (readers create and delete nothing), and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The local-directory backend beyond the shared contract
 // (tests/store/contract_test.cc): atomicity between processes, hidden
 // temporaries, key validation, error classes.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The in-memory backend (tests, memory:// URIs).
 #include <openssl/evp.h>
 

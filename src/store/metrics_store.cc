@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Request counting: requests and errors by verb, bytes, latency.
 #include <atomic>
 #include <chrono>

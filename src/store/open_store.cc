@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // OpenStore: URI -> backend, and the one place where the stack of layers is
 // assembled from StoreOptions (backend -> latency -> metrics -> retry).
 #include <unistd.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // OpenStore: URI parsing, the memory:// registry, the stack it assembles and
 // the latency specification (HYPERFILE_STORE_LATENCY).
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The log hook (hyperfile/log.h) sees the retry layer's retries, throttling,
 // give-ups and slow requests.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Retries transient and throttled errors with exponential backoff and full
 // jitter, within a bounded number of attempts and a bounded total time, and
 // reports retries, throttling, give-ups and slow requests to the log hook.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Explicit little-endian encoding and bounds-checked decoding.
 //
 // Every on-store structure is written through these helpers, never by copying

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // CRC32C (Castagnoli), the checksum of every hyperfile header, node and data
 // chunk. Backed by Intel ISA-L (hardware-accelerated where available).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal side of the logging hook (hyperfile/log.h).
 #pragma once
 

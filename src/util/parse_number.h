@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The one strict parser of numbers that users type (CLI options, nbdkit
 // keys): decimal digits only (no sign, spaces, fraction or hex), overflow
 // detected. With `allow_suffix` a binary unit may follow: K, M, G or T (any

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Result: the value of a failed Result is never undefined behaviour.
 #include "hyperfile/status.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A fixed-size pool of worker threads for parallel store requests.
 #pragma once
 

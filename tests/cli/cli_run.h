@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Runs the built `hyperfile` binary for the end-to-end tests of the command.
 #pragma once
 

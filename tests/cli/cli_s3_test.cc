@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // End-to-end tests of the `hyperfile` command against an S3 server (skipped
 // unless HYPERFILE_TEST_S3_URI is set; scripts/local-s3.sh starts one).
 #include <gtest/gtest.h>

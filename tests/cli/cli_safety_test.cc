@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The `hyperfile` command never deletes, creates or overwrites outside what
 // the user named, and refuses bad numbers instead of wrapping them:
 // strict numeric options, selectors through At::Parse only, `rm` and `demo`

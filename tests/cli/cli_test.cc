@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // End-to-end tests of the `hyperfile` command on the local-directory store.
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // End-to-end tests of `hyperfile cp`: local files <-> hyperfiles on the
 // local-directory store, sparseness, checkpoints, and that a failed copy
 // leaves nothing half-done.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What a directory holds, to check that a command left a user's files alone.
 #pragma once
 

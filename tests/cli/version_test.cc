@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The version is defined once (CMakeLists.txt project VERSION) and reaches
 // hyperfile/version.h, `hyperfile --version` and the nbdkit plugin.
 #include "hyperfile/version.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Checkpoint tools: list, snapshots, restore (PITR), clone, diff, verify, rm.
 #include "hyperfile/checkpoints.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Randomized model-based tests of File: every operation runs against the real
 // file and an in-memory reference; contents are compared byte by byte, and at
 // the end every remembered checkpoint is opened by time travel and compared.

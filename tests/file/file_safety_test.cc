@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Crash safety, fencing, lost responses, failed flushes, corruption and open
 // cost, all driven through store layers (fault injection, metrics).
 #include <gtest/gtest.h>

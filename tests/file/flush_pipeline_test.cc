@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The commit protocol of write path v2: large data goes to data objects
 // uploaded before a small create-only commit PUT; flush N+1 prepares and
 // uploads while flush N commits; commits stay ordered; a failure of N puts

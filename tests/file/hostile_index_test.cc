@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Hostile index content end to end: CRC-valid segments whose index lies,
 // truncated headers, foreign keys under seg/, and copies of a prefix sharing
 // a disk cache. Walks that could run away run in a forked child with an alarm.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The write and read pipelines: background flushes (by age and by size),
 // writers waiting for the dirty budget, group commit, ordered commits under
 // injected failures, readahead, and cache budgets.

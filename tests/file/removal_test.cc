@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // RemoveFile touches only the format's keys, refuses roots that are not a
 // hyperfile, and an interrupted removal never leaves an older state behind.
 // Also: the one rule for snapshot names and selectors, bounded snapshot

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The write path: partial writes and truncates never read the old bytes, so
 // no interleaving with other writers or with the flusher can lose an update.
 // A forced-interleaving regression test for the old read-outside-the-lock

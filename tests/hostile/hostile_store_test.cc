@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The hostile-store suite: damaged, foreign and crafted store contents, each
 // run through the commands a user would type, under a time limit and a
 // memory limit. Every case must end quickly with a clear error (or, for

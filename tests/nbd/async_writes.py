@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """The lost-update scenario of issue 10, as a real asynchronous NBD client.
 
 Keeps DEPTH writes of 4 KiB in flight to random 4 KiB pieces of the export

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // End-to-end tests of the nbdkit plugin, driven by real NBD clients from
 // Debian (qemu-img, qemu-io, nbdcopy, nbdinfo, fio) over a Unix socket.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The ObjectStore contract: behaviour every backend must share, run against
 // memory, a local directory and S3 (S3 skips when not configured and fails
 // when HYPERFILE_REQUIRE_S3=1), plus S3-only error classification.

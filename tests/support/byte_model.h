@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The reference model of a file's bytes for randomized tests: what a
 // sequence of writes, zeroings, punches and truncates must leave behind.
 #pragma once

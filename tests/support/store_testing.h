@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Store helpers shared by the tests of every layer (store, file, CLI, NBD).
 //
 // S3 tests run against the server named by the environment (scripts/test.sh

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Running a call that old code may never return from (an endless loop, a
 // blocking open of a FIFO) so that a test fails quickly instead of hanging.
 #pragma once

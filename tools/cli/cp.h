@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `hyperfile cp SRC DST`: copies between ordinary local files and hyperfiles.
 //
 // An argument with a scheme (s3://, file://, memory://) is a hyperfile; a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "cli/cp_endpoints.h"
 
 #include <fcntl.h>

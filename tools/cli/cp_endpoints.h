@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The two ends of `hyperfile cp`: where bytes come from and where they go,
 // each either an ordinary local file or a hyperfile.
 #pragma once

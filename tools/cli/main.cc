@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The `hyperfile` command: create, write, read, inspect and travel in time.
 #include <fcntl.h>
 #include <unistd.h>

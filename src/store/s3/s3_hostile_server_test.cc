@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The S3 backend against a hostile server on 127.0.0.1 (a thread in the
 // test): trickling answers must hit the per-request deadline, oversized
 // bodies, headers and error bodies must be cut off while they arrive, and a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The S3 backend over libcurl, with AWS Signature V4 written here (no
 // Debian-packaged C++ library does SigV4 for a plain libcurl client) using
 // OpenSSL for SHA-256/HMAC and tinyxml2 for response bodies.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // AWS Signature Version 4 for S3 requests (hand-written: no Debian-packaged
 // library signs requests for a plain libcurl client).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "store/s3/sigv4.h"
 
 #include <gtest/gtest.h>
