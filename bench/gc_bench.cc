@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Space-reclamation benchmark (issue 11's targets), each figure a ratio:
 //   1. uniform 4 KiB random overwrite of a file, N times over, keep-last 1,
 //      collection + compaction every tenth of a pass: stored / live in the

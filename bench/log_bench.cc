@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The log-collection benchmark (issue 13), with the `hyperfile` command as
 // users run it, on an S3 server (scripts/bench.sh starts the local gateway):
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Space reclamation: retention policies, garbage collection, compaction,
 // space accounting, reader leases. (docs/design/0006-space-reclamation.md
 // explains why each deletion is safe.)

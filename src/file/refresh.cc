@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Following the head: File::Refresh on a read-only handle of the latest
 // state, and the background refresh (docs/design/0007-follow-the-head.md).
 //

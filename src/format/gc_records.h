@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The small objects of space reclamation (docs/format.md, "Garbage
 // collection"): the collector's state `gc/kept`, the stored retention policy
 // `gc/policy`, reader leases `lease/<16 hex>` and clone pins `pin/<16 hex>`.

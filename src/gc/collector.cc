@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Collect (retention + garbage collection) and DiskUsage.
 // docs/design/0006-space-reclamation.md explains the order of the steps and
 // why each deletion is safe.

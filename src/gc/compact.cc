@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Compaction (hyperfile/gc.h): rewrite the head's live blocks out of
 // mostly-dead objects so that a later collection can delete them whole.
 #include <algorithm>

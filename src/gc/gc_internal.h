@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What Collect, DiskUsage, Compact and Lease share inside the gc layer.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Reader leases (hyperfile/gc.h): lease/<16 hex> objects a collection honours.
 #include <condition_variable>
 #include <mutex>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "gc/mark.h"
 
 #include "file/file_impl.h"

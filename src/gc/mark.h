@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The mark phase shared by Collect, DiskUsage and Compact: which of a file's
 // own objects the index of each kept checkpoint references, walking every
 // distinct node once per reason (subtrees that checkpoints share are read

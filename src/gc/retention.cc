@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Retention policies: parsing, printing, and which checkpoints they keep;
 // the stored policy (gc/policy).
 #include <algorithm>

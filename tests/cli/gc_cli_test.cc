@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The space-reclamation commands as a user runs them: gc (dry run, rules,
 // grace, --json, --compact refusing while a writer is active), du, policy,
 // ls, flatten, and rm of a source that a clone borrows from.

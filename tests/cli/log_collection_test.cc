@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Log collection end to end with the `hyperfile` command: a streaming
 // writer (`append --flush-every`) fed a generated log with random line sizes
 // and pauses, followers in other processes (`read --follow`) and on library

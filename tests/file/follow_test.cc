@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Following the head: File::Refresh on a read-only handle, its cost, what it
 // reports (appends, truncation, restore, removal, a replaced file, long
 // gaps), the background refresh with its callback, and reads racing a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Space reclamation: retention policies, collection, compaction, leases,
 // clone pins, the stalled writer, crashes during a collection, hostile
 // collector objects, on memory, a local directory and the local S3 gateway.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Streaming append/write and `read --follow` (follow.h).
 #include "cli/follow.h"
 

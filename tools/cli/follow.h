@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Log collection from the command line: streaming `append` / `write` from
 // stdin, and `read --follow` (like tail -f) on a file that grows on another
 // machine. See the README's "Logs" section.

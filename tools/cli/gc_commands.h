@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The space-reclamation subcommands: gc, du, policy, ls, flatten.
 #pragma once
 

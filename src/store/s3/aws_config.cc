@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "store/s3/aws_config.h"
 
 #include <cerrno>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The AWS shared configuration files (~/.aws/config and ~/.aws/credentials)
 // and the S3 settings taken from them and from the environment: region,
 // endpoint and CA bundle. The credentials are in credentials.h.

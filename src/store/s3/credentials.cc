@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The AWS credential providers and their cache (contracts in credentials.h).
 // HTTP to the metadata services and STS over libcurl, JSON answers with
 // nlohmann-json (never with exceptions: a parse error's text would quote the

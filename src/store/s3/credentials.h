@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // AWS credentials for the S3 backend: the standard provider chain, and a
 // cache that refreshes credentials before they expire, so that a
 // long-running process (nbdkit) keeps working when session credentials

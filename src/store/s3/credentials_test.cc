@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The AWS credential chain and shared config (credentials.h, aws_config.h)
 // against local fakes on 127.0.0.1: an EC2 metadata server (IMDSv2), a
 // container-credentials server, an STS stub, credential processes written by
