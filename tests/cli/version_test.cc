@@ -29,6 +29,11 @@ TEST(Version, CliPrintsIt) {
 }
 
 TEST(Version, NbdkitPluginReportsIt) {
+#if defined(__SANITIZE_ADDRESS__)
+  // nbdkit is not instrumented: loading the ASan-built plugin into it fails
+  // or hangs (see tests/nbd/nbd_test.cc); the dev build runs this test.
+  GTEST_SKIP() << "nbdkit plugin tests run in the non-sanitizer build only";
+#endif
   std::string plugin = std::string(HYPERFILE_BUILD_DIR) + "/nbdkit-hyperfile-plugin.so";
   if (std::system("command -v nbdkit >/dev/null 2>&1") != 0 || !std::filesystem::exists(plugin)) {
     GTEST_SKIP() << "nbdkit or the plugin is not built";
