@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cli/cli_util.h"
+#include "cli/progress.h"
 #include "format/format.h"
 #include "hyperfile/checkpoints.h"
 #include "hyperfile/gc.h"
@@ -55,18 +56,7 @@ Result<std::optional<RetentionPolicy>> RulesPolicy(const GcCommands& c) {
   return std::optional<RetentionPolicy>(p);
 }
 
-std::string Human(uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 5) {
-    v /= 1024;
-    u++;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-  return buf;
-}
+std::string Human(uint64_t bytes) { return HumanBytes(static_cast<double>(bytes)); }
 
 int Fail(const Status& st) {
   PrintError(st);
