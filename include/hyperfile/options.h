@@ -12,7 +12,7 @@
 namespace hyperfile {
 
 struct RefreshResult;  // file.h
-class Executor;       // executor.h
+class Executor;        // executor.h
 
 struct CreateOptions {
   // Bytes per logical block: a power of two from 4 KiB to 4 MiB. Fixed for

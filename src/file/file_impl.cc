@@ -304,8 +304,7 @@ uint64_t FileImpl::IssuePrefetch(uint64_t lo, uint64_t hi,
       uint64_t e = std::min(run_end, s + unit);
       if (run_end - e < unit / 4) e = run_end;
       // dst == nullptr: the chunks only go into the caches.
-      auto task =
-          pool_.Submit([this, piece, s, e] { return chunks_->Read(piece, s, e, nullptr); });
+      auto task = pool_.Submit([this, piece, s, e] { return chunks_->Read(piece, s, e, nullptr); });
       out->push_back({s, e, task.share()});
       issued_end = std::max(issued_end, e);
       s = e;
