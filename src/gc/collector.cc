@@ -107,6 +107,10 @@ Result<FileView> LoadView(const std::shared_ptr<ObjectStore>& store,
   v.head_header = head.header;
   HF_ASSIGN_OR_RETURN(v.prior, file::ReadKeptState(store.get()));
   HF_ASSIGN_OR_RETURN(v.history, ListCheckpoints(store));
+  // The view is the state at v.head: a checkpoint committed since it was
+  // read (the listing comes later) is newer than the decision's horizon, is
+  // never expired or deleted by this run, and is marked in step 5.
+  std::erase_if(v.history, [&](const CheckpointInfo& c) { return c.id > v.head; });
   HF_ASSIGN_OR_RETURN(v.snapshots, ListSnapshots(store));
   HF_RETURN_IF_ERROR(ReadPins(store.get(), &v.pins));
   HF_RETURN_IF_ERROR(ReadLeases(store.get(), &v.leases));
@@ -252,6 +256,13 @@ Result<GcReport> Collect(std::shared_ptr<ObjectStore> base, const GcOptions& opt
                                   std::to_string(format::kMaxKeptEntries) + " kept checkpoints");
       }
       const std::string bytes = format::EncodeKeptState(state);
+      // Never record a decision that readers would refuse (and that would
+      // stop every later run): check it as they will.
+      auto check = format::DecodeKeptState(bytes, "gc " + store->Name() + ": new gc/kept");
+      if (!check.ok()) {
+        return Status::IOError("internal error: " + check.status().message() +
+                               " (nothing written or deleted)");
+      }
       return store->Put(format::kKeptKey, {bytes}, PutOptions{})
           .WithContext("gc " + store->Name() + ": record the kept checkpoints");
     };
