@@ -527,6 +527,42 @@ TEST(Gc, CheckpointsCommittedWhileTheViewIsReadAreLeftForTheNextRun) {
   ASSERT_TRUE((*f)->Close().ok());
 }
 
+// A large flush puts its data in a data object; a later small flush
+// replaces every index node of that segment. The data is still live, and so
+// is the segment that names the data object (found by the nbdkit GC test:
+// verify reported "segment referenced by the index is missing").
+TEST(Gc, SegmentOfALiveDataObjectStaysWhenItsNodesAreDead) {
+  auto store = NewMemoryStore("gc-data-object-segment");
+  auto f = File::Create(store, CreateOptions{kBlock});
+  ASSERT_TRUE(f.ok());
+  const std::string big = Pattern(7, 4 << 20);  // > the 2 MiB inline limit
+  ASSERT_TRUE((*f)->PWrite(0, big.data(), big.size()).ok());
+  auto first = (*f)->Flush();
+  ASSERT_TRUE(first.ok());
+  bool has_data_object = false;
+  for (const std::string& k : Keys(store.get())) {
+    auto parsed = format::ParseDataObjectKey(k);
+    if (parsed && parsed->first == *first) has_data_object = true;
+  }
+  ASSERT_TRUE(has_data_object) << "the first flush made no data object";
+  const std::string small = Pattern(8, kBlock);
+  ASSERT_TRUE((*f)->PWrite(big.size(), small.data(), small.size()).ok());
+  ASSERT_TRUE((*f)->Flush().ok());
+  ASSERT_TRUE((*f)->Close().ok());
+  auto r = Collect(store, NoGrace(KeepLast(1)));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(Keys(store.get()).count(format::SegmentKey(*first)), 1u)
+      << "the segment naming a live data object was deleted";
+  auto v = Verify(store, At::Latest(), /*deep=*/true);
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->ok()) << (v->problems.empty() ? "" : v->problems[0]);
+  EXPECT_TRUE(Reads(store, At::Latest(), big + small));
+  // A second run changes nothing.
+  auto r2 = Collect(store, NoGrace(KeepLast(1)));
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(r2->deleted_objects, 0u);
+}
+
 // Damage fails closed: nothing is deleted and the error names the object.
 TEST(Gc, DamagedCollectorObjectsStopTheRun) {
   auto store = NewMemoryStore("gc-hostile");
@@ -667,6 +703,8 @@ void ModelRun(const std::shared_ptr<ObjectStore>& store, uint64_t seed) {
     if (op < 5) {
       for (int i = 0, n = 1 + static_cast<int>(rng() % 6); i < n; i++) {
         size_t off = rng() % kMax, len = 1 + rng() % (48 * 1024);
+        // Now and then a flush large enough for a data object (> 2 MiB).
+        if (rng() % 12 == 0) len = (5 << 19) + rng() % (1 << 20);
         if (rng() % 8 == 0) {
           size_t to = rng() % kMax;
           ASSERT_TRUE(writer->Truncate(to).ok());
@@ -719,6 +757,13 @@ void ModelRun(const std::shared_ptr<ObjectStore>& store, uint64_t seed) {
       }
       for (uint64_t id : r->expired) {
         EXPECT_TRUE(File::OpenAt(store, At::Checkpoint(id)).status().IsNotFound()) << id;
+      }
+      // Every kept checkpoint is whole: each segment and data object its
+      // index names exists and checks (not only the bytes read back).
+      for (const auto& [id, bytes] : model) {
+        auto v = Verify(store, At::Checkpoint(id), /*deep=*/true);
+        ASSERT_TRUE(v.ok()) << v.status().ToString();
+        ASSERT_TRUE(v->ok()) << "kept " << id << ": " << v->problems[0];
       }
       auto log = ListCheckpoints(store);
       ASSERT_TRUE(log.ok()) << log.status().ToString();
