@@ -100,7 +100,7 @@ bool LeaseHolds(const ObjectInfo& info, const format::LeaseRecord& lease, int64_
 
 Result<FileView> LoadView(const std::shared_ptr<ObjectStore>& store,
                           const std::optional<RetentionPolicy>& override_policy, int64_t now_ms,
-                          int64_t grace_ms) {
+                          int64_t grace_ms, const PinFilter& pin_is_stale) {
   FileView v;
   HF_ASSIGN_OR_RETURN(v.head, file::LatestCheckpointId(store.get()));
   HF_ASSIGN_OR_RETURN(file::HeaderRead head, file::ReadHeader(store.get(), v.head));
@@ -113,6 +113,12 @@ Result<FileView> LoadView(const std::shared_ptr<ObjectStore>& store,
   std::erase_if(v.history, [&](const CheckpointInfo& c) { return c.id > v.head; });
   HF_ASSIGN_OR_RETURN(v.snapshots, ListSnapshots(store));
   HF_RETURN_IF_ERROR(ReadPins(store.get(), &v.pins));
+  if (pin_is_stale) {
+    std::vector<std::pair<ObjectInfo, format::PinRecord>> live;
+    for (auto& pin : v.pins)
+      (pin_is_stale(pin.first, pin.second) ? v.stale_pins : live).push_back(pin);
+    v.pins = std::move(live);
+  }
   HF_RETURN_IF_ERROR(ReadLeases(store.get(), &v.leases));
   if (override_policy) {
     v.policy = override_policy;
@@ -189,7 +195,20 @@ Result<GcReport> Collect(std::shared_ptr<ObjectStore> base, const GcOptions& opt
   // 1. What exists and what is kept.
   progress("list", 0, 0);
   const int64_t local_now = file::NowMs();
-  HF_ASSIGN_OR_RETURN(FileView v, gc::LoadView(store, options.policy, local_now, options.grace_ms));
+  // A pin is stale when it is old (a clone writes its pin before its first
+  // segment, so a young pin may belong to a clone being made) and its
+  // clone's store proves the clone gone.
+  const file::StoreResolver resolver =
+      options.store_resolver ? options.store_resolver : file::DefaultResolver(OpenOptions{});
+  auto pin_is_stale = [&](const ObjectInfo& info, const format::PinRecord& pin) {
+    if (info.mtime_ms <= 0 || info.mtime_ms + options.upload_grace_ms > local_now) return false;
+    return !file::PinnedCloneExists(pin, resolver);
+  };
+  HF_ASSIGN_OR_RETURN(
+      FileView v, gc::LoadView(store, options.policy, local_now, options.grace_ms, pin_is_stale));
+  std::set<std::pair<std::string, int64_t>> stale;  // key, time: that very object
+  for (const auto& [info, pin] : v.stale_pins) stale.insert({info.key, info.mtime_ms});
+  r.stale_pins = v.stale_pins.size();
   r.head = v.head;
   r.checkpoints = v.history.size();
   r.snapshots = v.snapshots.size();
@@ -292,6 +311,7 @@ Result<GcReport> Collect(std::shared_ptr<ObjectStore> base, const GcOptions& opt
       }
     }
     for (const auto& [info, pin] : pins) {
+      if (stale.count({info.key, info.mtime_ms})) continue;
       if (expired.count(pin.checkpoint)) revived[pin.checkpoint] |= gc::kPin;
     }
     if (!revived.empty()) {
@@ -380,6 +400,7 @@ Result<GcReport> Collect(std::shared_ptr<ObjectStore> base, const GcOptions& opt
   // matter: none of them is referenced by anything kept.
   std::vector<std::string> doomed = std::move(delete_data);
   doomed.insert(doomed.end(), delete_segments.begin(), delete_segments.end());
+  for (const auto& [info, pin] : v.stale_pins) doomed.push_back(info.key);
   progress("delete", 0, doomed.size());
   HF_RETURN_IF_ERROR(store->DeleteMany(doomed).WithContext("gc " + store->Name()));
   progress("delete", doomed.size(), doomed.size());

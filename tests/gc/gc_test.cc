@@ -563,6 +563,90 @@ TEST(Gc, SegmentOfALiveDataObjectStaysWhenItsNodesAreDead) {
   EXPECT_EQ(r2->deleted_objects, 0u);
 }
 
+// A clone removed by hand (its prefix deleted with another tool, not with
+// `rm`) leaves its pin in the source. Once the pin is older than the upload
+// grace and the clone's store answers without the clone, the pin keeps
+// nothing and is deleted; a live clone, a clone that cannot be checked and a
+// young pin (a clone being made) keep theirs.
+TEST(Gc, StalePinsOfClonesRemovedByHandAreDropped) {
+  // memory:// URIs: a clone finds its source by URI.
+  auto open = [](const std::string& uri) {
+    auto s = OpenStore(uri);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return s.ok() ? *s : nullptr;
+  };
+  auto source = open("memory://gc-stale-source");
+  auto live_clone = open("memory://gc-stale-live");
+  auto gone_clone = open("memory://gc-stale-gone");
+  ASSERT_TRUE(source && live_clone && gone_clone);
+  std::vector<uint64_t> ids;
+  {
+    auto f = File::Create(source, CreateOptions{kBlock});
+    ASSERT_TRUE(f.ok());
+    for (int v = 0; v < 4; v++) {
+      ASSERT_TRUE((*f)->PWrite(0, Pattern(30 + v, 64 * 1024).data(), 64 * 1024).ok());
+      ids.push_back(*(*f)->Flush());
+    }
+    ASSERT_TRUE((*f)->Close().ok());
+  }
+  ASSERT_TRUE(Clone(source, At::Checkpoint(ids[0]), live_clone).ok());
+  ASSERT_TRUE(Clone(source, At::Checkpoint(ids[1]), gone_clone).ok());
+  {
+    std::vector<ObjectInfo> objects;
+    ASSERT_TRUE(gone_clone->List("", "", 0, &objects).ok());
+    std::vector<std::string> keys;
+    for (const ObjectInfo& o : objects) keys.push_back(o.key);
+    ASSERT_FALSE(keys.empty());
+    ASSERT_TRUE(gone_clone->DeleteMany(keys).ok());  // `aws s3 rm --recursive`
+  }
+  bool unreachable = false;
+  auto resolver = [&](const std::string& uri) -> Result<std::shared_ptr<ObjectStore>> {
+    if (unreachable) return Status::Auth("no credentials for " + uri);
+    if (uri == live_clone->Name()) return live_clone;
+    if (uri == gone_clone->Name()) return gone_clone;
+    return Status::NotFound("no store " + uri);
+  };
+  size_t pins_before = 0;
+  for (const std::string& k : Keys(source.get())) pins_before += k.starts_with("pin/");
+  ASSERT_EQ(pins_before, 2u);
+
+  // Young pins (the default upload grace, 24 h): both keep their checkpoints.
+  GcOptions young = NoGrace(KeepLast(1));
+  young.store_resolver = resolver;
+  auto r = Collect(source, young);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->pins, 2u);
+  EXPECT_EQ(r->stale_pins, 0u);
+  EXPECT_EQ(r->expired, (std::vector<uint64_t>{1, ids[2]}));
+
+  // Old pins, but the clones cannot be checked: still kept.
+  GcOptions old = young;
+  old.upload_grace_ms = 0;
+  unreachable = true;
+  r = Collect(source, old);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->stale_pins, 0u);
+  EXPECT_TRUE(r->expired.empty());
+
+  // Old pins, clones checkable: the removed clone's pin goes, and with it
+  // its checkpoint; the live clone's stays and its clone reads.
+  unreachable = false;
+  r = Collect(source, old);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->stale_pins, 1u);
+  EXPECT_EQ(r->pins, 1u);
+  EXPECT_EQ(r->expired, std::vector<uint64_t>{ids[1]});
+  size_t pins_after = 0;
+  for (const std::string& k : Keys(source.get())) pins_after += k.starts_with("pin/");
+  EXPECT_EQ(pins_after, 1u);
+  EXPECT_TRUE(Reads(live_clone, At::Latest(), Pattern(30, 64 * 1024)));
+  EXPECT_TRUE(Reads(source, At::Checkpoint(ids[0]), Pattern(30, 64 * 1024)));
+  EXPECT_TRUE(File::OpenAt(source, At::Checkpoint(ids[1])).status().IsNotFound());
+  // rm now names only the live clone.
+  Status rm = RemoveFile(source);
+  EXPECT_NE(rm.message().find(live_clone->Name()), std::string::npos) << rm.ToString();
+}
+
 // Damage fails closed: nothing is deleted and the error names the object.
 TEST(Gc, DamagedCollectorObjectsStopTheRun) {
   auto store = NewMemoryStore("gc-hostile");
