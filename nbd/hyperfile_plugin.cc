@@ -24,8 +24,6 @@
 #include <nbdkit-plugin.h>
 #include <unistd.h>
 
-#include <map>
-
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -37,6 +35,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -48,14 +47,14 @@
 #include <thread>
 #include <vector>
 
-#include "hyperfile/file.h"
 #include "hyperfile/checkpoints.h"
+#include "hyperfile/file.h"
 #include "hyperfile/gc.h"
 #include "hyperfile/log.h"
 #include "hyperfile/object_store.h"
-#include "hyperfile/store_layers.h"
 #include "hyperfile/options.h"
 #include "hyperfile/status.h"
+#include "hyperfile/store_layers.h"
 #include "hyperfile/version.h"
 #include "metrics.h"
 #include "util/parse_number.h"
@@ -145,8 +144,8 @@ struct Export {
   std::mutex stats_mu;
   std::shared_ptr<File> stats_file;                               // the open File
   std::vector<std::shared_ptr<hyperfile::MetricsStore>> metrics;  // its stack and its origins'
-  hyperfile::StoreMetricsSnapshot closed_store;  // of the opens before this one
-  hyperfile::FileStat closed_cache;              // cache lookups of those opens
+  hyperfile::StoreMetricsSnapshot closed_store;                   // of the opens before this one
+  hyperfile::FileStat closed_cache;                               // cache lookups of those opens
 };
 
 std::mutex g_registry_mu;
@@ -566,7 +565,7 @@ int ConfigCompleteImpl() {
   }
   if (c.prefix_mode) {
     // Many files: each export is named by the client, states by NAME@SELECTOR.
-    const char* refused = c.at ? "at= (name a state as NAME@SELECTOR in the export name)"
+    const char* refused = c.at            ? "at= (name a state as NAME@SELECTOR in the export name)"
                           : c.create_size ? "create-size= (create disks with hyperfile create)"
                           : c.gc_interval_ms ? "gc-interval= (run hyperfile gc on each file)"
                                              : nullptr;
@@ -724,8 +723,8 @@ hyperfile::OpenOptions OpenOptionsFor(const std::shared_ptr<OriginMetrics>& orig
     o.refresh_interval_ms = 0;
     o.on_refresh = nullptr;
   }
-  o.store_resolver = [origins](const std::string& uri)
-      -> hyperfile::Result<std::shared_ptr<ObjectStore>> {
+  o.store_resolver =
+      [origins](const std::string& uri) -> hyperfile::Result<std::shared_ptr<ObjectStore>> {
     std::vector<std::shared_ptr<hyperfile::MetricsStore>> m;
     auto store = OpenPluginStore(uri, &m);
     if (store.ok() && origins && !m.empty()) {
@@ -824,8 +823,8 @@ Status ParseExportName(const std::string& name, std::string* path, std::optional
   size_t start = 0;
   while (true) {
     size_t slash = path->find('/', start);
-    std::string seg = path->substr(start, slash == std::string::npos ? std::string::npos
-                                                                     : slash - start);
+    std::string seg =
+        path->substr(start, slash == std::string::npos ? std::string::npos : slash - start);
     if (seg.empty() || seg == "." || seg == "..") {
       return bad("each '/'-separated part of the name must be non-empty and not '.' or '..'");
     }
@@ -882,10 +881,11 @@ void ObserveFlush(Export* ex, std::chrono::steady_clock::time_point start, uint6
   uint64_t us = MicrosSince(start);
   ex->counters.flush.Observe(us);
   if (hyperfile_debug_flushes) {
-    nbdkit_debug("hyperfile: flush of export '%s': %s, %" PRIu64 " dirty bytes, %" PRIu64 " us",
-                 ex->name.c_str(),
-                 r.ok() ? ("checkpoint " + std::to_string(*r)).c_str() : r.status().ToString().c_str(),
-                 dirty, us);
+    nbdkit_debug(
+        "hyperfile: flush of export '%s': %s, %" PRIu64 " dirty bytes, %" PRIu64 " us",
+        ex->name.c_str(),
+        r.ok() ? ("checkpoint " + std::to_string(*r)).c_str() : r.status().ToString().c_str(),
+        dirty, us);
   }
 }
 
@@ -1313,8 +1313,7 @@ int ListExports(int, int, struct nbdkit_exports* exports) {
                    g_config.uri.c_str(), names.size());
     }
     if (hyperfile_debug_exports) {
-      nbdkit_debug("hyperfile: list_exports of %s: %zu files", g_config.uri.c_str(),
-                   names.size());
+      nbdkit_debug("hyperfile: list_exports of %s: %zu files", g_config.uri.c_str(), names.size());
     }
     for (const std::string& n : names) {
       std::string desc = "hyperfile " + g_config.uri + n;
@@ -1350,8 +1349,8 @@ void* Open(int readonly) {
     h->size = h->file->Size();
     h->readonly = readonly || h->ex->readonly;
     if (hyperfile_debug_exports) {
-      nbdkit_debug("hyperfile: connection to export '%s' (%s)%s", name.c_str(),
-                   h->ex->uri.c_str(), h->readonly ? " read-only" : "");
+      nbdkit_debug("hyperfile: connection to export '%s' (%s)%s", name.c_str(), h->ex->uri.c_str(),
+                   h->readonly ? " read-only" : "");
     }
     return h;
   } catch (...) {
@@ -1429,10 +1428,9 @@ struct Request {
     if (rc == 0 && op == hm::kRead) c.bytes_read.fetch_add(count, std::memory_order_relaxed);
     if (rc == 0 && op == hm::kWrite) c.bytes_written.fetch_add(count, std::memory_order_relaxed);
     if (hyperfile_debug_requests) {
-      nbdkit_debug("hyperfile: %s export '%s' offset %" PRIu64 " count %" PRIu64 ": %s, %" PRIu64
-                   " us",
-                   hm::OpName(op), h->ex->name.c_str(), offset, count, rc == 0 ? "ok" : "error",
-                   us);
+      nbdkit_debug(
+          "hyperfile: %s export '%s' offset %" PRIu64 " count %" PRIu64 ": %s, %" PRIu64 " us",
+          hm::OpName(op), h->ex->name.c_str(), offset, count, rc == 0 ? "ok" : "error", us);
     }
     return rc;
   }
@@ -1559,7 +1557,7 @@ void DumpPlugin() {
   "uri=URI                 (required) the file: s3://bucket/prefix, file:///dir or a path.\n"      \
   "                        The key may be omitted: nbdkit hyperfile s3://bucket/disk\n"            \
   "                        Ending in '/': many files, the export name selects one\n"               \
-  "                        (NAME, or NAME@SNAPSHOT|ID|TIME read-only); nbdinfo --list\n"          \
+  "                        (NAME, or NAME@SNAPSHOT|ID|TIME read-only); nbdinfo --list\n"           \
   "at=ID|TIME|SNAPSHOT     serve an older state read-only: a checkpoint id, a UTC time\n"          \
   "                        (2026-11-25T10:00:00Z, @UNIX_SECONDS), a snapshot name or latest\n"     \
   "readonly=BOOL           open the latest state read-only (no writer; default false)\n"           \
@@ -1601,7 +1599,7 @@ void DumpPlugin() {
   "metrics=ADDR:PORT       serve Prometheus metrics at http://ADDR:PORT/metrics\n"                 \
   "metrics-file=PATH       write them to PATH (node_exporter textfile), atomically\n"              \
   "metrics-interval=DURATION  how often metrics-file= is written (10s)\n"                          \
-  "Debug flags: -D hyperfile.requests=1 -D hyperfile.store=1 -D hyperfile.retries=1\n"            \
+  "Debug flags: -D hyperfile.requests=1 -D hyperfile.store=1 -D hyperfile.retries=1\n"             \
   "             -D hyperfile.flushes=1 -D hyperfile.exports=1 (with -v)\n"                         \
   "Credentials come from the AWS chain (environment, profile, ...) or the keys above;\n"           \
   "a secret is never accepted literally on the command line."

@@ -6,8 +6,8 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <microhttpd.h>
-#include <netdb.h>
 #include <nbdkit-plugin.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -41,11 +41,10 @@ std::string Escape(const std::string& v) {
 }
 
 const char* CodeName(int code) {
-  static const char* names[] = {"ok",          "not_found",        "already_exists",
-                                "precondition_failed", "conflict", "throttled",
-                                "transient",   "auth",             "invalid_argument",
-                                "corrupt",     "io_error",         "read_only",
-                                "not_supported", "out_of_range"};
+  static const char* names[] = {
+      "ok",        "not_found", "already_exists", "precondition_failed", "conflict",
+      "throttled", "transient", "auth",           "invalid_argument",    "corrupt",
+      "io_error",  "read_only", "not_supported",  "out_of_range"};
   return code >= 0 && code < static_cast<int>(sizeof names / sizeof names[0]) ? names[code]
                                                                               : "other";
 }
@@ -172,8 +171,8 @@ std::string RenderPrometheus(const std::vector<ExportSample>& exports) {
        "Time to serve an NBD request, by operation.",
        [&](const ExportSample& e, const std::string& l) {
          for (int op = 0; op < kOps; op++) {
-           w.Histogram("hyperfile_nbd_request_duration_seconds",
-                       l + ",op=\"" + OpName(op) + "\"", e.latency[op]);
+           w.Histogram("hyperfile_nbd_request_duration_seconds", l + ",op=\"" + OpName(op) + "\"",
+                       e.latency[op]);
          }
        });
   each("hyperfile_flush_duration_seconds", "histogram",
@@ -194,7 +193,8 @@ std::string RenderPrometheus(const std::vector<ExportSample>& exports) {
              // Outcomes never seen are left out, except ok (always present).
              if (c != 0 && e.store.outcomes[v][c] == 0) continue;
              w.Sample("hyperfile_store_requests_total",
-                      l + ",verb=\"" + hyperfile::StoreVerbName(static_cast<hyperfile::StoreVerb>(v)) +
+                      l + ",verb=\"" +
+                          hyperfile::StoreVerbName(static_cast<hyperfile::StoreVerb>(v)) +
                           "\",outcome=\"" + CodeName(c) + "\"",
                       e.store.outcomes[v][c]);
            }
@@ -216,13 +216,13 @@ std::string RenderPrometheus(const std::vector<ExportSample>& exports) {
                        e.store.latency[v]);
          }
        });
-  auto per_verb = [&](const char* name, const char* help, const uint64_t (S::*field)[S::kVerbs]) {
+  auto per_verb = [&](const char* name, const char* help, const uint64_t(S::*field)[S::kVerbs]) {
     each(name, "counter", help, [&](const ExportSample& e, const std::string& l) {
       for (int v = 0; v < S::kVerbs; v++) {
-        w.Sample(name,
-                 l + ",verb=\"" + hyperfile::StoreVerbName(static_cast<hyperfile::StoreVerb>(v)) +
-                     "\"",
-                 (e.store.*field)[v]);
+        w.Sample(
+            name,
+            l + ",verb=\"" + hyperfile::StoreVerbName(static_cast<hyperfile::StoreVerb>(v)) + "\"",
+            (e.store.*field)[v]);
       }
     });
   };
@@ -314,7 +314,8 @@ struct MetricsHttpAccess {
     MHD_add_response_header(response, "Content-Type",
                             code == MHD_HTTP_OK ? "text/plain; version=0.0.4; charset=utf-8"
                                                 : "text/plain; charset=utf-8");
-    if (code == MHD_HTTP_METHOD_NOT_ALLOWED) MHD_add_response_header(response, "Allow", "GET, HEAD");
+    if (code == MHD_HTTP_METHOD_NOT_ALLOWED)
+      MHD_add_response_header(response, "Allow", "GET, HEAD");
     MHD_Result r = MHD_queue_response(connection, code, response);
     MHD_destroy_response(response);
     return r;
@@ -400,11 +401,11 @@ std::unique_ptr<MetricsHttp> MetricsHttp::Listen(const std::string& address, std
 
 bool MetricsHttp::Start(Renderer render, std::string* error) {
   render_ = std::move(render);
-  daemon_ = MHD_start_daemon(
-      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, 0, nullptr, nullptr,
-      &MetricsHttpAccess::Handle, this, MHD_OPTION_LISTEN_SOCKET, fd_,
-      MHD_OPTION_CONNECTION_LIMIT, 8u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<size_t>(32 * 1024), MHD_OPTION_END);
+  daemon_ = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, 0, nullptr, nullptr,
+                             &MetricsHttpAccess::Handle, this, MHD_OPTION_LISTEN_SOCKET, fd_,
+                             MHD_OPTION_CONNECTION_LIMIT, 8u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<size_t>(32 * 1024),
+                             MHD_OPTION_END);
   if (daemon_ == nullptr) {
     *error = "libmicrohttpd could not start on " + bound_;
     return false;
@@ -461,7 +462,8 @@ void MetricsFile::Start(Renderer render) {
     while (!cv_.wait_for(lock, interval_, [this] { return stop_; })) {
       lock.unlock();
       std::string error;
-      if (!WriteOnce(&error) && error != last_error) nbdkit_error("metrics-file: %s", error.c_str());
+      if (!WriteOnce(&error) && error != last_error)
+        nbdkit_error("metrics-file: %s", error.c_str());
       last_error = error;
       lock.lock();
     }

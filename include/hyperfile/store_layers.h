@@ -138,7 +138,7 @@ HYPERFILE_EXPORT const char* StoreVerbName(StoreVerb verb);
 // running sums).
 inline constexpr int kLatencyBuckets = 16;
 inline constexpr uint64_t kLatencyBucketBoundsUs[kLatencyBuckets - 1] = {
-    250,    500,    1000,    2500,    5000,    10000,   25000,   50000,
+    250,    500,    1000,   2500,    5000,    10000,   25000,   50000,
     100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
 
 struct HYPERFILE_EXPORT LatencyHistogram {
@@ -158,7 +158,7 @@ struct HYPERFILE_EXPORT LatencyHistogram {
 struct HYPERFILE_EXPORT StoreMetricsSnapshot {
   static constexpr int kVerbs = static_cast<int>(StoreVerb::kCount);
   static constexpr int kCodes = 16;  // Status::Code values (index = static_cast<int>(code))
-  uint64_t requests[kVerbs] = {};  // requests on the wire (every attempt)
+  uint64_t requests[kVerbs] = {};    // requests on the wire (every attempt)
   uint64_t errors[kVerbs] = {};
   // errors by Status::Code (index = static_cast<int>(code))
   uint64_t errors_by_code[kCodes] = {};

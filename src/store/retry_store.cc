@@ -25,11 +25,13 @@ class RetryStore : public StoreWrapper {
 
   Status Put(std::string_view key, const Payload& data, const PutOptions& options,
              ObjectInfo* info) override {
-    return Retry(StoreVerb::kPut, "put", key, [&] { return base()->Put(key, data, options, info); });
+    return Retry(StoreVerb::kPut, "put", key,
+                 [&] { return base()->Put(key, data, options, info); });
   }
   Status Get(std::string_view key, uint64_t offset, uint64_t length, std::string* out,
              ObjectInfo* info) override {
-    return Retry(StoreVerb::kGet, "get", key, [&] { return base()->Get(key, offset, length, out, info); });
+    return Retry(StoreVerb::kGet, "get", key,
+                 [&] { return base()->Get(key, offset, length, out, info); });
   }
   Status Head(std::string_view key, ObjectInfo* info) override {
     return Retry(StoreVerb::kHead, "head", key, [&] { return base()->Head(key, info); });
@@ -46,7 +48,8 @@ class RetryStore : public StoreWrapper {
     return Retry(StoreVerb::kDelete, "delete", key, [&] { return base()->Delete(key); });
   }
   Status DeleteMany(const std::vector<std::string>& keys) override {
-    return Retry(StoreVerb::kDelete, "delete-many", keys.empty() ? std::string_view() : std::string_view(keys[0]),
+    return Retry(StoreVerb::kDelete, "delete-many",
+                 keys.empty() ? std::string_view() : std::string_view(keys[0]),
                  [&] { return base()->DeleteMany(keys); });
   }
 

@@ -1159,8 +1159,8 @@ except nbd.Error:
     pass
 print("ok")
 )");
-  CmdResult run = Sh("/usr/bin/python3 " + Quote(script) + " " + Quote(socket) + " " +
-                     std::to_string(first));
+  CmdResult run =
+      Sh("/usr/bin/python3 " + Quote(script) + " " + Quote(socket) + " " + std::to_string(first));
   EXPECT_EQ(run.code, 0) << run.out << server->log();
   EXPECT_EQ(server->Stop(), 0) << server->log();
 }
@@ -1178,8 +1178,8 @@ TEST_F(Nbd, StoreOptionsApplyToEveryExportAndCloneOrigins) {
   if (cfg->endpoint.empty()) GTEST_SKIP() << "needs a custom endpoint (AWS_ENDPOINT_URL)";
   const std::string base = hyperfile::testing::UniqueS3Uri("nbd-prefix");
   MakeFile(base + "/origin", 1 << 20, '\x5a');
-  auto cloned = hyperfile::Clone(Store(base + "/origin"), hyperfile::At::Latest(),
-                                 Store(base + "/clone"));
+  auto cloned =
+      hyperfile::Clone(Store(base + "/origin"), hyperfile::At::Latest(), Store(base + "/clone"));
   ASSERT_TRUE(cloned.ok()) << cloned.status().ToString();
   const std::string secret_file = WriteFile(dir_ + "/secret", cfg->secret_access_key + "\n");
   std::vector<std::string> args = {"uri=" + base + "/", "endpoint=" + cfg->endpoint,
@@ -1194,10 +1194,10 @@ TEST_F(Nbd, StoreOptionsApplyToEveryExportAndCloneOrigins) {
     ASSERT_TRUE(server.ready()) << server.log();
     CmdResult list = Sh("nbdinfo --list " + Quote(server.uri()));
     EXPECT_EQ(ListedExports(list.out), (std::vector<std::string>{"clone", "origin"})) << list.out;
-    std::string clone_uri = "nbd+unix:///clone?socket=" +
-                            server.uri().substr(server.uri().find("socket=") + 7);
-    CmdResult r = Sh("qemu-io -r -f raw -c 'read -P 0x5a 0 64k' -c 'read -P 0 64k 64k' " +
-                     Quote(clone_uri));
+    std::string clone_uri =
+        "nbd+unix:///clone?socket=" + server.uri().substr(server.uri().find("socket=") + 7);
+    CmdResult r =
+        Sh("qemu-io -r -f raw -c 'read -P 0x5a 0 64k' -c 'read -P 0 64k 64k' " + Quote(clone_uri));
     EXPECT_EQ(r.code, 0) << r.out << server.log();
     EXPECT_EQ(r.out.find("verification failed"), std::string::npos) << r.out;
     EXPECT_EQ(server.Stop(), 0) << server.log();
@@ -1247,9 +1247,8 @@ TEST_F(Nbd, SecretKeyFollowsNbdkitPasswordConventions) {
                    "secret-key=" + form},
                   {}, extra);
     ASSERT_TRUE(server.ready()) << server.log();
-    CmdResult w =
-        Sh("qemu-io -f raw -c 'write -P 0x42 0 4k' -c flush -c 'read -P 0x42 0 4k' " +
-           Quote(server.uri()));
+    CmdResult w = Sh("qemu-io -f raw -c 'write -P 0x42 0 4k' -c flush -c 'read -P 0x42 0 4k' " +
+                     Quote(server.uri()));
     EXPECT_EQ(w.code, 0) << w.out << server.log();
     EXPECT_EQ(server.Stop(), 0) << server.log();
     EXPECT_EQ(server.log().find(cfg->secret_access_key), std::string::npos);
@@ -1345,7 +1344,8 @@ print("ok")
   int scrapes = 0;
   int64_t last_writes = 0;
   bool monotonic = true;
-  const std::string writes = "hyperfile_nbd_requests_total{export=\"\",op=\"write\",outcome=\"ok\"}";
+  const std::string writes =
+      "hyperfile_nbd_requests_total{export=\"\",op=\"write\",outcome=\"ok\"}";
   while (!done || scrapes < 2) {
     CmdResult s = Sh("curl -sf " + Quote(url));
     if (s.code == 0) {
@@ -1363,10 +1363,11 @@ print("ok")
   CmdResult live = Sh("curl -sf " + Quote(url));
   ASSERT_EQ(live.code, 0) << live.out;
   EXPECT_EQ(Series(live.out, writes), 300) << live.out;
-  EXPECT_EQ(Series(live.out, "hyperfile_nbd_requests_total{export=\"\",op=\"flush\",outcome=\"ok\"}"),
-            10);
-  EXPECT_EQ(Series(live.out, "hyperfile_nbd_requests_total{export=\"\",op=\"read\",outcome=\"ok\"}"),
-            50);
+  EXPECT_EQ(
+      Series(live.out, "hyperfile_nbd_requests_total{export=\"\",op=\"flush\",outcome=\"ok\"}"),
+      10);
+  EXPECT_EQ(
+      Series(live.out, "hyperfile_nbd_requests_total{export=\"\",op=\"read\",outcome=\"ok\"}"), 50);
   EXPECT_EQ(Series(live.out, "hyperfile_nbd_bytes_total{export=\"\",direction=\"write\"}"),
             300 * 4096);
   EXPECT_EQ(Series(live.out, "hyperfile_commit_duration_seconds_count{export=\"\"}"), 10);
@@ -1375,9 +1376,10 @@ print("ok")
             0);
   EXPECT_NE(live.out.find("# TYPE hyperfile_store_request_duration_seconds histogram"),
             std::string::npos);
-  EXPECT_EQ(Sh("curl -s -o /dev/null -w '%{http_code}' " + Quote(url.substr(0, url.rfind('/')) + "/x"))
-                .out,
-            "404");
+  EXPECT_EQ(
+      Sh("curl -s -o /dev/null -w '%{http_code}' " + Quote(url.substr(0, url.rfind('/')) + "/x"))
+          .out,
+      "404");
   ASSERT_EQ(server.Stop(), 0) << server.log();
   // The final textfile (written after the close) against the store.
   const std::string text = ReadAll(metrics_file);
@@ -1386,9 +1388,8 @@ print("ok")
   int64_t new_objects = new_segments + (after["dat/"] - before["dat/"]);
   EXPECT_EQ(Series(text, "hyperfile_commit_duration_seconds_count{export=\"\"}"), new_segments)
       << text;
-  EXPECT_EQ(
-      Series(text, "hyperfile_store_requests_total{export=\"\",verb=\"put\",outcome=\"ok\"}"),
-      new_objects)
+  EXPECT_EQ(Series(text, "hyperfile_store_requests_total{export=\"\",verb=\"put\",outcome=\"ok\"}"),
+            new_objects)
       << text;
   EXPECT_GE(new_segments, 10);
   EXPECT_EQ(Series(text, writes), 300);

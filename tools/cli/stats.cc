@@ -11,10 +11,10 @@ namespace {
 using S = StoreMetricsSnapshot;
 
 const char* OutcomeName(int code) {
-  static const char* names[] = {"ok",       "not_found",        "already_exists", "precondition_failed",
-                                "conflict", "throttled",        "transient",      "auth",
-                                "invalid_argument", "corrupt", "io_error",       "read_only",
-                                "not_supported",    "out_of_range"};
+  static const char* names[] = {
+      "ok",        "not_found", "already_exists", "precondition_failed", "conflict",
+      "throttled", "transient", "auth",           "invalid_argument",    "corrupt",
+      "io_error",  "read_only", "not_supported",  "out_of_range"};
   return code >= 0 && code < static_cast<int>(sizeof names / sizeof names[0]) ? names[code]
                                                                               : "other";
 }
@@ -146,8 +146,7 @@ CommandStats StatsRecorder::Collect(const StoreMetricsSnapshot& store,
   CommandStats s;
   s.store = store;
   s.file = file;
-  s.elapsed_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  s.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   return s;
 }
 

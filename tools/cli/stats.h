@@ -12,10 +12,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "hyperfile/file.h"
 #include "hyperfile/store_layers.h"
@@ -49,8 +48,8 @@ class StatsRecorder {
   StatsRecorder() : start_(std::chrono::steady_clock::now()) {}
   CommandStats Collect(const StoreMetricsSnapshot& store,
                        const std::optional<FileStat>& file) const;
-  void Print(std::FILE* out, const StoreMetricsSnapshot& store,
-             const std::optional<FileStat>& file, bool json) const;
+  void Print(std::FILE* out, const StoreMetricsSnapshot& store, const std::optional<FileStat>& file,
+             bool json) const;
 
  private:
   std::chrono::steady_clock::time_point start_;
