@@ -1,15 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
-// nbdkit plugin: serves a hyperfile as a network block device.
+// nbdkit plugin: serves hyperfiles as network block devices.
 //
 //   nbdkit nbdkit-hyperfile-plugin.so uri=s3://bucket/disk1 [at=...] [readonly=true]
 //          [create-size=10G block-size=64K] [cache=256M] ...
+//   nbdkit nbdkit-hyperfile-plugin.so uri=s3://bucket/disks/      (many files)
 //
-// One File handle is opened per nbdkit process (after nbdkit has forked into
-// the background, so the library's threads survive) and shared by every
-// connection; File is thread-safe, so the plugin runs in the PARALLEL thread
-// model and advertises multi-conn (a flush on any connection commits the
-// writes of all of them). Every NBD flush (or FUA write) is one hyperfile
-// checkpoint. Trim and write-zeroes never store data: they become holes.
+// An export is one File handle. With a single-file uri= the file is opened
+// once per nbdkit process (after nbdkit has forked into the background, so
+// the library's threads survive) and shared by every connection. With a
+// prefix uri= (ending in '/') the NBD export name selects the file under it
+// ("vm1", or "vm1@SELECTOR" for an older state, read-only); each export is
+// its own File (own writer state, caches, metrics), opened by its first
+// connection and shared by every connection to the same name (so multi-conn
+// holds per export), and closed when the last one goes. File is
+// thread-safe, so the plugin runs in the PARALLEL thread model and
+// advertises multi-conn (a flush on any connection commits the writes of all
+// of them). Every NBD flush (or FUA write) is one hyperfile checkpoint. Trim
+// and write-zeroes never store data: they become holes.
 //
 // See nbd/README.md for the user documentation and the errno mapping.
 #define NBDKIT_API_VERSION 2
@@ -28,6 +35,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -39,15 +47,38 @@
 #include <thread>
 #include <vector>
 
+#include "hyperfile/checkpoints.h"
 #include "hyperfile/file.h"
 #include "hyperfile/gc.h"
+#include "hyperfile/log.h"
 #include "hyperfile/object_store.h"
 #include "hyperfile/options.h"
 #include "hyperfile/status.h"
+#include "hyperfile/store_layers.h"
 #include "hyperfile/version.h"
+#include "metrics.h"
 #include "util/parse_number.h"
 
+// Debug flags (nbdkit -D hyperfile.NAME=1; the messages appear with -v):
+//   hyperfile.requests  every NBD request: export, operation, range, outcome, time
+//   hyperfile.store     every store call (after retries): verb, key, bytes, outcome, time
+//   hyperfile.retries   the retry layer's info lines too (retries, throttling and
+//                       slow requests are logged without it; see nbd/README.md)
+//   hyperfile.flushes   every flush: export, checkpoint, dirty bytes, time
+//   hyperfile.exports   exports opened and closed, export listings
+// Nothing logged contains a secret (the library never puts one in a
+// message; the secret keys are shown as <redacted>).
+extern "C" {
+NBDKIT_DLL_PUBLIC int hyperfile_debug_requests = 0;
+NBDKIT_DLL_PUBLIC int hyperfile_debug_store = 0;
+NBDKIT_DLL_PUBLIC int hyperfile_debug_retries = 0;
+NBDKIT_DLL_PUBLIC int hyperfile_debug_flushes = 0;
+NBDKIT_DLL_PUBLIC int hyperfile_debug_exports = 0;
+}
+
 namespace {
+
+namespace hm = hyperfile_nbd;
 
 using hyperfile::At;
 using hyperfile::File;
@@ -57,7 +88,8 @@ using hyperfile::Status;
 // ------------------------------------------------------------- config ---
 struct Config {
   std::string uri;
-  std::string at_text;  // empty = latest, read-write
+  bool prefix_mode = false;  // uri= ends in '/': the export name selects the file
+  std::string at_text;       // empty = latest, read-write
   std::optional<At> at;
   bool readonly = false;
   std::optional<uint64_t> create_size;
@@ -73,21 +105,63 @@ struct Config {
   int64_t gc_grace_ms = 20 * 60 * 1000;
   bool compact = true;
   bool lease = true;
+  // Metrics (metrics=, metrics-file=, metrics-interval=).
+  std::string metrics_address;
+  std::string metrics_file;
+  int64_t metrics_interval_ms = 10000;
 };
 
 Config g_config;
 
-// The one File handle shared by all connections (set in after_fork, released
-// in cleanup/unload).
-std::mutex g_mu;
-std::shared_ptr<File> g_file;
-std::string g_description;
-// An at= export's reader lease: the collector keeps its checkpoint.
-std::unique_ptr<hyperfile::Lease> g_lease;
+bool ReadOnlyExport() { return g_config.readonly || g_config.at.has_value(); }
+
+// ------------------------------------------------------------ exports ---
+// One export: one File handle and everything that belongs to it. Created on
+// the first connection to its name and kept in the registry (with its
+// metrics) for the life of the process; its File is opened by the first
+// connection and, in prefix mode, closed again when the last one goes.
+struct Export {
+  // Fixed at creation.
+  std::string name;  // the NBD export name ("" for the single-file export)
+  std::string uri;   // the file's store URI
+  std::optional<At> at;
+  bool readonly = false;
+  bool pinned = false;  // the single-file export: open for the life of the process
+
+  // Held while the File is opened or closed, so that a new connection to a
+  // name waits for a close in progress and two handles of one file never
+  // coexist in this process.
+  std::mutex mu;
+  bool dead = false;  // removed from the registry (open failed): look it up again
+  int refs = 0;       // open connections
+  std::shared_ptr<File> file;
+  std::unique_ptr<hyperfile::Lease> lease;
+  std::string description;
+
+  hm::ExportCounters counters;  // lock-free, updated by the request callbacks
+
+  // For the metrics: never held across I/O.
+  std::mutex stats_mu;
+  std::shared_ptr<File> stats_file;                               // the open File
+  std::vector<std::shared_ptr<hyperfile::MetricsStore>> metrics;  // its stack and its origins'
+  hyperfile::StoreMetricsSnapshot closed_store;                   // of the opens before this one
+  hyperfile::FileStat closed_cache;                               // cache lookups of those opens
+};
+
+std::mutex g_registry_mu;
+std::map<std::string, std::shared_ptr<Export>> g_exports;  // by export name
+constexpr size_t kMaxExports = 4096;
+// The single-file export (not in prefix mode), set in after_fork.
+std::shared_ptr<Export> g_single;
+
+std::unique_ptr<hm::MetricsHttp> g_metrics_http;
+std::unique_ptr<hm::MetricsFile> g_metrics_file;
+
 // Writes hold their blocks' stripes shared; a compaction rewrite holds its
 // range's stripes exclusively while it reads it and writes the same bytes
 // back, so it can never put back bytes a client overwrote in between, and
-// writes elsewhere go on (set in after_fork when a collector runs).
+// writes elsewhere go on (set in after_fork when a collector runs; the
+// collector runs in the single-file mode only).
 std::unique_ptr<hyperfile::RangeLocks> g_range_locks;
 
 // The shared lock a client write holds, if a collector runs.
@@ -105,7 +179,11 @@ struct Collector {
 };
 std::unique_ptr<Collector> g_collector;
 
-bool ReadOnlyExport() { return g_config.readonly || g_config.at.has_value(); }
+uint64_t MicrosSince(std::chrono::steady_clock::time_point start) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now() - start)
+                                   .count());
+}
 
 // ----------------------------------------------------------- errors -----
 // Status code -> errno. nbdkit folds errnos the NBD protocol cannot carry
@@ -170,8 +248,9 @@ auto Guard(const char* op, Fn&& fn) -> decltype(fn()) {
 }
 
 std::shared_ptr<File> CurrentFile() {
-  std::lock_guard<std::mutex> lock(g_mu);
-  return g_file;
+  if (!g_single) return nullptr;
+  std::lock_guard<std::mutex> lock(g_single->mu);
+  return g_single->file;
 }
 
 // ------------------------------------------------------------ parsing ---
@@ -240,9 +319,25 @@ bool AbsolutePath(const char* key, const std::string& path, std::string* out) {
   return true;
 }
 
-// A local path (bare or file://) made absolute; other schemes unchanged.
+// A local path (bare or file://) made absolute, keeping a trailing '/' (a
+// prefix of many files); other schemes unchanged.
 bool ResolveUri(const char* value, std::string* out) {
   std::string v = value;
+  if (v.size() > 1 && v.back() == '/' && v.find("://") == std::string::npos) {
+    if (!ResolveUri(v.substr(0, v.find_last_not_of('/') + 1).c_str(), out)) return false;
+    *out += '/';
+    return true;
+  }
+  if (v.starts_with("file://") && v.size() > 8 && v.back() == '/') {
+    std::string inner = v.substr(0, v.find_last_not_of('/') + 1);
+    if (inner.size() <= 7) {
+      nbdkit_error("uri=%s: no directory after file://", value);
+      return false;
+    }
+    if (!ResolveUri(inner.c_str(), out)) return false;
+    *out += '/';
+    return true;
+  }
   constexpr std::string_view kFile = "file://";
   if (v.starts_with(kFile)) {
     std::string path = v.substr(kFile.size());
@@ -396,13 +491,47 @@ int ConfigImpl(const char* key, const char* value) {
     if (!ParseBool(key, value, &c.compact)) return -1;
   } else if (k == "lease") {
     if (!ParseBool(key, value, &c.lease)) return -1;
-  } else if (k == "access-key-id" || k == "secret-access-key" || k == "session-token") {
-    nbdkit_error(
-        "%s: credentials are not accepted on the command line (visible in ps); "
-        "set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN or "
-        "use profile=",
-        key);
-    return -1;
+  } else if (k == "access-key-id") {
+    // An identifier, not a secret (it is in every request's signature).
+    if (!NonEmpty(key, value)) return -1;
+    c.store.access_key_id = value;
+  } else if (k == "secret-key" || k == "secret-access-key" || k == "session-token") {
+    // nbdkit's password conventions: +FILE, -FD, - (asked on the terminal).
+    // A literal value is refused: the command line is visible in ps.
+    if (value[0] != '+' && value[0] != '-') {
+      nbdkit_error(
+          "%s: a secret is not accepted on the command line (visible in ps); give "
+          "%s=+FILE, %s=-FD (an inherited file descriptor) or %s=- (asked on the terminal), "
+          "or use the AWS environment or profile=",
+          key, key, key, key);
+      return -1;
+    }
+    char* secret = nullptr;
+    if (nbdkit_read_password(value, &secret) == -1) return -1;  // nbdkit printed why
+    std::string text = secret ? secret : "";
+    if (secret) {
+      std::memset(secret, 0, std::strlen(secret));
+      std::free(secret);
+    }
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    if (text.empty()) {
+      nbdkit_error("%s: the secret read from %s is empty", key, value);
+      return -1;
+    }
+    (k == "session-token" ? c.store.session_token : c.store.secret_access_key) = std::move(text);
+  } else if (k == "metrics") {
+    if (!NonEmpty(key, value)) return -1;
+    c.metrics_address = value;
+  } else if (k == "metrics-file") {
+    if (!NonEmpty(key, value) || !AbsolutePath(key, value, &c.metrics_file)) return -1;
+  } else if (k == "metrics-interval") {
+    auto ms = hyperfile::util::ParseDurationMs(value);
+    if (!ms.ok() || *ms < 100) {
+      nbdkit_error("metrics-interval=%s: %s; expected an interval from 100ms to 24h (e.g. 10s)",
+                   value, ms.ok() ? "too short" : ms.status().message().c_str());
+      return -1;
+    }
+    c.metrics_interval_ms = static_cast<int64_t>(*ms);
   } else {
     nbdkit_error("unknown parameter '%s' (see nbdkit hyperfile --help)", key);
     return -1;
@@ -411,6 +540,10 @@ int ConfigImpl(const char* key, const char* value) {
 }
 
 int Config_(const char* key, const char* value) {
+  std::string k = key;
+  bool secret = k == "secret-key" || k == "secret-access-key" || k == "session-token";
+  nbdkit_debug("hyperfile: config %s=%s", key,
+               secret ? (value[0] == '+' ? value : "<redacted>") : value);
   return Guard("config", [&]() -> int { return ConfigImpl(key, value); });
 }
 
@@ -420,6 +553,7 @@ int ConfigCompleteImpl() {
     nbdkit_error("uri= is required (s3://bucket/prefix, file:///path or a path)");
     return -1;
   }
+  c.prefix_mode = c.uri.back() == '/';
   if (c.block_size && !c.create_size) {
     nbdkit_error("block-size= only applies when creating a file: give create-size= too");
     return -1;
@@ -429,6 +563,31 @@ int ConfigCompleteImpl() {
                  c.at ? "at= (old states are read-only)" : "readonly=true");
     return -1;
   }
+  if (c.prefix_mode) {
+    // Many files: each export is named by the client, states by NAME@SELECTOR.
+    const char* refused = c.at            ? "at= (name a state as NAME@SELECTOR in the export name)"
+                          : c.create_size ? "create-size= (create disks with hyperfile create)"
+                          : c.gc_interval_ms ? "gc-interval= (run hyperfile gc on each file)"
+                                             : nullptr;
+    if (refused) {
+      nbdkit_error("uri=%s serves the files under a prefix: %s is not supported there",
+                   c.uri.c_str(), refused);
+      return -1;
+    }
+  }
+  if (c.store.access_key_id.empty() != c.store.secret_access_key.empty()) {
+    nbdkit_error("access-key-id= and secret-key= go together (give both, or neither)");
+    return -1;
+  }
+  if (!c.store.session_token.empty() && c.store.access_key_id.empty()) {
+    nbdkit_error("session-token= needs access-key-id= and secret-key=");
+    return -1;
+  }
+  if (g_seen_keys.count("metrics-interval") && c.metrics_file.empty()) {
+    nbdkit_error("metrics-interval= applies to metrics-file=: give metrics-file=");
+    return -1;
+  }
+  if (!c.metrics_address.empty() || !c.metrics_file.empty()) c.store.metrics = true;
   // The disk cache is on only with both a directory and a budget: one
   // without the other would silently be no cache at all.
   if (!c.open.disk_cache_dir.empty() && c.open.disk_cache_bytes == 0) {
@@ -477,9 +636,6 @@ int ConfigCompleteImpl() {
       }
     };
   }
-  // A clone's origins are opened with the same store options (endpoint,
-  // region, profile, layers) as the file itself.
-  if (!c.open.store_resolver) c.open.store_resolver = hyperfile::MakeStoreOpener(c.store);
   return 0;
 }
 
@@ -487,66 +643,465 @@ int ConfigComplete() {
   return Guard("config_complete", [&]() -> int { return ConfigCompleteImpl(); });
 }
 
-// Opens the store and the file. Called twice: in get_ready (to fail early, with
-// the error on the terminal, and to create the file) and again in after_fork
-// (the library's threads must be started in the process that serves).
-hyperfile::Result<std::shared_ptr<File>> OpenFile(bool create_if_missing) {
+// ------------------------------------------------------------ stores ---
+// hyperfile.store: logs every call that reaches the top of the stack (so a
+// retried request is one line; hyperfile.retries shows the attempts).
+class DebugStore : public hyperfile::StoreWrapper {
+ public:
+  using StoreWrapper::StoreWrapper;
+  Status Put(std::string_view key, const hyperfile::Payload& data,
+             const hyperfile::PutOptions& options, hyperfile::ObjectInfo* info) override {
+    uint64_t bytes = 0;
+    for (std::string_view p : data) bytes += p.size();
+    return Log("put", key, bytes, [&] { return base()->Put(key, data, options, info); });
+  }
+  Status Get(std::string_view key, uint64_t offset, uint64_t length, std::string* out,
+             hyperfile::ObjectInfo* info) override {
+    return Log("get", key, 0, [&] {
+      Status st = base()->Get(key, offset, length, out, info);
+      last_bytes_ = st.ok() ? out->size() : 0;
+      return st;
+    });
+  }
+  Status Head(std::string_view key, hyperfile::ObjectInfo* info) override {
+    return Log("head", key, 0, [&] { return base()->Head(key, info); });
+  }
+  Status List(std::string_view prefix, std::string_view start_after, size_t limit,
+              std::vector<hyperfile::ObjectInfo>* out) override {
+    return Log("list", prefix, 0, [&] { return base()->List(prefix, start_after, limit, out); });
+  }
+  Status Delete(std::string_view key) override {
+    return Log("delete", key, 0, [&] { return base()->Delete(key); });
+  }
+  Status DeleteMany(const std::vector<std::string>& keys) override {
+    return Log("delete-many", keys.empty() ? std::string_view() : std::string_view(keys[0]),
+               keys.size(), [&] { return base()->DeleteMany(keys); });
+  }
+  using ObjectStore::Get;
+  using ObjectStore::Put;
+
+ private:
+  template <typename Fn>
+  Status Log(const char* verb, std::string_view key, uint64_t n, Fn fn) {
+    if (!hyperfile_debug_store) return fn();
+    auto start = std::chrono::steady_clock::now();
+    last_bytes_ = 0;
+    Status st = fn();
+    uint64_t us = MicrosSince(start);
+    uint64_t bytes = n ? n : static_cast<uint64_t>(last_bytes_);
+    nbdkit_debug("hyperfile: store %s %s %.*s (%" PRIu64 "): %s, %" PRIu64 " us", verb,
+                 Name().c_str(), static_cast<int>(key.size()), key.data(), bytes,
+                 st.ok() ? "ok" : st.ToString().c_str(), us);
+    return st;
+  }
+  static thread_local size_t last_bytes_;
+};
+thread_local size_t DebugStore::last_bytes_ = 0;
+
+// A store stack of the plugin's options, with the metrics layer when
+// metrics are on (recorded in *metrics) and the debug layer on top.
+hyperfile::Result<std::shared_ptr<ObjectStore>> OpenPluginStore(
+    const std::string& uri, std::vector<std::shared_ptr<hyperfile::MetricsStore>>* metrics) {
+  HF_ASSIGN_OR_RETURN(hyperfile::StoreStack stack, hyperfile::OpenStoreStack(uri, g_config.store));
+  if (stack.metrics && metrics) metrics->push_back(stack.metrics);
+  return std::shared_ptr<ObjectStore>(std::make_shared<DebugStore>(std::move(stack.store)));
+}
+
+// Where the stores of a clone's origins come from: the same options
+// (endpoint, region, profile, credentials, layers) as the file itself, and
+// their requests counted with the export's.
+struct OriginMetrics {
+  std::mutex mu;
+  std::vector<std::shared_ptr<hyperfile::MetricsStore>> stores;
+};
+
+hyperfile::OpenOptions OpenOptionsFor(const std::shared_ptr<OriginMetrics>& origins,
+                                      bool readonly) {
+  hyperfile::OpenOptions o = g_config.open;
+  o.read_only = readonly;
+  if (!readonly) {
+    o.refresh_interval_ms = 0;
+    o.on_refresh = nullptr;
+  }
+  o.store_resolver =
+      [origins](const std::string& uri) -> hyperfile::Result<std::shared_ptr<ObjectStore>> {
+    std::vector<std::shared_ptr<hyperfile::MetricsStore>> m;
+    auto store = OpenPluginStore(uri, &m);
+    if (store.ok() && origins && !m.empty()) {
+      std::lock_guard<std::mutex> lock(origins->mu);
+      origins->stores.insert(origins->stores.end(), m.begin(), m.end());
+    }
+    return store;
+  };
+  return o;
+}
+
+// ------------------------------------------------------ opening files ---
+// Opens the file of an export. In single-file mode this is called twice:
+// in get_ready (to fail early, with the error on the terminal, and to
+// create the file) and again in after_fork (the library's threads must be
+// started in the process that serves).
+struct Opened {
+  std::shared_ptr<File> file;
+  std::unique_ptr<hyperfile::Lease> lease;
+  std::vector<std::shared_ptr<hyperfile::MetricsStore>> metrics;
+};
+
+hyperfile::Result<Opened> OpenExportFile(const std::string& uri, const std::optional<At>& at,
+                                         bool readonly, bool create_if_missing) {
   const Config& c = g_config;
-  HF_ASSIGN_OR_RETURN(std::shared_ptr<ObjectStore> store, hyperfile::OpenStore(c.uri, c.store));
+  Opened opened;
+  auto origins = std::make_shared<OriginMetrics>();
+  HF_ASSIGN_OR_RETURN(std::shared_ptr<ObjectStore> store, OpenPluginStore(uri, &opened.metrics));
+  hyperfile::OpenOptions options = OpenOptionsFor(origins, readonly);
+  if (at && at->kind != At::Kind::kLatest) options.refresh_interval_ms = 0, options.on_refresh = {};
   hyperfile::Result<std::unique_ptr<File>> file = Status::NotFound("unreachable");
-  if (c.at && c.at->kind != At::Kind::kLatest) {
+  if (at && at->kind != At::Kind::kLatest) {
     if (c.lease) {
       // Lease first, then open exactly the leased checkpoint: a collection
       // on another machine keeps it for as long as this export runs.
-      HF_ASSIGN_OR_RETURN(std::unique_ptr<hyperfile::Lease> lease,
-                          hyperfile::Lease::Acquire(store, *c.at, 10 * 60 * 1000,
+      HF_ASSIGN_OR_RETURN(opened.lease,
+                          hyperfile::Lease::Acquire(store, *at, 10 * 60 * 1000,
                                                     "nbdkit pid " + std::to_string(getpid())));
-      file = File::OpenAt(store, At::Checkpoint(lease->checkpoint()), c.open);
-      if (file.ok()) {
-        std::lock_guard<std::mutex> lock(g_mu);
-        g_lease = std::move(lease);
-      }
+      file = File::OpenAt(store, At::Checkpoint(opened.lease->checkpoint()), options);
     } else {
-      file = File::OpenAt(store, *c.at, c.open);
+      file = File::OpenAt(store, *at, options);
     }
   } else {
-    file = File::Open(store, c.open);
+    file = File::Open(store, options);
     if (!file.ok() && file.status().IsNotFound() && create_if_missing && c.create_size) {
       hyperfile::CreateOptions create;
       create.initial_size = *c.create_size;
       if (c.block_size) create.block_size = *c.block_size;
-      nbdkit_debug("hyperfile: creating %s (size %" PRIu64 ", block size %u)", c.uri.c_str(),
+      nbdkit_debug("hyperfile: creating %s (size %" PRIu64 ", block size %u)", uri.c_str(),
                    create.initial_size, create.block_size);
-      file = File::Create(store, create, c.open);
+      file = File::Create(store, create, options);
       if (!file.ok() && file.status().IsAlreadyExists()) {
-        file = File::Open(store, c.open);  // lost a race with another creator
+        file = File::Open(store, options);  // lost a race with another creator
       }
     }
   }
   if (!file.ok()) {
     Status st = file.status();
-    if (st.IsNotFound() && !c.at && !c.create_size) {
-      st = st.WithContext("no hyperfile at " + c.uri + " (give create-size= to create one)");
+    if (st.IsNotFound() && !at && !c.create_size) {
+      st = st.WithContext("no hyperfile at " + uri +
+                          (c.prefix_mode ? std::string(" (nbdinfo --list shows the exports)")
+                                         : std::string(" (give create-size= to create one)")));
     }
     return st;
   }
-  return std::shared_ptr<File>(std::move(file).value());
+  opened.file = std::shared_ptr<File>(std::move(file).value());
+  {
+    std::lock_guard<std::mutex> lock(origins->mu);
+    opened.metrics.insert(opened.metrics.end(), origins->stores.begin(), origins->stores.end());
+  }
+  return opened;
 }
 
+// ------------------------------------------------------- export names ---
+// In prefix mode the export name is "PATH" or "PATH@SELECTOR": PATH is the
+// file's key prefix below uri= (segments separated by '/', none empty, '.'
+// or '..', no control characters; at most 1024 bytes), SELECTOR anything
+// At::Parse takes (a checkpoint id, a snapshot name, a time, latest). The
+// first '@' splits them. Errors name the export and what is accepted.
+Status ParseExportName(const std::string& name, std::string* path, std::optional<At>* at) {
+  auto bad = [&](const std::string& why) {
+    return Status::InvalidArgument("export '" + name + "': " + why);
+  };
+  if (name.empty()) {
+    return Status::InvalidArgument(
+        "no export name: this server serves the files under " + g_config.uri +
+        "; name one (e.g. nbd://host/vm1 or vm1@SNAPSHOT), or list them with nbdinfo --list");
+  }
+  if (name.size() > 1024) return bad("longer than 1024 bytes");
+  size_t at_pos = name.find('@');
+  *path = name.substr(0, at_pos);
+  if (path->empty()) return bad("no file name before '@'");
+  for (unsigned char ch : *path) {
+    if (ch < 0x20 || ch == 0x7f) return bad("a control character in the name");
+  }
+  size_t start = 0;
+  while (true) {
+    size_t slash = path->find('/', start);
+    std::string seg =
+        path->substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    if (seg.empty() || seg == "." || seg == "..") {
+      return bad("each '/'-separated part of the name must be non-empty and not '.' or '..'");
+    }
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  at->reset();
+  if (at_pos != std::string::npos) {
+    auto parsed = At::Parse(name.substr(at_pos + 1));
+    if (!parsed.ok()) {
+      return bad("selector '" + name.substr(at_pos + 1) + "': " + parsed.status().message());
+    }
+    *at = *parsed;
+  }
+  return Status::OK();
+}
+
+// ------------------------------------------------------------ registry ---
+std::shared_ptr<Export> NewExport(const std::string& name) {
+  auto ex = std::make_shared<Export>();
+  ex->name = name;
+  return ex;
+}
+
+// Opens ex's file if it is not open (ex->mu held).
+Status OpenLocked(Export* ex, bool create_if_missing) {
+  if (ex->file) return Status::OK();
+  auto start = std::chrono::steady_clock::now();
+  auto opened = OpenExportFile(ex->uri, ex->at, ex->readonly, create_if_missing);
+  if (!opened.ok()) return opened.status();
+  std::string desc = "hyperfile " + ex->uri;
+  auto stat = opened->file->Stat();
+  if (stat.ok()) {
+    desc += " checkpoint " + std::to_string(stat->checkpoint);
+    if (hyperfile_debug_exports || ex->pinned) {
+      nbdkit_debug("hyperfile: opened export '%s' (%s) at checkpoint %" PRIu64 ", size %" PRIu64
+                   ", block size %u%s in %" PRIu64 " us",
+                   ex->name.c_str(), ex->uri.c_str(), stat->checkpoint, stat->size,
+                   stat->block_size, ex->readonly ? ", read-only" : "", MicrosSince(start));
+    }
+  }
+  if (ex->readonly) desc += " (read-only)";
+  ex->file = opened->file;
+  ex->lease = std::move(opened->lease);
+  ex->description = std::move(desc);
+  std::lock_guard<std::mutex> lock(ex->stats_mu);
+  ex->stats_file = opened->file;
+  for (auto& m : opened->metrics) ex->metrics.push_back(std::move(m));
+  return Status::OK();
+}
+
+void ObserveFlush(Export* ex, std::chrono::steady_clock::time_point start, uint64_t dirty,
+                  const hyperfile::Result<uint64_t>& r) {
+  uint64_t us = MicrosSince(start);
+  ex->counters.flush.Observe(us);
+  if (hyperfile_debug_flushes) {
+    nbdkit_debug(
+        "hyperfile: flush of export '%s': %s, %" PRIu64 " dirty bytes, %" PRIu64 " us",
+        ex->name.c_str(),
+        r.ok() ? ("checkpoint " + std::to_string(*r)).c_str() : r.status().ToString().c_str(),
+        dirty, us);
+  }
+}
+
+// Flushes through ex's counters (the flush histogram, hyperfile.flushes).
+hyperfile::Result<uint64_t> FlushExport(Export* ex, File* file) {
+  uint64_t dirty = 0;
+  if (hyperfile_debug_flushes) {
+    auto st = file->Stat();
+    if (st.ok()) dirty = st->dirty_bytes;
+  }
+  auto start = std::chrono::steady_clock::now();
+  auto r = file->Flush();
+  ObserveFlush(ex, start, dirty, r);
+  return r;
+}
+
+// Closes ex's file (ex->mu held): the last writes become a checkpoint; the
+// metrics of this open are kept in the totals.
+void CloseLocked(Export* ex) {
+  if (!ex->file) return;
+  std::shared_ptr<File> file = std::move(ex->file);
+  try {
+    if (!ex->readonly) {
+      auto r = FlushExport(ex, file.get());
+      if (!r.ok()) nbdkit_error("flush %s: %s", ex->uri.c_str(), r.status().ToString().c_str());
+    }
+    auto stat = file->Stat();
+    Status st = file->Close();
+    if (!st.ok()) nbdkit_error("close %s: %s", ex->uri.c_str(), st.ToString().c_str());
+    std::lock_guard<std::mutex> lock(ex->stats_mu);
+    for (auto& m : ex->metrics) ex->closed_store += m->Snapshot();
+    ex->metrics.clear();
+    if (stat.ok()) {
+      ex->closed_cache.block_cache_hits += stat->block_cache_hits;
+      ex->closed_cache.block_cache_misses += stat->block_cache_misses;
+      ex->closed_cache.index_cache_hits += stat->index_cache_hits;
+      ex->closed_cache.index_cache_misses += stat->index_cache_misses;
+    }
+    ex->stats_file.reset();
+  } catch (...) {
+    nbdkit_error("close %s: unexpected exception", ex->uri.c_str());
+  }
+  ex->lease.reset();
+  if (hyperfile_debug_exports) nbdkit_debug("hyperfile: closed export '%s'", ex->name.c_str());
+}
+
+// The export for a connection to `name`, its file open and a reference
+// taken (Release gives it back). Errors name the export.
+hyperfile::Result<std::shared_ptr<Export>> Acquire(const std::string& name) {
+  for (;;) {
+    std::shared_ptr<Export> ex;
+    std::string key;
+    std::string path;
+    std::optional<At> at;
+    if (!g_config.prefix_mode) {
+      // One file; "@SELECTOR" names one of its states, any other name (as
+      // clients send "" or a name of their own) is the file itself.
+      if (name.empty() || name[0] != '@') {
+        if (!g_single) return Status::IOError("hyperfile: " + g_config.uri + " is not open");
+        ex = g_single;
+      } else {
+        auto parsed = At::Parse(name.substr(1));
+        if (!parsed.ok()) {
+          return Status::InvalidArgument("export '" + name + "': " + parsed.status().message());
+        }
+        at = *parsed;
+        key = name;
+        path = "";
+      }
+    } else {
+      HF_RETURN_IF_ERROR(ParseExportName(name, &path, &at));
+      key = name;
+    }
+    if (!ex) {
+      std::lock_guard<std::mutex> lock(g_registry_mu);
+      auto it = g_exports.find(key);
+      if (it == g_exports.end()) {
+        if (g_exports.size() >= kMaxExports) {
+          return Status::OutOfRange("export '" + name + "': this server has " +
+                                    std::to_string(kMaxExports) + " exports already");
+        }
+        auto created = NewExport(name);
+        created->uri = g_config.prefix_mode ? g_config.uri + path : g_config.uri;
+        created->at = at;
+        created->readonly = g_config.readonly || (at.has_value());
+        it = g_exports.emplace(key, std::move(created)).first;
+      }
+      ex = it->second;
+    }
+    std::unique_lock<std::mutex> lock(ex->mu);
+    if (ex->dead) continue;  // removed while we waited: look it up again
+    Status st = OpenLocked(ex.get(), /*create_if_missing=*/false);
+    if (!st.ok()) {
+      if (!ex->pinned && ex->refs == 0 && ex->counters.connections_total == 0) {
+        // Never served: forget it (a mistyped name does not stay in the
+        // registry and its metrics).
+        ex->dead = true;
+        std::lock_guard<std::mutex> rlock(g_registry_mu);
+        auto it = g_exports.find(key);
+        if (it != g_exports.end() && it->second == ex) g_exports.erase(it);
+      }
+      return st.WithContext("export '" + name + "'");
+    }
+    ex->refs++;
+    ex->counters.connections_total.fetch_add(1, std::memory_order_relaxed);
+    return ex;
+  }
+}
+
+void Release(const std::shared_ptr<Export>& ex) {
+  std::lock_guard<std::mutex> lock(ex->mu);
+  ex->refs--;
+  // A prefix export closes with its last connection (a new one opens it
+  // again, waiting for this close); flush-on-close=false keeps it open, as
+  // closing would commit what the client did not flush.
+  if (ex->refs == 0 && !ex->pinned && g_config.flush_on_close) CloseLocked(ex.get());
+}
+
+// Every export, for the metrics.
+std::vector<hm::ExportSample> SampleExports() {
+  std::vector<std::shared_ptr<Export>> all;
+  {
+    std::lock_guard<std::mutex> lock(g_registry_mu);
+    if (g_single) all.push_back(g_single);
+    for (auto& [k, ex] : g_exports) all.push_back(ex);
+  }
+  std::vector<hm::ExportSample> out;
+  for (const auto& ex : all) {
+    hm::ExportSample s = hm::SampleCounters(ex->counters);
+    s.name = ex->name;
+    std::shared_ptr<File> file;
+    std::vector<std::shared_ptr<hyperfile::MetricsStore>> metrics;
+    hyperfile::FileStat closed;
+    {
+      std::lock_guard<std::mutex> lock(ex->stats_mu);
+      file = ex->stats_file;
+      metrics = ex->metrics;
+      s.store = ex->closed_store;
+      closed = ex->closed_cache;
+    }
+    for (auto& m : metrics) s.store += m->Snapshot();
+    s.block_cache_hits = closed.block_cache_hits;
+    s.block_cache_misses = closed.block_cache_misses;
+    s.index_cache_hits = closed.index_cache_hits;
+    s.index_cache_misses = closed.index_cache_misses;
+    if (file) {
+      auto st = file->Stat();
+      if (st.ok()) {
+        s.open = true;
+        s.dirty_bytes = st->dirty_bytes;
+        s.checkpoint = st->checkpoint;
+        s.size = st->size;
+        s.block_cache_bytes = st->block_cache_bytes;
+        s.index_cache_bytes = st->index_cache_bytes;
+        s.block_cache_hits += st->block_cache_hits;
+        s.block_cache_misses += st->block_cache_misses;
+        s.index_cache_hits += st->index_cache_hits;
+        s.index_cache_misses += st->index_cache_misses;
+      }
+    }
+    out.push_back(std::move(s));
+  }
+  // Connections open now: refs, read without waiting for an open in
+  // progress (try_lock; a busy export shows its last known count).
+  for (size_t i = 0; i < all.size(); i++) {
+    std::unique_lock<std::mutex> lock(all[i]->mu, std::try_to_lock);
+    out[i].connections = lock.owns_lock() ? all[i]->refs : -1;
+  }
+  return out;
+}
+
+std::string RenderMetrics() { return hm::RenderPrometheus(SampleExports()); }
+
+// --------------------------------------------------------- lifecycle ---
 int GetReady() {
   return Guard("get_ready", [&]() -> int {
-    auto file = OpenFile(/*create_if_missing=*/true);
-    if (!file.ok()) return Fail(("open " + g_config.uri).c_str(), file.status());
     const Config& c = g_config;
-    if (c.create_size && (*file)->Size() != *c.create_size) {
+    // Retries, throttling and slow requests go to nbdkit's debug log (-v);
+    // give-ups are errors; the library's info lines need -D hyperfile.retries=1.
+    hyperfile::SetLogHandler([](hyperfile::LogLevel level, std::string_view message) {
+      if (level < hyperfile::LogLevel::kWarning && !hyperfile_debug_retries) return;
+      if (level == hyperfile::LogLevel::kError) {
+        nbdkit_error("hyperfile: %.*s", static_cast<int>(message.size()), message.data());
+      } else {
+        nbdkit_debug("hyperfile: %s: %.*s", std::string(hyperfile::LogLevelName(level)).c_str(),
+                     static_cast<int>(message.size()), message.data());
+      }
+    });
+    if (!c.metrics_address.empty()) {
+      // Bound now, so a bad or busy address fails the start on the terminal;
+      // served after the fork.
+      std::string error;
+      g_metrics_http = hm::MetricsHttp::Listen(c.metrics_address, &error);
+      if (!g_metrics_http) {
+        nbdkit_error("metrics=%s: %s", c.metrics_address.c_str(), error.c_str());
+        return -1;
+      }
+      nbdkit_debug("hyperfile: metrics on http://%s/metrics", g_metrics_http->bound().c_str());
+    }
+    if (c.prefix_mode) {
+      // The prefix must be reachable (credentials, bucket): one small LIST.
+      auto store = OpenPluginStore(c.uri, nullptr);
+      if (!store.ok()) return Fail(("open " + c.uri).c_str(), store.status());
+      std::vector<hyperfile::ObjectInfo> one;
+      Status st = (*store)->List("", "", 1, &one);
+      if (!st.ok()) return Fail(("list " + c.uri).c_str(), st);
+      return 0;
+    }
+    auto opened = OpenExportFile(c.uri, c.at, ReadOnlyExport(), /*create_if_missing=*/true);
+    if (!opened.ok()) return Fail(("open " + c.uri).c_str(), opened.status());
+    if (c.create_size && opened->file->Size() != *c.create_size) {
       nbdkit_debug("hyperfile: %s exists; serving its size %" PRIu64 ", not create-size=%" PRIu64,
-                   c.uri.c_str(), (*file)->Size(), *c.create_size);
+                   c.uri.c_str(), opened->file->Size(), *c.create_size);
     }
-    Status st = (*file)->Close();
-    {
-      std::lock_guard<std::mutex> lock(g_mu);
-      g_lease.reset();  // taken again in the serving process
-    }
+    Status st = opened->file->Close();
+    opened->lease.reset();  // taken again in the serving process
     if (!st.ok()) return Fail(("close " + c.uri).c_str(), st);
     return 0;
   });
@@ -634,54 +1189,143 @@ void StopCollector() {
 
 int AfterFork() {
   return Guard("after_fork", [&]() -> int {
+    const Config& c = g_config;
+    if (g_metrics_http) {
+      std::string error;
+      if (!g_metrics_http->Start(RenderMetrics, &error)) {
+        nbdkit_error("metrics=%s: %s", c.metrics_address.c_str(), error.c_str());
+        return -1;
+      }
+    }
+    if (!c.metrics_file.empty()) {
+      g_metrics_file = std::make_unique<hm::MetricsFile>(
+          c.metrics_file, std::chrono::milliseconds(c.metrics_interval_ms));
+      g_metrics_file->Start(RenderMetrics);
+    }
+    if (c.prefix_mode) return 0;  // exports open on their first connection
+    auto ex = NewExport("");
+    ex->uri = c.uri;
+    ex->at = c.at;
+    ex->readonly = ReadOnlyExport();
+    ex->pinned = true;
+    std::unique_lock<std::mutex> lock(ex->mu);
     // A memory:// file lives in one process: after a fork it must be made
     // again (get_ready's was in the parent). Anything else exists by now.
-    auto file = OpenFile(/*create_if_missing=*/g_config.uri.starts_with("memory://"));
-    if (!file.ok()) return Fail(("open " + g_config.uri).c_str(), file.status());
-    std::string desc = "hyperfile " + g_config.uri;
-    auto stat = (*file)->Stat();
-    if (stat.ok()) {
-      desc += " checkpoint " + std::to_string(stat->checkpoint);
-      nbdkit_debug("hyperfile: opened %s at checkpoint %" PRIu64 ", size %" PRIu64
-                   ", block size %u%s",
-                   g_config.uri.c_str(), stat->checkpoint, stat->size, stat->block_size,
-                   ReadOnlyExport() ? ", read-only" : "");
-    }
-    if (ReadOnlyExport()) desc += " (read-only)";
+    Status st = OpenLocked(ex.get(), /*create_if_missing=*/c.uri.starts_with("memory://"));
+    if (!st.ok()) return Fail(("open " + c.uri).c_str(), st);
+    auto stat = ex->file->Stat();
+    lock.unlock();
     {
-      std::lock_guard<std::mutex> lock(g_mu);
-      g_file = std::move(file).value();
-      g_description = std::move(desc);
+      std::lock_guard<std::mutex> rlock(g_registry_mu);
+      g_single = ex;
     }
     StartCollector(stat.ok() ? stat->block_size : 4096);
     return 0;
   });
 }
 
-void CloseFile() {
+bool g_shut_down = false;
+
+void Shutdown() {
+  if (g_shut_down) return;
+  g_shut_down = true;
   StopCollector();
-  std::shared_ptr<File> file;
-  std::unique_ptr<hyperfile::Lease> lease;
+  std::vector<std::shared_ptr<Export>> all;
   {
-    std::lock_guard<std::mutex> lock(g_mu);
-    file.swap(g_file);
-    lease.swap(g_lease);
+    std::lock_guard<std::mutex> lock(g_registry_mu);
+    if (g_single) all.push_back(g_single);
+    for (auto& [k, ex] : g_exports) all.push_back(ex);
   }
-  if (!file) return;
-  try {
-    // Close flushes a writable file: the last writes become a checkpoint.
-    Status st = file->Close();
-    if (!st.ok()) nbdkit_error("close %s: %s", g_config.uri.c_str(), st.ToString().c_str());
-  } catch (...) {
-    nbdkit_error("close %s: unexpected exception", g_config.uri.c_str());
+  for (auto& ex : all) {
+    std::lock_guard<std::mutex> lock(ex->mu);
+    CloseLocked(ex.get());
+  }
+  // The last rendering has every count, the final commits included.
+  if (g_metrics_file) g_metrics_file->Stop();
+  if (g_metrics_http) g_metrics_http->Stop();
+  hyperfile::SetLogHandler(nullptr);
+}
+
+void Cleanup() {
+  Guard("cleanup", [&]() -> int {
+    Shutdown();
+    return 0;
+  });
+}
+void Unload() {
+  Guard("unload", [&]() -> int {
+    Shutdown();
+    return 0;
+  });
+}
+
+// ------------------------------------------------------ list_exports ---
+// The files under the prefix: a root is named by its first "ROOT/seg/<id>"
+// key (the format's own key recognition, hyperfile::IsHyperfileKey; other
+// objects are never listed), and the listing then skips past ROOT's keys.
+// Bounded: at most kMaxListPages LIST requests and kMaxExports names.
+constexpr int kMaxListPages = 10000;
+
+Status ListFiles(ObjectStore* store, std::vector<std::string>* names, bool* truncated) {
+  std::string after;
+  *truncated = false;
+  for (int pages = 0;; pages++) {
+    if (pages >= kMaxListPages || names->size() >= kMaxExports) {
+      *truncated = true;
+      return Status::OK();
+    }
+    std::vector<hyperfile::ObjectInfo> page;
+    HF_RETURN_IF_ERROR(store->List("", after, 1000, &page));
+    if (page.empty()) return Status::OK();
+    std::string next = page.back().key;
+    for (const hyperfile::ObjectInfo& o : page) {
+      if (!after.empty() && o.key <= after) continue;  // skipped by a jump below
+      std::string root;
+      for (size_t p = o.key.find('/'); p != std::string::npos; p = o.key.find('/', p + 1)) {
+        std::string_view tail = std::string_view(o.key).substr(p + 1);
+        if (tail.starts_with("seg/") && hyperfile::IsHyperfileKey(tail)) {
+          root = o.key.substr(0, p);
+          break;
+        }
+      }
+      if (root.empty()) continue;
+      names->push_back(root);
+      // "ROOT0" sorts after every "ROOT/..." key ('0' follows '/').
+      after = root + "0";
+      if (names->size() >= kMaxExports) break;
+    }
+    if (page.size() < 1000) return Status::OK();  // the end of the listing
+    if (after < next) after = next;
   }
 }
 
-void Cleanup() { CloseFile(); }
-void Unload() { CloseFile(); }
+int ListExports(int, int, struct nbdkit_exports* exports) {
+  return Guard("list_exports", [&]() -> int {
+    if (!g_config.prefix_mode) return nbdkit_use_default_export(exports);
+    auto store = OpenPluginStore(g_config.uri, nullptr);
+    if (!store.ok()) return Fail(("list " + g_config.uri).c_str(), store.status());
+    std::vector<std::string> names;
+    bool truncated = false;
+    Status st = ListFiles(store->get(), &names, &truncated);
+    if (!st.ok()) return Fail(("list " + g_config.uri).c_str(), st);
+    if (truncated) {
+      nbdkit_debug("hyperfile: list_exports of %s stopped at %zu files (the listing's bound)",
+                   g_config.uri.c_str(), names.size());
+    }
+    if (hyperfile_debug_exports) {
+      nbdkit_debug("hyperfile: list_exports of %s: %zu files", g_config.uri.c_str(), names.size());
+    }
+    for (const std::string& n : names) {
+      std::string desc = "hyperfile " + g_config.uri + n;
+      if (nbdkit_add_export(exports, n.c_str(), desc.c_str()) == -1) return -1;
+    }
+    return 0;
+  });
+}
 
 // -------------------------------------------------------- connections ---
 struct Handle {
+  std::shared_ptr<Export> ex;
   std::shared_ptr<File> file;
   uint64_t size = 0;
   bool readonly = false;
@@ -689,16 +1333,25 @@ struct Handle {
 
 void* Open(int readonly) {
   try {
-    std::shared_ptr<File> file = CurrentFile();
-    if (!file) {
-      nbdkit_error("hyperfile: %s is not open", g_config.uri.c_str());
-      nbdkit_set_error(EIO);
+    const char* name_c = nbdkit_export_name();
+    std::string name = name_c ? name_c : "";
+    auto ex = Acquire(name);
+    if (!ex.ok()) {
+      Fail("open", ex.status());
       return nullptr;
     }
     auto* h = new Handle;
-    h->file = std::move(file);
+    h->ex = *ex;
+    {
+      std::lock_guard<std::mutex> lock(h->ex->mu);
+      h->file = h->ex->file;
+    }
     h->size = h->file->Size();
-    h->readonly = readonly || ReadOnlyExport();
+    h->readonly = readonly || h->ex->readonly;
+    if (hyperfile_debug_exports) {
+      nbdkit_debug("hyperfile: connection to export '%s' (%s)%s", name.c_str(), h->ex->uri.c_str(),
+                   h->readonly ? " read-only" : "");
+    }
     return h;
   } catch (...) {
     nbdkit_error("hyperfile: open: out of memory");
@@ -710,13 +1363,15 @@ void* Open(int readonly) {
 void Close(void* handle) {
   auto* h = static_cast<Handle*>(handle);
   if (!h) return;
-  if (!h->readonly && g_config.flush_on_close) {
-    try {
-      auto r = h->file->Flush();
+  try {
+    if (!h->readonly && g_config.flush_on_close) {
+      auto r = FlushExport(h->ex.get(), h->file.get());
       if (!r.ok()) nbdkit_error("flush on disconnect: %s", r.status().ToString().c_str());
-    } catch (...) {
-      nbdkit_error("flush on disconnect: unexpected exception");
     }
+    h->file.reset();
+    Release(h->ex);
+  } catch (...) {
+    nbdkit_error("close: unexpected exception");
   }
   delete h;
 }
@@ -725,9 +1380,10 @@ Handle* H(void* handle) { return static_cast<Handle*>(handle); }
 
 int64_t GetSize(void* handle) { return static_cast<int64_t>(H(handle)->size); }
 
-const char* ExportDescription(void*) {
-  std::lock_guard<std::mutex> lock(g_mu);
-  return g_description.empty() ? nullptr : g_description.c_str();
+const char* ExportDescription(void* handle) {
+  // Set when the export opened; stable while a connection holds it open.
+  Export* ex = H(handle)->ex.get();
+  return ex->description.empty() ? nullptr : nbdkit_strdup_intern(ex->description.c_str());
 }
 
 int BlockSize(void* handle, uint32_t* minimum, uint32_t* preferred, uint32_t* maximum) {
@@ -752,15 +1408,40 @@ int CanZero(void* handle) { return CanWrite(handle); }
 // Zeroing never writes data (it is a hole in the index), so it is always fast.
 int CanFastZero(void* handle) { return CanWrite(handle); }
 int CanFua(void*) { return NBDKIT_FUA_NATIVE; }
-// All connections share one File: a flush on any of them commits every write
-// completed on any of them, which is what multi-conn promises.
+// All connections to an export share one File: a flush on any of them
+// commits every write completed on any of them, which is what multi-conn
+// promises.
 int CanMultiConn(void*) { return 1; }
 int CanExtents(void*) { return 1; }
 // nbdkit turns NBD_CMD_CACHE into preads, which warm the block cache.
 int CanCache(void*) { return NBDKIT_CACHE_EMULATE; }
 
+// Counts one request of `op` (and hyperfile.requests logs it).
+struct Request {
+  Request(Handle* h, int op, uint64_t offset, uint64_t count)
+      : h(h), op(op), offset(offset), count(count), start(std::chrono::steady_clock::now()) {}
+  int Done(int rc) {
+    uint64_t us = MicrosSince(start);
+    hm::ExportCounters& c = h->ex->counters;
+    (rc == 0 ? c.ok : c.errors)[op].fetch_add(1, std::memory_order_relaxed);
+    c.latency[op].Observe(us);
+    if (rc == 0 && op == hm::kRead) c.bytes_read.fetch_add(count, std::memory_order_relaxed);
+    if (rc == 0 && op == hm::kWrite) c.bytes_written.fetch_add(count, std::memory_order_relaxed);
+    if (hyperfile_debug_requests) {
+      nbdkit_debug(
+          "hyperfile: %s export '%s' offset %" PRIu64 " count %" PRIu64 ": %s, %" PRIu64 " us",
+          hm::OpName(op), h->ex->name.c_str(), offset, count, rc == 0 ? "ok" : "error", us);
+    }
+    return rc;
+  }
+  Handle* h;
+  int op;
+  uint64_t offset, count;
+  std::chrono::steady_clock::time_point start;
+};
+
 int DoFlush(Handle* h) {
-  auto r = h->file->Flush();
+  auto r = FlushExport(h->ex.get(), h->file.get());
   if (!r.ok()) return Fail("flush", r.status());
   return 0;
 }
@@ -768,7 +1449,8 @@ int DoFlush(Handle* h) {
 int FuaIfAsked(Handle* h, uint32_t flags) { return (flags & NBDKIT_FLAG_FUA) ? DoFlush(h) : 0; }
 
 int PRead(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t) {
-  return Guard("pread", [&]() -> int {
+  Request req(H(handle), hm::kRead, offset, count);
+  return req.Done(Guard("pread", [&]() -> int {
     auto r = H(handle)->file->PRead(offset, buf, count);
     if (!r.ok()) return Fail("pread", r.status());
     if (*r != count && g_config.follow_ms) {
@@ -785,11 +1467,12 @@ int PRead(void* handle, void* buf, uint32_t count, uint64_t offset, uint32_t) {
       return -1;
     }
     return 0;
-  });
+  }));
 }
 
 int PWrite(void* handle, const void* buf, uint32_t count, uint64_t offset, uint32_t flags) {
-  return Guard("pwrite", [&]() -> int {
+  Request req(H(handle), hm::kWrite, offset, count);
+  return req.Done(Guard("pwrite", [&]() -> int {
     Status st;
     {
       auto lock = WriteLock(offset, count);
@@ -797,15 +1480,17 @@ int PWrite(void* handle, const void* buf, uint32_t count, uint64_t offset, uint3
     }
     if (!st.ok()) return Fail("pwrite", st);
     return FuaIfAsked(H(handle), flags);
-  });
+  }));
 }
 
 int Flush(void* handle, uint32_t) {
-  return Guard("flush", [&]() -> int { return DoFlush(H(handle)); });
+  Request req(H(handle), hm::kFlush, 0, 0);
+  return req.Done(Guard("flush", [&]() -> int { return DoFlush(H(handle)); }));
 }
 
 int Trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
-  return Guard("trim", [&]() -> int {
+  Request req(H(handle), hm::kTrim, offset, count);
+  return req.Done(Guard("trim", [&]() -> int {
     Status st;
     {
       auto lock = WriteLock(offset, count);
@@ -813,7 +1498,7 @@ int Trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
     }
     if (!st.ok()) return Fail("trim", st);
     return FuaIfAsked(H(handle), flags);
-  });
+  }));
 }
 
 // Both branches store no data. With MAY_TRIM the client allows a hole, so we
@@ -821,7 +1506,8 @@ int Trim(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
 // format is also a hole: there is no "allocated zeros" state to honour the hint
 // with. FAST_ZERO is always satisfied: neither path ever writes data.
 int Zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
-  return Guard("zero", [&]() -> int {
+  Request req(H(handle), hm::kZero, offset, count);
+  return req.Done(Guard("zero", [&]() -> int {
     Handle* h = H(handle);
     Status st;
     {
@@ -831,12 +1517,13 @@ int Zero(void* handle, uint32_t count, uint64_t offset, uint32_t flags) {
     }
     if (!st.ok()) return Fail("zero", st);
     return FuaIfAsked(h, flags);
-  });
+  }));
 }
 
 int Extents(void* handle, uint32_t count, uint64_t offset, uint32_t flags,
             struct nbdkit_extents* extents) {
-  return Guard("extents", [&]() -> int {
+  Request req(H(handle), hm::kExtents, offset, count);
+  return req.Done(Guard("extents", [&]() -> int {
     auto r = H(handle)->file->Extents(offset, count);
     if (!r.ok()) return Fail("extents", r.status());
     for (const hyperfile::Extent& e : *r) {
@@ -856,17 +1543,21 @@ int Extents(void* handle, uint32_t count, uint64_t offset, uint32_t flags,
       }
     }
     return 0;
-  });
+  }));
 }
 
 void DumpPlugin() {
   std::printf("hyperfile_api=%d\n", NBDKIT_API_VERSION);
   std::printf("hyperfile_uri_schemes=s3 file memory\n");
+  std::printf("hyperfile_multi_export=yes\n");
+  std::printf("hyperfile_metrics=prometheus\n");
 }
 
 #define HYPERFILE_NBD_CONFIG_HELP                                                                  \
   "uri=URI                 (required) the file: s3://bucket/prefix, file:///dir or a path.\n"      \
   "                        The key may be omitted: nbdkit hyperfile s3://bucket/disk\n"            \
+  "                        Ending in '/': many files, the export name selects one\n"               \
+  "                        (NAME, or NAME@SNAPSHOT|ID|TIME read-only); nbdinfo --list\n"           \
   "at=ID|TIME|SNAPSHOT     serve an older state read-only: a checkpoint id, a UTC time\n"          \
   "                        (2026-11-25T10:00:00Z, @UNIX_SECONDS), a snapshot name or latest\n"     \
   "readonly=BOOL           open the latest state read-only (no writer; default false)\n"           \
@@ -902,7 +1593,16 @@ void DumpPlugin() {
   "latency=SPEC            simulated store latency, e.g. aws or get=30ms,bw=100MB (off; "          \
   "default:\n"                                                                                     \
   "                        HYPERFILE_STORE_LATENCY)\n"                                             \
-  "Credentials come from the AWS environment (AWS_ACCESS_KEY_ID, ...), never from keys."
+  "access-key-id=ID        S3 access key id (with secret-key=)\n"                                  \
+  "secret-key=+FILE|-FD|-  S3 secret key from a file, a file descriptor or the terminal\n"         \
+  "session-token=+FILE|-FD|-  S3 session token, likewise\n"                                        \
+  "metrics=ADDR:PORT       serve Prometheus metrics at http://ADDR:PORT/metrics\n"                 \
+  "metrics-file=PATH       write them to PATH (node_exporter textfile), atomically\n"              \
+  "metrics-interval=DURATION  how often metrics-file= is written (10s)\n"                          \
+  "Debug flags: -D hyperfile.requests=1 -D hyperfile.store=1 -D hyperfile.retries=1\n"             \
+  "             -D hyperfile.flushes=1 -D hyperfile.exports=1 (with -v)\n"                         \
+  "Credentials come from the AWS chain (environment, profile, ...) or the keys above;\n"           \
+  "a secret is never accepted literally on the command line."
 
 struct nbdkit_plugin MakePlugin() {
   struct nbdkit_plugin p {};
@@ -919,6 +1619,7 @@ struct nbdkit_plugin MakePlugin() {
   p.after_fork = AfterFork;
   p.cleanup = Cleanup;
   p.dump_plugin = DumpPlugin;
+  p.list_exports = ListExports;
   p.open = Open;
   p.close = Close;
   p.get_size = GetSize;

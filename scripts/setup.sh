@@ -11,7 +11,7 @@ BUILD_PKGS=(
   libcurl4-openssl-dev libssl-dev libtinyxml2-dev nlohmann-json3-dev
   libcli11-dev libzstd-dev libxxhash-dev libisal-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  nbdkit nbdkit-plugin-dev
+  nbdkit nbdkit-plugin-dev libmicrohttpd-dev
 )
 TEST_PKGS=(
   clang-14 libclang-rt-14-dev

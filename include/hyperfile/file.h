@@ -76,6 +76,11 @@ struct FileStat {
   uint64_t block_cache_bytes = 0;
   uint64_t index_cache_bytes = 0;
   uint64_t disk_cache_bytes = 0;  // of the disk tier (shared by the handles using it)
+  // Lookups in this handle's memory caches since it was opened: data chunks
+  // (4 KiB pieces of blocks) and index nodes. A miss goes to the disk tier
+  // (if any) or the store.
+  uint64_t block_cache_hits = 0, block_cache_misses = 0;
+  uint64_t index_cache_hits = 0, index_cache_misses = 0;
 };
 
 // What File::Refresh found. The "between" fields describe the checkpoints in

@@ -68,6 +68,7 @@ class HYPERFILE_EXPORT StoreWrapper : public ObjectStore {
 };
 
 // ---------------------------------------------------------------- retry ---
+class MetricsStore;
 struct RetryOptions {
   int max_attempts = 6;      // including the first; >= 1
   int base_delay_ms = 50;    // first backoff; doubles each attempt
@@ -77,6 +78,10 @@ struct RetryOptions {
   // An attempt that takes at least this long is reported to the log hook
   // (hyperfile/log.h) as a slow request; 0 = never.
   int slow_request_ms = 10000;
+  // If set, retries and give-ups are counted there (MetricsStore::
+  // RecordRetry/RecordGiveUp). OpenStoreStack sets it to the stack's
+  // metrics layer when options.metrics is on.
+  std::shared_ptr<MetricsStore> metrics;
 };
 
 // Retries Transient and Throttled errors with exponential backoff and full
@@ -123,25 +128,77 @@ HYPERFILE_EXPORT std::shared_ptr<ObjectStore> NewLatencyStore(std::shared_ptr<Ob
 // -------------------------------------------------------------- metrics ---
 enum class StoreVerb : uint8_t { kPut, kGet, kHead, kList, kDelete, kCount };
 
+// "put", "get", "head", "list", "delete".
+HYPERFILE_EXPORT const char* StoreVerbName(StoreVerb verb);
+
+// Latency histograms: kLatencyBuckets buckets, bucket i counting requests
+// that took at most kLatencyBucketBoundsUs[i] microseconds (and more than the
+// bound before it); the last bucket counts everything slower (+Inf). The
+// counts are per bucket, not cumulative (Prometheus's "le" buckets are the
+// running sums).
+inline constexpr int kLatencyBuckets = 16;
+inline constexpr uint64_t kLatencyBucketBoundsUs[kLatencyBuckets - 1] = {
+    250,    500,    1000,   2500,    5000,    10000,   25000,   50000,
+    100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
+
+struct HYPERFILE_EXPORT LatencyHistogram {
+  uint64_t buckets[kLatencyBuckets] = {};
+  uint64_t count = 0;     // sum of the buckets
+  uint64_t total_us = 0;  // sum of the observed latencies
+  uint64_t max_us = 0;    // largest observed (not reset by operator-)
+  // The bucket an observation of `us` microseconds falls in.
+  static int BucketOf(uint64_t us);
+  // An upper estimate of quantile q (0..1): the bound of the bucket holding
+  // it (0 when empty; the largest bound for the +Inf bucket).
+  uint64_t QuantileUs(double q) const;
+  LatencyHistogram& operator+=(const LatencyHistogram& other);
+  LatencyHistogram operator-(const LatencyHistogram& earlier) const;
+};
+
 struct HYPERFILE_EXPORT StoreMetricsSnapshot {
-  uint64_t requests[static_cast<int>(StoreVerb::kCount)] = {};
-  uint64_t errors[static_cast<int>(StoreVerb::kCount)] = {};
+  static constexpr int kVerbs = static_cast<int>(StoreVerb::kCount);
+  static constexpr int kCodes = 16;  // Status::Code values (index = static_cast<int>(code))
+  uint64_t requests[kVerbs] = {};    // requests on the wire (every attempt)
+  uint64_t errors[kVerbs] = {};
   // errors by Status::Code (index = static_cast<int>(code))
-  uint64_t errors_by_code[16] = {};
+  uint64_t errors_by_code[kCodes] = {};
+  // Requests by verb and outcome: [verb][code], code 0 (kOk) = success. A
+  // NotFound on Get/Head is an ordinary outcome (a probe), not a failure of
+  // the store.
+  uint64_t outcomes[kVerbs][kCodes] = {};
   uint64_t bytes_in = 0;   // bytes returned by Get
   uint64_t bytes_out = 0;  // bytes sent by Put
-  uint64_t latency_us_total[static_cast<int>(StoreVerb::kCount)] = {};
-  uint64_t latency_us_max[static_cast<int>(StoreVerb::kCount)] = {};
+  uint64_t latency_us_total[kVerbs] = {};
+  uint64_t latency_us_max[kVerbs] = {};
+  LatencyHistogram latency[kVerbs];  // per verb, every attempt
+  // Create-only puts of a segment key ("seg/..."): the commit of a
+  // checkpoint, one per flush that changed something. Its latency is the
+  // commit's wire time (data objects of large flushes are uploaded before).
+  LatencyHistogram commit_latency;
+  // Counted by the retry layer when OpenStoreStack wires it to this one
+  // (RetryOptions::metrics): retries (an attempt after the first), the
+  // retries caused by throttling (a subset), and requests that failed for
+  // good after more than one attempt or ran out of time.
+  uint64_t retries[kVerbs] = {};
+  uint64_t throttle_retries[kVerbs] = {};
+  uint64_t give_ups[kVerbs] = {};
 
   uint64_t total_requests() const;
   uint64_t count(StoreVerb verb) const { return requests[static_cast<int>(verb)]; }
   // Difference (this - earlier), for measuring one phase of a workload.
+  // Maxima are kept as they are in *this.
   StoreMetricsSnapshot operator-(const StoreMetricsSnapshot& earlier) const;
+  // Sum, for adding the metrics of several stores (maxima: the larger).
+  StoreMetricsSnapshot& operator+=(const StoreMetricsSnapshot& other);
   std::string ToString() const;  // one line: "put=3 get=10 ... in=1.0MiB out=..."
 };
 
-// Counts requests by verb, bytes in and out, errors by class and latency.
-// DeleteMany counts one Delete request per batch of up to 1,000 keys.
+// Counts requests by verb and outcome, bytes in and out, errors by class,
+// latency (totals, maxima and histograms) and commits. DeleteMany counts one
+// Delete request per batch of up to 1,000 keys. Lock-free: every counter is
+// a relaxed atomic, so counting costs a few atomic adds per request and a
+// Snapshot taken while requests run may see one request's counters partly
+// updated (each counter is exact; the set is not one instant).
 class HYPERFILE_EXPORT MetricsStore : public StoreWrapper {
  public:
   explicit MetricsStore(std::shared_ptr<ObjectStore> base);
@@ -149,6 +206,11 @@ class HYPERFILE_EXPORT MetricsStore : public StoreWrapper {
 
   StoreMetricsSnapshot Snapshot() const;
   void Reset();
+
+  // Called by the retry layer (RetryOptions::metrics): one retry of `verb`
+  // (throttled: the attempt before it was Throttled), or one give-up.
+  void RecordRetry(StoreVerb verb, bool throttled);
+  void RecordGiveUp(StoreVerb verb);
 
   Status Put(std::string_view key, const Payload& data, const PutOptions& options,
              ObjectInfo* info) override;

@@ -978,6 +978,10 @@ Result<FileStat> FileImpl::Stat() {
   st.dirty_bytes = DirtyBytesLocked();
   st.block_cache_bytes = chunks_->cached_bytes();
   st.index_cache_bytes = nodes_->cached_bytes();
+  st.block_cache_hits = chunks_->hits();
+  st.block_cache_misses = chunks_->misses();
+  st.index_cache_hits = nodes_->hits();
+  st.index_cache_misses = nodes_->misses();
   if (DiskCache* disk = chunks_->disk_cache()) st.disk_cache_bytes = disk->used_bytes();
   return st;
 }

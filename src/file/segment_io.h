@@ -83,6 +83,8 @@ class NodeLoader : public index::NodeSource {
   void Seed(const HeaderRead& read);
   void Insert(const index::NodePtr& node);
   uint64_t cached_bytes() const { return cache_.used_bytes(); }
+  uint64_t hits() const { return cache_.hits(); }
+  uint64_t misses() const { return cache_.misses(); }
 
  private:
   struct RefHash {
@@ -112,6 +114,9 @@ class ChunkReader {
   // dst == nullptr it only brings them into the caches (readahead).
   Status Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t hi, char* dst);
   uint64_t cached_bytes() const { return cache_.used_bytes(); }
+  // Lookups of data chunks (4 KiB) in the memory cache.
+  uint64_t hits() const { return cache_.hits(); }
+  uint64_t misses() const { return cache_.misses(); }
   // Puts a block this handle has just committed into the memory cache (its
   // first chunk at `stored_offset` of `segment`), so that reading it again or
   // merging a later partial write into it (an append to the tail block)

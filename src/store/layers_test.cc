@@ -377,6 +377,93 @@ TEST(MetricsLayer, BatchesCountAsS3WouldSendThem) {
   EXPECT_EQ(metrics->Name(), "memory://memory");
 }
 
+TEST(MetricsLayer, OutcomesHistogramsAndCommits) {
+  auto metrics = std::make_shared<MetricsStore>(NewMemoryStore());
+  PutOptions create;
+  create.if_absent = true;
+  ASSERT_TRUE(metrics->Put("seg/00000000000000fe", Payload{"segment"}, create, nullptr).ok());
+  EXPECT_TRUE(metrics->Put("seg/00000000000000fe", Payload{"again"}, create, nullptr)
+                  .IsPreconditionFailed());
+  ASSERT_TRUE(metrics->Put("dat/x", Payload{"data"}, {}, nullptr).ok());  // not a commit
+  std::string out;
+  EXPECT_TRUE(metrics->Get("missing", &out).IsNotFound());
+  ASSERT_TRUE(metrics->Get("dat/x", &out).ok());
+  StoreMetricsSnapshot s = metrics->Snapshot();
+  const int put = static_cast<int>(StoreVerb::kPut), get = static_cast<int>(StoreVerb::kGet);
+  EXPECT_EQ(s.outcomes[put][0], 2u);
+  EXPECT_EQ(s.outcomes[put][static_cast<int>(Status::Code::kPreconditionFailed)], 1u);
+  EXPECT_EQ(s.outcomes[get][0], 1u);
+  EXPECT_EQ(s.outcomes[get][static_cast<int>(Status::Code::kNotFound)], 1u);
+  EXPECT_EQ(s.latency[put].count, 3u);
+  EXPECT_EQ(s.latency[get].count, 2u);
+  uint64_t in_buckets = 0;
+  for (uint64_t b : s.latency[put].buckets) in_buckets += b;
+  EXPECT_EQ(in_buckets, 3u);
+  EXPECT_EQ(s.commit_latency.count, 1u);  // only the successful create-only seg/ put
+  // Sums and differences keep the histograms.
+  StoreMetricsSnapshot twice = s;
+  twice += s;
+  EXPECT_EQ(twice.latency[put].count, 6u);
+  EXPECT_EQ(twice.outcomes[get][0], 2u);
+  EXPECT_EQ((twice - s).commit_latency.count, 1u);
+  EXPECT_EQ(StoreVerbName(StoreVerb::kDelete), std::string("delete"));
+}
+
+TEST(MetricsLayer, HistogramBucketsAndQuantiles) {
+  EXPECT_EQ(LatencyHistogram::BucketOf(0), 0);
+  EXPECT_EQ(LatencyHistogram::BucketOf(250), 0);
+  EXPECT_EQ(LatencyHistogram::BucketOf(251), 1);
+  EXPECT_EQ(LatencyHistogram::BucketOf(10000000), kLatencyBuckets - 2);
+  EXPECT_EQ(LatencyHistogram::BucketOf(10000001), kLatencyBuckets - 1);
+  LatencyHistogram h;
+  EXPECT_EQ(h.QuantileUs(0.5), 0u);
+  for (int i = 0; i < 99; i++) h.buckets[LatencyHistogram::BucketOf(800)]++;  // <= 1 ms
+  h.buckets[LatencyHistogram::BucketOf(40000)]++;                             // <= 50 ms
+  h.count = 100;
+  EXPECT_EQ(h.QuantileUs(0.5), 1000u);
+  EXPECT_EQ(h.QuantileUs(0.99), 1000u);
+  EXPECT_EQ(h.QuantileUs(1.0), 50000u);
+}
+
+// The retry layer counts retries, throttled retries and give-ups in the
+// metrics layer it is given (as OpenStoreStack wires them).
+TEST(MetricsLayer, RetryLayerCountsRetriesThrottlesAndGiveUps) {
+  auto faults = std::make_shared<FaultInjectionStore>(NewMemoryStore());
+  auto metrics = std::make_shared<MetricsStore>(faults);
+  RetryOptions ro;
+  ro.base_delay_ms = 0;
+  ro.max_delay_ms = 0;
+  ro.max_attempts = 3;
+  ro.seed = 1;
+  ro.metrics = metrics;
+  auto store = NewRetryStore(metrics, ro);
+  faults->FailCall(0, Status::Throttled("slow down"));
+  faults->FailCall(1, Status::Transient("reset"));
+  ASSERT_TRUE(store->Put("k", "v").ok());  // third attempt lands
+  faults->FailWhen([](const StoreCall& c) { return c.verb == StoreVerb::kGet; },
+                   Status::Transient("down"));
+  std::string out;
+  EXPECT_FALSE(store->Get("k", &out).ok());  // three attempts, then a give-up
+  StoreMetricsSnapshot s = metrics->Snapshot();
+  const int put = static_cast<int>(StoreVerb::kPut), get = static_cast<int>(StoreVerb::kGet);
+  EXPECT_EQ(s.requests[put], 3u);
+  EXPECT_EQ(s.retries[put], 2u);
+  EXPECT_EQ(s.throttle_retries[put], 1u);
+  EXPECT_EQ(s.give_ups[put], 0u);
+  EXPECT_EQ(s.outcomes[put][static_cast<int>(Status::Code::kThrottled)], 1u);
+  EXPECT_EQ(s.requests[get], 3u);
+  EXPECT_EQ(s.retries[get], 2u);
+  EXPECT_EQ(s.give_ups[get], 1u);
+  // OpenStoreStack wires its retry layer to its metrics layer.
+  StoreOptions so;
+  so.metrics = true;
+  auto stack = OpenStoreStack("memory://metrics-wiring", so);
+  ASSERT_TRUE(stack.ok());
+  ASSERT_NE(stack->metrics, nullptr);
+  ASSERT_TRUE(stack->store->Put("a", "b").ok());
+  EXPECT_EQ(stack->metrics->Snapshot().requests[put], 1u);
+}
+
 // ------------------------------------------------------ fault injection ---
 
 TEST(FaultLayer, FailCallAndFailWhen) {

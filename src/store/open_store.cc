@@ -273,6 +273,7 @@ Result<StoreStack> OpenStoreStack(std::string_view uri, const StoreOptions& opti
     retry.max_delay_ms = options.retry_max_delay_ms;
     retry.max_total_ms = options.retry_max_total_ms;
     retry.slow_request_ms = options.slow_request_ms;
+    retry.metrics = stack.metrics;  // null without options.metrics
     top = NewRetryStore(std::move(top), retry);
   }
   stack.store = std::move(top);

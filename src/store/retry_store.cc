@@ -25,28 +25,31 @@ class RetryStore : public StoreWrapper {
 
   Status Put(std::string_view key, const Payload& data, const PutOptions& options,
              ObjectInfo* info) override {
-    return Retry("put", key, [&] { return base()->Put(key, data, options, info); });
+    return Retry(StoreVerb::kPut, "put", key,
+                 [&] { return base()->Put(key, data, options, info); });
   }
   Status Get(std::string_view key, uint64_t offset, uint64_t length, std::string* out,
              ObjectInfo* info) override {
-    return Retry("get", key, [&] { return base()->Get(key, offset, length, out, info); });
+    return Retry(StoreVerb::kGet, "get", key,
+                 [&] { return base()->Get(key, offset, length, out, info); });
   }
   Status Head(std::string_view key, ObjectInfo* info) override {
-    return Retry("head", key, [&] { return base()->Head(key, info); });
+    return Retry(StoreVerb::kHead, "head", key, [&] { return base()->Head(key, info); });
   }
   Status List(std::string_view prefix, std::string_view start_after, size_t limit,
               std::vector<ObjectInfo>* out) override {
     size_t before = out->size();
-    return Retry("list", prefix, [&] {
+    return Retry(StoreVerb::kList, "list", prefix, [&] {
       out->resize(before);  // drop a partial listing before trying again
       return base()->List(prefix, start_after, limit, out);
     });
   }
   Status Delete(std::string_view key) override {
-    return Retry("delete", key, [&] { return base()->Delete(key); });
+    return Retry(StoreVerb::kDelete, "delete", key, [&] { return base()->Delete(key); });
   }
   Status DeleteMany(const std::vector<std::string>& keys) override {
-    return Retry("delete-many", keys.empty() ? std::string_view() : std::string_view(keys[0]),
+    return Retry(StoreVerb::kDelete, "delete-many",
+                 keys.empty() ? std::string_view() : std::string_view(keys[0]),
                  [&] { return base()->DeleteMany(keys); });
   }
 
@@ -71,7 +74,7 @@ class RetryStore : public StoreWrapper {
   }
 
   template <typename Fn>
-  Status Retry(std::string_view verb, std::string_view key, Fn fn) {
+  Status Retry(StoreVerb store_verb, std::string_view verb, std::string_view key, Fn fn) {
     using Clock = std::chrono::steady_clock;
     auto ms_since = [](Clock::time_point t) {
       return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
@@ -96,6 +99,7 @@ class RetryStore : public StoreWrapper {
       int64_t delay = Backoff(attempt - 1);
       // Never sleep past the time budget: give up now instead.
       if (ms_since(start) + delay > options_.max_total_ms) break;
+      if (options_.metrics) options_.metrics->RecordRetry(store_verb, st.IsThrottled());
       if (LogEnabled()) {
         Log(LogLevel::kWarning, std::string(st.IsThrottled() ? "throttled, " : "") + "retry " +
                                     std::to_string(attempt + 1) + "/" +
@@ -112,6 +116,7 @@ class RetryStore : public StoreWrapper {
       }
       return st;
     }
+    if (options_.metrics) options_.metrics->RecordGiveUp(store_verb);
     Status failed = st.WithContext("gave up after " + std::to_string(attempt) + " attempts");
     if (LogEnabled()) Log(LogLevel::kError, Describe(verb, key) + ": " + failed.ToString());
     return failed;

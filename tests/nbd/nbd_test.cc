@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cinttypes>
@@ -24,6 +25,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <random>
 #include <sstream>
@@ -120,16 +122,26 @@ std::vector<std::string> SanitizerEnv() {
 
 // One nbdkit process serving the plugin on a Unix socket. Killed (and reaped)
 // by the destructor whatever happens in the test.
+// What else an nbdkit process gets: flags before the plugin (-v, -D ...),
+// environment variables removed, a file opened as its descriptor 3.
+struct NbdkitExtra {
+  std::vector<std::string> flags;
+  std::vector<std::string> unset_env;
+  std::string fd3_path;
+};
+
 class Nbdkit {
  public:
   // `env`: "NAME=VALUE" settings for nbdkit on top of this process's.
   Nbdkit(const std::string& dir, const std::vector<std::string>& args,
-         const std::vector<std::string>& env = {}) {
+         const std::vector<std::string>& env = {}, const NbdkitExtra& extra = {}) {
     int n = g_seq++;
     socket_ = dir + "/nbd" + std::to_string(n) + ".sock";
     log_ = dir + "/nbdkit" + std::to_string(n) + ".log";
     fs::remove(socket_);
-    std::vector<std::string> argv = {"nbdkit", "-f", "--exit-with-parent", "-U", socket_, kPlugin};
+    std::vector<std::string> argv = {"nbdkit", "-f", "--exit-with-parent", "-U", socket_};
+    argv.insert(argv.end(), extra.flags.begin(), extra.flags.end());
+    argv.push_back(kPlugin);
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<std::string> all_env = SanitizerEnv();
     all_env.insert(all_env.end(), env.begin(), env.end());
@@ -141,6 +153,11 @@ class Nbdkit {
       ::dup2(null, 0);
       ::dup2(log, 1);
       ::dup2(log, 2);
+      if (!extra.fd3_path.empty()) {
+        int fd3 = ::open(extra.fd3_path.c_str(), O_RDONLY);
+        if (fd3 < 0 || ::dup2(fd3, 3) < 0) _exit(125);
+      }
+      for (const std::string& name : extra.unset_env) ::unsetenv(name.c_str());
       for (const std::string& kv : all_env) {
         size_t eq = kv.find('=');
         ::setenv(kv.substr(0, eq).c_str(), kv.substr(eq + 1).c_str(), 1);
@@ -1015,3 +1032,448 @@ TEST_F(Nbd, RelativeUriServesInDaemonMode) {
 }
 
 }  // namespace
+
+// ------------------------------------------------ many files, metrics ---
+namespace {
+
+// Writes a script file and returns its path.
+std::string WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+  return path;
+}
+
+bool HavePythonNbd() { return Sh("/usr/bin/python3 -c 'import nbd'").code == 0; }
+
+// Creates a file of `size` bytes with `fill` in its first 64 KiB.
+void MakeFile(const std::string& uri, uint64_t size, char fill) {
+  hyperfile::CreateOptions co;
+  co.block_size = 4096;
+  co.initial_size = size;
+  auto f = hyperfile::File::Create(Store(uri), co);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  std::string data(64 << 10, fill);
+  ASSERT_TRUE((*f)->PWrite(0, data.data(), data.size()).ok());
+  ASSERT_TRUE((*f)->Close().ok());
+}
+
+// The first `n` bytes of the latest state.
+std::string Head(const std::string& uri, size_t n) {
+  hyperfile::OpenOptions ro;
+  ro.read_only = true;
+  auto f = hyperfile::File::Open(Store(uri), ro);
+  EXPECT_TRUE(f.ok()) << f.status().ToString();
+  if (!f.ok()) return "";
+  std::string out(n, '\0');
+  auto r = (*f)->PRead(0, out.data(), n);
+  EXPECT_TRUE(r.ok());
+  EXPECT_TRUE((*f)->Close().ok());
+  return out;
+}
+
+// The export names `nbdinfo --list` prints (lines `export="NAME":`).
+std::vector<std::string> ListedExports(const std::string& out) {
+  std::vector<std::string> names;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("export=\"") && line.ends_with("\":")) {
+      names.push_back(line.substr(8, line.size() - 10));
+    }
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// The value of one series in a Prometheus text rendering ("name{labels}"
+// exactly as rendered); -1 if absent.
+int64_t Series(const std::string& text, const std::string& series) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
+        line[series.size()] == ' ') {
+      return std::stoll(line.substr(series.size() + 1));
+    }
+  }
+  return -1;
+}
+
+std::map<std::string, int> CountKeys(const std::string& uri) {
+  std::vector<hyperfile::ObjectInfo> objects;
+  EXPECT_TRUE(Store(uri)->List("", "", 0, &objects).ok());
+  std::map<std::string, int> n;
+  for (const auto& o : objects) n[o.key.substr(0, o.key.find('/') + 1)]++;
+  return n;
+}
+
+}  // namespace
+
+// uri= ending in '/': one nbdkit serves every file under the prefix, the
+// export name selects it; list_exports lists exactly the hyperfiles (no
+// foreign object); NAME@SNAPSHOT and NAME@ID are read-only states; two
+// connections to one writable export share its handle (a flush on one
+// commits the other's write); bad names are refused with a clear message.
+TEST_F(Nbd, PrefixServesManyFilesByExportName) {
+  REQUIRE_TOOL("nbdinfo");
+  if (!HavePythonNbd()) GTEST_SKIP() << "python3-libnbd is not installed";
+  const std::string base = dir_ + "/disks";
+  MakeFile("file://" + base + "/vm1", 1 << 20, '\xaa');
+  MakeFile("file://" + base + "/vm2", 1 << 20, '\xbb');
+  MakeFile("file://" + base + "/team/vm3", 1 << 20, '\x33');
+  ASSERT_TRUE(hyperfile::CreateSnapshot(Store("file://" + base + "/vm1"), "before-upgrade",
+                                        hyperfile::At::Latest())
+                  .ok());
+  const uint64_t vm1_first = LatestCheckpoint("file://" + base + "/vm1");
+  // Foreign objects: never listed as disks.
+  WriteFile(base + "/readme.txt", "not a disk");
+  fs::create_directories(base + "/junk/seg");
+  WriteFile(base + "/junk/seg/zzz", "not a segment key");
+  fs::create_directories(base + "/other/data");
+  WriteFile(base + "/other/data/x", "x");
+
+  for (const std::string& uri : {base + "/", "file://" + base + "/"}) {
+    SCOPED_TRACE(uri);
+    auto server = Serve({"uri=" + uri});
+    ASSERT_TRUE(server->ready());
+    CmdResult list = Sh("nbdinfo --list " + Quote(server->uri()));
+    ASSERT_EQ(list.code, 0) << list.out << server->log();
+    EXPECT_EQ(ListedExports(list.out), (std::vector<std::string>{"team/vm3", "vm1", "vm2"}))
+        << list.out;
+    ASSERT_EQ(server->Stop(), 0) << server->log();
+  }
+
+  auto server = Serve({"uri=" + base + "/"});
+  ASSERT_TRUE(server->ready());
+  const std::string socket = server->uri().substr(server->uri().find("socket=") + 7);
+  const std::string script = WriteFile(dir_ + "/exports.py", R"(
+import nbd, sys
+sock, first = sys.argv[1], sys.argv[2]
+def conn(name):
+    h = nbd.NBD()
+    h.set_export_name(name)
+    h.connect_unix(sock)
+    return h
+a = conn("vm1")
+assert a.pread(4096, 0) == b"\xaa" * 4096
+a.pwrite(b"\xcc" * 4096, 0)
+b = conn("vm1")                      # the same export: one shared handle
+assert b.pread(4096, 0) == b"\xcc" * 4096, "second connection does not see the first's write"
+b.flush()                            # commits a's write too (multi-conn)
+assert b.can_multi_conn()
+v2 = conn("vm2")
+assert v2.pread(4096, 0) == b"\xbb" * 4096
+assert conn("team/vm3").pread(4096, 0) == b"\x33" * 4096
+for state in ("vm1@before-upgrade", "vm1@" + first):
+    s = conn(state)
+    assert s.is_read_only(), state
+    assert s.pread(4096, 0) == b"\xaa" * 4096, state
+    try:
+        s.pwrite(b"x" * 512, 0)
+        sys.exit(state + ": write accepted")
+    except nbd.Error:
+        pass
+for bad in ("nope", "../vm1", "vm1/../vm2", "vm1@no-such-snapshot", "vm1@", "", "readme.txt",
+            "junk"):
+    try:
+        conn(bad)
+        sys.exit("export " + repr(bad) + " was served")
+    except nbd.Error as e:
+        print("refused", repr(bad), e)
+print("ok")
+)");
+  CmdResult run = Sh("/usr/bin/python3 " + Quote(script) + " " + Quote(socket) + " " +
+                     std::to_string(vm1_first));
+  EXPECT_EQ(run.code, 0) << run.out << server->log();
+  EXPECT_NE(run.out.find("ok"), std::string::npos) << run.out;
+  // The flush on the second connection committed the first one's write,
+  // before anything closed.
+  EXPECT_EQ(Head("file://" + base + "/vm1", 4096), std::string(4096, '\xcc'));
+  EXPECT_EQ(Head("file://" + base + "/vm2", 4096), std::string(4096, '\xbb'));
+  ASSERT_EQ(server->Stop(), 0) << server->log();
+  const std::string log = server->log();
+  for (const char* want :
+       {"export 'nope': no hyperfile at", "export '../vm1': each '/'-separated part",
+        "export 'vm1@no-such-snapshot'", "snapshot 'no-such-snapshot' does not exist",
+        "no export name: this server serves the files under"}) {
+    EXPECT_NE(log.find(want), std::string::npos) << want << "\n" << log;
+  }
+  // What a prefix cannot do is refused at the start.
+  for (const auto& [args, message] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"uri=" + base + "/", "create-size=1M"}, "create-size= (create disks"},
+           {{"uri=" + base + "/", "at=1"}, "at= (name a state as NAME@SELECTOR"},
+           {{"uri=" + base + "/", "gc-interval=1m"}, "gc-interval="}}) {
+    Nbdkit bad(dir_, args);
+    EXPECT_FALSE(bad.ready());
+    EXPECT_NE(bad.log().find(message), std::string::npos) << bad.log();
+  }
+}
+
+// In single-file mode an export name "@SELECTOR" serves a state read-only
+// beside the writable file.
+TEST_F(Nbd, SingleFileServesStatesByExportName) {
+  if (!HavePythonNbd()) GTEST_SKIP() << "python3-libnbd is not installed";
+  MakeFile(uri_, 1 << 20, '\x11');
+  uint64_t first = LatestCheckpoint(uri_);
+  auto server = Serve({"uri=" + uri_});
+  ASSERT_TRUE(server->ready());
+  const std::string socket = server->uri().substr(server->uri().find("socket=") + 7);
+  const std::string script = WriteFile(dir_ + "/states.py", R"(
+import nbd, sys
+sock, first = sys.argv[1], sys.argv[2]
+def conn(name):
+    h = nbd.NBD(); h.set_export_name(name); h.connect_unix(sock); return h
+w = conn("")
+w.pwrite(b"\x22" * 4096, 0); w.flush()
+old = conn("@" + first)
+assert old.is_read_only() and old.pread(4096, 0) == b"\x11" * 4096
+assert conn("anything").pread(4096, 0) == b"\x22" * 4096   # any other name: the file
+try:
+    conn("@nosuch"); sys.exit("served @nosuch")
+except nbd.Error:
+    pass
+print("ok")
+)");
+  CmdResult run =
+      Sh("/usr/bin/python3 " + Quote(script) + " " + Quote(socket) + " " + std::to_string(first));
+  EXPECT_EQ(run.code, 0) << run.out << server->log();
+  EXPECT_EQ(server->Stop(), 0) << server->log();
+}
+
+// On S3: every export of a prefix and every clone's origin is opened with
+// the plugin's store options (endpoint=, credentials), not the environment:
+// nbdkit runs without AWS_ENDPOINT_URL, so a store opened without them would
+// go to AWS and fail.
+TEST_F(Nbd, StoreOptionsApplyToEveryExportAndCloneOrigins) {
+  HF_REQUIRE_S3();
+  REQUIRE_TOOL("qemu-io");
+  REQUIRE_TOOL("nbdinfo");
+  auto cfg = hyperfile::testing::S3TestConfigFromEnv();
+  ASSERT_TRUE(cfg.has_value());
+  if (cfg->endpoint.empty()) GTEST_SKIP() << "needs a custom endpoint (AWS_ENDPOINT_URL)";
+  const std::string base = hyperfile::testing::UniqueS3Uri("nbd-prefix");
+  MakeFile(base + "/origin", 1 << 20, '\x5a');
+  auto cloned =
+      hyperfile::Clone(Store(base + "/origin"), hyperfile::At::Latest(), Store(base + "/clone"));
+  ASSERT_TRUE(cloned.ok()) << cloned.status().ToString();
+  const std::string secret_file = WriteFile(dir_ + "/secret", cfg->secret_access_key + "\n");
+  std::vector<std::string> args = {"uri=" + base + "/", "endpoint=" + cfg->endpoint,
+                                   "access-key-id=" + cfg->access_key_id,
+                                   "secret-key=+" + secret_file};
+  if (!cfg->region.empty()) args.push_back("region=" + cfg->region);
+  NbdkitExtra extra;
+  extra.unset_env = {"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID",
+                     "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"};
+  {
+    Nbdkit server(dir_, args, {}, extra);
+    ASSERT_TRUE(server.ready()) << server.log();
+    CmdResult list = Sh("nbdinfo --list " + Quote(server.uri()));
+    EXPECT_EQ(ListedExports(list.out), (std::vector<std::string>{"clone", "origin"})) << list.out;
+    std::string clone_uri =
+        "nbd+unix:///clone?socket=" + server.uri().substr(server.uri().find("socket=") + 7);
+    CmdResult r =
+        Sh("qemu-io -r -f raw -c 'read -P 0x5a 0 64k' -c 'read -P 0 64k 64k' " + Quote(clone_uri));
+    EXPECT_EQ(r.code, 0) << r.out << server.log();
+    EXPECT_EQ(r.out.find("verification failed"), std::string::npos) << r.out;
+    EXPECT_EQ(server.Stop(), 0) << server.log();
+  }
+  // The same server with a wrong secret: the start fails on the terminal.
+  WriteFile(secret_file, "wrong-secret\n");
+  Nbdkit wrong(dir_, args, {}, extra);
+  EXPECT_FALSE(wrong.ready());
+  EXPECT_NE(wrong.log().find("Auth:"), std::string::npos) << wrong.log();
+  hyperfile::RemoveOptions ro;
+  ro.force = true;
+  EXPECT_TRUE(hyperfile::RemoveFile(Store(base + "/clone"), ro).ok());
+  EXPECT_TRUE(hyperfile::RemoveFile(Store(base + "/origin"), ro).ok());
+}
+
+// secret-key= by nbdkit's password conventions: +FILE, -FD; a literal is
+// refused (visible in ps), and so are half-given credentials.
+TEST_F(Nbd, SecretKeyFollowsNbdkitPasswordConventions) {
+  const std::string u = "uri=" + uri_;
+  const std::string secret_file = WriteFile(dir_ + "/secret", "s3cr3t-value\n");
+  for (const auto& [args, message] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{u, "create-size=1M", "access-key-id=AK", "secret-key=literal"},
+            "secret-key: a secret is not accepted on the command line"},
+           {{u, "create-size=1M", "access-key-id=AK", "secret-key=+" + dir_ + "/missing"},
+            "missing"},
+           {{u, "create-size=1M", "secret-key=+" + secret_file}, "go together"},
+           {{u, "create-size=1M", "access-key-id=AK"}, "go together"},
+           {{u, "create-size=1M", "session-token=+" + secret_file}, "session-token= needs"}}) {
+    Nbdkit bad(dir_, args);
+    EXPECT_FALSE(bad.ready());
+    EXPECT_EQ(bad.exit_code(), 1);
+    EXPECT_NE(bad.log().find(message), std::string::npos) << message << "\n" << bad.log();
+    EXPECT_EQ(bad.log().find("literal\n"), std::string::npos) << bad.log();
+  }
+  if (!hyperfile::testing::S3Configured()) return;  // the S3 half needs the gateway
+  REQUIRE_TOOL("qemu-io");
+  auto cfg = hyperfile::testing::S3TestConfigFromEnv();
+  const std::string uri = hyperfile::testing::UniqueS3Uri("nbd-secret");
+  WriteFile(secret_file, cfg->secret_access_key + "\n");
+  NbdkitExtra extra;
+  extra.unset_env = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"};
+  for (const std::string& form : {"+" + secret_file, std::string("-3")}) {
+    SCOPED_TRACE(form);
+    extra.fd3_path = form == "-3" ? secret_file : "";
+    Nbdkit server(dir_,
+                  {"uri=" + uri, "create-size=1M", "access-key-id=" + cfg->access_key_id,
+                   "secret-key=" + form},
+                  {}, extra);
+    ASSERT_TRUE(server.ready()) << server.log();
+    CmdResult w = Sh("qemu-io -f raw -c 'write -P 0x42 0 4k' -c flush -c 'read -P 0x42 0 4k' " +
+                     Quote(server.uri()));
+    EXPECT_EQ(w.code, 0) << w.out << server.log();
+    EXPECT_EQ(server.Stop(), 0) << server.log();
+    EXPECT_EQ(server.log().find(cfg->secret_access_key), std::string::npos);
+  }
+  EXPECT_TRUE(hyperfile::RemoveFile(Store(uri)).ok());
+}
+
+// -D hyperfile.*=1 (with -v) logs every NBD request, store call and flush;
+// nothing logged contains the secret. Without the flags those lines are
+// absent.
+TEST_F(Nbd, DebugFlagsLogRequestsStoreCallsAndFlushesWithoutSecrets) {
+  REQUIRE_TOOL("qemu-io");
+  const std::string secret_file = WriteFile(dir_ + "/secret", "TOPSECRET-4711\n");
+  std::vector<std::string> args = {"uri=" + uri_, "create-size=1M", "block-size=4K",
+                                   "access-key-id=AKIDEXAMPLE", "secret-key=+" + secret_file};
+  NbdkitExtra extra;
+  extra.flags = {"-v",
+                 "-D",
+                 "hyperfile.requests=1",
+                 "-D",
+                 "hyperfile.store=1",
+                 "-D",
+                 "hyperfile.flushes=1",
+                 "-D",
+                 "hyperfile.exports=1",
+                 "-D",
+                 "hyperfile.retries=1"};
+  {
+    Nbdkit server(dir_, args, {}, extra);
+    ASSERT_TRUE(server.ready()) << server.log();
+    CmdResult w = Sh("qemu-io -f raw -c 'write -P 7 0 4k' -c flush " + Quote(server.uri()));
+    ASSERT_EQ(w.code, 0) << w.out;
+    ASSERT_EQ(server.Stop(), 0) << server.log();
+    const std::string log = server.log();
+    for (const char* want :
+         {"hyperfile: write export '' offset 0 count 4096: ok", "hyperfile: flush export ''",
+          "hyperfile: store put file://", "seg/", "hyperfile: flush of export '': checkpoint",
+          "hyperfile: connection to export ''", "secret-key=+"}) {
+      EXPECT_NE(log.find(want), std::string::npos) << want << "\n" << log;
+    }
+    EXPECT_EQ(log.find("TOPSECRET"), std::string::npos) << log;
+  }
+  extra.flags = {"-v"};
+  Nbdkit quiet(dir_, {"uri=" + uri_}, {}, extra);
+  ASSERT_TRUE(quiet.ready()) << quiet.log();
+  CmdResult w = Sh("qemu-io -f raw -c 'write -P 8 0 4k' -c flush " + Quote(quiet.uri()));
+  ASSERT_EQ(w.code, 0) << w.out;
+  ASSERT_EQ(quiet.Stop(), 0) << quiet.log();
+  EXPECT_EQ(quiet.log().find("hyperfile: write export"), std::string::npos) << quiet.log();
+  EXPECT_EQ(quiet.log().find("hyperfile: store put"), std::string::npos) << quiet.log();
+}
+
+// metrics= (HTTP) and metrics-file= (textfile): scraped while a workload
+// runs (counters only grow), and at the end the counts match what the
+// client did and what the store holds: one commit per flush, one PUT per
+// new object.
+TEST_F(Nbd, MetricsScrapedDuringWorkloadMatchTheStore) {
+  REQUIRE_TOOL("curl");
+  if (!HavePythonNbd()) GTEST_SKIP() << "python3-libnbd is not installed";
+  MakeFile(uri_, 4 << 20, '\x01');
+  auto before = CountKeys(uri_);
+  const std::string metrics_file = dir_ + "/hyperfile.prom";
+  NbdkitExtra extra;
+  extra.flags = {"-v"};
+  Nbdkit server(dir_,
+                {"uri=" + uri_, "metrics=127.0.0.1:0", "metrics-file=" + metrics_file,
+                 "metrics-interval=100ms"},
+                {}, extra);
+  ASSERT_TRUE(server.ready()) << server.log();
+  std::string log = server.log();
+  size_t at = log.find("metrics on http://");
+  ASSERT_NE(at, std::string::npos) << log;
+  std::string url = log.substr(at + 11, log.find('\n', at) - at - 11);
+  const std::string socket = server.uri().substr(server.uri().find("socket=") + 7);
+  const std::string script = WriteFile(dir_ + "/workload.py", R"(
+import nbd, random, sys
+h = nbd.NBD(); h.connect_unix(sys.argv[1])
+rng = random.Random(5)
+for i in range(300):
+    h.pwrite(bytes([i % 251 + 1]) * 4096, rng.randrange(0, 1024) * 4096)
+    if i % 6 == 0:
+        h.pread(4096, rng.randrange(0, 1024) * 4096)
+    if i % 30 == 29:
+        h.flush()
+print("ok")
+)");
+  std::atomic<bool> done{false};
+  CmdResult run;
+  std::thread workload([&] {
+    run = Sh("/usr/bin/python3 " + Quote(script) + " " + Quote(socket));
+    done = true;
+  });
+  int scrapes = 0;
+  int64_t last_writes = 0;
+  bool monotonic = true;
+  const std::string writes =
+      "hyperfile_nbd_requests_total{export=\"\",op=\"write\",outcome=\"ok\"}";
+  while (!done || scrapes < 2) {
+    CmdResult s = Sh("curl -sf " + Quote(url));
+    if (s.code == 0) {
+      ++scrapes;
+      int64_t n = Series(s.out, writes);
+      if (n < last_writes) monotonic = false;
+      last_writes = std::max(last_writes, n);
+    }
+    if (done && scrapes >= 2) break;
+  }
+  workload.join();
+  ASSERT_EQ(run.code, 0) << run.out << server.log();
+  EXPECT_TRUE(monotonic);
+  EXPECT_GE(scrapes, 2);
+  CmdResult live = Sh("curl -sf " + Quote(url));
+  ASSERT_EQ(live.code, 0) << live.out;
+  EXPECT_EQ(Series(live.out, writes), 300) << live.out;
+  EXPECT_EQ(
+      Series(live.out, "hyperfile_nbd_requests_total{export=\"\",op=\"flush\",outcome=\"ok\"}"),
+      10);
+  EXPECT_EQ(
+      Series(live.out, "hyperfile_nbd_requests_total{export=\"\",op=\"read\",outcome=\"ok\"}"), 50);
+  EXPECT_EQ(Series(live.out, "hyperfile_nbd_bytes_total{export=\"\",direction=\"write\"}"),
+            300 * 4096);
+  EXPECT_EQ(Series(live.out, "hyperfile_commit_duration_seconds_count{export=\"\"}"), 10);
+  EXPECT_GT(Series(live.out, "hyperfile_cache_misses_total{export=\"\",cache=\"block\"}") +
+                Series(live.out, "hyperfile_cache_hits_total{export=\"\",cache=\"block\"}"),
+            0);
+  EXPECT_NE(live.out.find("# TYPE hyperfile_store_request_duration_seconds histogram"),
+            std::string::npos);
+  EXPECT_EQ(
+      Sh("curl -s -o /dev/null -w '%{http_code}' " + Quote(url.substr(0, url.rfind('/')) + "/x"))
+          .out,
+      "404");
+  ASSERT_EQ(server.Stop(), 0) << server.log();
+  // The final textfile (written after the close) against the store.
+  const std::string text = ReadAll(metrics_file);
+  auto after = CountKeys(uri_);
+  int64_t new_segments = after["seg/"] - before["seg/"];
+  int64_t new_objects = new_segments + (after["dat/"] - before["dat/"]);
+  EXPECT_EQ(Series(text, "hyperfile_commit_duration_seconds_count{export=\"\"}"), new_segments)
+      << text;
+  EXPECT_EQ(Series(text, "hyperfile_store_requests_total{export=\"\",verb=\"put\",outcome=\"ok\"}"),
+            new_objects)
+      << text;
+  EXPECT_GE(new_segments, 10);
+  EXPECT_EQ(Series(text, writes), 300);
+  for (const auto& entry : fs::directory_iterator(dir_)) {  // no temporary left behind
+    EXPECT_FALSE(entry.path().filename().string().starts_with("hyperfile.prom.tmp"))
+        << entry.path();
+  }
+  // A bad address fails the start.
+  Nbdkit bad(dir_, {"uri=" + uri_, "metrics=nonsense"});
+  EXPECT_FALSE(bad.ready());
+  EXPECT_NE(bad.log().find("metrics=nonsense: expected ADDRESS:PORT"), std::string::npos)
+      << bad.log();
+}
