@@ -72,8 +72,8 @@ Result<std::string> Seal(const SecretKey& key, std::string_view ad, std::string_
   return out;
 }
 
-Status OpenTo(const SecretKey& key, std::string_view ad, std::string_view sealed,
-              std::string* out, std::string_view where) {
+Status OpenTo(const SecretKey& key, std::string_view ad, std::string_view sealed, std::string* out,
+              std::string_view where) {
   out->clear();
   HF_RETURN_IF_ERROR(InitSodium());
   if (key.empty()) return Status::InvalidArgument(std::string(where) + ": no key to open it with");
@@ -87,9 +87,8 @@ Status OpenTo(const SecretKey& key, std::string_view ad, std::string_view sealed
   unsigned long long written = 0;
   // libsodium verifies the tag before it decrypts anything into *out.
   if (crypto_aead_xchacha20poly1305_ietf_decrypt(
-          reinterpret_cast<unsigned char*>(out->data()), &written, nullptr,
-          U(sealed) + kNonceBytes, sealed.size() - kNonceBytes, U(ad), ad.size(), U(sealed),
-          key.data()) != 0 ||
+          reinterpret_cast<unsigned char*>(out->data()), &written, nullptr, U(sealed) + kNonceBytes,
+          sealed.size() - kNonceBytes, U(ad), ad.size(), U(sealed), key.data()) != 0 ||
       written != n) {
     out->clear();
     return Status::Corrupt(std::string(where) +

@@ -108,8 +108,8 @@ Result<std::string> Seal(const SecretKey& key, std::string_view ad, std::string_
 //    another place, checkpoint or file, or to another key)"
 // `where` names the object and offset for the message. Nothing of the
 // plaintext is released before the tag is verified.
-Status OpenTo(const SecretKey& key, std::string_view ad, std::string_view sealed,
-              std::string* out, std::string_view where);
+Status OpenTo(const SecretKey& key, std::string_view ad, std::string_view sealed, std::string* out,
+              std::string_view where);
 Result<std::string> Open(const SecretKey& key, std::string_view ad, std::string_view sealed,
                          std::string_view where);
 

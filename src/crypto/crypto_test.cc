@@ -104,8 +104,8 @@ TEST(Secret, KeyTextHexAndBase64WithWhitespace) {
   const std::string raw = Range(0, 32);
   const std::string hex = Hex(raw);
   const std::string b64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-  for (const std::string& text : {hex, hex + "\n", "  " + hex + "\r\n", b64, b64 + "\n",
-                                  b64.substr(0, 43)}) {
+  for (const std::string& text :
+       {hex, hex + "\n", "  " + hex + "\r\n", b64, b64 + "\n", b64.substr(0, 43)}) {
     auto k = SecretKey::FromText(text, "HYPERFILE_KEY");
     ASSERT_TRUE(k.ok()) << "'" << text << "': " << k.status().ToString();
     EXPECT_EQ(std::string(reinterpret_cast<const char*>(k->data()), 32), raw);
@@ -163,8 +163,9 @@ TEST(Secret, KeyIdsDependOnLabelContextAndKey) {
 // ---- AEAD: known answers ---------------------------------------------------
 
 // draft-irtf-cfrg-xchacha-03, appendix A.3.1 (AEAD_XChaCha20_Poly1305),
-// recomputed independently here with a pure-Python HChaCha20 followed by
-// python3-cryptography's RFC 8439 ChaCha20-Poly1305: the same bytes.
+// recomputed independently (src/crypto/xchacha_vectors.py: a pure-Python
+// HChaCha20, then python3-cryptography's RFC 8439 ChaCha20-Poly1305): the
+// same bytes.
 TEST(AeadKnownAnswer, DraftXChaChaVector) {
   const std::string plaintext =
       "Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the "
@@ -188,13 +189,13 @@ TEST(AeadKnownAnswer, DraftXChaChaVector) {
 
 // Our associated-data layout with a fixed place: the AD bytes themselves
 // (the documented layout) and the sealed bytes, computed independently by
-// the same Python script (HChaCha20 + RFC 8439).
+// the same Python script (src/crypto/xchacha_vectors.py).
 TEST(AeadKnownAnswer, FrameAssociatedDataLayoutAndSealedBytes) {
   const std::string ad = FrameAssociatedData(SomePlace());
   ASSERT_EQ(ad.size(), kFrameAdBytes);
   EXPECT_EQ(Hex(ad),
             "48464144"            // "HFAD"
-            "01" "01" "01" "00"   // version, kind data, in data object, reserved
+            "01010100"            // version, kind data, in data object, reserved
             "8877665544332211"    // file id
             "0700000000000000"    // checkpoint
             "8967452301efcdab"    // writer epoch

@@ -41,8 +41,8 @@ inline constexpr size_t kMaxPassphraseBytes = 4096;
 
 struct KdfParams {
   KdfId id = KdfId::kNone;
-  uint64_t ops = 0;        // Argon2 passes (kNone: 0)
-  uint64_t mem_bytes = 0;  // Argon2 memory, a multiple of 1024 (kNone: 0)
+  uint64_t ops = 0;                        // Argon2 passes (kNone: 0)
+  uint64_t mem_bytes = 0;                  // Argon2 memory, a multiple of 1024 (kNone: 0)
   std::array<uint8_t, kSaltBytes> salt{};  // kNone: all zeros
   bool operator==(const KdfParams&) const = default;
 };

@@ -95,8 +95,8 @@ Result<std::string> WrapRecord(uint64_t number, uint64_t file_id, const SecretKe
   r.created_ms = NowMs();
   std::string bytes = EncodeKeyRecord(r);  // wrap fields still zero
   std::string sealed;
-  HF_RETURN_IF_ERROR(
-      SealTo(kek, std::string_view(bytes).substr(0, kKeyRecordAdBytes), KeyView(data_key), &sealed));
+  HF_RETURN_IF_ERROR(SealTo(kek, std::string_view(bytes).substr(0, kKeyRecordAdBytes),
+                            KeyView(data_key), &sealed));
   std::memcpy(r.wrap_nonce.data(), sealed.data(), kNonceBytes);
   std::memcpy(r.wrapped_key.data(), sealed.data() + kNonceBytes, r.wrapped_key.size());
   return EncodeKeyRecord(r);
@@ -180,8 +180,7 @@ std::string EncodeKeyRecord(const KeyRecord& r) {
   return out;
 }
 
-Result<KeyRecord> DecodeKeyRecord(std::string_view bytes, uint64_t number,
-                                  std::string_view where) {
+Result<KeyRecord> DecodeKeyRecord(std::string_view bytes, uint64_t number, std::string_view where) {
   const std::string w(where);
   if (bytes.size() != kKeyRecordBytes || !bytes.starts_with(kKeyRecordMagic)) {
     return Status::Corrupt(w + ": not a key record (" + std::to_string(bytes.size()) + " bytes)");
@@ -352,9 +351,9 @@ Result<FileKey> OpenWithListing(ObjectStore* store, uint64_t file_id, const KekS
     }
     if (r->file_id != file_id) {
       if (first_bad.ok()) {
-        first_bad = Status::Corrupt(Where(store, *it) + ": the key record belongs to file id " +
-                                    std::to_string(r->file_id) + ", not " +
-                                    std::to_string(file_id));
+        first_bad =
+            Status::Corrupt(Where(store, *it) + ": the key record belongs to file id " +
+                            std::to_string(r->file_id) + ", not " + std::to_string(file_id));
       }
       continue;
     }
@@ -372,8 +371,7 @@ Result<FileKey> OpenWithListing(ObjectStore* store, uint64_t file_id, const KekS
   }
   if (kek == nullptr) {
     return Status::Auth(name + " is encrypted (data key id " +
-                        KeyIdHex(valid.front().data_key_id).substr(0, 16) +
-                        "); no key was given");
+                        KeyIdHex(valid.front().data_key_id).substr(0, 16) + "); no key was given");
   }
   Status mismatch;  // a record of the other kind (passphrase / key)
   size_t tried = 0;
@@ -438,8 +436,9 @@ Result<uint64_t> ChangeFileKey(ObjectStore* store, uint64_t file_id, const KekSo
   // The new record is in place: the old ones may go. List again so that
   // records that appeared since the first listing go too.
   numbers.clear();
-  HF_RETURN_IF_ERROR(ListRecordNumbers(store, &numbers).WithContext(
-      "the new key record " + KeyRecordKey(next) + " is written, but the old ones are still there"));
+  HF_RETURN_IF_ERROR(ListRecordNumbers(store, &numbers)
+                         .WithContext("the new key record " + KeyRecordKey(next) +
+                                      " is written, but the old ones are still there"));
   std::vector<std::string> old;
   for (uint64_t n : numbers) {
     if (n < next) old.push_back(KeyRecordKey(n));

@@ -431,9 +431,8 @@ TEST_F(KeyRecordFaults, OfTwoConcurrentKeyChangesOneWinsAndTheOtherChangesNothin
   KekSource old_kek = RawKek('o'), mine = RawKek('m'), theirs = RawKek('t');
   ASSERT_TRUE(CreateFileKey(base_.get(), kFileId, old_kek).ok());
   Status their_change;
-  auto racing = std::make_shared<HookStore>(base_, [&] {
-    their_change = ChangeFileKey(base_.get(), kFileId, old_kek, theirs).status();
-  });
+  auto racing = std::make_shared<HookStore>(
+      base_, [&] { their_change = ChangeFileKey(base_.get(), kFileId, old_kek, theirs).status(); });
   auto n = ChangeFileKey(racing.get(), kFileId, old_kek, mine);
   ASSERT_TRUE(their_change.ok()) << their_change.ToString();
   ASSERT_TRUE(n.status().IsConflict()) << n.status().ToString();

@@ -108,12 +108,12 @@ Result<SecretKey> SecretKey::FromText(std::string_view text, std::string_view wh
   const char* end = nullptr;
   bool decoded = false;
   if (t.size() == 2 * kSize) {
-    decoded = sodium_hex2bin(k->mutable_data(), kSize, t.data(), t.size(), nullptr, &len, &end) ==
-                  0 &&
-              len == kSize && end == t.data() + t.size();
+    decoded =
+        sodium_hex2bin(k->mutable_data(), kSize, t.data(), t.size(), nullptr, &len, &end) == 0 &&
+        len == kSize && end == t.data() + t.size();
   } else if (t.size() == 44 || t.size() == 43) {
-    int variant = t.size() == 44 ? sodium_base64_VARIANT_ORIGINAL
-                                 : sodium_base64_VARIANT_ORIGINAL_NO_PADDING;
+    int variant =
+        t.size() == 44 ? sodium_base64_VARIANT_ORIGINAL : sodium_base64_VARIANT_ORIGINAL_NO_PADDING;
     decoded = sodium_base642bin(k->mutable_data(), kSize, t.data(), t.size(), nullptr, &len, &end,
                                 variant) == 0 &&
               len == kSize && end == t.data() + t.size();
@@ -126,8 +126,7 @@ Result<SecretKey> SecretKey::FromText(std::string_view text, std::string_view wh
   return k;
 }
 
-Result<SecretKey> SecretKey::FromKeyFileContents(std::string_view contents,
-                                                 std::string_view what) {
+Result<SecretKey> SecretKey::FromKeyFileContents(std::string_view contents, std::string_view what) {
   if (contents.size() > kMaxKeyFileBytes) {
     return Status::InvalidArgument(std::string(what) + ": a key file is at most 4096 bytes, not " +
                                    std::to_string(contents.size()));

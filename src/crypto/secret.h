@@ -49,9 +49,7 @@ class SecureBuffer {
   const unsigned char* data() const { return data_; }
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
-  std::string_view view() const {
-    return {reinterpret_cast<const char*>(data_), size_};
-  }
+  std::string_view view() const { return {reinterpret_cast<const char*>(data_), size_}; }
   // Shortens the logical size (the bytes past it are wiped). n <= size().
   void Shrink(size_t n);
 

@@ -379,7 +379,7 @@ namespace {
 // The keys of a file that RemoveFile may delete, from one listing.
 struct FileKeys {
   std::vector<uint64_t> segments;  // ascending ids (markers included)
-  std::vector<std::string> other;  // snapshot records, data objects, gc/*, leases, pins, key records
+  std::vector<std::string> other;  // snapshots, data objects, gc/*, leases, pins, key/
   std::vector<std::string> pins;   // pin/ keys (also in other)
   std::vector<std::string> foreign;
   uint64_t foreign_count = 0;
