@@ -114,7 +114,7 @@ if [ -n "${plugindir:-}" ]; then
     fail "the plugin is not in nbdkit's plugindir ($plugindir) in the .deb"
 fi
 depends=$(dpkg-deb --field "$deb" Depends)
-for d in libcurl4 libssl3 libtinyxml2 libisal2; do
+for d in libcurl4 libssl3 libtinyxml2 libisal2 libsodium23; do
   [[ "$depends" == *"$d"* ]] || fail ".deb Depends lacks $d: $depends"
 done
 say ".deb $(basename "$deb"), $(du -k "$deb" | cut -f1) KiB, $(grep -vc '/$' "$tmp/deb.files") files; Depends: $depends"

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <map>
 
+#include "crypto/key_record.h"
 #include "file/file_impl.h"
 #include "file/interval_set.h"
 #include "file/open_internal.h"
@@ -378,7 +379,7 @@ namespace {
 // The keys of a file that RemoveFile may delete, from one listing.
 struct FileKeys {
   std::vector<uint64_t> segments;  // ascending ids (markers included)
-  std::vector<std::string> other;  // snapshot records, data objects, gc/*, leases, pins
+  std::vector<std::string> other;  // snapshots, data objects, gc/*, leases, pins, key/
   std::vector<std::string> pins;   // pin/ keys (also in other)
   std::vector<std::string> foreign;
   uint64_t foreign_count = 0;
@@ -405,6 +406,7 @@ bool IsFormatKey(std::string_view key, uint64_t* segment) {
   }
   if (key.starts_with(format::kLeasePrefix)) return format::ParseLeaseKey(key).has_value();
   if (key.starts_with(format::kPinPrefix)) return format::ParsePinKey(key).has_value();
+  if (key.starts_with(crypto::kKeyRecordPrefix)) return crypto::ParseKeyRecordKey(key).has_value();
   return key == format::kHorizonKey || key == format::kKeptKey || key == format::kPolicyKey;
 }
 

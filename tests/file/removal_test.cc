@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 
+#include "crypto/key_record.h"
 #include "format/format.h"
 #include "hyperfile/checkpoints.h"
 #include "hyperfile/file.h"
@@ -129,6 +130,29 @@ TEST_P(Removal, RemovesEverythingOfAPlainFileAndThenIsNotFound) {
   EXPECT_TRUE(Contents(store_.get()).empty());
   EXPECT_TRUE(RemoveFile(store_).IsNotFound());
   EXPECT_TRUE(File::Open(store_).status().IsNotFound());
+}
+
+// Key records (key/<16 hex>) are the file's: removal deletes them with the
+// rest; other keys under key/ are foreign.
+TEST_P(Removal, KeyRecordsAreTheFilesAndGoWithIt) {
+  MakeFile(store_);
+  auto kek = crypto::KekSource::FromKey(crypto::SecretKey::Random().value());
+  ASSERT_TRUE(crypto::CreateFileKey(store_.get(), 1, kek).ok());
+  EXPECT_TRUE(IsHyperfileKey("key/0000000000000001"));
+  EXPECT_FALSE(IsHyperfileKey("key/README"));
+  ASSERT_TRUE(RemoveFile(store_).ok());
+  EXPECT_TRUE(Contents(store_.get()).empty());
+
+  MakeFile(store_);
+  ASSERT_TRUE(crypto::CreateFileKey(store_.get(), 1, kek).ok());
+  ASSERT_TRUE(store_->Put("key/README", "mine").ok());
+  Status st = RemoveFile(store_);
+  ASSERT_TRUE(st.IsInvalidArgument()) << st.ToString();
+  EXPECT_NE(st.message().find("key/README"), std::string::npos) << st.ToString();
+  ASSERT_TRUE(RemoveFile(store_, {.keep_foreign = true}).ok());
+  auto left = Contents(store_.get());
+  EXPECT_EQ(left.size(), 1u);
+  EXPECT_EQ(left["key/README"], "mine");
 }
 
 TEST_P(Removal, AWriterIsFencedByTheRemovalMarker) {
