@@ -98,7 +98,9 @@ Status Marker::Mark(const format::Descriptor& d, Reason reason) {
         if (e.segment < own_first_) continue;
         std::string key = e.in_data_object() ? format::DataObjectKey(e.segment, e.epoch)
                                              : format::SegmentKey(e.segment);
-        uint64_t bytes = reason == kHead ? uint64_t{e.count} * stored_block_size_ : 0;
+        uint64_t bytes = reason == kHead ? (e.framed() ? uint64_t{e.stored_length}
+                                                       : uint64_t{e.count} * stored_block_size_)
+                                         : 0;
         Use(key, reason, bytes);
         if (reason == kHead) head_extents_[key].push_back(e);
       }
