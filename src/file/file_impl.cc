@@ -310,14 +310,18 @@ uint64_t FileImpl::IssuePrefetch(uint64_t lo, uint64_t hi,
   const uint64_t reach = std::min(size, hi + unit + unit / 4 + bs);
   (void)tree_->Visit(root, lo / bs, (reach + bs - 1) / bs, [&](const format::ExtentEntry& piece) {
     if (piece.framed()) {
+      // As for chunks: a run started before hi goes on to a whole unit.
       const uint64_t s = std::max(lo, piece.start * bs);
       const uint64_t e = std::min(size, piece.end() * bs);
-      if (s >= std::min(hi, e)) return Status::OK();
-      if (!frames.empty() &&
-          (!FrameContinues(frames.back(), piece) || frames_hi - frames_lo >= unit)) {
-        issue_frames();
+      if (s >= e) return Status::OK();
+      if (!frames.empty() && FrameContinues(frames.back(), piece) && frames_hi - frames_lo < unit) {
+        frames.push_back(piece);
+        frames_hi = e;
+        return Status::OK();
       }
-      if (frames.empty()) frames_lo = s;
+      issue_frames();
+      if (s >= hi) return Status::OK();
+      frames_lo = s;
       frames.push_back(piece);
       frames_hi = e;
       return Status::OK();

@@ -638,7 +638,7 @@ TEST_F(Nbd, BackgroundGcUnderFioVerifyKeepsStorageBounded) {
   // The head is intact (every index node and block checks).
   auto v = hyperfile::Verify(store, hyperfile::At::Latest(), /*deep=*/true);
   ASSERT_TRUE(v.ok()) << v.status().ToString();
-  EXPECT_TRUE(v->ok());
+  EXPECT_TRUE(v->ok()) << v->problems.front();
 }
 
 // Issue 10's lost update: 64 asynchronous 4 KiB writes in flight to random
