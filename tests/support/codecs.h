@@ -6,10 +6,16 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <string>
 #include <vector>
 
 #include "hyperfile/options.h"
+
+namespace hyperfile {
+// gtest prints parameters with this (found by ADL) instead of raw bytes.
+inline void PrintTo(const Compression& c, std::ostream* os) { *os << CompressionName(c); }
+}  // namespace hyperfile
 
 namespace hyperfile::testing {
 
