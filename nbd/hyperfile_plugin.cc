@@ -94,6 +94,7 @@ struct Config {
   bool readonly = false;
   std::optional<uint64_t> create_size;
   std::optional<uint32_t> block_size;
+  std::optional<hyperfile::Compression> compression;  // compression=: of a created file
   bool flush_on_close = true;
   uint64_t follow_ms = 0;  // follow=: refresh a read-only latest export (0 = fixed state)
   hyperfile::OpenOptions open;
@@ -395,6 +396,13 @@ int ConfigImpl(const char* key, const char* value) {
       return -1;
     }
     c.block_size = static_cast<uint32_t>(size);
+  } else if (k == "compression") {
+    auto parsed = hyperfile::ParseCompression(value);
+    if (!parsed.ok()) {
+      nbdkit_error("compression=%s: %s", value, parsed.status().message().c_str());
+      return -1;
+    }
+    c.compression = *parsed;
   } else if (k == "cache") {
     if (!ParseSize(key, value, 1, kMaxSize, &c.open.block_cache_bytes)) return -1;
   } else if (k == "index-cache") {
@@ -556,6 +564,10 @@ int ConfigCompleteImpl() {
   c.prefix_mode = c.uri.back() == '/';
   if (c.block_size && !c.create_size) {
     nbdkit_error("block-size= only applies when creating a file: give create-size= too");
+    return -1;
+  }
+  if (c.compression && !c.create_size) {
+    nbdkit_error("compression= only applies when creating a file: give create-size= too");
     return -1;
   }
   if (c.create_size && ReadOnlyExport()) {
@@ -773,6 +785,7 @@ hyperfile::Result<Opened> OpenExportFile(const std::string& uri, const std::opti
       hyperfile::CreateOptions create;
       create.initial_size = *c.create_size;
       if (c.block_size) create.block_size = *c.block_size;
+      if (c.compression) create.compression = *c.compression;
       nbdkit_debug("hyperfile: creating %s (size %" PRIu64 ", block size %u)", uri.c_str(),
                    create.initial_size, create.block_size);
       file = File::Create(store, create, options);
@@ -1563,6 +1576,7 @@ void DumpPlugin() {
   "readonly=BOOL           open the latest state read-only (no writer; default false)\n"           \
   "create-size=SIZE        create the file with this size if it does not exist\n"                  \
   "block-size=SIZE         block size of a created file: 4K..4M, power of two (64K)\n"             \
+  "compression=CODEC       codec of a created file: zstd[:LEVEL] (zstd:1), lz4, none\n"            \
   "cache=SIZE              memory for cached data blocks (64M)\n"                                  \
   "index-cache=SIZE        memory for cached index nodes (16M)\n"                                  \
   "dirty-limit=SIZE        unflushed data kept before writers wait (256M)\n"                       \

@@ -55,6 +55,23 @@ if [ "${HYPERFILE_BENCH_LOGS:-1}" != 0 ]; then
   fi
   build/dev/log_bench --json build/bench/log_bench.json || status=1
 fi
+# Compression (bench/compression_bench.cc, issue 12): each codec on a tar of
+# /usr/share and /usr/lib of this machine (data no one here wrote), capped at
+# HYPERFILE_BENCH_COMPRESS_BYTES (256 MiB), on the same gateway; stored bytes
+# against what the `zstd` command makes at the same level. Figures in
+# build/bench/compression_bench.json; HYPERFILE_BENCH_COMPRESS=0 skips it.
+if [ "${HYPERFILE_BENCH_COMPRESS:-1}" != 0 ]; then
+  cmake --build --preset dev --target compression_bench >>build/bench/build.log 2>&1 || exit 1
+  corpus=build/bench/usr-corpus.tar
+  if [ ! -s "$corpus" ]; then
+    tar -cf - /usr/share /usr/lib 2>/dev/null |
+      head -c "${HYPERFILE_BENCH_COMPRESS_BYTES:-268435456}" >"$corpus"
+  fi
+  refs=()
+  for level in 1 3; do refs+=(--reference "zstd:$level=$(zstd -"$level" -q -c "$corpus" | wc -c)"); done
+  build/dev/compression_bench --input "$corpus" --uri "$HYPERFILE_TEST_S3_URI/compression-bench" \
+    "${refs[@]}" --json build/bench/compression_bench.json || status=1
+fi
 # Space reclamation (bench/gc_bench.cc): stored / live under random and
 # sequential overwrites with collection and compaction, compaction's write
 # amplification, requests per collection, write p99 with a background

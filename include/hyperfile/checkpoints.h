@@ -79,6 +79,21 @@ struct ByteRange {
 HYPERFILE_EXPORT Result<std::vector<ByteRange>> Diff(std::shared_ptr<ObjectStore> store,
                                                      const At& from, const At& to);
 
+// What a checkpoint's data costs in the store, from its index alone (every
+// leaf is read; no data): the codec its writer used (the header's), the
+// logical bytes of the blocks that hold data, and the bytes they occupy in
+// segments and data objects (frames, or chunks with their CRCs). Blocks
+// shared with other checkpoints count in each.
+struct StorageUse {
+  uint64_t checkpoint = 0;
+  Compression compression = {};
+  uint64_t logical_bytes = 0;
+  uint64_t stored_bytes = 0;
+  uint64_t framed_blocks = 0;  // blocks stored as frames (the rest: chunk form)
+};
+HYPERFILE_EXPORT Result<StorageUse> MeasureStorage(std::shared_ptr<ObjectStore> store,
+                                                   const At& at);
+
 // Walks every index node reachable from the checkpoint (and with deep, every
 // data block) and checks checksums.
 struct VerifyReport {

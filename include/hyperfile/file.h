@@ -66,6 +66,10 @@ struct FileStat {
   uint64_t size = 0;             // logical size in bytes
   uint64_t allocated_bytes = 0;  // bytes of blocks that hold data (holes excluded)
   uint32_t block_size = 0;
+  // The codec this handle writes new blocks with (a read-only handle: the
+  // one its checkpoint was written with). Blocks stored earlier may use
+  // others; hyperfile::MeasureStorage counts stored bytes.
+  Compression compression = {};
   uint64_t checkpoint = 0;     // id of the checkpoint this handle is based on
   int64_t create_time_ms = 0;  // when the file was created
   int64_t mtime_ms = 0;        // last change (committed or in memory)

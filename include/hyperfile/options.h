@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "hyperfile/object_store.h"
 
@@ -14,6 +16,25 @@ namespace hyperfile {
 struct RefreshResult;  // file.h
 class Executor;        // executor.h
 
+// How new data blocks are stored (docs/format.md "Frames"). Each block is
+// compressed on its own into one frame, so a random read fetches at most one
+// block's frame; a block that does not shrink is stored raw inside its frame.
+// kNone stores blocks in the uncompressed chunk form (readable by older
+// builds).
+enum class Codec : uint8_t { kNone = 0, kLz4 = 1, kZstd = 2 };
+struct Compression {
+  Codec codec = Codec::kZstd;
+  // zstd: 1..19 (1 = fastest). lz4 and none: 0. Checked by File::Create /
+  // File::Open (InvalidArgument naming the field).
+  int level = 1;
+  bool operator==(const Compression&) const = default;
+};
+// Parses "none", "lz4", "zstd" (level 1) or "zstd:N" (N in 1..19):
+// InvalidArgument naming the text otherwise.
+HYPERFILE_EXPORT Result<Compression> ParseCompression(std::string_view text);
+// The inverse: "none", "lz4", "zstd:N".
+HYPERFILE_EXPORT std::string CompressionName(const Compression& c);
+
 struct CreateOptions {
   // Bytes per logical block: a power of two from 4 KiB to 4 MiB. Fixed for
   // the life of the file. Small blocks suit random I/O (less read-modify-write),
@@ -21,6 +42,10 @@ struct CreateOptions {
   uint32_t block_size = 64 * 1024;
   // Initial logical size (a hole: reads as zeros, costs nothing).
   uint64_t initial_size = 0;
+  // How the file's data is stored: zstd level 1 by default. Recorded in every
+  // segment header; a handle opened with OpenOptions::compression writes
+  // later blocks with another codec (blocks already stored keep theirs).
+  Compression compression = {};
   // Fail with AlreadyExists if the file exists (otherwise also AlreadyExists:
   // create never truncates an existing file; open it instead).
 };
@@ -62,6 +87,10 @@ struct OpenOptions {
   // Identifies this writer in segment headers (host/process by default);
   // at most 255 bytes, no control characters.
   std::string writer_name;
+  // Codec for the blocks this handle writes (and records in the headers it
+  // commits). Unset: the codec of the checkpoint it opened (none for files
+  // written before compression existed). Ignored by read-only handles.
+  std::optional<Compression> compression = std::nullopt;
   // Following the head (read-only handles opened at the latest state; see
   // File::Refresh). refresh_interval_ms > 0 refreshes in the background every
   // that many milliseconds (10 .. 86,400,000; 0 = only when File::Refresh is

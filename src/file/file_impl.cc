@@ -9,6 +9,7 @@
 #include <future>
 #include <random>
 
+#include "format/frame.h"
 #include "hyperfile/executor.h"
 #include "util/coding.h"
 
@@ -83,7 +84,15 @@ struct FileImpl::Prepared {
   std::vector<uint64_t> data_blocks;  // their block numbers
   IntervalSet holes;                  // blocks that became holes (punched or all zeros)
   bool in_object = false;             // data went to the flight's data object
-  format::StoredBlocks stored;        // the inline data's stored form (not in_object)
+  format::StoredBlocks stored;        // the inline data's stored form (not in_object, not framed)
+  // Framed (the handle writes with a codec): one frame per block, back to
+  // back in frame_parts (compressed in parallel; emptied once uploaded to
+  // the data object); each block's frame offset from the first and length.
+  bool framed = false;
+  std::vector<std::string> frame_parts;
+  std::vector<uint64_t> frame_offsets;
+  std::vector<uint32_t> frame_lengths;
+  uint64_t framed_bytes = 0;
 };
 
 struct FileImpl::Flight {
@@ -112,6 +121,7 @@ struct FileImpl::Built {
   // Blocks kept in the chunk cache once committed: the merged partial ones
   // and the last block of each run (an append continues there).
   std::vector<std::pair<uint64_t, const char*>> remember;  // stored offset, bytes
+  bool framed = false;                                     // remember's offsets are frames
 };
 
 // ------------------------------------------------------------ lifecycle ---
@@ -124,6 +134,8 @@ FileImpl::FileImpl(std::shared_ptr<ObjectStore> store, const OpenOptions& option
       read_only_(options.read_only),
       head_(head),
       writer_epoch_(RandomU64()) {
+  codec_ = options_.compression.value_or(
+      Compression{static_cast<Codec>(head.codec), static_cast<int>(head.codec_level)});
   if (options_.writer_name.empty()) options_.writer_name = DefaultWriterName();
   if (options_.writer_name.size() > 255) options_.writer_name.resize(255);
   lineage_ = std::make_unique<Lineage>(store_, head.origins, DefaultResolver(options_));
@@ -295,10 +307,41 @@ uint64_t FileImpl::IssuePrefetch(uint64_t lo, uint64_t hi,
     size = size_;
   }
   uint64_t issued_end = hi;
+  // Framed blocks (one extent each) are gathered into runs of frames that
+  // lie back to back, cut every `unit` logical bytes: one GET per run.
+  std::vector<format::ExtentEntry> frames;
+  uint64_t frames_lo = 0, frames_hi = 0;
+  auto issue_frames = [&] {
+    if (frames.empty()) return;
+    auto task = pool_->Submit([this, run = frames, s = frames_lo, e = frames_hi] {
+      return chunks_->ReadFrames(run, s, e, nullptr);
+    });
+    out->push_back({frames_lo, frames_hi, task.share()});
+    issued_end = std::max(issued_end, frames_hi);
+    frames.clear();
+  };
   // Visit past hi: requests starting before hi may run on (Visit clips each
   // run to the range, and a clipped run must not look like a short tail).
   const uint64_t reach = std::min(size, hi + unit + unit / 4 + bs);
   (void)tree_->Visit(root, lo / bs, (reach + bs - 1) / bs, [&](const format::ExtentEntry& piece) {
+    if (piece.framed()) {
+      // As for chunks: a run started before hi goes on to a whole unit.
+      const uint64_t s = std::max(lo, piece.start * bs);
+      const uint64_t e = std::min(size, piece.end() * bs);
+      if (s >= e) return Status::OK();
+      if (!frames.empty() && FrameContinues(frames.back(), piece) && frames_hi - frames_lo < unit) {
+        frames.push_back(piece);
+        frames_hi = e;
+        return Status::OK();
+      }
+      issue_frames();
+      if (s >= hi) return Status::OK();
+      frames_lo = s;
+      frames.push_back(piece);
+      frames_hi = e;
+      return Status::OK();
+    }
+    issue_frames();
     const uint64_t run_end = std::min(size, piece.end() * bs);
     for (uint64_t s = std::max(lo, piece.start * bs); s < std::min(hi, run_end);) {
       uint64_t e = std::min(run_end, s + unit);
@@ -311,6 +354,7 @@ uint64_t FileImpl::IssuePrefetch(uint64_t lo, uint64_t hi,
     }
     return Status::OK();
   });
+  issue_frames();
   return issued_end;
 }
 
@@ -371,24 +415,45 @@ Status FileImpl::ReadFromTree(const index::TreeRoot& root, const std::vector<Bel
     format::ExtentEntry piece;
     uint64_t lo, hi;
     char* dst;
+    std::vector<format::ExtentEntry> frames;  // framed: the run of frames, one GET
+    uint64_t frame_bytes = 0;
   };
   std::vector<Request> requests;
   const uint64_t bs = block_size_;
   const uint64_t max_bytes = std::max<uint64_t>(options_.max_read_request_bytes, kChunkSize);
   for (const BelowRead& r : reads) {
     std::memset(r.buf, 0, r.len);
+    const size_t first_request = requests.size();
     HF_RETURN_IF_ERROR(tree_->Visit(root, r.b0, r.b1, [&](const format::ExtentEntry& piece) {
       uint64_t lo = std::max(r.offset, piece.start * bs);
       uint64_t hi = std::min(r.offset + r.len, piece.end() * bs);
+      if (piece.framed()) {
+        // Frames back to back in one object go in one GET (up to max_bytes).
+        if (requests.size() > first_request) {
+          Request& last = requests.back();
+          if (!last.frames.empty() && last.hi == lo && FrameContinues(last.frames.back(), piece) &&
+              last.frame_bytes + piece.stored_length <= max_bytes) {
+            last.frames.push_back(piece);
+            last.frame_bytes += piece.stored_length;
+            last.hi = hi;
+            return Status::OK();
+          }
+        }
+        requests.push_back({piece, lo, hi, r.buf + (lo - r.offset), {piece}, piece.stored_length});
+        return Status::OK();
+      }
       for (uint64_t s = lo; s < hi;) {
         uint64_t e = std::min(hi, (s / kChunkSize) * kChunkSize + max_bytes);
-        requests.push_back({piece, s, e, r.buf + (s - r.offset)});
+        requests.push_back({piece, s, e, r.buf + (s - r.offset), {}, 0});
         s = e;
       }
       return Status::OK();
     }));
   }
-  auto run = [&](const Request& q) { return chunks_->Read(q.piece, q.lo, q.hi, q.dst); };
+  auto run = [&](const Request& q) {
+    return q.frames.empty() ? chunks_->Read(q.piece, q.lo, q.hi, q.dst)
+                            : chunks_->ReadFrames(q.frames, q.lo, q.hi, q.dst);
+  };
   if (requests.empty()) return Status::OK();
   if (requests.size() == 1) return run(requests[0]);
   std::vector<std::future<Status>> pending;
@@ -654,22 +719,66 @@ Status FileImpl::Prepare(Flight* flight, const std::vector<Layer>& below,
     }
   }
   const uint64_t sbs = format::StoredBlockSize(block_size_);
-  p->in_object = p->data.size() * sbs > format::kMaxInlineDataBytes;
-  for (size_t i = 0; i < p->data.size(); i++) p->stored.Add(p->data[i], p->data_blocks[i] * bs);
+  p->framed = codec_.codec != Codec::kNone;
+  if (p->framed) {
+    CompressBlocks(p.get());
+    p->in_object = p->framed_bytes > format::kMaxInlineDataBytes;
+  } else {
+    p->in_object = p->data.size() * sbs > format::kMaxInlineDataBytes;
+    for (size_t i = 0; i < p->data.size(); i++) p->stored.Add(p->data[i], p->data_blocks[i] * bs);
+  }
   if (p->in_object) {
     // Uploaded before the commit and under a name no other upload can have
     // (the epoch changes after every failed flush): an unconditional put,
     // multipart allowed. It becomes part of the file only if the commit lands.
     Payload payload;
-    p->stored.AppendTo(&payload);
+    if (p->framed) {
+      for (const std::string& part : p->frame_parts) payload.push_back(part);
+    } else {
+      p->stored.AppendTo(&payload);
+    }
     HF_RETURN_IF_ERROR(
         store_
             ->Put(format::DataObjectKey(flight->id, flight->epoch), payload, PutOptions{}, nullptr)
             .WithContext("flush: upload the data object"));
     p->stored = format::StoredBlocks(block_size_);  // its CRCs are not needed any more
+    p->frame_parts.clear();
   }
   flight->prepared = std::move(p);
   return Status::OK();
+}
+
+// One frame per block, compressed on up to one pool task per core (a
+// flush's blocks are independent), each part into its own buffer.
+void FileImpl::CompressBlocks(Prepared* p) {
+  const uint64_t bs = block_size_;
+  const size_t n = p->data.size();
+  const size_t cores = std::max<size_t>(1, std::thread::hardware_concurrency());
+  const size_t parts = n < 8 ? 1 : std::min(n, cores);
+  const uint8_t codec = static_cast<uint8_t>(codec_.codec);
+  const int level = codec_.level;
+  p->frame_parts.assign(parts, std::string());
+  p->frame_lengths.assign(n, 0);
+  auto work = [&](size_t k) {
+    const size_t b = n * k / parts, e = n * (k + 1) / parts;
+    std::string& out = p->frame_parts[k];
+    out.reserve((e - b) * (bs / 2 + format::kFrameOverhead));
+    for (size_t i = b; i < e; i++) {
+      p->frame_lengths[i] = format::EncodeFrame(codec, level, std::string_view(p->data[i], bs),
+                                                p->data_blocks[i] * bs, &out);
+    }
+  };
+  std::vector<std::future<void>> others;
+  for (size_t k = 1; k < parts; k++) others.push_back(pool_->Submit([&work, k] { work(k); }));
+  work(0);
+  for (auto& f : others) f.get();
+  p->frame_offsets.resize(n);
+  uint64_t pos = 0;
+  for (size_t i = 0; i < n; i++) {
+    p->frame_offsets[i] = pos;
+    pos += p->frame_lengths[i];
+  }
+  p->framed_bytes = pos;
 }
 
 // Stage 3, first half: the index changes on the committed tree, the
@@ -695,7 +804,11 @@ Status FileImpl::BuildSegment(const Flight& flight, const format::SegmentHeader&
     }
     if (pos < e) changes.push_back({pos, e - pos, true, 0, 0});
   }
-  for (size_t i = 0; i < p.data_blocks.size();) {
+  for (size_t i = 0; p.framed && i < p.data_blocks.size(); i++) {
+    changes.push_back({p.data_blocks[i], 1, false, id, where | p.frame_offsets[i], flight.epoch,
+                       p.frame_lengths[i]});
+  }
+  for (size_t i = 0; !p.framed && i < p.data_blocks.size();) {
     size_t j = i;
     while (j + 1 < p.data_blocks.size() && p.data_blocks[j + 1] == p.data_blocks[j] + 1) j++;
     changes.push_back({p.data_blocks[i], j - i + 1, false, id, where | (i * sbs), flight.epoch});
@@ -720,9 +833,12 @@ Status FileImpl::BuildSegment(const Flight& flight, const format::SegmentHeader&
   h.parent_crc = head.crc;
   h.writer_epoch = flight.epoch;
   h.writer = options_.writer_name;
+  h.codec = static_cast<uint8_t>(codec_.codec);
+  h.codec_level = static_cast<uint8_t>(codec_.level);
   format::CarryHistory(head, &h);
-  const uint64_t inline_bytes = p.in_object ? 0 : p.stored.bytes();
-  h.data_object_length = p.in_object ? p.data.size() * sbs : 0;
+  const uint64_t stored_bytes = p.framed ? p.framed_bytes : p.data.size() * sbs;
+  const uint64_t inline_bytes = p.in_object ? 0 : stored_bytes;
+  h.data_object_length = p.in_object ? stored_bytes : 0;
   const uint64_t header_len = format::EncodedHeaderSize(h);
   const uint64_t nodes_len = index::Tree::PendingBytes(out->pending);
   if (header_len + nodes_len > UINT32_MAX) {
@@ -744,16 +860,21 @@ Status FileImpl::BuildSegment(const Flight& flight, const format::SegmentHeader&
   h.crc = DecodeFixed32(out->header_bytes.data() + out->header_bytes.size() - 4);
 
   const uint64_t data_base = p.in_object ? format::kInDataObject : h.data_area_offset;
+  out->framed = p.framed;
   for (size_t i = 0; i < p.data.size(); i++) {
     const bool run_end = i + 1 == p.data.size() || p.data_blocks[i + 1] != p.data_blocks[i] + 1;
     if (run_end || (flight.merged && flight.merged->count(p.data_blocks[i]))) {
-      out->remember.emplace_back(data_base + i * sbs, p.data[i]);
+      out->remember.emplace_back(data_base + (p.framed ? p.frame_offsets[i] : i * sbs), p.data[i]);
     }
   }
   out->payload.clear();
   out->payload.push_back(out->header_bytes);
   if (!out->node_bytes.empty()) out->payload.push_back(out->node_bytes);
-  if (!p.in_object) p.stored.AppendTo(&out->payload);
+  if (!p.in_object && p.framed) {
+    for (const std::string& part : p.frame_parts) out->payload.push_back(part);
+  } else if (!p.in_object) {
+    p.stored.AppendTo(&out->payload);
+  }
   return Status::OK();
 }
 
@@ -785,7 +906,8 @@ void FileImpl::FinishCommitLocked() {
   std::shared_ptr<Flight> f = flights_.front();
   Built& built = *f->built;
   for (const auto& [stored_offset, bytes] : built.remember) {
-    chunks_->Remember(built.header.self.id, stored_offset, std::string_view(bytes, block_size_));
+    chunks_->Remember(built.header.self.id, stored_offset, std::string_view(bytes, block_size_),
+                      built.framed);
   }
   index::Tree::Unpin(built.pending);
   for (const index::NodePtr& n : built.pending) nodes_->Insert(n);
@@ -970,6 +1092,7 @@ Result<FileStat> FileImpl::Stat() {
   st.size = size_;
   st.allocated_bytes = root_.blocks * block_size_;
   st.block_size = block_size_;
+  st.compression = codec_;
   st.checkpoint = head_.self.id;
   st.create_time_ms = head_.create_time_ms;
   st.mtime_ms = mtime_ms_;

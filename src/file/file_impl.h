@@ -149,6 +149,7 @@ class FileImpl : public File {
   void StartCommitLocked(const std::shared_ptr<Flight>& flight);
   // Stage 2 and 3 (no lock held).
   Status Prepare(Flight* flight, const std::vector<Layer>& below, const index::TreeRoot& root);
+  void CompressBlocks(Prepared* p);
   Status BuildSegment(const Flight& flight, const format::SegmentHeader& head,
                       const index::TreeRoot& root, Built* out);
   Status Commit(const format::SegmentHeader& head, Built* built);
@@ -163,6 +164,9 @@ class FileImpl : public File {
   OpenOptions options_;
   const uint32_t block_size_;
   const bool read_only_;
+  // The codec of the blocks this handle writes, recorded in the headers it
+  // commits: OpenOptions::compression, else the opened checkpoint's.
+  Compression codec_;
   std::unique_ptr<Lineage> lineage_;
   std::unique_ptr<NodeLoader> nodes_;
   std::unique_ptr<ChunkReader> chunks_;

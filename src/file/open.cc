@@ -5,6 +5,7 @@
 
 #include "file/file_impl.h"
 #include "file/open_internal.h"
+#include "format/frame.h"
 #include "util/coding.h"
 
 namespace hyperfile {
@@ -210,6 +211,27 @@ Result<ResolvedState> ResolveTime(const std::shared_ptr<ObjectStore>& store, int
   return not_found();
 }
 
+Status ValidateCompression(const Compression& c, const std::string& what) {
+  switch (c.codec) {
+    case Codec::kNone:
+    case Codec::kLz4:
+      if (c.level != 0) {
+        return Status::InvalidArgument(what + ": level " + std::to_string(c.level) +
+                                       " given for a codec without levels (must be 0)");
+      }
+      return Status::OK();
+    case Codec::kZstd:
+      if (c.level < 1 || c.level > format::kMaxZstdLevel) {
+        return Status::InvalidArgument(what + ": zstd level " + std::to_string(c.level) +
+                                       " must be from 1 to " +
+                                       std::to_string(format::kMaxZstdLevel));
+      }
+      return Status::OK();
+  }
+  return Status::InvalidArgument(what + ": unknown codec " +
+                                 std::to_string(static_cast<int>(c.codec)));
+}
+
 Status ValidateOpenOptions(const OpenOptions& o, const std::string& where) {
   auto bad = [&](const std::string& what) {
     return Status::InvalidArgument("open " + where + ": " + what);
@@ -248,6 +270,9 @@ Status ValidateOpenOptions(const OpenOptions& o, const std::string& where) {
   if (o.on_refresh && o.refresh_interval_ms == 0) {
     return bad("on_refresh needs refresh_interval_ms (it is called by the background refresh)");
   }
+  if (o.compression) {
+    HF_RETURN_IF_ERROR(ValidateCompression(*o.compression, "open " + where + ": compression"));
+  }
   if (o.writer_name.size() > 255) return bad("writer_name is longer than 255 bytes");
   for (unsigned char c : o.writer_name) {
     if (c < 0x20 || c == 0x7f) return bad("writer_name contains a control character");
@@ -273,6 +298,8 @@ Result<std::unique_ptr<File>> File::Create(std::shared_ptr<ObjectStore> store,
     return Status::OutOfRange("create " + store->Name() + ": size exceeds 2^60 bytes");
   }
   if (options.read_only) return Status::InvalidArgument("create: cannot create read-only");
+  HF_RETURN_IF_ERROR(
+      file::ValidateCompression(create.compression, "create " + store->Name() + ": compression"));
   std::vector<ObjectInfo> existing;
   HF_RETURN_IF_ERROR(store->List(format::kSegmentPrefix, "", 1, &existing));
   if (!existing.empty()) {
@@ -289,6 +316,11 @@ Result<std::unique_ptr<File>> File::Create(std::shared_ptr<ObjectStore> store,
   h.create_time_ms = h.self.time_ms;
   h.block_shift = static_cast<uint8_t>(__builtin_ctz(bs));
   h.writer = options.writer_name.substr(0, 255);
+  // The handle's own codec (OpenOptions) wins over the one created with, as
+  // it does for every later write of that handle.
+  const Compression codec = options.compression.value_or(create.compression);
+  h.codec = static_cast<uint8_t>(codec.codec);
+  h.codec_level = static_cast<uint8_t>(codec.level);
   size_t len = format::EncodeHeader(h).size();
   h.node_area_offset = h.data_area_offset = len;
   read.bytes = format::EncodeHeader(h);
@@ -332,6 +364,37 @@ Result<std::unique_ptr<File>> File::OpenAt(std::shared_ptr<ObjectStore> store, c
                       FileImpl::Make(state.store, options, state.read,
                                      state.descriptor ? &*state.descriptor : nullptr));
   return std::unique_ptr<File>(std::move(f));
+}
+
+Result<Compression> ParseCompression(std::string_view text) {
+  auto bad = [&] {
+    return Status::InvalidArgument("compression '" + std::string(text) +
+                                   "': expected none, lz4, zstd or zstd:LEVEL (1.." +
+                                   std::to_string(format::kMaxZstdLevel) + ")");
+  };
+  if (text == "none") return Compression{Codec::kNone, 0};
+  if (text == "lz4") return Compression{Codec::kLz4, 0};
+  if (text == "zstd") return Compression{Codec::kZstd, 1};
+  if (text.substr(0, 5) != "zstd:" || text.size() < 6 || text.size() > 7) return bad();
+  int level = 0;
+  for (char c : text.substr(5)) {
+    if (c < '0' || c > '9') return bad();
+    level = level * 10 + (c - '0');
+  }
+  if (level < 1 || level > format::kMaxZstdLevel) return bad();
+  return Compression{Codec::kZstd, level};
+}
+
+std::string CompressionName(const Compression& c) {
+  switch (c.codec) {
+    case Codec::kNone:
+      return "none";
+    case Codec::kLz4:
+      return "lz4";
+    case Codec::kZstd:
+      return "zstd:" + std::to_string(c.level);
+  }
+  return "unknown";
 }
 
 }  // namespace hyperfile

@@ -28,6 +28,8 @@ Result<ResolvedState> ResolveState(const std::shared_ptr<ObjectStore>& store, co
 // accepted range). The block-size dependent rule (the dirty budget holds at
 // least one block) is checked by FileImpl::Make once the block size is known.
 Status ValidateOpenOptions(const OpenOptions& options, const std::string& where);
+// Checks a codec and level (InvalidArgument "<what>: ...").
+Status ValidateCompression(const Compression& c, const std::string& what);
 // Reads snap/<name> with one bounded GET (NotFound names the snapshot;
 // anything but a 28-byte record is Corrupt naming the object).
 Result<format::SnapshotRecord> ReadSnapshot(ObjectStore* store, const std::string& name);

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 
+#include "format/frame.h"
 #include "format/removal_marker.h"
 #include "util/coding.h"
 
@@ -219,6 +220,7 @@ void NodeLoader::Seed(const HeaderRead& read) {
 }
 
 Status ChunkReader::Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t hi, char* dst) {
+  if (piece.framed()) return ReadFrames({&piece, 1}, lo, hi, dst);
   const uint64_t base = piece.start * block_size_;  // logical offset of the piece
   const uint64_t stored_chunk = kChunkSize + kChunkCrcSize;
   uint64_t c0 = (lo - base) / kChunkSize;
@@ -291,7 +293,90 @@ Status ChunkReader::Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t
   return Status::OK();
 }
 
-void ChunkReader::Remember(uint64_t segment, uint64_t stored_offset, std::string_view block) {
+Status ChunkReader::ReadFrames(std::span<const format::ExtentEntry> frames, uint64_t lo,
+                               uint64_t hi, char* dst) {
+  const uint64_t bs = block_size_;
+  if (frames.empty() || lo >= hi || lo < frames.front().start * bs ||
+      hi > frames.back().end() * bs) {
+    return Status::InvalidArgument("frame read outside its run");
+  }
+  for (size_t i = 0; i < frames.size(); i++) {
+    if (!frames[i].framed() || (i > 0 && !FrameContinues(frames[i - 1], frames[i]))) {
+      return Status::InvalidArgument("frame read of a run that does not continue");
+    }
+  }
+  auto copy_block = [&](size_t i, const char* block) {
+    if (dst == nullptr) return;  // a prefetch: only fill the caches
+    const uint64_t bstart = frames[i].start * bs;
+    const uint64_t s = std::max(bstart, lo), e = std::min(bstart + bs, hi);
+    if (s < e) std::memcpy(dst + (s - lo), block + (s - bstart), e - s);
+  };
+  const uint64_t segment = frames.front().segment, epoch = frames.front().epoch;
+  // Only frames holding bytes of [lo, hi) matter; serve cached ones at both
+  // ends, fetch the rest with one GET.
+  size_t a = (lo / bs) - frames.front().start;
+  size_t b = (hi + bs - 1) / bs - frames.front().start;
+  while (a < b) {
+    auto hit = Cached(segment, epoch, FrameKey(frames[a].offset), bs);
+    if (!hit) break;
+    copy_block(a++, (*hit)->data());
+  }
+  while (b > a) {
+    auto hit = Cached(segment, epoch, FrameKey(frames[b - 1].offset), bs);
+    if (!hit) break;
+    copy_block(--b, (*hit)->data());
+  }
+  if (a == b) return Status::OK();
+  HF_ASSIGN_OR_RETURN(ObjectStore * store, lineage_->StoreFor(segment));
+  const bool in_object = frames.front().in_data_object();
+  const std::string object =
+      in_object ? format::DataObjectKey(segment, epoch) : format::SegmentKey(segment);
+  const std::string where =
+      in_object ? lineage_->WhereKey(segment, object) : lineage_->Where(segment);
+  const uint64_t offset = frames[a].object_offset();
+  const uint64_t length = frames[b - 1].object_offset() + frames[b - 1].stored_length - offset;
+  std::shared_ptr<const std::string> prefix;
+  if (!in_object) {
+    std::lock_guard<std::mutex> lock(prefix_mu_);
+    if (prefix_segment_ == segment) prefix = prefix_;
+  }
+  std::string bytes;
+  Status st;
+  if (prefix && offset <= prefix->size() && length <= prefix->size() - offset) {
+    bytes.assign(*prefix, offset, length);  // fetched with the header: no GET
+  } else {
+    st = store->Get(object, offset, length, &bytes, nullptr);
+  }
+  if (st.IsNotFound()) {
+    return Status::Corrupt(where + (in_object ? ": data object" : ": segment") +
+                           " referenced by the index is missing");
+  }
+  HF_RETURN_IF_ERROR(st);
+  if (bytes.size() != length) {
+    return Status::Corrupt(where + " at offset " + std::to_string(offset) +
+                           ": data truncated (object shorter than its index says)");
+  }
+  for (size_t i = a; i < b; i++) {
+    const format::ExtentEntry& f = frames[i];
+    const uint64_t at = f.object_offset();
+    auto block = std::make_shared<std::string>(bs, '\0');
+    HF_RETURN_IF_ERROR(format::DecodeFrame(
+        std::string_view(bytes).substr(at - offset, f.stored_length), f.start * bs, block_size_,
+        block->data(), where + " at offset " + std::to_string(at)));
+    copy_block(i, block->data());
+    if (disk_) disk_->Put({file_id_, segment, epoch, FrameKey(f.offset)}, *block);
+    cache_.Put({segment, FrameKey(f.offset)}, std::move(block), bs + 96);
+  }
+  return Status::OK();
+}
+
+void ChunkReader::Remember(uint64_t segment, uint64_t stored_offset, std::string_view block,
+                           bool framed) {
+  if (framed) {
+    cache_.Put({segment, FrameKey(stored_offset)}, std::make_shared<const std::string>(block),
+               block.size() + 96);
+    return;
+  }
   const uint64_t stored_chunk = kChunkSize + kChunkCrcSize;
   for (uint64_t c = 0; c * kChunkSize < block.size(); c++) {
     cache_.Put({segment, stored_offset + c * stored_chunk},
@@ -307,16 +392,19 @@ void ChunkReader::SeedPrefix(uint64_t segment, std::shared_ptr<const std::string
 }
 
 std::optional<ChunkReader::Chunk> ChunkReader::Cached(uint64_t segment, uint64_t epoch,
-                                                      uint64_t stored_offset) {
+                                                      uint64_t stored_offset, uint64_t size) {
   auto key = std::make_pair(segment, stored_offset);
-  if (auto hit = cache_.Get(key)) return *hit;
+  if (auto hit = cache_.Get(key)) {
+    if ((*hit)->size() == size) return *hit;
+    return std::nullopt;
+  }
   std::string bytes;
   if (!disk_ || !disk_->Get({file_id_, segment, epoch, stored_offset}, &bytes) ||
-      bytes.size() != kChunkSize) {
+      bytes.size() != size) {
     return std::nullopt;
   }
   auto chunk = std::make_shared<const std::string>(std::move(bytes));
-  cache_.Put(key, chunk, kChunkSize + 96);
+  cache_.Put(key, chunk, size + 96);
   return chunk;
 }
 

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -96,8 +97,23 @@ class NodeLoader : public index::NodeSource {
   LruCache<std::pair<uint64_t, uint32_t>, index::NodePtr, RefHash> cache_;
 };
 
+// True if framed extent `next` continues `prev` in storage: the next block,
+// in the same object, its frame right after prev's (one GET reads both).
+inline bool FrameContinues(const format::ExtentEntry& prev, const format::ExtentEntry& next) {
+  return prev.framed() && next.framed() && next.start == prev.end() &&
+         next.segment == prev.segment && next.epoch == prev.epoch &&
+         next.in_data_object() == prev.in_data_object() &&
+         next.object_offset() == prev.object_offset() + prev.stored_length;
+}
+
+// Cache key (the offset part) of the decoded block of the frame at `offset`
+// (kInDataObject kept): bit 62, which no chunk offset has (extents end below
+// kMaxStoredOffset), so a decoded block never answers for a raw chunk.
+inline constexpr uint64_t kFrameKeyBit = 1ull << 62;
+inline uint64_t FrameKey(uint64_t offset) { return offset | kFrameKeyBit; }
+
 // Reads data chunks of extents, verifying each chunk's CRC, with a cache of
-// clean chunks.
+// clean chunks (and of the decoded blocks of frames).
 class ChunkReader {
  public:
   ChunkReader(Lineage* lineage, uint32_t block_size, uint64_t cache_budget)
@@ -111,8 +127,18 @@ class ChunkReader {
   }
   DiskCache* disk_cache() const { return disk_.get(); }
   // Copies logical bytes [lo, hi) (inside the extent piece) into dst; with
-  // dst == nullptr it only brings them into the caches (readahead).
+  // dst == nullptr it only brings them into the caches (readahead). A
+  // framed piece is read as ReadFrames({piece}).
   Status Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t hi, char* dst);
+  // The same for a run of framed pieces (FrameContinues from each to the
+  // next; [lo, hi) inside the run's blocks): the frames not cached are
+  // fetched with one ranged GET, each checked (its CRC binds it to its
+  // block's logical offset) and decoded before its bytes are used, and the
+  // decoded blocks are cached whole. A run that does not continue is
+  // InvalidArgument (a caller bug); a damaged frame is Corrupt naming the
+  // object and offset.
+  Status ReadFrames(std::span<const format::ExtentEntry> frames, uint64_t lo, uint64_t hi,
+                    char* dst);
   uint64_t cached_bytes() const { return cache_.used_bytes(); }
   // Lookups of data chunks (4 KiB) in the memory cache.
   uint64_t hits() const { return cache_.hits(); }
@@ -121,7 +147,9 @@ class ChunkReader {
   // first chunk at `stored_offset` of `segment`), so that reading it again or
   // merging a later partial write into it (an append to the tail block)
   // costs no GET. `block` is block_size bytes.
-  void Remember(uint64_t segment, uint64_t stored_offset, std::string_view block);
+  // `framed`: stored_offset is the block's frame (cached as a decoded block).
+  void Remember(uint64_t segment, uint64_t stored_offset, std::string_view block,
+                bool framed = false);
   // The first bytes of a segment that were fetched anyway (a new head's
   // header read, HeaderRead::bytes): reads of inline data inside them are
   // served from there (still checked chunk by chunk) instead of with a GET,
@@ -138,7 +166,10 @@ class ChunkReader {
   };
   using Chunk = std::shared_ptr<const std::string>;
   // The chunk stored at `stored_offset` of `segment`, from memory or disk.
-  std::optional<Chunk> Cached(uint64_t segment, uint64_t epoch, uint64_t stored_offset);
+  // `size` is what a hit must hold: kChunkSize, or block_size_ for a frame's
+  // decoded block (keyed by FrameKey, so the two forms never mix).
+  std::optional<Chunk> Cached(uint64_t segment, uint64_t epoch, uint64_t stored_offset,
+                              uint64_t size = format::kChunkSize);
   Lineage* lineage_;
   uint32_t block_size_;
   std::shared_ptr<DiskCache> disk_;

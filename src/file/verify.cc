@@ -96,6 +96,28 @@ Result<std::vector<ByteRange>> Diff(std::shared_ptr<ObjectStore> store, const At
   return out;
 }
 
+Result<StorageUse> MeasureStorage(std::shared_ptr<ObjectStore> store, const At& at) {
+  HF_ASSIGN_OR_RETURN(file::ResolvedState s, file::ResolveState(store, at, OpenOptions{}));
+  file::Lineage lineage(s.store, s.read.header.origins, file::DefaultResolver(OpenOptions{}));
+  file::NodeLoader nodes(&lineage, 16 << 20);
+  nodes.Seed(s.read);
+  const uint32_t bs = s.read.header.block_size();
+  index::Tree tree(&nodes, bs);
+  index::TreeRoot root;
+  root.ref = s.self().root;
+  root.height = s.self().height;
+  StorageUse use;
+  use.checkpoint = s.self().id;
+  use.compression = {static_cast<Codec>(s.read.header.codec), s.read.header.codec_level};
+  HF_RETURN_IF_ERROR(tree.Visit(root, 0, ~uint64_t{0}, [&](const format::ExtentEntry& e) {
+    use.logical_bytes += uint64_t{e.count} * bs;
+    use.stored_bytes += format::ExtentStoredBytes(e, bs);
+    if (e.framed()) use.framed_blocks++;
+    return Status::OK();
+  }));
+  return use;
+}
+
 Result<VerifyReport> Verify(std::shared_ptr<ObjectStore> store, const At& at, bool deep) {
   constexpr size_t kMaxProblems = 100;
   VerifyReport report;
@@ -161,7 +183,7 @@ Result<VerifyReport> Verify(std::shared_ptr<ObjectStore> store, const At& at, bo
     }
     HF_ASSIGN_OR_RETURN(const SegmentInfo* seg, segment_info(e.segment));
     if (!seg->problem.empty()) return where + ": " + seg->problem;
-    const uint64_t stored = uint64_t{e.count} * sbs;  // no overflow: checked by the tree
+    const uint64_t stored = format::ExtentStoredBytes(e, bs);  // no overflow: checked by the tree
     if (e.in_data_object()) {
       // The data object: one HEAD per segment, its size must be the header's.
       SegmentInfo& info = segments[e.segment];

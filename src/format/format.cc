@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <limits>
 
+#include "format/frame.h"
 #include "util/coding.h"
 #include "util/crc32c.h"
 
@@ -207,11 +208,19 @@ uint64_t InteriorBaseSegment(const NodeData& node, uint64_t segment) {
 // written relative to data_area_offset; `segment` 0 (sizing a pending node:
 // its new extents are still relative, its pending children's refs unset)
 // matches no extent and every child whose ref is still unset.
+bool HasFramed(const NodeData& node) {
+  for (const ExtentEntry& e : node.extents) {
+    if (e.framed()) return true;
+  }
+  return false;
+}
+
 void WriteNode(const NodeData& node, uint64_t segment, uint64_t data_area_offset, NodeWriter* w) {
   const bool leaf = node.level == 0;
   const size_t count = leaf ? node.extents.size() : node.children.size();
+  const bool framed = leaf && HasFramed(node);
   w->Fixed(DecodeFixed32(kNodeMagic.data()), 4);
-  w->Fixed(kFormatVersion, 1);
+  w->Fixed(framed ? kFramedNodeVersion : kFormatVersion, 1);
   w->Fixed(node.level, 1);
   w->Fixed(count, 2);
   w->Fixed(0, 4);  // total length, patched by EncodeNode
@@ -245,6 +254,7 @@ void WriteNode(const NodeData& node, uint64_t segment, uint64_t data_area_offset
       } else {
         w->Varint(e.offset);
       }
+      if (framed) w->Varint(e.stored_length);
       prev_end = e.end();
     }
   } else {
@@ -303,7 +313,8 @@ Status EncodeNode(const NodeData& node, uint64_t segment, uint64_t data_area_off
   uint64_t prev_end = 0;
   for (size_t i = 0; leaf && i < count; i++) {
     const ExtentEntry& e = node.extents[i];
-    if (e.segment == 0 || e.segment > segment || e.count == 0 || e.start < prev_end) {
+    if (e.segment == 0 || e.segment > segment || e.count == 0 || e.start < prev_end ||
+        (e.framed() && (e.count != 1 || e.object_offset() >= kMaxFramedOffset))) {
       return refuse("bad extent " + std::to_string(i));
     }
     if (e.segment == segment && !e.in_data_object() && e.offset < data_area_offset) {
@@ -332,7 +343,8 @@ Status EncodeNode(const NodeData& node, uint64_t segment, uint64_t data_area_off
 
 uint32_t PeekNodeLength(std::string_view bytes) {
   if (bytes.size() < kNodeHeaderBytes || bytes.substr(0, 4) != kNodeMagic ||
-      static_cast<uint8_t>(bytes[4]) != kFormatVersion) {
+      (static_cast<uint8_t>(bytes[4]) != kFormatVersion &&
+       static_cast<uint8_t>(bytes[4]) != kFramedNodeVersion)) {
     return 0;
   }
   return DecodeFixed32(bytes.data() + 8);
@@ -351,7 +363,10 @@ Result<NodeData> DecodeNode(std::string_view bytes, const NodeRef& ref, std::str
   Decoder in(bytes.substr(0, bytes.size() - 4));
   in.Skip(4);
   uint8_t version = in.U8();
-  if (version != kFormatVersion) return UnsupportedVersion(where, version);
+  if (version != kFormatVersion && version != kFramedNodeVersion) {
+    return UnsupportedVersion(where, version);
+  }
+  const bool framed_node = version == kFramedNodeVersion;
   NodeData node;
   node.level = in.U8();
   const uint16_t count = in.U16();
@@ -369,7 +384,7 @@ Result<NodeData> DecodeNode(std::string_view bytes, const NodeRef& ref, std::str
   bool canonical = true;
   auto varint = [&] { return CanonicalVarint(&in, &canonical); };
   // The largest offset + count * stored block size below 2^63, any block size.
-  const uint64_t kOffsetLimit = kInDataObject - 1;
+  const uint64_t kOffsetLimit = kMaxStoredOffset - 1;
   const uint64_t kMaxStoredBlock = StoredBlockSize(1u << kMaxBlockShift);
   if (node.level == 0) {
     const uint64_t base = varint();
@@ -383,7 +398,7 @@ Result<NodeData> DecodeNode(std::string_view bytes, const NodeRef& ref, std::str
     for (uint64_t& epoch : epochs) epoch = in.U64();
     node.extents.resize(count);
     uint64_t prev_end = 0, used = 0;
-    bool base_used = false;
+    bool base_used = false, any_framed = false;
     for (uint16_t i = 0; i < count; i++) {
       ExtentEntry& e = node.extents[i];
       const size_t at = in.position();
@@ -392,8 +407,17 @@ Result<NodeData> DecodeNode(std::string_view bytes, const NodeRef& ref, std::str
       const uint64_t k = n_epochs > 1 ? varint() : 0;
       const uint64_t seg_delta = varint();
       const uint64_t offset = varint();
+      const uint64_t stored_length = framed_node ? varint() : 0;
       if (!in.ok()) return CorruptAt(where, at, "index node truncated");
       const uint64_t blocks = (head >> 2) + 1;
+      if (stored_length != 0) {
+        if (blocks != 1 || stored_length < kFrameOverhead ||
+            stored_length > MaxFrameBytes(1u << kMaxBlockShift)) {
+          return CorruptAt(where, at, "bad framed extent (block count or stored length)");
+        }
+        any_framed = true;
+      }
+      e.stored_length = static_cast<uint32_t>(stored_length);
       if (gap > kMaxBlocksAnySize - prev_end || blocks > 0xFFFFFFFFu ||
           blocks > kMaxBlocksAnySize - (prev_end + gap)) {
         return CorruptAt(where, at,
@@ -421,11 +445,18 @@ Result<NodeData> DecodeNode(std::string_view bytes, const NodeRef& ref, std::str
         return CorruptAt(where, at, "extent data offset out of range");
       }
       e.offset = in_object ? (kInDataObject | offset) : relative ? data_area + offset : offset;
+      if (e.framed() && e.object_offset() >= kMaxFramedOffset) {
+        return CorruptAt(where, at, "framed extent offset out of range");
+      }
       prev_end = e.end();
+    }
+    if (framed_node && !any_framed) {
+      return CorruptAt(where, 4, "version 4 node without a framed extent");
     }
     if (used != n_epochs) return CorruptAt(where, kNodeHeaderBytes, "unused epoch table entry");
     if (!base_used) return CorruptAt(where, kNodeHeaderBytes, "base segment names no extent");
   } else {
+    if (framed_node) return CorruptAt(where, 4, "version 4 interior node");
     const uint64_t base = varint();
     if (!in.ok()) return CorruptAt(where, in.position(), "index node truncated");
     if (base >= home) return CorruptAt(where, kNodeHeaderBytes, "bad base segment");
@@ -506,7 +537,8 @@ std::string EncodeHeader(const SegmentHeader& h) {
   PutFixed32(&out, h.parent_crc);
   PutFixed8(&out, h.block_shift);
   PutFixed8(&out, h.self.height);
-  PutFixed16(&out, 0);
+  PutFixed8(&out, h.codec);
+  PutFixed8(&out, h.codec_level);
   PutFixed64(&out, h.writer_epoch);
   PutFixed64(&out, h.file_id);
   PutFixed64(&out, h.first_id);
@@ -580,7 +612,8 @@ Result<SegmentHeader> DecodeHeader(std::string_view bytes, std::string_view wher
   h.parent_crc = in.U32();
   h.block_shift = in.U8();
   h.self.height = in.U8();
-  in.Skip(2);
+  h.codec = in.U8();
+  h.codec_level = in.U8();
   h.writer_epoch = in.U64();
   h.file_id = in.U64();
   h.first_id = in.U64();
@@ -608,6 +641,14 @@ Result<SegmentHeader> DecodeHeader(std::string_view bytes, std::string_view wher
   }
   if (std::string reason = CheckDescriptor(h.self); !reason.empty()) {
     return CorruptAt(where, 16, reason);
+  }
+  // Byte 38 was reserved (0 = none) before codecs existed.
+  if (h.codec > 2) {
+    return Status::NotSupported(std::string(where) + ": unknown codec " + std::to_string(h.codec) +
+                                " at offset 38");
+  }
+  if ((h.codec == 2) != (h.codec_level != 0) || h.codec_level > 22) {
+    return CorruptAt(where, 39, "codec level out of range");
   }
   if (h.parent >= h.self.id || h.first_id == 0 || h.first_id > h.self.id) {
     return CorruptAt(where, 24, "parent or first checkpoint id out of range");

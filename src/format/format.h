@@ -24,6 +24,10 @@
 namespace hyperfile::format {
 
 inline constexpr uint32_t kFormatVersion = 3;
+// Index nodes holding at least one framed extent (stored_length != 0) carry
+// this version; all other nodes stay at kFormatVersion, byte for byte as
+// before. Readers accept both.
+inline constexpr uint8_t kFramedNodeVersion = 4;
 inline constexpr uint32_t kChunkSize = 4096;  // data checksum granularity
 inline constexpr uint32_t kChunkCrcSize = 4;
 inline constexpr uint32_t kMinBlockShift = 12;  // 4 KiB
@@ -86,16 +90,32 @@ struct NodeRef {
 // object DataObjectKey(segment, epoch) at offset & ~kInDataObject; clear = in
 // the segment itself. Caches key on the whole field, so the two never mix.
 inline constexpr uint64_t kInDataObject = 1ull << 63;
+//
+// `stored_length` != 0 makes the extent framed: exactly one block (count 1),
+// stored as one frame (format/frame.h) of that many bytes from `offset`;
+// 0 = the chunk form (each block StoredBlockSize bytes). Framed offsets are
+// below kMaxFramedOffset (so caches can tag them, see ChunkReader).
+inline constexpr uint64_t kMaxFramedOffset = 1ull << 48;
+// Every extent ends below this byte offset of its object (bit 62 stays
+// free in the offsets caches key on).
+inline constexpr uint64_t kMaxStoredOffset = 1ull << 62;
 struct ExtentEntry {
   uint64_t start = 0;
   uint32_t count = 0;
   uint64_t segment = 0;
   uint64_t offset = 0;
   uint64_t epoch = 0;
+  uint32_t stored_length = 0;
   uint64_t end() const { return start + count; }
+  bool framed() const { return stored_length != 0; }
   bool in_data_object() const { return (offset & kInDataObject) != 0; }
   uint64_t object_offset() const { return offset & ~kInDataObject; }
 };
+
+// Bytes an extent occupies in its segment or data object.
+inline uint64_t ExtentStoredBytes(const ExtentEntry& e, uint32_t block_size) {
+  return e.framed() ? uint64_t{e.stored_length} : uint64_t{e.count} * StoredBlockSize(block_size);
+}
 
 // An interior entry: the child covering keys from `first_key` on, and the
 // number of data blocks mapped below it (for allocation accounting and for
@@ -123,7 +143,7 @@ inline constexpr uint32_t kMinNodeBytes = kNodeHeaderBytes + 6 + 4;
 // whatever the field values (every varint at its longest).
 constexpr size_t MaxEncodedNodeSize(uint8_t level, size_t count) {
   return kNodeHeaderBytes + 10 + 4 +
-         (level == 0 ? 10 + count * (8 + 5 * 10) : count * (10 + 10 + 10 + 5 + 5));
+         (level == 0 ? 10 + count * (8 + 6 * 10) : count * (10 + 10 + 10 + 5 + 5));
 }
 static_assert(kNodeCapacity <= 0xFFFF);
 static_assert(MaxEncodedNodeSize(0, kNodeCapacity) <= kMaxNodeBytes);
@@ -199,6 +219,11 @@ struct SegmentHeader {
   std::vector<uint64_t> sample_ids;
   std::vector<int64_t> sample_times;
   uint32_t crc = 0;  // filled by Encode/Decode: CRC of the encoded header
+  // The codec this segment's writer stored new blocks with (bytes 38, 39:
+  // 0 = none, 1 = lz4, 2 = zstd; the level). Informational for readers
+  // (every frame names its codec); a writer continues with the head's.
+  uint8_t codec = 0;
+  uint8_t codec_level = 0;
 
   uint32_t block_size() const { return 1u << block_shift; }
 };

@@ -6,6 +6,7 @@
 
 #include <random>
 
+#include "format/frame.h"
 #include "util/coding.h"
 #include "util/crc32c.h"
 
@@ -127,13 +128,23 @@ TEST(FormatV3, FullNodesAreSmallAndBounded) {
   NodeData worst;
   for (uint64_t i = 0; i < kNodeCapacity; i++) {
     worst.extents.push_back({kMaxBlocksAnySize - 2 * (kNodeCapacity - i), 1, kMaxCheckpointId - i,
-                             kInDataObject - (1ull << 40), ~uint64_t{0} - i});
+                             kMaxStoredOffset - (1ull << 40), ~uint64_t{0} - i});
   }
   EXPECT_LE(EncodedNodeSize(worst, kMaxCheckpointId, 0), MaxEncodedNodeSize(0, kNodeCapacity));
   EXPECT_LE(MaxEncodedNodeSize(0, kNodeCapacity), kMaxNodeBytes);
   EXPECT_TRUE(
       DecodeNode(Encode(worst, kMaxCheckpointId, 1ull << 20), {kMaxCheckpointId, 0, 0}, "node")
           .ok());
+  // The same with every extent framed (version 4: one more varint each).
+  for (uint64_t i = 0; i < kNodeCapacity; i++) {
+    worst.extents[i].offset = kInDataObject | (kMaxFramedOffset - (1ull << 30) + i);
+    worst.extents[i].stored_length = MaxFrameBytes(1u << kMaxBlockShift);
+  }
+  EXPECT_LE(EncodedNodeSize(worst, kMaxCheckpointId, 0), MaxEncodedNodeSize(0, kNodeCapacity));
+  auto framed =
+      DecodeNode(Encode(worst, kMaxCheckpointId, 1ull << 20), {kMaxCheckpointId, 0, 0}, "node");
+  ASSERT_TRUE(framed.ok()) << framed.status().ToString();
+  EXPECT_EQ(framed->extents.back().stored_length, MaxFrameBytes(1u << kMaxBlockShift));
 }
 
 TEST(FormatV3, EncodeRefusesExtentsOfItsSegmentBeforeTheDataArea) {
@@ -181,7 +192,7 @@ RandomNode MakeRandomNode(std::mt19937_64& rng) {
       int kind = static_cast<int>(rng() % 3);
       e.segment = kind == 0 ? r.segment : 1 + pick(r.segment);
       e.segment = std::min(e.segment, r.segment);
-      const uint64_t limit = (kInDataObject - 1) - uint64_t{e.count} * StoredBlockSize(1u << 22);
+      const uint64_t limit = (kMaxStoredOffset - 1) - uint64_t{e.count} * StoredBlockSize(1u << 22);
       if (kind == 1) {
         e.offset = kInDataObject | pick(rng() % 2 ? 1u << 24 : limit);
       } else if (e.segment == r.segment) {

@@ -98,7 +98,9 @@ Status Marker::Mark(const format::Descriptor& d, Reason reason) {
         if (e.segment < own_first_) continue;
         std::string key = e.in_data_object() ? format::DataObjectKey(e.segment, e.epoch)
                                              : format::SegmentKey(e.segment);
-        uint64_t bytes = reason == kHead ? uint64_t{e.count} * stored_block_size_ : 0;
+        uint64_t bytes = reason == kHead ? (e.framed() ? uint64_t{e.stored_length}
+                                                       : uint64_t{e.count} * stored_block_size_)
+                                         : 0;
         Use(key, reason, bytes);
         // A data object belongs to the file only while the segment whose
         // header names it exists (docs/format.md "Data objects"; readers and

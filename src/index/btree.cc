@@ -89,7 +89,7 @@ Status Tree::CheckNode(const Node& node, uint64_t lo, uint64_t hi) const {
       if (e.end() > max_blocks_) {
         return bad(i, "extent " + range(e.start, e.end()) + " past the maximum file size");
       }
-      if (e.offset > kKeyEnd - e.count * stored_block_size_) {
+      if ((e.framed() && e.count != 1) || e.offset > kKeyEnd - e.count * stored_block_size_) {
         return bad(i, "extent data offset out of range");
       }
     }
@@ -140,14 +140,14 @@ std::vector<ExtentEntry> Tree::MergeLeaf(const std::vector<ExtentEntry>& old,
       const Change& c = changes[k];
       if (c.start > pos) {
         out.push_back({pos, static_cast<uint32_t>(c.start - pos), e.segment,
-                       e.offset + (pos - e.start) * stored_block_size_, e.epoch});
+                       e.offset + (pos - e.start) * stored_block_size_, e.epoch, e.stored_length});
       }
       pos = std::max(pos, SaturatingEnd(c.start, c.count));
       if (pos >= e.end()) break;
     }
     if (pos < e.end()) {
       out.push_back({pos, static_cast<uint32_t>(e.end() - pos), e.segment,
-                     e.offset + (pos - e.start) * stored_block_size_, e.epoch});
+                     e.offset + (pos - e.start) * stored_block_size_, e.epoch, e.stored_length});
     }
   }
   // Add the new data extents (split to the on-disk length limit).
@@ -156,7 +156,7 @@ std::vector<ExtentEntry> Tree::MergeLeaf(const std::vector<ExtentEntry>& old,
     for (uint64_t done = 0; done < c.count; done += kMaxExtentBlocks) {
       uint64_t n = std::min(kMaxExtentBlocks, c.count - done);
       out.push_back({c.start + done, static_cast<uint32_t>(n), c.segment,
-                     c.offset + done * stored_block_size_, c.epoch});
+                     c.offset + done * stored_block_size_, c.epoch, c.stored_length});
     }
   }
   std::sort(out.begin(), out.end(),
@@ -167,8 +167,9 @@ std::vector<ExtentEntry> Tree::MergeLeaf(const std::vector<ExtentEntry>& old,
   for (const ExtentEntry& e : out) {
     if (!merged.empty()) {
       ExtentEntry& p = merged.back();
-      if (p.end() == e.start && p.segment == e.segment && p.epoch == e.epoch &&
-          p.offset + p.count * stored_block_size_ == e.offset &&
+      // A framed extent is one block with its own stored length: never merged.
+      if (!p.framed() && !e.framed() && p.end() == e.start && p.segment == e.segment &&
+          p.epoch == e.epoch && p.offset + p.count * stored_block_size_ == e.offset &&
           uint64_t{p.count} + e.count <= kMaxExtentBlocks) {
         p.count += e.count;
         continue;
@@ -285,6 +286,9 @@ Result<TreeRoot> Tree::Apply(const TreeRoot& base, std::span<const Change> chang
     }
     if (c.segment == 0 || c.epoch == 0) {
       return Status::InvalidArgument("index change without a segment and writer epoch");
+    }
+    if (c.stored_length != 0 && c.count != 1) {
+      return Status::InvalidArgument("framed index change of more than one block");
     }
   }
   NodePtr root = base.node;

@@ -76,6 +76,8 @@ struct Change {
   uint64_t segment = 0;
   uint64_t offset = 0;
   uint64_t epoch = 0;
+  // Nonzero: the data is one frame of this many bytes (count must be 1).
+  uint32_t stored_length = 0;
 };
 
 class Tree {

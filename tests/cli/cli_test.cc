@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "cli/cli_run.h"
@@ -56,6 +58,37 @@ TEST_F(Cli, WriteReadTimeTravelSnapshotsRestoreClone) {
   CliRun a = Hyperfile("append " + uri_ + " -", "tail");
   ASSERT_EQ(a.code, 0);
   EXPECT_EQ(Hyperfile("read " + uri_ + " --offset 10").out, "tail");
+}
+
+// create --compression, cp --compression, and stat's codec and stored bytes.
+TEST_F(Cli, CompressionAtCreateAndCopyShowsInStat) {
+  std::string text;
+  while (text.size() < (1 << 20)) text += "compressible line " + std::to_string(text.size()) + "\n";
+  text.resize(1 << 20);
+  const std::string input = dir_ + "-input";
+  { std::ofstream(input, std::ios::binary) << text; }
+  ASSERT_EQ(Hyperfile("create " + uri_ + " --compression lz4").code, 0);
+  ASSERT_EQ(Hyperfile("write " + uri_ + " --offset 0 " + input).code, 0);
+  CliRun stat = Hyperfile("--json stat " + uri_);
+  ASSERT_EQ(stat.code, 0) << stat.err;
+  EXPECT_NE(stat.out.find("\"compression\": \"lz4\""), std::string::npos) << stat.out;
+  EXPECT_NE(stat.out.find("\"logical_bytes\": 1048576"), std::string::npos) << stat.out;
+  auto json = nlohmann::json::parse(stat.out);
+  EXPECT_LT(json["stored_bytes"].get<uint64_t>(), 1048576u / 2);
+  EXPECT_GT(json["ratio"].get<double>(), 2.0);
+  ASSERT_EQ(Hyperfile("cp -q " + input + " file://" + dir_ + "/raw --compression none").code, 0);
+  CliRun raw = Hyperfile("stat file://" + dir_ + "/raw");
+  EXPECT_NE(raw.out.find("codec:       none"), std::string::npos) << raw.out;
+  EXPECT_NE(raw.out.find("ratio 1.00"), std::string::npos) << raw.out;
+  ASSERT_EQ(Hyperfile("cp -q " + input + " file://" + dir_ + "/z --compression zstd:5").code, 0);
+  EXPECT_NE(Hyperfile("stat file://" + dir_ + "/z").out.find("codec:       zstd:5"),
+            std::string::npos);
+  EXPECT_EQ(Hyperfile("read file://" + dir_ + "/z").out, text);
+  EXPECT_EQ(Hyperfile("verify file://" + dir_ + "/z --deep").code, 0);
+  EXPECT_NE(Hyperfile("create " + dir_ + "/bad --compression gzip").code, 0);
+  EXPECT_NE(Hyperfile("cp -q " + input + " file://" + dir_ + "/bad2 --compression zstd:99").code,
+            0);
+  std::filesystem::remove(input);
 }
 
 TEST_F(Cli, ErrorsAreOneLineAndNonZero) {

@@ -15,6 +15,7 @@
 #include "hyperfile/file.h"
 #include "hyperfile/object_store.h"
 #include "support/byte_model.h"
+#include "support/codecs.h"
 #include "support/store_testing.h"
 
 namespace hyperfile {
@@ -31,10 +32,12 @@ std::string ReadAll(File* f) {
   return out;
 }
 
-TEST(File, CreateWriteReadReopen) {
+class FileCodec : public testing::CodecTest {};
+HF_INSTANTIATE_CODECS(FileCodec);
+
+TEST_P(FileCodec, CreateWriteReadReopen) {
   auto store = NewMemoryStore("basic");
-  CreateOptions co;
-  co.block_size = 4096;
+  CreateOptions co = Co(4096);
   auto f = File::Create(store, co);
   ASSERT_TRUE(f.ok()) << f.status().ToString();
   std::string data = "hello, hyperfile";
@@ -116,13 +119,14 @@ TEST(File, SparseHugeFile) {
 
 using Model = testing::ByteModel;
 
-void RunModel(uint64_t seed, int ops, uint32_t block_size,
+void RunModel(uint64_t seed, int ops, uint32_t block_size, Compression codec,
               std::shared_ptr<ObjectStore> store = nullptr) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937_64 rng(seed);
   if (!store) store = NewMemoryStore("model");
   CreateOptions co;
   co.block_size = block_size;
+  co.compression = codec;
   OpenOptions oo;
   oo.block_cache_bytes = 64 * 1024;  // small, so evictions happen
   oo.index_cache_bytes = 32 * 1024;
@@ -211,32 +215,37 @@ void RunModel(uint64_t seed, int ops, uint32_t block_size,
   }
 }
 
-TEST(FileModel, ManySeedsSmallBlocks) {
+// Every model run on each codec (tests/support/codecs.h).
+class FileModel : public testing::CodecTest {};
+HF_INSTANTIATE_CODECS(FileModel);
+
+TEST_P(FileModel, ManySeedsSmallBlocks) {
   int seeds = std::getenv("HYPERFILE_LONG") ? 200 : 12;
-  for (int s = 1; s <= seeds; s++) RunModel(static_cast<uint64_t>(s), 1500, 4096);
+  for (int s = 1; s <= seeds; s++) RunModel(static_cast<uint64_t>(s), 1500, 4096, GetParam());
 }
 
-TEST(FileModel, ManySeedsLargeBlocks) {
+TEST_P(FileModel, ManySeedsLargeBlocks) {
   int seeds = std::getenv("HYPERFILE_LONG") ? 100 : 6;
-  for (int s = 1; s <= seeds; s++) RunModel(1000 + static_cast<uint64_t>(s), 800, 65536);
+  for (int s = 1; s <= seeds; s++)
+    RunModel(1000 + static_cast<uint64_t>(s), 800, 65536, GetParam());
 }
 
-TEST(FileModel, S3Store) {
+TEST_P(FileModel, S3Store) {
   HF_REQUIRE_S3();
   for (int s = 1; s <= 2; s++) {
     auto store = OpenStore(testing::UniqueS3Uri("model"));
     ASSERT_TRUE(store.ok()) << store.status().ToString();
-    RunModel(700 + static_cast<uint64_t>(s), 300, 4096, *store);
+    RunModel(700 + static_cast<uint64_t>(s), 300, 4096, GetParam(), *store);
   }
 }
 
-TEST(FileModel, LocalDirectoryStore) {
+TEST_P(FileModel, LocalDirectoryStore) {
   for (int s = 1; s <= 2; s++) {
     std::string tmpl = "/tmp/hfmodel.XXXXXX";
     ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
     auto store = OpenStore("file://" + tmpl);
     ASSERT_TRUE(store.ok());
-    RunModel(500 + static_cast<uint64_t>(s), 600, 4096, *store);
+    RunModel(500 + static_cast<uint64_t>(s), 600, 4096, GetParam(), *store);
     std::filesystem::remove_all(tmpl);
   }
 }

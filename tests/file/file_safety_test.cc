@@ -12,6 +12,7 @@
 #include "hyperfile/checkpoints.h"
 #include "hyperfile/file.h"
 #include "hyperfile/store_layers.h"
+#include "support/codecs.h"
 #include "support/store_testing.h"
 
 namespace hyperfile {
@@ -55,10 +56,11 @@ struct CrashRun {
   std::vector<std::string> attempted;  // content of every flush attempt
 };
 
-CrashRun RunWorkload(std::shared_ptr<ObjectStore> store) {
+CrashRun RunWorkload(std::shared_ptr<ObjectStore> store, Compression codec) {
   CrashRun run;
   CreateOptions co;
   co.block_size = 4096;
+  co.compression = codec;
   auto f = File::Create(store, co);
   if (!f.ok()) return run;
   run.committed.push_back("");
@@ -80,10 +82,16 @@ CrashRun RunWorkload(std::shared_ptr<ObjectStore> store) {
   return run;
 }
 
-TEST(CrashSafety, CrashBeforeAndAfterEveryStoreCall) {
+// The crash and corruption suites run on each codec (tests/support/codecs.h).
+class CrashSafety : public testing::CodecTest {};
+HF_INSTANTIATE_CODECS(CrashSafety);
+class Corruption : public testing::CodecTest {};
+HF_INSTANTIATE_CODECS(Corruption);
+
+TEST_P(CrashSafety, CrashBeforeAndAfterEveryStoreCall) {
   // Count the calls of a clean run.
   auto probe = std::make_shared<FaultInjectionStore>(NewMemoryStore("probe"));
-  CrashRun clean = RunWorkload(probe);
+  CrashRun clean = RunWorkload(probe, GetParam());
   ASSERT_EQ(clean.committed.size(), 5u);
   uint64_t total = probe->calls();
   ASSERT_GT(total, 5u);
@@ -92,7 +100,7 @@ TEST(CrashSafety, CrashBeforeAndAfterEveryStoreCall) {
     auto base = NewMemoryStore("crash");
     auto faulty = std::make_shared<FaultInjectionStore>(base);
     faulty->CrashAfter(k);
-    CrashRun run = RunWorkload(faulty);
+    CrashRun run = RunWorkload(faulty, GetParam());
     auto reopened = File::Open(base, ReadOnly());
     if (run.committed.empty()) {
       // Create never returned success: either nothing exists or the first
@@ -216,10 +224,10 @@ TEST(LostResponse, RetriedCreateThatLandedIsNotAConflict) {
   ASSERT_TRUE((*f)->Flush().ok());
 }
 
-TEST(Corruption, DamagedObjectsReportCorruptNeverCrash) {
+TEST_P(Corruption, DamagedObjectsReportCorruptNeverCrash) {
   auto store = NewMemoryStore("corrupt");
   {
-    auto f = File::Create(store, Blocks4k());
+    auto f = File::Create(store, Co(4096));
     ASSERT_TRUE(f.ok());
     for (int i = 0; i < 300; i++) {  // enough extents for a multi-level tree
       std::string d = Pattern(i, 100);

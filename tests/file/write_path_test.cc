@@ -17,6 +17,7 @@
 #include "hyperfile/file.h"
 #include "hyperfile/store_layers.h"
 #include "support/byte_model.h"
+#include "support/codecs.h"
 
 namespace hyperfile {
 namespace {
@@ -173,7 +174,7 @@ using Model = testing::ByteModel;
 // points; while the flusher holds a frozen batch (the "flush:frozen" hook),
 // more operations land; some commits fail (injected) and their batch goes
 // back under the newer writes. After every step a read must equal the model.
-void RunModel(uint64_t seed) {
+void RunModel(uint64_t seed, Compression codec) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937_64 rng(seed);
   auto mem = NewMemoryStore("wp-model-" + std::to_string(seed));
@@ -189,6 +190,7 @@ void RunModel(uint64_t seed) {
       Status::IOError("injected put failure"));
   CreateOptions co;
   co.block_size = rng() % 2 ? 4096 : 65536;
+  co.compression = codec;
   OpenOptions oo;
   oo.block_cache_bytes = rng() % 2 ? 0 : (1 << 20);
   auto created = File::Create(faulty, co, oo);
@@ -268,19 +270,22 @@ void RunModel(uint64_t seed) {
   EXPECT_TRUE(back == model.bytes) << "the committed file differs from the model";
 }
 
-TEST(WritePathModel, ForcedFreezesWritesDuringUploadsAndFailedCommits) {
+// The model runs on each codec (tests/support/codecs.h).
+class WritePathModel : public testing::CodecTest {};
+HF_INSTANTIATE_CODECS(WritePathModel);
+
+TEST_P(WritePathModel, ForcedFreezesWritesDuringUploadsAndFailedCommits) {
   for (uint64_t seed = 1; seed <= 40; seed++) {
-    RunModel(seed);
+    RunModel(seed, GetParam());
     if (HasFatalFailure()) return;
   }
 }
 
 // Many threads write disjoint byte ranges that share blocks while another
 // thread keeps forcing freezes and flushes: every byte ends up written.
-TEST(WritePathModel, ConcurrentPartialWritersSharingBlocks) {
+TEST_P(WritePathModel, ConcurrentPartialWritersSharingBlocks) {
   auto mem = NewMemoryStore("wp-threads");
-  CreateOptions co;
-  co.block_size = 65536;
+  CreateOptions co = Co(65536);
   auto file = File::Create(mem, co).value();
   auto* impl = dynamic_cast<file::FileImpl*>(file.get());
   constexpr int kThreads = 8, kRounds = 400;

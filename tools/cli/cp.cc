@@ -245,6 +245,9 @@ Result<Endpoints> ClassifyEndpoints(const CpRequest& request) {
     return Status::InvalidArgument("cp: destination " + request.destination +
                                    " names a checkpoint; a copy always makes a new one");
   }
+  if (!e.destination_is_hyperfile && request.compression) {
+    return Status::InvalidArgument("cp: --compression applies only to a hyperfile destination");
+  }
   if (!e.destination_is_hyperfile && request.block_size != 0) {
     return Status::InvalidArgument("cp: --block-size applies only to a hyperfile destination");
   }
@@ -272,6 +275,7 @@ Result<std::unique_ptr<CopySink>> OpenSink(const CpRequest& request, const Endpo
   }
   options.block_size = static_cast<uint32_t>(block_size);
   options.force = request.force;
+  options.compression = request.compression;
   return CreateHyperfileSink(request.destination, options);
 }
 

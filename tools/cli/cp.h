@@ -12,7 +12,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+
+#include "hyperfile/options.h"
 
 namespace hyperfile::cli {
 
@@ -20,9 +23,12 @@ struct CpRequest {
   std::string source;       // local path or URI[@selector]
   std::string destination;  // local path or URI
   uint64_t block_size = 0;  // for a new hyperfile; 0 = the source's, else 64 KiB
-  bool force = false;       // overwrite an existing hyperfile (as a new checkpoint)
-  bool quiet = false;       // no progress bar, no summary
-  int jobs = 8;             // parallel workers
+  // Codec of the blocks written to a hyperfile DST (unset: the library's
+  // default for a new file, the file's own for --force).
+  std::optional<Compression> compression;
+  bool force = false;  // overwrite an existing hyperfile (as a new checkpoint)
+  bool quiet = false;  // no progress bar, no summary
+  int jobs = 8;        // parallel workers
 };
 
 // Runs the copy. Prints progress and a summary (stderr, if it is a terminal)

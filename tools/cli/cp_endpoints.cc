@@ -362,8 +362,12 @@ class HyperfileSink : public CopySink {
 };
 
 // --force: reopen the existing file; Prepare() empties it.
-Result<std::unique_ptr<HyperfileSink>> ReopenHyperfile(std::shared_ptr<ObjectStore> store) {
-  HF_ASSIGN_OR_RETURN(std::unique_ptr<File> file, File::Open(store));
+// A given codec applies to the blocks the copy writes.
+Result<std::unique_ptr<HyperfileSink>> ReopenHyperfile(std::shared_ptr<ObjectStore> store,
+                                                       std::optional<Compression> compression) {
+  OpenOptions open;
+  open.compression = compression;
+  HF_ASSIGN_OR_RETURN(std::unique_ptr<File> file, File::Open(store, open));
   HF_ASSIGN_OR_RETURN(FileStat stat, file->Stat());
   return std::make_unique<HyperfileSink>(std::move(store), std::move(file), false, stat.checkpoint,
                                          "");
@@ -425,6 +429,7 @@ Result<std::unique_ptr<CopySink>> CreateHyperfileSink(const std::string& uri,
   CreateOptions create;
   create.block_size = options.block_size;
   create.initial_size = options.size;
+  if (options.compression) create.compression = *options.compression;
   Result<std::unique_ptr<File>> created = File::Create(store, create);
   std::unique_ptr<HyperfileSink> sink;
   if (created.ok()) {
@@ -437,7 +442,7 @@ Result<std::unique_ptr<CopySink>> CreateHyperfileSink(const std::string& uri,
                                  " already holds a hyperfile; --force overwrites it as a new "
                                  "checkpoint (its history is kept)");
   } else {
-    HF_ASSIGN_OR_RETURN(sink, ReopenHyperfile(store));
+    HF_ASSIGN_OR_RETURN(sink, ReopenHyperfile(store, options.compression));
   }
   // On failure the sink's destructor undoes what it did.
   HF_RETURN_IF_ERROR(

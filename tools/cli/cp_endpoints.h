@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,10 +56,11 @@ Result<std::unique_ptr<CopySource>> OpenHyperfileSource(const std::string& uri, 
 Result<std::unique_ptr<CopySink>> CreateLocalSink(const std::string& path, uint64_t size);
 
 struct HyperfileSinkOptions {
-  uint64_t size = 0;                 // the copy's size
-  uint32_t block_size = 0;           // for a new file
-  bool block_size_explicit = false;  // an existing file must then match it
-  bool force = false;                // overwrite an existing file
+  uint64_t size = 0;                       // the copy's size
+  uint32_t block_size = 0;                 // for a new file
+  bool block_size_explicit = false;        // an existing file must then match it
+  bool force = false;                      // overwrite an existing file
+  std::optional<Compression> compression;  // codec of the blocks written (unset: default)
 };
 // Creates the hyperfile at `uri` (or with force, reopens an existing one and
 // empties it; its old checkpoints stay in its history).

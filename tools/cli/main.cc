@@ -205,6 +205,8 @@ int main(int argc, char** argv) {
   create->add_option("URI", uri, "s3://bucket/prefix, file:///path or a path")->required();
   create->add_option("--block-size", block_size, "4K..4M, power of two");
   create->add_option("--size", size_text, "initial size (a hole)");
+  std::string compression_text;
+  create->add_option("--compression", compression_text, "zstd[:LEVEL] (default zstd:1), lz4, none");
 
   auto* write =
       app.add_subcommand("write", "write bytes from FILE or stdin at an offset, then flush");
@@ -297,6 +299,9 @@ int main(int argc, char** argv) {
   cp->add_option("SRC", cp_request.source, "local path or URI[@ID|@TIME|@SNAPSHOT]")->required();
   cp->add_option("DST", cp_request.destination, "local path or URI")->required();
   cp->add_option("--block-size", cp_block_size, "for a new hyperfile DST: 4K..4M, power of two");
+  std::string cp_compression;
+  cp->add_option("--compression", cp_compression,
+                 "for a hyperfile DST: zstd[:LEVEL] (default zstd:1), lz4, none");
   cp->add_flag("--force", cp_request.force, "overwrite an existing hyperfile DST (new checkpoint)");
   cp->add_flag("-q,--quiet", cp_request.quiet, "no progress bar or summary");
   std::string jobs_text = "8";
@@ -344,6 +349,9 @@ int main(int argc, char** argv) {
     hf::CreateOptions co;
     co.block_size = Must(hf::cli::ParseBlockSize("--block-size", block_size));
     if (create->get_option("--size")->count() > 0) co.initial_size = ParseSize("--size", size_text);
+    if (create->get_option("--compression")->count() > 0) {
+      co.compression = Must(hf::ParseCompression(compression_text));
+    }
     auto f = Must(hf::File::Create(Store(uri), co));
     Must(f->Close());
   } else if (*write || *append) {
@@ -396,8 +404,16 @@ int main(int argc, char** argv) {
   } else if (*stat) {
     auto f = Must(hf::File::OpenAt(Store(uri), ParseAt(at, at_given(stat))));
     auto s = Must(f->Stat());
+    // Stored bytes come from the index (every leaf read once).
+    auto use = Must(hf::MeasureStorage(Store(uri), hf::At::Checkpoint(s.checkpoint)));
+    const double ratio =
+        use.stored_bytes == 0 ? 1.0 : double(use.logical_bytes) / double(use.stored_bytes);
     j = {{"size", s.size},
          {"allocated_bytes", s.allocated_bytes},
+         {"compression", hf::CompressionName(s.compression)},
+         {"logical_bytes", use.logical_bytes},
+         {"stored_bytes", use.stored_bytes},
+         {"ratio", ratio},
          {"block_size", s.block_size},
          {"checkpoint", s.checkpoint},
          {"created", IsoTime(s.create_time_ms)},
@@ -405,10 +421,11 @@ int main(int argc, char** argv) {
     if (!json) {
       std::printf(
           "size:        %llu\nallocated:   %llu\nblock size:  %u\ncheckpoint:  %llu (%s)\n"
-          "created:     %s\n",
+          "created:     %s\ncodec:       %s\nlogical:     %llu\nstored:      %llu (ratio %.2f)\n",
           (unsigned long long)s.size, (unsigned long long)s.allocated_bytes, s.block_size,
           (unsigned long long)s.checkpoint, IsoTime(s.checkpoint_time_ms).c_str(),
-          IsoTime(s.create_time_ms).c_str());
+          IsoTime(s.create_time_ms).c_str(), hf::CompressionName(s.compression).c_str(),
+          (unsigned long long)use.logical_bytes, (unsigned long long)use.stored_bytes, ratio);
     }
   } else if (*truncate) {
     uint64_t new_size = ParseSize("SIZE", size_text);
@@ -459,6 +476,9 @@ int main(int argc, char** argv) {
   } else if (*cp) {
     if (cp->get_option("--block-size")->count() > 0) {
       cp_request.block_size = Must(hf::cli::ParseBlockSize("cp: --block-size", cp_block_size));
+    }
+    if (cp->get_option("--compression")->count() > 0) {
+      cp_request.compression = Must(hf::ParseCompression(cp_compression));
     }
     cp_request.jobs = static_cast<int>(
         Must(hf::cli::ParseNumberInRange("cp: --jobs", jobs_text, 1, 256, /*allow_suffix=*/false)));

@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "format/frame.h"
+
+#include <lz4.h>
+#include <zstd.h>
+
+#include <cstring>
+#include <memory>
+
+#include "util/coding.h"
+#include "util/crc32c.h"
+
+namespace hyperfile::format {
+namespace {
+
+uint32_t FrameCrc(const char* data, size_t n, uint64_t logical) {
+  char off[8];
+  EncodeFixed64(off, logical);
+  return crc32c::Extend(crc32c::Value(data, n), off, 8);
+}
+
+struct CCtxFree {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
+struct DCtxFree {
+  void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
+};
+// One context per thread: flush and read workers reuse theirs.
+ZSTD_CCtx* ThreadCCtx() {
+  thread_local std::unique_ptr<ZSTD_CCtx, CCtxFree> ctx(ZSTD_createCCtx());
+  return ctx.get();
+}
+ZSTD_DCtx* ThreadDCtx() {
+  thread_local std::unique_ptr<ZSTD_DCtx, DCtxFree> ctx(ZSTD_createDCtx());
+  return ctx.get();
+}
+
+Status Bad(std::string_view where, size_t at, std::string_view what) {
+  return Status::Corrupt(std::string(where) + " (frame byte " + std::to_string(at) +
+                         "): " + std::string(what));
+}
+
+}  // namespace
+
+uint32_t EncodeFrame(uint8_t codec, int level, std::string_view block, uint64_t logical,
+                     std::string* out) {
+  const size_t start = out->size();
+  const size_t n = block.size();
+  // A compressed payload must save at least 1/64 of the block to be kept.
+  const size_t limit = n - n / 64 - 1;
+  out->resize(start + kFrameHeaderBytes + n + 4);
+  char* payload = out->data() + start + kFrameHeaderBytes;
+  size_t stored = 0;
+  uint8_t used = kFrameRaw;
+  if (codec == kFrameZstd) {
+    size_t r = ZSTD_compressCCtx(ThreadCCtx(), payload, limit, block.data(), n, level);
+    if (!ZSTD_isError(r) && r <= limit) {
+      stored = r;
+      used = kFrameZstd;
+    }
+  } else if (codec == kFrameLz4) {
+    int r =
+        LZ4_compress_default(block.data(), payload, static_cast<int>(n), static_cast<int>(limit));
+    if (r > 0) {
+      stored = static_cast<size_t>(r);
+      used = kFrameLz4;
+    }
+  }
+  if (used == kFrameRaw) {
+    std::memcpy(payload, block.data(), n);
+    stored = n;
+  }
+  char* h = out->data() + start;
+  h[0] = static_cast<char>(used);
+  h[1] = 0;
+  h[2] = h[3] = 0;
+  EncodeFixed32(h + 4, static_cast<uint32_t>(n));
+  const size_t body = kFrameHeaderBytes + stored;
+  EncodeFixed32(h + body, FrameCrc(h, body, logical));
+  out->resize(start + body + 4);
+  return static_cast<uint32_t>(body + 4);
+}
+
+Status DecodeFrame(std::string_view frame, uint64_t logical, uint32_t block_size, char* dst,
+                   std::string_view where) {
+  if (frame.size() < kFrameOverhead || frame.size() > MaxFrameBytes(block_size)) {
+    return Bad(where, 0,
+               "frame length " + std::to_string(frame.size()) + " out of range (" +
+                   std::to_string(kFrameOverhead) + ".." +
+                   std::to_string(MaxFrameBytes(block_size)) + ")");
+  }
+  const size_t body = frame.size() - 4;
+  if (FrameCrc(frame.data(), body, logical) != DecodeFixed32(frame.data() + body)) {
+    return Bad(where, body, "data checksum mismatch (frame damaged or not this block's)");
+  }
+  const uint8_t codec = static_cast<uint8_t>(frame[0]);
+  const uint8_t flags = static_cast<uint8_t>(frame[1]);
+  if ((flags & kFrameFlagSealed) != 0) {
+    return Status::NotSupported(std::string(where) +
+                                ": sealed (encrypted) frame; this build cannot open it");
+  }
+  if (flags != 0 || frame[2] != 0 || frame[3] != 0) return Bad(where, 1, "reserved bits set");
+  const uint32_t decoded = DecodeFixed32(frame.data() + 4);
+  if (decoded != block_size) {
+    return Bad(where, 4,
+               "frame declares " + std::to_string(decoded) + " decoded bytes, the block is " +
+                   std::to_string(block_size));
+  }
+  const char* payload = frame.data() + kFrameHeaderBytes;
+  const size_t n = body - kFrameHeaderBytes;
+  switch (codec) {
+    case kFrameRaw:
+      if (n != block_size) return Bad(where, 0, "raw frame of the wrong length");
+      std::memcpy(dst, payload, n);
+      return Status::OK();
+    case kFrameLz4: {
+      int r = LZ4_decompress_safe(payload, dst, static_cast<int>(n), static_cast<int>(block_size));
+      if (r != static_cast<int>(block_size)) return Bad(where, 8, "lz4 payload does not decode");
+      return Status::OK();
+    }
+    case kFrameZstd: {
+      size_t r = ZSTD_decompressDCtx(ThreadDCtx(), dst, block_size, payload, n);
+      if (ZSTD_isError(r)) {
+        return Bad(where, 8, std::string("zstd payload does not decode: ") + ZSTD_getErrorName(r));
+      }
+      if (r != block_size) return Bad(where, 8, "zstd payload decodes to the wrong length");
+      return Status::OK();
+    }
+    default:
+      return Bad(where, 0, "unknown frame codec " + std::to_string(codec));
+  }
+}
+
+}  // namespace hyperfile::format
