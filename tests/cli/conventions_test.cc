@@ -185,9 +185,10 @@ TEST_P(Conventions, ExitCodes) {
   EXPECT_EQ(none.code, 2);
   EXPECT_NE(none.err.find("a subcommand is required"), std::string::npos) << none.err;
   for (const std::string& args :
-       {"create", "read", "stat " + Q(uri_) + " extra", "log " + Q(uri_) + " --bogus",
-        "read " + Q(uri_) + " --offset", "read " + Q(uri_) + " --offset 12x",
-        "cp " + Q(Path("a")) + " " + Q(Path("b")), "gc " + Q(uri_) + " --keep-last lots"}) {
+       {std::string("create"), std::string("read"), "stat " + Q(uri_) + " extra",
+        "log " + Q(uri_) + " --bogus", "read " + Q(uri_) + " --offset",
+        "read " + Q(uri_) + " --offset 12x", "cp " + Q(Path("a")) + " " + Q(Path("b")),
+        "gc " + Q(uri_) + " --keep-last lots"}) {
     CliRun r = RunHyperfile(args);
     EXPECT_EQ(r.code, 2) << args << ": " << r.err;
     EXPECT_TRUE(r.OneLineError()) << args << ": " << r.err;
@@ -203,11 +204,15 @@ TEST(ConventionsLocal, VerifyExitsThreeOnDamage) {
   std::string uri = dir.path() + "/f";
   ASSERT_EQ(RunHyperfile("create " + Q(uri) + " --block-size 4K").code, 0);
   ASSERT_EQ(RunHyperfile("write " + Q(uri) + " --offset 0", RandomData(64 << 10, 1)).code, 0);
-  // Flip a byte in the middle of the data of the newest object.
+  // Flip a byte in the middle of the largest segment (the one with the data).
   std::string newest;
+  uintmax_t largest = 0;
   for (const auto& e : fs::recursive_directory_iterator(uri)) {
     std::string p = e.path().string();
-    if (e.is_regular_file() && p.find("/seg/") != std::string::npos && p > newest) newest = p;
+    if (e.is_regular_file() && p.find("/seg/") != std::string::npos && e.file_size() > largest) {
+      newest = p;
+      largest = e.file_size();
+    }
   }
   ASSERT_FALSE(newest.empty());
   std::string bytes = ReadFileBytes(newest);
