@@ -388,6 +388,9 @@ TEST_P(Conventions, ProgressOnlyOnATerminal) {
     EXPECT_EQ(piped.err.find('\r'), std::string::npos) << args << ": " << piped.err;
   }
   EXPECT_EQ(ReadFileBytes(Path("back.bin")), ReadFileBytes(Path("big.bin")));
+  CliRun quiet = OnTerminal("read " + Q(uri_) + " -o " + Q(Path("q.bin")) + " -q");
+  EXPECT_EQ(quiet.code, 0) << quiet.out;
+  EXPECT_EQ(quiet.out.find(bar), std::string::npos) << "-q: " << quiet.out;
   CliRun rm = OnTerminal("rm " + Q(uri_) + " --yes");
   EXPECT_EQ(rm.code, 0) << rm.out;
   EXPECT_NE(rm.out.find(bar), std::string::npos) << "rm: no progress: " << rm.out;

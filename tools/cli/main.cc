@@ -83,7 +83,7 @@ void Say(const char* format, Args... args) {
 // up front (so the refusal says what to do, and nothing is even asked):
 // no hyperfile at all is NotFound; other objects under the root are refused
 // unless --keep-foreign. RemoveFile checks the same again.
-int Remove(const std::string& uri, bool yes, bool keep_foreign, bool force) {
+int Remove(const std::string& uri, bool yes, bool keep_foreign, bool force, bool quiet) {
   auto local = hf::cli::LocalDirectory(uri);
   // Opening a local store may create its directory; rm must not.
   if (local && !std::filesystem::exists(*local)) {
@@ -123,7 +123,8 @@ int Remove(const std::string& uri, bool yes, bool keep_foreign, bool force) {
   options.store_resolver = cli::CliStoreOpener();
   hf::Status removed;
   {
-    cli::ProgressBar bar(cli::ShowProgress(), survey.format_keys, cli::ProgressBar::Unit::kCount);
+    cli::ProgressBar bar(cli::ShowProgress(quiet), survey.format_keys,
+                         cli::ProgressBar::Unit::kCount);
     uint64_t before = cli::Counters().keys_deleted.load();
     cli::ProgressTicker ticker(bar, [before] { return cli::Counters().keys_deleted - before; });
     removed = hf::RemoveFile(store, options);
@@ -395,6 +396,7 @@ int main(int argc, char** argv) {
                "remove the hyperfile but leave other objects under URI untouched");
   bool rm_force = false;
   rm->add_flag("--force", rm_force, "remove even if clones borrow its data (they break)");
+  rm->add_flag("-q,--quiet", quiet, "no progress bar");
   rm->footer(
       "Deletes only the keys of the hyperfile format (seg/, dat/, snap/, gc/, lease/, pin/).\n"
       "If URI also holds other objects (a user's files, a nested hyperfile), rm refuses\n"
@@ -647,7 +649,7 @@ int main(int argc, char** argv) {
       return cli::Finish(cli::kExitDamaged);
     }
   } else if (*rm) {
-    return cli::Finish(Remove(cli::PlainUri("rm", uri), yes, keep_foreign, rm_force));
+    return cli::Finish(Remove(cli::PlainUri("rm", uri), yes, keep_foreign, rm_force, quiet));
   } else if (*demo) {
     return cli::Finish(Demo(demo_dir));
   }
