@@ -9,7 +9,10 @@
 #   4. the Python module pip-installed into a venv and its tests (pytest) and
 #      examples/hello.py run against the installed library
 #   5. a .deb made with CPack; its file list and dependencies checked
-#   6. the library alone configures without CLI11 and GoogleTest
+#   6. the library alone configures without CLI11 and GoogleTest, and builds
+#      and works without the S3 backend (-DHYPERFILE_S3=OFF)
+# With HYPERFILE_TEST_DEB_INSTALL=1 (CI, a throwaway machine) step 5 also
+# installs the .deb with apt-get, uses it, and removes it.
 # These are the commands of the README's "Use the library" section.
 #
 # Usage: scripts/test-install.sh [BUILD_DIR]
@@ -128,6 +131,34 @@ for d in libcurl4 libssl3 libtinyxml2 libisal2; do
 done
 say ".deb $(basename "$deb"), $(du -k "$deb" | cut -f1) KiB, $(grep -vc '/$' "$tmp/deb.files") files; Depends: $depends"
 if [ -n "${HYPERFILE_DEB_FILES:-}" ]; then cp "$tmp/deb.files" "$HYPERFILE_DEB_FILES"; fi
+# `apt install ./x.deb` for real, as a user would — on a throwaway machine
+# only (CI sets HYPERFILE_TEST_DEB_INSTALL=1; it changes /usr), and removed
+# again afterwards.
+if [ "${HYPERFILE_TEST_DEB_INSTALL:-0}" = 1 ]; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  if dpkg-query -W -f='${Status}' hyperfile 2>/dev/null | grep -q "install ok installed"; then
+    fail "a hyperfile package is installed already; not replacing it"
+  fi
+  remove_deb() { $SUDO apt-get remove -y -qq hyperfile >/dev/null 2>&1 || true; }
+  trap 'remove_deb; rm -rf "$tmp"' EXIT
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$deb" >"$tmp/apt.log" 2>&1 ||
+    { cat "$tmp/apt.log"; fail "apt-get install $deb"; }
+  /usr/bin/hyperfile --version | grep -x "hyperfile $version" >/dev/null || fail "installed /usr/bin/hyperfile --version"
+  /usr/bin/hyperfile create "$data/apt" >/dev/null && echo hi | /usr/bin/hyperfile append "$data/apt" >/dev/null &&
+    [ "$(/usr/bin/hyperfile read "$data/apt")" = hi ] ||
+    fail "the installed hyperfile command does not work"
+  if [ -n "${plugindir:-}" ]; then
+    nbdkit --dump-plugin hyperfile | grep -x "version=$version" >/dev/null || fail "nbdkit does not find the installed plugin"
+  fi
+  # shellcheck disable=SC2046
+  cc examples/hello.c $(PKG_CONFIG_PATH= pkg-config --cflags --libs hyperfile) -o "$tmp/hello_c_sys" ||
+    fail "hello.c against the installed package (pkg-config)"
+  "$tmp/hello_c_sys" "$data/c-sys" | grep 'hello from C' >/dev/null || fail "hello_c against the installed package"
+  remove_deb
+  [ ! -e /usr/bin/hyperfile ] || fail "apt-get remove left /usr/bin/hyperfile"
+  say "apt-get install ./$(basename "$deb"): the command, the plugin and pkg-config work; removed again"
+fi
 
 # ---- 6. the library alone --------------------------------------------------------
 cmake -S "$src" -B "$tmp/libonly" -G Ninja -DHYPERFILE_CLI=OFF -DHYPERFILE_BENCH=OFF -DHYPERFILE_TESTS=OFF \
@@ -136,4 +167,28 @@ if grep -qE '^(CLI11_DIR|GTest_DIR):' "$tmp/libonly/CMakeCache.txt"; then
   fail "the library-only configure looked for CLI11 or GoogleTest"
 fi
 say "library alone: configures without CLI11 and GoogleTest"
+# ... and builds without the S3 backend: no libcurl, no tinyxml2; local
+# directories work, s3:// says why it does not.
+cmake -S "$src" -B "$tmp/nos3" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DHYPERFILE_S3=OFF \
+  -DHYPERFILE_CLI=OFF -DHYPERFILE_BENCH=OFF -DHYPERFILE_TESTS=OFF -DHYPERFILE_NBD=OFF \
+  ${CMAKE_CXX_COMPILER_LAUNCHER:+-DCMAKE_CXX_COMPILER_LAUNCHER=$CMAKE_CXX_COMPILER_LAUNCHER} \
+  >"$tmp/nos3.log" || { cat "$tmp/nos3.log"; fail "configure with -DHYPERFILE_S3=OFF"; }
+if grep -qE '^(CURL_DIR|CURL_INCLUDE_DIR|TINYXML2_FOUND):' "$tmp/nos3/CMakeCache.txt"; then
+  fail "-DHYPERFILE_S3=OFF still looked for libcurl or tinyxml2"
+fi
+cmake --build "$tmp/nos3" >>"$tmp/nos3.log" 2>&1 || { tail -n 40 "$tmp/nos3.log"; fail "build with -DHYPERFILE_S3=OFF"; }
+cmake --install "$tmp/nos3" --prefix "$tmp/nos3-prefix" >>"$tmp/nos3.log" || fail "install of the S3-less build"
+nos3lib=$(find "$tmp/nos3-prefix" -name 'libhyperfile.so' -print -quit)
+if ldd "$nos3lib" | grep -qE 'libcurl|libtinyxml2'; then fail "the S3-less libhyperfile links libcurl or tinyxml2"; fi
+# shellcheck disable=SC2046
+cc examples/hello.c $(PKG_CONFIG_PATH=$(dirname "$nos3lib")/pkgconfig pkg-config --cflags --libs hyperfile) \
+  -o "$tmp/hello_c_nos3" || fail "hello.c against the S3-less library"
+LD_LIBRARY_PATH=$(dirname "$nos3lib") "$tmp/hello_c_nos3" "$data/c-nos3" | grep 'hello from C' >/dev/null ||
+  fail "hello_c on a local directory with the S3-less library"
+if LD_LIBRARY_PATH=$(dirname "$nos3lib") "$tmp/hello_c_nos3" s3://bucket/x >"$tmp/nos3.out" 2>&1 ||
+  ! grep -q 'built without the S3 backend' "$tmp/nos3.out"; then
+  cat "$tmp/nos3.out"
+  fail "s3:// with the S3-less library does not say it was built without S3"
+fi
+say "library alone without S3 (-DHYPERFILE_S3=OFF): builds, links no libcurl/tinyxml2, works on a local directory"
 echo "test-install: all passed"

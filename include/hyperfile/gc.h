@@ -95,6 +95,13 @@ struct GcOptions {
   int64_t upload_grace_ms = 24ll * 3600 * 1000;
   // Called as the collection advances (from the calling thread).
   std::function<void(const GcProgress&)> progress;
+  // Opens a clone's store to check that a pin is still needed (a clone whose
+  // prefix was deleted by hand, not with `rm`, leaves its pin behind).
+  // Default: OpenStore(uri) with default StoreOptions. A pin older than
+  // upload_grace_ms whose clone's store answers but holds no such file is
+  // stale: it keeps nothing and is deleted. A clone that cannot be checked
+  // (no credentials, an error) keeps its pin.
+  std::function<Result<std::shared_ptr<ObjectStore>>(const std::string& uri)> store_resolver;
 };
 
 struct GcReport {
@@ -104,10 +111,11 @@ struct GcReport {
   uint64_t kept = 0;                             // openable after it
   std::vector<uint64_t> expired;                 // ids that expired in this run (ascending)
   uint64_t snapshots = 0, pins = 0, leases = 0;  // always-kept reasons found
-  uint64_t objects = 0;                          // segments + data objects listed
-  uint64_t stored_bytes = 0;                     // their total size before the run
-  uint64_t live_objects = 0;                     // referenced by a kept checkpoint
-  uint64_t live_bytes = 0;                       // size of those objects
+  uint64_t stale_pins = 0;    // pins of clones that no longer exist (deleted; not in `pins`)
+  uint64_t objects = 0;       // segments + data objects listed
+  uint64_t stored_bytes = 0;  // their total size before the run
+  uint64_t live_objects = 0;  // referenced by a kept checkpoint
+  uint64_t live_bytes = 0;    // size of those objects
   uint64_t deleted_objects = 0;
   uint64_t deleted_bytes = 0;
   uint64_t orphans_deleted = 0;  // data objects and segments no commit references

@@ -12,6 +12,7 @@
 namespace hyperfile {
 
 struct RefreshResult;  // file.h
+class Executor;        // executor.h
 
 struct CreateOptions {
   // Bytes per logical block: a power of two from 4 KiB to 4 MiB. Fixed for
@@ -45,8 +46,13 @@ struct OpenOptions {
   // flush_dirty_bytes may not exceed dirty_budget_bytes.
   uint32_t flush_interval_ms = 0;
   uint64_t flush_dirty_bytes = 0;
-  // Parallel requests per file (reads and uploads): 1 .. 256.
+  // Parallel requests per file (reads and uploads): 1 .. 256. Ignored when
+  // `executor` is set (its io_threads are shared by every handle using it).
   int io_parallelism = 8;
+  // Threads shared with other handles (hyperfile/executor.h); null = this
+  // handle starts its own (io_parallelism, plus two flush stage workers for
+  // a writable handle). The handle holds a reference until it is destroyed.
+  std::shared_ptr<Executor> executor;
   // Largest ranged GET the read planner issues when coalescing: 4 KiB .. 1 GiB.
   uint64_t max_read_request_bytes = 8ull << 20;
   // Optional local-disk cache of clean blocks: a directory and a byte budget

@@ -438,9 +438,10 @@ Status ListFileKeys(ObjectStore* store, bool keep_foreign, FileKeys* out) {
   return Status::OK();
 }
 
-// Whether the clone a pin names still exists and is that clone (its file id).
-// Unreadable counts as existing: a pin is only ignored when proven stale.
-bool PinnedCloneExists(const format::PinRecord& pin, const file::StoreResolver& resolver) {
+}  // namespace
+
+namespace file {
+bool PinnedCloneExists(const format::PinRecord& pin, const StoreResolver& resolver) {
   auto clone = resolver(pin.clone_uri);
   if (!clone.ok()) return true;
   auto head = file::LatestCheckpointId(clone->get());
@@ -449,6 +450,10 @@ bool PinnedCloneExists(const format::PinRecord& pin, const file::StoreResolver& 
   if (!read.ok()) return !read.status().IsNotFound();
   return read->header.file_id == pin.clone_file_id;
 }
+}  // namespace file
+
+namespace {
+using file::PinnedCloneExists;
 
 // The head is a removal marker already (an earlier removal was interrupted)?
 Result<bool> HeadIsMarker(ObjectStore* store, uint64_t id) {

@@ -9,6 +9,7 @@
 #include <future>
 #include <random>
 
+#include "hyperfile/executor.h"
 #include "util/coding.h"
 
 namespace hyperfile::file {
@@ -133,10 +134,20 @@ FileImpl::FileImpl(std::shared_ptr<ObjectStore> store, const OpenOptions& option
                           head.file_id);
   }
   tree_ = std::make_unique<index::Tree>(nodes_.get(), block_size_);
-  pool_ = std::make_unique<ThreadPool>(static_cast<size_t>(std::max(1, options_.io_parallelism)));
   // Stage tasks wait for pool_ tasks (parallel GETs, uploads), so they run
-  // on their own workers: one per pipeline place.
-  if (!read_only_) stages_ = std::make_unique<ThreadPool>(kPipelineDepth);
+  // on other workers: one per pipeline place, or the executor's flush pool.
+  if (options_.executor) {
+    pool_.Reset(options_.executor->io_pool());
+    if (!read_only_) stages_.Reset(options_.executor->flush_pool());
+  } else {
+    own_pool_ =
+        std::make_unique<ThreadPool>(static_cast<size_t>(std::max(1, options_.io_parallelism)));
+    pool_.Reset(own_pool_.get());
+    if (!read_only_) {
+      own_stages_ = std::make_unique<ThreadPool>(kPipelineDepth);
+      stages_.Reset(own_stages_.get());
+    }
+  }
   ReadPlanner::Policy policy;
   policy.unit = std::max<uint64_t>(options_.max_read_request_bytes, kChunkSize);
   // Prefetched data must survive in the block cache until it is read.
@@ -182,6 +193,10 @@ FileImpl::~FileImpl() {
   if (!closed) (void)Close();
   StopFlusher();
   StopRefresher();
+  // Queued readahead and stage tasks use this handle: let them finish
+  // before anything they use goes (the executor's workers outlive us).
+  stages_.Wait();
+  pool_.Wait();
 }
 
 Status FileImpl::Close() {
@@ -289,8 +304,7 @@ uint64_t FileImpl::IssuePrefetch(uint64_t lo, uint64_t hi,
       uint64_t e = std::min(run_end, s + unit);
       if (run_end - e < unit / 4) e = run_end;
       // dst == nullptr: the chunks only go into the caches.
-      auto task =
-          pool_->Submit([this, piece, s, e] { return chunks_->Read(piece, s, e, nullptr); });
+      auto task = pool_.Submit([this, piece, s, e] { return chunks_->Read(piece, s, e, nullptr); });
       out->push_back({s, e, task.share()});
       issued_end = std::max(issued_end, e);
       s = e;
@@ -379,7 +393,7 @@ Status FileImpl::ReadFromTree(const index::TreeRoot& root, const std::vector<Bel
   if (requests.size() == 1) return run(requests[0]);
   std::vector<std::future<Status>> pending;
   pending.reserve(requests.size());
-  for (const Request& q : requests) pending.push_back(pool_->Submit([&run, &q] { return run(q); }));
+  for (const Request& q : requests) pending.push_back(pool_.Submit([&run, &q] { return run(q); }));
   Status first_error;
   for (auto& f : pending) {
     Status st = f.get();
@@ -564,7 +578,7 @@ void FileImpl::StartPrepareLocked(const std::shared_ptr<Flight>& flight) {
   }
   const index::TreeRoot root = root_;
   stages_running_++;
-  (void)stages_->Submit([this, flight, batches, merges, root] {
+  (void)stages_.Submit([this, flight, batches, merges, root] {
     std::vector<Layer> below;
     for (size_t i = 0; i < batches.size(); i++)
       below.push_back({batches[i].get(), merges[i].get()});
@@ -582,7 +596,7 @@ void FileImpl::StartCommitLocked(const std::shared_ptr<Flight>& flight) {
   const format::SegmentHeader head = head_;
   const index::TreeRoot root = root_;
   stages_running_++;
-  (void)stages_->Submit([this, flight, head, root] {
+  (void)stages_.Submit([this, flight, head, root] {
     if (test_hook_) test_hook_("flush:commit");
     auto built = std::make_unique<Built>();
     Status st = BuildSegment(*flight, head, root, built.get());

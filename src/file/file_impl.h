@@ -4,7 +4,8 @@
 // and the flush pipeline that turns frozen batches into checkpoints.
 //
 // Flush pipeline (one background thread per writable handle, the flusher,
-// plus two stage workers), at most kPipelineDepth flushes in flight:
+// plus two stage workers — or the shared executor's flush workers, see
+// hyperfile/executor.h), at most kPipelineDepth flushes in flight:
 //   1. freeze: the current batch becomes a flight (new writes go to a fresh
 //      batch); its checkpoint id is the head's + its place in the queue;
 //   2. prepare (stage worker, may overlap the previous flight's commit): the
@@ -49,6 +50,7 @@
 #include "file/write_buffer.h"
 #include "hyperfile/file.h"
 #include "index/btree.h"
+#include "util/task_group.h"
 #include "util/thread_pool.h"
 
 namespace hyperfile::file {
@@ -165,7 +167,11 @@ class FileImpl : public File {
   std::unique_ptr<NodeLoader> nodes_;
   std::unique_ptr<ChunkReader> chunks_;
   std::unique_ptr<index::Tree> tree_;
-  std::unique_ptr<ThreadPool> pool_;
+  // Store requests run on pool_: the handle's own workers (own_pool_) or
+  // the shared executor's. The groups let the destructor wait for exactly
+  // this handle's tasks.
+  std::unique_ptr<ThreadPool> own_pool_;
+  TaskGroup pool_;
 
   mutable std::mutex mu_;       // guards everything below
   format::SegmentHeader head_;  // the committed state this handle builds on
@@ -193,7 +199,8 @@ class FileImpl : public File {
   std::condition_variable flush_cv_;   // wakes the flusher
   std::condition_variable commit_cv_;  // wakes Flush() callers and waiting writers
   std::thread flusher_;
-  std::unique_ptr<ThreadPool> stages_;  // runs prepare and commit stages
+  std::unique_ptr<ThreadPool> own_stages_;
+  TaskGroup stages_;  // runs prepare and commit stages
 
   std::mutex append_mu_;  // appends are atomic with respect to each other
   std::function<void(std::string_view)> test_hook_;  // set before use, by tests only

@@ -39,5 +39,10 @@ Result<std::shared_ptr<const format::KeptState>> ReadKeptState(ObjectStore* stor
 Status CheckNotExpired(ObjectStore* store, uint64_t id);
 Status ExpiredError(ObjectStore* store, uint64_t id);
 Result<ResolvedState> ResolveTime(const std::shared_ptr<ObjectStore>& store, int64_t time_ms);
+// Whether the clone a pin names still exists and is that clone (its file
+// id). Unreadable counts as existing (a store that cannot be opened, a
+// transport error, a damaged header): a pin is only ignored when proven
+// stale — the clone's store answers and holds no such file.
+bool PinnedCloneExists(const format::PinRecord& pin, const StoreResolver& resolver);
 
 }  // namespace hyperfile::file

@@ -100,15 +100,25 @@ bool LeaseHolds(const ObjectInfo& info, const format::LeaseRecord& lease, int64_
 
 Result<FileView> LoadView(const std::shared_ptr<ObjectStore>& store,
                           const std::optional<RetentionPolicy>& override_policy, int64_t now_ms,
-                          int64_t grace_ms) {
+                          int64_t grace_ms, const PinFilter& pin_is_stale) {
   FileView v;
   HF_ASSIGN_OR_RETURN(v.head, file::LatestCheckpointId(store.get()));
   HF_ASSIGN_OR_RETURN(file::HeaderRead head, file::ReadHeader(store.get(), v.head));
   v.head_header = head.header;
   HF_ASSIGN_OR_RETURN(v.prior, file::ReadKeptState(store.get()));
   HF_ASSIGN_OR_RETURN(v.history, ListCheckpoints(store));
+  // The view is the state at v.head: a checkpoint committed since it was
+  // read (the listing comes later) is newer than the decision's horizon, is
+  // never expired or deleted by this run, and is marked in step 5.
+  std::erase_if(v.history, [&](const CheckpointInfo& c) { return c.id > v.head; });
   HF_ASSIGN_OR_RETURN(v.snapshots, ListSnapshots(store));
   HF_RETURN_IF_ERROR(ReadPins(store.get(), &v.pins));
+  if (pin_is_stale) {
+    std::vector<std::pair<ObjectInfo, format::PinRecord>> live;
+    for (auto& pin : v.pins)
+      (pin_is_stale(pin.first, pin.second) ? v.stale_pins : live).push_back(pin);
+    v.pins = std::move(live);
+  }
   HF_RETURN_IF_ERROR(ReadLeases(store.get(), &v.leases));
   if (override_policy) {
     v.policy = override_policy;
@@ -185,7 +195,20 @@ Result<GcReport> Collect(std::shared_ptr<ObjectStore> base, const GcOptions& opt
   // 1. What exists and what is kept.
   progress("list", 0, 0);
   const int64_t local_now = file::NowMs();
-  HF_ASSIGN_OR_RETURN(FileView v, gc::LoadView(store, options.policy, local_now, options.grace_ms));
+  // A pin is stale when it is old (a clone writes its pin before its first
+  // segment, so a young pin may belong to a clone being made) and its
+  // clone's store proves the clone gone.
+  const file::StoreResolver resolver =
+      options.store_resolver ? options.store_resolver : file::DefaultResolver(OpenOptions{});
+  auto pin_is_stale = [&](const ObjectInfo& info, const format::PinRecord& pin) {
+    if (info.mtime_ms <= 0 || info.mtime_ms + options.upload_grace_ms > local_now) return false;
+    return !file::PinnedCloneExists(pin, resolver);
+  };
+  HF_ASSIGN_OR_RETURN(
+      FileView v, gc::LoadView(store, options.policy, local_now, options.grace_ms, pin_is_stale));
+  std::set<std::pair<std::string, int64_t>> stale;  // key, time: that very object
+  for (const auto& [info, pin] : v.stale_pins) stale.insert({info.key, info.mtime_ms});
+  r.stale_pins = v.stale_pins.size();
   r.head = v.head;
   r.checkpoints = v.history.size();
   r.snapshots = v.snapshots.size();
@@ -252,6 +275,13 @@ Result<GcReport> Collect(std::shared_ptr<ObjectStore> base, const GcOptions& opt
                                   std::to_string(format::kMaxKeptEntries) + " kept checkpoints");
       }
       const std::string bytes = format::EncodeKeptState(state);
+      // Never record a decision that readers would refuse (and that would
+      // stop every later run): check it as they will.
+      auto check = format::DecodeKeptState(bytes, "gc " + store->Name() + ": new gc/kept");
+      if (!check.ok()) {
+        return Status::IOError("internal error: " + check.status().message() +
+                               " (nothing written or deleted)");
+      }
       return store->Put(format::kKeptKey, {bytes}, PutOptions{})
           .WithContext("gc " + store->Name() + ": record the kept checkpoints");
     };
@@ -281,6 +311,7 @@ Result<GcReport> Collect(std::shared_ptr<ObjectStore> base, const GcOptions& opt
       }
     }
     for (const auto& [info, pin] : pins) {
+      if (stale.count({info.key, info.mtime_ms})) continue;
       if (expired.count(pin.checkpoint)) revived[pin.checkpoint] |= gc::kPin;
     }
     if (!revived.empty()) {
@@ -369,6 +400,7 @@ Result<GcReport> Collect(std::shared_ptr<ObjectStore> base, const GcOptions& opt
   // matter: none of them is referenced by anything kept.
   std::vector<std::string> doomed = std::move(delete_data);
   doomed.insert(doomed.end(), delete_segments.begin(), delete_segments.end());
+  for (const auto& [info, pin] : v.stale_pins) doomed.push_back(info.key);
   progress("delete", 0, doomed.size());
   HF_RETURN_IF_ERROR(store->DeleteMany(doomed).WithContext("gc " + store->Name()));
   progress("delete", doomed.size(), doomed.size());

@@ -26,14 +26,18 @@ struct FileView {
   std::vector<CheckpointInfo> history;             // openable checkpoints, newest first
   std::vector<SnapshotInfo> snapshots;
   std::vector<std::pair<ObjectInfo, format::PinRecord>> pins;
+  std::vector<std::pair<ObjectInfo, format::PinRecord>> stale_pins;
   std::vector<std::pair<ObjectInfo, format::LeaseRecord>> leases;
   std::optional<RetentionPolicy> policy;  // the override, else the stored one
   std::map<uint64_t, uint8_t> kept;       // id -> Reason bits
 };
 
+// Pins for which `pin_is_stale` answers true keep nothing: they go to
+// FileView::stale_pins instead of pins.
+using PinFilter = std::function<bool(const ObjectInfo&, const format::PinRecord&)>;
 Result<FileView> LoadView(const std::shared_ptr<ObjectStore>& store,
                           const std::optional<RetentionPolicy>& override_policy, int64_t now_ms,
-                          int64_t grace_ms);
+                          int64_t grace_ms, const PinFilter& pin_is_stale = nullptr);
 // Marks every kept checkpoint of `v`, the head first.
 Status MarkKept(const FileView& v, Marker* marker,
                 const std::function<void(uint64_t, uint64_t)>& tick);

@@ -100,6 +100,11 @@ Status Marker::Mark(const format::Descriptor& d, Reason reason) {
                                              : format::SegmentKey(e.segment);
         uint64_t bytes = reason == kHead ? uint64_t{e.count} * stored_block_size_ : 0;
         Use(key, reason, bytes);
+        // A data object belongs to the file only while the segment whose
+        // header names it exists (docs/format.md "Data objects"; readers and
+        // verify check the extent's epoch against that header): the segment
+        // stays, even when none of its own nodes or data are live any more.
+        if (e.in_data_object()) Use(format::SegmentKey(e.segment), reason, 0);
         if (reason == kHead) head_extents_[key].push_back(e);
       }
     } else {

@@ -43,6 +43,22 @@ Result<std::shared_ptr<ObjectStore>> OpenS3(std::string_view uri, const StoreOpt
   return NewS3Store(bucket, prefix, options);
 }
 
+}  // namespace
+
+#ifndef HYPERFILE_HAVE_S3
+// A library configured with -DHYPERFILE_S3=OFF has no S3 client (no libcurl,
+// no tinyxml2); the entry point stays, so programs link either way.
+Result<std::shared_ptr<ObjectStore>> NewS3Store(std::string_view bucket, std::string_view prefix,
+                                                const StoreOptions& /*options*/) {
+  return Status::NotSupported("open s3://" + std::string(bucket) +
+                              (prefix.empty() ? "" : "/" + std::string(prefix)) +
+                              ": this libhyperfile was built without the S3 backend "
+                              "(-DHYPERFILE_S3=OFF); only local directories and memory:// work");
+}
+#endif
+
+namespace {
+
 Result<std::shared_ptr<ObjectStore>> OpenPath(std::string_view uri, std::string path) {
   if (path.empty()) return BadUri(uri, "empty path");
   if (path[0] != '/') {

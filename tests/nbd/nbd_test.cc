@@ -638,7 +638,9 @@ TEST_F(Nbd, BackgroundGcUnderFioVerifyKeepsStorageBounded) {
   // The head is intact (every index node and block checks).
   auto v = hyperfile::Verify(store, hyperfile::At::Latest(), /*deep=*/true);
   ASSERT_TRUE(v.ok()) << v.status().ToString();
-  EXPECT_TRUE(v->ok());
+  std::string problems;
+  for (size_t i = 0; i < v->problems.size() && i < 20; i++) problems += v->problems[i] + "\n";
+  EXPECT_TRUE(v->ok()) << v->problems.size() << " problems:\n" << problems << server->log();
 }
 
 // Issue 10's lost update: 64 asynchronous 4 KiB writes in flight to random

@@ -137,6 +137,7 @@ int RunGc(GcCommands& c, bool json) {
   j["expired"] = r->expired;
   j["snapshots"] = r->snapshots;
   j["pins"] = r->pins;
+  j["stale_pins"] = r->stale_pins;
   j["leases"] = r->leases;
   j["objects"] = r->objects;
   j["stored_bytes"] = r->stored_bytes;
@@ -167,6 +168,10 @@ int RunGc(GcCommands& c, bool json) {
               c.grace.c_str());
   std::printf("live: %llu objects (%s)\n", (unsigned long long)r->live_objects,
               Human(r->live_bytes).c_str());
+  if (r->stale_pins > 0) {
+    std::printf("dropped %llu pin(s) of clones that no longer exist\n",
+                (unsigned long long)r->stale_pins);
+  }
   if (!r->note.empty()) std::printf("note: %s\n", r->note.c_str());
   return 0;
 }
