@@ -238,7 +238,8 @@ TEST_P(Conventions, InterruptedExits130) {
   const std::string& bin = kBin;
   auto run_and_interrupt = [&](const std::string& args, const std::string& feed, int* code,
                                std::string* err, const std::string& env = "") {
-    std::string errf = Path("err.txt");
+    static int serial = 0;
+    std::string errf = Path("err" + std::to_string(serial++) + ".txt");
     pid_t pid = ::fork();
     if (pid == 0) {
       std::string cmd = "exec " + env + " " + bin + " " + args + " 2>" + Q(errf);
@@ -257,8 +258,11 @@ TEST_P(Conventions, InterruptedExits130) {
       }
       ::kill(pid, SIGINT);
     } else {
-      // Past start-up (the handlers are installed before the first request).
-      std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+      // -v prints "opened ..." once the handlers are installed (they come
+      // before the first store is opened): no guessing how long start-up takes.
+      for (int i = 0; i < 3000 && ReadFileBytes(errf).find("opened") == std::string::npos; i++) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
       ::kill(pid, SIGINT);
     }
     int status = 0;
@@ -274,14 +278,16 @@ TEST_P(Conventions, InterruptedExits130) {
   EXPECT_NE(err.find("interrupted"), std::string::npos) << err;
   EXPECT_EQ(RunHyperfile("read " + Q(uri_)).out, "committed");
   // A follower (its own handler).
-  run_and_interrupt("read " + Q(uri_) + " --follow -o " + Q(Path("f.out")), "", &code, &err);
+  run_and_interrupt("read " + Q(uri_) + " --follow -v -o " + Q(Path("f.out")), "", &code, &err);
   EXPECT_EQ(code, 130) << err;
   EXPECT_NE(err.find("interrupted"), std::string::npos) << err;
   // The default handler: a command waiting on a slow store (3 s a request).
-  run_and_interrupt("--json stat " + Q(uri_), "", &code, &err,
+  run_and_interrupt("--json -v stat " + Q(uri_), "", &code, &err,
                     "env HYPERFILE_STORE_LATENCY=all=3s");
   EXPECT_EQ(code, 130) << err;
-  EXPECT_EQ(ErrorObject(CliRun{code, "", err})["code"], "Interrupted") << err;
+  // The last line of stderr (the lines before are -v's) is the error.
+  std::string last = err.substr(err.rfind('\n', err.size() - 2) + 1);
+  EXPECT_EQ(ErrorObject(CliRun{code, "", last})["code"], "Interrupted") << err;
 }
 
 TEST_P(Conventions, SelectorsWhereAStateIsRead) {
