@@ -75,6 +75,7 @@ int RunGc(GcCommands& c, bool json) {
   if (!policy.ok()) return Usage(policy.status());
   GcOptions o;
   o.policy = *policy;
+  o.store_resolver = CliStoreOpener();  // clones' stores with the same S3 flags
   o.dry_run = c.dry_run;
   auto grace = RetentionPolicy::ParseDuration(c.grace);
   if (c.grace == "0") {
