@@ -7,7 +7,7 @@
 set -euo pipefail
 
 BUILD_PKGS=(
-  build-essential cmake ninja-build pkg-config clang-format
+  build-essential cmake ninja-build pkg-config clang-format help2man
   libcurl4-openssl-dev libssl-dev libtinyxml2-dev nlohmann-json3-dev
   libcli11-dev libzstd-dev liblz4-dev libxxhash-dev libisal-dev libsodium-dev
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -40,7 +40,9 @@ cmake --install "$build" --prefix "$PREFIX" >"$tmp/install.log"
 libdir=$(dirname "$(find "$PREFIX" -name 'libhyperfile.so' -print -quit)")
 [ -n "$libdir" ] && [ "$libdir" != . ] || fail "no libhyperfile.so under $PREFIX"
 for f in include/hyperfile/hyperfile.h include/hyperfile/file.h include/hyperfile/version.h \
-  include/hyperfile/export.h include/hyperfile/log.h bin/hyperfile; do
+  include/hyperfile/export.h include/hyperfile/log.h bin/hyperfile \
+  share/man/man1/hyperfile.1.gz share/man/man1/hyperfile-cp.1.gz \
+  share/man/man1/hyperfile-snapshot-create.1.gz share/bash-completion/completions/hyperfile; do
   [ -f "$PREFIX/$f" ] || fail "$f not installed"
 done
 [ -f "$libdir/cmake/hyperfile/hyperfileConfig.cmake" ] || fail "no hyperfileConfig.cmake"
@@ -54,6 +56,14 @@ grep -q ' T hf_open$' "$tmp/symbols" || fail "hf_open not exported"
 grep -q 'hyperfile::File::Open(' "$tmp/symbols" || fail "hyperfile::File::Open not exported"
 if grep -q 'hyperfile::FileImpl' "$tmp/symbols"; then fail "internal symbols (FileImpl) are exported"; fi
 "$PREFIX/bin/hyperfile" --version | grep -x "hyperfile $version" >/dev/null || fail "hyperfile --version"
+# The man pages are the command's help: every subcommand has one, naming its options.
+for sub in $("$PREFIX/bin/hyperfile" --help | awk '/^Subcommands:/ {on = 1; next} on && /^[^ ]/ {on = 0} on && NF {print $1}'); do
+  [ -f "$PREFIX/share/man/man1/hyperfile-$sub.1.gz" ] || fail "no man page for hyperfile $sub"
+done
+zcat "$PREFIX/share/man/man1/hyperfile-cp.1.gz" | grep -q -- 'block\\-size' || fail "hyperfile-cp.1 lacks --block-size"
+zcat "$PREFIX/share/man/man1/hyperfile.1.gz" | grep -q -- 'endpoint\\-url' || fail "hyperfile.1 lacks --endpoint-url"
+bash -c "source '$PREFIX/share/bash-completion/completions/hyperfile' && COMP_WORDS=(hyperfile cp --bl) COMP_CWORD=2 && _hyperfile && [[ \" \${COMPREPLY[*]} \" == *' --block-size '* ]]" ||
+  fail "the installed bash completion does not complete 'hyperfile cp --bl'"
 if pkg-config --exists nbdkit; then
   plugindir=$(pkg-config --variable=plugindir nbdkit)
   nbdkit_prefix=$(pkg-config --variable=prefix nbdkit)
@@ -106,7 +116,9 @@ deb=$(find "$tmp/deb" -maxdepth 1 -name 'hyperfile_*.deb' -print -quit)
 dpkg-deb --contents "$deb" | awk '{print $6}' | sed 's|^\./|/|' | sort >"$tmp/deb.files"
 for f in /usr/bin/hyperfile /usr/include/hyperfile/hyperfile.h /usr/include/hyperfile/version.h \
   "/usr/lib/libhyperfile.so.$version" /usr/lib/pkgconfig/hyperfile.pc \
-  /usr/lib/cmake/hyperfile/hyperfileConfig.cmake /usr/share/doc/hyperfile/LICENSE; do
+  /usr/lib/cmake/hyperfile/hyperfileConfig.cmake /usr/share/doc/hyperfile/LICENSE \
+  /usr/share/man/man1/hyperfile.1.gz /usr/share/man/man1/hyperfile-read.1.gz \
+  /usr/share/bash-completion/completions/hyperfile; do
   grep -qx "$f" "$tmp/deb.files" || fail "$f is not in the .deb"
 done
 if [ -n "${plugindir:-}" ]; then

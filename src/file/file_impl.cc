@@ -313,7 +313,7 @@ uint64_t FileImpl::IssuePrefetch(uint64_t lo, uint64_t hi,
   uint64_t frames_lo = 0, frames_hi = 0;
   auto issue_frames = [&] {
     if (frames.empty()) return;
-    auto task = pool_->Submit([this, run = frames, s = frames_lo, e = frames_hi] {
+    auto task = pool_.Submit([this, run = frames, s = frames_lo, e = frames_hi] {
       return chunks_->ReadFrames(run, s, e, nullptr);
     });
     out->push_back({frames_lo, frames_hi, task.share()});
@@ -769,7 +769,7 @@ void FileImpl::CompressBlocks(Prepared* p) {
     }
   };
   std::vector<std::future<void>> others;
-  for (size_t k = 1; k < parts; k++) others.push_back(pool_->Submit([&work, k] { work(k); }));
+  for (size_t k = 1; k < parts; k++) others.push_back(pool_.Submit([&work, k] { work(k); }));
   work(0);
   for (auto& f : others) f.get();
   p->frame_offsets.resize(n);

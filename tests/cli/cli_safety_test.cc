@@ -39,8 +39,9 @@ class CliSafety : public ::testing::Test {
   TempDir dir_;
 };
 
+// A bad value on the command line: a usage error (exit 2), one line.
 void ExpectRefused(const CliRun& r, const std::string& args, const std::string& expect) {
-  EXPECT_EQ(r.code, 1) << args;
+  EXPECT_EQ(r.code, 2) << args;
   EXPECT_TRUE(r.OneLineError()) << args << ": " << r.err;
   EXPECT_EQ(r.err.rfind("hyperfile: error: InvalidArgument: ", 0), 0u) << args << ": " << r.err;
   EXPECT_NE(r.err.find(expect), std::string::npos) << args << ": " << r.err;
@@ -123,7 +124,7 @@ TEST_F(CliSafety, AnEmptySelectorIsRefusedNotTakenAsLatest) {
        {"cp " + Uri("f") + "@ " + Path("out.bin"), "clone " + Uri("f") + "@ " + Uri("copy"),
         "read " + Uri("f") + " --at ''", "stat " + Uri("f") + " --at ''"}) {
     CliRun r = RunHyperfile(args);
-    EXPECT_EQ(r.code, 1) << args;
+    EXPECT_EQ(r.code, 2) << args;  // a usage error
     EXPECT_TRUE(r.OneLineError()) << args << ": " << r.err;
     EXPECT_EQ(r.err.rfind("hyperfile: error: InvalidArgument", 0), 0u) << args << ": " << r.err;
   }

@@ -81,10 +81,10 @@ TEST(GcCli, PolicyIsStoredAndUsedAndBadRulesAreRefused) {
   for (const char* bad :
        {"--keep-last -1", "--keep-within 7", "--keep-daily lots", "--keep-within 0s"}) {
     auto r = RunHyperfile("gc " + Q(uri) + " " + bad);
-    EXPECT_EQ(r.code, 1) << bad;
+    EXPECT_EQ(r.code, 2) << bad;  // a usage error
     EXPECT_TRUE(r.OneLineError()) << bad << ": " << r.err;
   }
-  EXPECT_EQ(RunHyperfile("gc " + Q(uri) + " --grace soon").code, 1);
+  EXPECT_EQ(RunHyperfile("gc " + Q(uri) + " --grace soon").code, 2);
   auto missing = RunHyperfile("gc " + Q(dir.uri() + "/nothing"));
   EXPECT_EQ(missing.code, 1);
   EXPECT_NE(missing.err.find("NotFound"), std::string::npos) << missing.err;

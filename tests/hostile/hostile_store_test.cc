@@ -151,7 +151,7 @@ TEST_F(Hostile, FifoAtSegmentOrSnapshotKeyNeverBlocks) {
   EXPECT_EQ(list.code, 0) << list.err;
   EXPECT_EQ(list.out.find("pipe"), std::string::npos) << list.out;
   CliRun verify = Limited("verify " + path_ + " --at 1", 15);
-  EXPECT_EQ(verify.code, 1) << verify.out << verify.err;
+  EXPECT_EQ(verify.code, 3) << verify.out << verify.err;  // damage found
   EXPECT_NE(verify.out.find("not a regular file"), std::string::npos) << verify.out;
 }
 
@@ -165,7 +165,7 @@ TEST_F(Hostile, HugeExtentIsBoundedInVerifyDeep) {
   // at the start of segment 3's data area, which holds one block.
   CliRun r = Limited("verify " + path_ + " --deep", 30);
   EXPECT_NE(r.code, 137) << "verify --deep ran without bound";
-  EXPECT_EQ(r.code, 1) << r.out << r.err;
+  EXPECT_EQ(r.code, 3) << r.out << r.err;  // damage found
   EXPECT_LT(r.out.size(), 64u << 10) << "problems are capped and summarised";
   EXPECT_NE(r.out.find("DAMAGED"), std::string::npos) << r.out;
   // diff works from the index alone: it answers, with a bounded output.
@@ -202,7 +202,7 @@ TEST_F(Hostile, InteriorNodesSharingOneChildAreCorrupt) {
     CraftSegment(3, nodes, nodes.size() - 1, height, 1 << 20);
     CliRun v = Limited("verify " + path_, 20);
     EXPECT_NE(v.code, 137) << "verify never finished";
-    EXPECT_EQ(v.code, 1) << "a shared child passed as healthy: " << v.out;
+    EXPECT_EQ(v.code, 3) << "a shared child passed as healthy: " << v.out;
     EXPECT_NE(v.out.find("DAMAGED"), std::string::npos) << v.out;
     CliRun d = Limited("diff " + path_ + " 2 3", 20);
     EXPECT_NE(d.code, 137) << "diff ran without bound";
@@ -258,8 +258,8 @@ TEST_F(Hostile, SegmentTruncatedInsideItsHeaderIsCorrupt) {
     EXPECT_NE(r.err.find(format::SegmentKey(2)), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("truncated"), std::string::npos) << r.err;
   }
-  CliRun v = Limited("verify " + path_);  // damage is a finding: exit 1, named
-  EXPECT_EQ(v.code, 1) << v.out << v.err;
+  CliRun v = Limited("verify " + path_);  // damage is a finding: exit 3, named
+  EXPECT_EQ(v.code, 3) << v.out << v.err;
   EXPECT_NE(v.out.find("DAMAGED"), std::string::npos) << v.out;
   EXPECT_NE(v.out.find(format::SegmentKey(2)), std::string::npos) << v.out;
 }

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "cli/conventions.h"
 #include "format/format.h"
 #include "hyperfile/checkpoints.h"
 #include "hyperfile/object_store.h"
@@ -21,16 +22,8 @@
 namespace hyperfile::cli {
 
 // The one error line every subcommand prints on failure:
-// "hyperfile: error: <text>". Newlines are flattened so it stays one line.
-inline void PrintErrorLine(std::string text) {
-  for (char& c : text) {
-    if (c == '\n' || c == '\r') c = ' ';
-  }
-  std::fprintf(stderr, "hyperfile: error: %s\n", text.c_str());
-}
-
-// "hyperfile: error: <Code>: <message>".
-inline void PrintError(const Status& st) { PrintErrorLine(st.ToString()); }
+// "hyperfile: error: <Code>: <message>" (or JSON under --json; conventions.h).
+inline void PrintError(const Status& st) { ReportError(st); }
 
 // Splits "uri@selector" into the URI and the selector (nullopt when there is
 // no '@'; an empty selector after a '@' is kept, so At::Parse rejects it
@@ -92,6 +85,7 @@ inline bool IsFormatKey(std::string_view key) { return IsHyperfileKey(key); }
 
 struct RootSurvey {
   size_t segments = 0;               // seg/ keys: a hyperfile is here if > 0
+  size_t format_keys = 0;            // objects that are keys of the format
   size_t foreign_count = 0;          // objects that are not part of a hyperfile
   std::vector<std::string> foreign;  // the first few of them, for messages
   bool empty() const { return segments == 0 && foreign_count == 0; }
@@ -103,6 +97,7 @@ inline Result<RootSurvey> SurveyRoot(ObjectStore& store) {
   HF_RETURN_IF_ERROR(store.List("", "", 0, &objects));
   RootSurvey survey;
   for (const ObjectInfo& o : objects) {
+    if (IsFormatKey(o.key)) survey.format_keys++;
     if (format::ParseSegmentKey(o.key).has_value()) {
       survey.segments++;
     } else if (!IsFormatKey(o.key)) {

@@ -3,22 +3,27 @@
 
 #include <limits.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "cli/cli_util.h"
+#include "cli/conventions.h"
 #include "cli/cp_endpoints.h"
 #include "cli/progress.h"
 
@@ -29,8 +34,6 @@ constexpr uint64_t kPieceBytes = 8ull << 20;  // one worker's unit of work
 constexpr uint64_t kPieceAlign = 64 << 10;    // pieces start on this boundary at least
 constexpr uint64_t kDefaultBlockSize = 64 << 10;
 constexpr int kMaxJobs = 256;
-constexpr int kExitError = 1;
-constexpr int kExitInterrupted = 130;  // 128 + SIGINT, as shells report it
 
 // ------------------------------------------------------------- signals ---
 
@@ -214,6 +217,8 @@ class ParallelCopy {
 bool IsHyperfileUri(const std::string& arg) { return arg.find("://") != std::string::npos; }
 
 struct Endpoints {
+  bool source_is_stdin = false;        // SRC is -
+  bool destination_is_stdout = false;  // DST is -
   bool source_is_hyperfile = false;
   std::string source;  // path or URI without the selector
   At source_at;
@@ -225,8 +230,16 @@ Result<Endpoints> ClassifyEndpoints(const CpRequest& request) {
     return Status::InvalidArgument("cp: SRC and DST must not be empty");
   }
   Endpoints e;
+  e.source_is_stdin = request.source == "-";
+  e.destination_is_stdout = request.destination == "-";
   e.source_is_hyperfile = IsHyperfileUri(request.source);
   e.destination_is_hyperfile = IsHyperfileUri(request.destination);
+  if (e.source_is_stdin && !e.destination_is_hyperfile) {
+    return Status::InvalidArgument("cp: from - (stdin) the destination must be a hyperfile URI");
+  }
+  if (e.destination_is_stdout && !e.source_is_hyperfile) {
+    return Status::InvalidArgument("cp: to - (stdout) the source must be a hyperfile URI");
+  }
   if (!e.source_is_hyperfile && !e.destination_is_hyperfile) {
     return Status::InvalidArgument(
         "cp: both " + request.source + " and " + request.destination +
@@ -248,6 +261,9 @@ Result<Endpoints> ClassifyEndpoints(const CpRequest& request) {
   if (!e.destination_is_hyperfile && request.compression) {
     return Status::InvalidArgument("cp: --compression applies only to a hyperfile destination");
   }
+  if (e.destination_is_stdout && request.force) {
+    return Status::InvalidArgument("cp: --force applies only to a hyperfile destination");
+  }
   if (!e.destination_is_hyperfile && request.block_size != 0) {
     return Status::InvalidArgument("cp: --block-size applies only to a hyperfile destination");
   }
@@ -259,37 +275,40 @@ Result<Endpoints> ClassifyEndpoints(const CpRequest& request) {
 
 Result<std::unique_ptr<CopySource>> OpenSource(const Endpoints& e) {
   if (e.source_is_hyperfile) return OpenHyperfileSource(e.source, e.source_at);
+  if (e.source_is_stdin) return OpenLocalSource("/dev/stdin");  // a regular file
   return OpenLocalSource(e.source);
 }
 
+// `size` and `source_block_size` (0 for a local file) are the source's.
 Result<std::unique_ptr<CopySink>> OpenSink(const CpRequest& request, const Endpoints& e,
-                                           const CopySource& source) {
-  if (!e.destination_is_hyperfile) return CreateLocalSink(request.destination, source.Size());
+                                           uint64_t size, uint32_t source_block_size) {
+  if (!e.destination_is_hyperfile) return CreateLocalSink(request.destination, size);
   HyperfileSinkOptions options;
-  options.size = source.Size();
+  options.size = size;
   options.block_size_explicit = request.block_size != 0;
   uint64_t block_size = request.block_size;
-  if (block_size == 0) block_size = source.BlockSize() ? source.BlockSize() : kDefaultBlockSize;
+  if (block_size == 0) block_size = source_block_size ? source_block_size : kDefaultBlockSize;
   if (block_size > UINT32_MAX) {
     return Status::InvalidArgument("cp: block size " + std::to_string(block_size) + " too large");
   }
   options.block_size = static_cast<uint32_t>(block_size);
   options.force = request.force;
   options.compression = request.compression;
+  options.streaming = e.source_is_stdin;
   return CreateHyperfileSink(request.destination, options);
 }
 
 // ---------------------------------------------------------------- flow ---
 
-bool ShowProgress(const CpRequest& request) { return !request.quiet && ::isatty(STDERR_FILENO); }
+bool Progress(const CpRequest& request) { return ShowProgress(request.quiet); }
 
-int ReportError(const Status& st) {
-  PrintError(st);
+int Failed(const Status& st) {
+  ReportError(st);
   return kExitError;
 }
 
 int ReportInterrupted(const std::string& what_is_left) {
-  PrintErrorLine("cp interrupted; " + what_is_left);
+  ReportError(Status::IOError("cp interrupted; " + what_is_left), kExitInterrupted);
   return kExitInterrupted;
 }
 
@@ -301,7 +320,8 @@ int ReportFailure(const Status& failure, CopySink& sink, const std::string& dest
     return ReportInterrupted(cleanup.ok() ? "nothing half-done left at " + destination
                                           : "cleanup failed: " + cleanup.ToString());
   }
-  PrintErrorLine(failure.ToString() + also);
+  if (!also.empty()) Warn(also.substr(2, also.size() - 3));
+  ReportError(failure);
   return kExitError;
 }
 
@@ -313,10 +333,25 @@ void PrintSummary(uint64_t data_bytes, uint64_t size, double seconds, const std:
                note.empty() ? "" : "; ", note.c_str());
 }
 
+// --json: what was copied, on stdout.
+void PrintJson(const CpRequest& request, uint64_t data_bytes, uint64_t size, double seconds,
+               const std::string& note) {
+  nlohmann::json j = {{"source", request.source},
+                      {"destination", request.destination},
+                      {"data_bytes", data_bytes},
+                      {"size", size},
+                      {"seconds", seconds}};
+  constexpr std::string_view kCheckpoint = "checkpoint ";
+  if (note.starts_with(kCheckpoint)) {
+    j["checkpoint"] = std::stoull(note.substr(kCheckpoint.size()));
+  }
+  EmitJson(j);
+}
+
 // Copies the pieces, then commits; on any failure discards the sink.
 int CopyInto(CopySource& source, CopySink& sink, const std::vector<ByteRange>& pieces,
              const CpRequest& request) {
-  ProgressBar bar(ShowProgress(request), TotalBytes(pieces));
+  ProgressBar bar(Progress(request), TotalBytes(pieces));
   Status st = ParallelCopy(source, sink, pieces).Run(request.jobs, bar);
   if (st.ok() && Interrupted()) st = Status::IOError("interrupted");
   std::string note;
@@ -328,19 +363,133 @@ int CopyInto(CopySource& source, CopySink& sink, const std::vector<ByteRange>& p
   }
   bar.Clear();
   if (!st.ok()) return ReportFailure(st, sink, request.destination);
-  if (ShowProgress(request)) PrintSummary(TotalBytes(pieces), source.Size(), bar.Elapsed(), note);
+  if (Progress(request)) PrintSummary(TotalBytes(pieces), source.Size(), bar.Elapsed(), note);
+  PrintJson(request, TotalBytes(pieces), source.Size(), bar.Elapsed(), note);
+  return 0;
+}
+
+// SRC is a pipe (stdin): read it in order, write what is not zero, size the
+// destination at the end. Memory: one buffer of kPieceBytes.
+int StreamIn(const CpRequest& request, const Endpoints& e, SignalGuard& signals) {
+  Result<std::unique_ptr<CopySink>> sink = OpenSink(request, e, 0, 0);
+  if (!sink.ok()) return Failed(sink.status());
+  signals.ArmUnlink((*sink)->EmergencyUnlinkPath());
+  CopySink& out = **sink;
+  ProgressBar bar(Progress(request), ProgressBar::kUnknownTotal);
+  const uint64_t block = out.BlockSize();
+  std::string buf(std::max<uint64_t>(kPieceBytes / block, 1) * block, '\0');
+  uint64_t offset = 0, data_bytes = 0;
+  Status st;
+  bool eof = false;
+  while (st.ok() && !eof && !Interrupted()) {
+    size_t filled = 0;
+    while (filled < buf.size()) {  // whole blocks, so zero blocks can be skipped
+      ssize_t n = ::read(STDIN_FILENO, buf.data() + filled, buf.size() - filled);
+      if (n < 0 && errno == EINTR) {
+        if (Interrupted()) break;
+        continue;
+      }
+      if (n < 0) {
+        st = Status::IOError(std::string("cp: read stdin: ") + std::strerror(errno));
+        break;
+      }
+      if (n == 0) {
+        eof = true;
+        break;
+      }
+      filled += static_cast<size_t>(n);
+    }
+    if (!st.ok() || Interrupted()) break;
+    for (size_t pos = 0; pos < filled && st.ok(); pos += block) {
+      size_t len = std::min<size_t>(block, filled - pos);
+      if (AllZero(buf.data() + pos, len)) continue;
+      st = out.Write(offset + pos, buf.data() + pos, len);
+      data_bytes += len;
+    }
+    offset += filled;
+    bar.Update(offset);
+  }
+  if (st.ok() && Interrupted()) st = Status::IOError("interrupted");
+  if (st.ok()) st = out.Resize(offset);
+  std::string note;
+  if (st.ok()) {
+    bar.Note("committing " + request.destination + " ...");
+    Result<std::string> committed = out.Commit();
+    st = committed.status();
+    if (st.ok()) note = committed.value();
+  }
+  bar.Clear();
+  if (!st.ok()) return ReportFailure(st, out, request.destination);
+  if (Progress(request)) PrintSummary(data_bytes, offset, bar.Elapsed(), note);
+  PrintJson(request, data_bytes, offset, bar.Elapsed(), note);
+  return 0;
+}
+
+// DST is stdout: the whole content in order, holes as zeros. Memory: one
+// buffer of kPieceBytes.
+int StreamOut(const CpRequest& request, CopySource& source, const std::vector<ByteRange>& ranges) {
+  ProgressBar bar(Progress(request) && !::isatty(STDOUT_FILENO), source.Size());
+  std::string buf;
+  const std::string zeros(kPieceBytes, '\0');
+  uint64_t pos = 0;
+  size_t next = 0;
+  Status st;
+  auto put = [&](const char* data, size_t len) {
+    while (len > 0 && st.ok()) {
+      ssize_t n = ::write(STDOUT_FILENO, data, len);
+      if (n < 0 && errno == EINTR) {
+        if (Interrupted()) st = Status::IOError("interrupted");
+        continue;
+      }
+      if (n < 0) {
+        st = Status::IOError(std::string("cp: write stdout: ") + std::strerror(errno));
+        break;
+      }
+      data += n;
+      len -= static_cast<size_t>(n);
+    }
+  };
+  while (pos < source.Size() && st.ok() && !Interrupted()) {
+    while (next < ranges.size() && ranges[next].offset + ranges[next].length <= pos) next++;
+    bool in_data = next < ranges.size() && ranges[next].offset <= pos;
+    uint64_t end = next < ranges.size()
+                       ? (in_data ? ranges[next].offset + ranges[next].length : ranges[next].offset)
+                       : source.Size();
+    uint64_t len = std::min<uint64_t>({end - pos, kPieceBytes, source.Size() - pos});
+    if (in_data) {
+      buf.resize(len);
+      st = source.Read(pos, buf.data(), len);
+      if (st.ok()) put(buf.data(), len);
+    } else {
+      put(zeros.data(), len);
+    }
+    pos += len;
+    bar.Update(pos);
+  }
+  bar.Clear();
+  if (st.ok() && Interrupted()) return ReportInterrupted("stdout has a partial copy");
+  if (!st.ok()) return Failed(st);
+  PrintJson(request, pos, source.Size(), bar.Elapsed(), "");
   return 0;
 }
 
 int Copy(const CpRequest& request, const Endpoints& e, SignalGuard& signals) {
+  if (e.source_is_stdin) {
+    struct stat st;
+    if (::fstat(STDIN_FILENO, &st) != 0 || !S_ISREG(st.st_mode)) {
+      return StreamIn(request, e, signals);
+    }
+  }
   Result<std::unique_ptr<CopySource>> source = OpenSource(e);
-  if (!source.ok()) return ReportError(source.status());
+  if (!source.ok()) return Failed(source.status());
   // Listed before the destination exists, so a failure here leaves nothing.
   Result<std::vector<ByteRange>> ranges = (*source)->DataRanges();
-  if (!ranges.ok()) return ReportError(ranges.status());
+  if (!ranges.ok()) return Failed(ranges.status());
   if (Interrupted()) return ReportInterrupted("nothing was written");
-  Result<std::unique_ptr<CopySink>> sink = OpenSink(request, e, **source);
-  if (!sink.ok()) return ReportError(sink.status());
+  if (e.destination_is_stdout) return StreamOut(request, **source, *ranges);
+  Result<std::unique_ptr<CopySink>> sink =
+      OpenSink(request, e, (*source)->Size(), (*source)->BlockSize());
+  if (!sink.ok()) return Failed(sink.status());
   signals.ArmUnlink((*sink)->EmergencyUnlinkPath());
   uint64_t align = std::max<uint64_t>(kPieceAlign, (*sink)->BlockSize());
   std::vector<ByteRange> pieces = PlanPieces(*ranges, (*source)->Size(), align);
@@ -351,7 +500,10 @@ int Copy(const CpRequest& request, const Endpoints& e, SignalGuard& signals) {
 
 int RunCp(const CpRequest& request) {
   Result<Endpoints> endpoints = ClassifyEndpoints(request);
-  if (!endpoints.ok()) return ReportError(endpoints.status());
+  if (!endpoints.ok()) {
+    ReportError(endpoints.status(), kExitUsage);
+    return kExitUsage;
+  }
   SignalGuard signals;
   return Copy(request, *endpoints, signals);
 }

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <utility>
 
+#include "cli/conventions.h"
 #include "hyperfile/object_store.h"
 
 namespace hyperfile::cli {
@@ -186,6 +187,13 @@ class LocalSink : public CopySink {
     return Status::OK();
   }
 
+  Status Resize(uint64_t size) override {
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
+      return IOErrorFor("set the size of " + temp_path_, errno);
+    }
+    return Status::OK();
+  }
+
   Result<std::string> Commit() override {
     if (::fchmod(fd_, target_.mode) != 0) return IOErrorFor("chmod " + temp_path_, errno);
     if (::fsync(fd_) != 0) return IOErrorFor("fsync " + temp_path_, errno);
@@ -304,6 +312,10 @@ class HyperfileSink : public CopySink {
   Status Write(uint64_t offset, const char* buf, size_t len) override {
     return file_->PWrite(offset, buf, len);
   }
+  Status Resize(uint64_t size) override {
+    touched_ = true;
+    return file_->Truncate(size);
+  }
 
   Result<std::string> Commit() override {
     HF_ASSIGN_OR_RETURN(uint64_t checkpoint, file_->Flush());
@@ -323,6 +335,7 @@ class HyperfileSink : public CopySink {
     // root (a user's files, another hyperfile below it) is left untouched.
     RemoveOptions only_ours;
     only_ours.keep_foreign = true;
+    only_ours.store_resolver = CliStoreOpener();
     Status removed = RemoveFile(store_, only_ours);
     if (removed.IsNotFound()) removed = Status::OK();  // nothing was left to remove
     if (removed.ok() && !created_dir_.empty()) RemoveCreatedDirectory(created_dir_);
@@ -362,12 +375,9 @@ class HyperfileSink : public CopySink {
 };
 
 // --force: reopen the existing file; Prepare() empties it.
-// A given codec applies to the blocks the copy writes.
 Result<std::unique_ptr<HyperfileSink>> ReopenHyperfile(std::shared_ptr<ObjectStore> store,
-                                                       std::optional<Compression> compression) {
-  OpenOptions open;
-  open.compression = compression;
-  HF_ASSIGN_OR_RETURN(std::unique_ptr<File> file, File::Open(store, open));
+                                                       const OpenOptions& options) {
+  HF_ASSIGN_OR_RETURN(std::unique_ptr<File> file, File::Open(store, options));
   HF_ASSIGN_OR_RETURN(FileStat stat, file->Stat());
   return std::make_unique<HyperfileSink>(std::move(store), std::move(file), false, stat.checkpoint,
                                          "");
@@ -396,9 +406,14 @@ Result<std::unique_ptr<CopySource>> OpenLocalSource(const std::string& path) {
 Result<std::unique_ptr<CopySource>> OpenHyperfileSource(const std::string& uri, const At& at) {
   // Opening a local store makes its directory; a source must not.
   if (!DirectoryToCreate(uri).empty()) return Status::NotFound("cp: no hyperfile at " + uri);
-  HF_ASSIGN_OR_RETURN(std::shared_ptr<ObjectStore> store, OpenStore(uri));
-  OpenOptions options;
+  HF_ASSIGN_OR_RETURN(std::shared_ptr<ObjectStore> store, OpenCliStore(uri));
+  OpenOptions options = CliOpenOptions();
   options.read_only = true;
+  // One pass over the data, in pieces the workers own: a cache would only
+  // hold what is never read again.
+  options.block_cache_bytes = 4u << 20;
+  options.index_cache_bytes = 4u << 20;
+  options.max_read_request_bytes = 1u << 20;
   HF_ASSIGN_OR_RETURN(std::unique_ptr<File> file, File::OpenAt(store, at, options));
   HF_ASSIGN_OR_RETURN(FileStat stat, file->Stat());
   return std::unique_ptr<CopySource>(
@@ -425,12 +440,20 @@ Result<std::unique_ptr<CopySink>> CreateLocalSink(const std::string& path, uint6
 Result<std::unique_ptr<CopySink>> CreateHyperfileSink(const std::string& uri,
                                                       const HyperfileSinkOptions& options) {
   std::string new_dir = DirectoryToCreate(uri);
-  HF_ASSIGN_OR_RETURN(std::shared_ptr<ObjectStore> store, OpenStore(uri));
+  HF_ASSIGN_OR_RETURN(std::shared_ptr<ObjectStore> store, OpenCliStore(uri));
   CreateOptions create;
   create.block_size = options.block_size;
   create.initial_size = options.size;
   if (options.compression) create.compression = *options.compression;
-  Result<std::unique_ptr<File>> created = File::Create(store, create);
+  OpenOptions open = CliOpenOptions();
+  open.compression = options.compression;  // also for an existing file (--force)
+  if (options.streaming) {
+    // Bounded memory, as for `hyperfile write` (follow.h).
+    open.flush_dirty_bytes = 8u << 20;
+    open.dirty_budget_bytes = 24u << 20;
+    open.block_cache_bytes = 4u << 20;
+  }
+  Result<std::unique_ptr<File>> created = File::Create(store, create, open);
   std::unique_ptr<HyperfileSink> sink;
   if (created.ok()) {
     sink = std::make_unique<HyperfileSink>(store, std::move(created).value(), true, 0, new_dir);
@@ -442,7 +465,7 @@ Result<std::unique_ptr<CopySink>> CreateHyperfileSink(const std::string& uri,
                                  " already holds a hyperfile; --force overwrites it as a new "
                                  "checkpoint (its history is kept)");
   } else {
-    HF_ASSIGN_OR_RETURN(sink, ReopenHyperfile(store, options.compression));
+    HF_ASSIGN_OR_RETURN(sink, ReopenHyperfile(store, open));
   }
   // On failure the sink's destructor undoes what it did.
   HF_RETURN_IF_ERROR(

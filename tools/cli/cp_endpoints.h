@@ -38,6 +38,8 @@ class CopySink {
   // all-zero block need not be written at all.
   virtual uint32_t BlockSize() const = 0;
   virtual Status Write(uint64_t offset, const char* buf, size_t len) = 0;
+  // Sets the copy's size (for a source whose size is known only at its end).
+  virtual Status Resize(uint64_t size) = 0;
   // Makes the copy durable and visible at the destination. Returns a short
   // note for the summary ("checkpoint 3"), possibly empty.
   virtual Result<std::string> Commit() = 0;
@@ -61,6 +63,7 @@ struct HyperfileSinkOptions {
   bool block_size_explicit = false;        // an existing file must then match it
   bool force = false;                      // overwrite an existing file
   std::optional<Compression> compression;  // codec of the blocks written (unset: default)
+  bool streaming = false;                  // written in order from a pipe: small memory budget
 };
 // Creates the hyperfile at `uri` (or with force, reopens an existing one and
 // empties it; its old checkpoints stay in its history).

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +19,8 @@
 #include <vector>
 
 #include "cli/cli_util.h"
+#include "cli/conventions.h"
+#include "cli/progress.h"
 #include "hyperfile/file.h"
 #include "hyperfile/object_store.h"
 #include "hyperfile/store_layers.h"
@@ -32,8 +35,10 @@ namespace {
 // before a blocking wait is never missed.
 int g_signal_pipe[2] = {-1, -1};
 std::atomic<bool> g_stop{false};
+std::atomic<bool> g_interrupted{false};  // the stop was a SIGINT: exit 130
 
-void OnSignal(int) {
+void OnSignal(int signal) {
+  if (signal == SIGINT) g_interrupted = true;
   g_stop = true;
   const char c = 1;
   ssize_t ignored = ::write(g_signal_pipe[1], &c, 1);
@@ -77,22 +82,16 @@ bool WaitReadable(int fd, int timeout_ms) {
   }
 }
 
-Result<StoreStack> OpenStack(const std::string& uri, bool stats) {
-  StoreOptions options;
-  options.metrics = stats;
-  return OpenStoreStack(uri, options);
-}
-
-void PrintStats(const StoreStack& stack) {
-  if (stack.metrics) {
-    std::fprintf(stderr, "hyperfile: stats: %s\n", stack.metrics->Snapshot().ToString().c_str());
-  }
-}
-
 int Fail(const Status& st) {
-  PrintError(st);
-  return 1;
+  ReportError(st);
+  return kExitError;
 }
+int Usage(const Status& st) {
+  ReportError(st, kExitUsage);
+  return kExitUsage;
+}
+// The exit code of a command stopped by a signal: 130 for SIGINT.
+int StoppedCode() { return g_interrupted ? kExitInterrupted : kExitOk; }
 
 // A Conflict while streaming means another writer committed to the file.
 Status Explain(const Status& st, const std::string& uri, uint64_t unflushed) {
@@ -118,18 +117,25 @@ Result<uint64_t> ParseDurationMs(std::string_view what, std::string_view text) {
 
 int RunStream(const StreamRequest& req) {
   if (req.flush_bytes < (64u << 10) || req.flush_bytes > (1ull << 30)) {
-    return Fail(Status::InvalidArgument("--flush-bytes " + std::to_string(req.flush_bytes) +
-                                        ": must be from 64K to 1G"));
+    return Usage(Status::InvalidArgument("--flush-bytes " + std::to_string(req.flush_bytes) +
+                                         ": must be from 64K to 1G"));
   }
   int fd = 0;
   if (req.input != "-" && !req.input.empty()) {
     fd = ::open(req.input.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return Fail(Status::IOError("cannot open " + req.input + ": " + strerror(errno)));
   }
+  // A regular file's size is the progress bar's total; a pipe's is unknown.
+  struct stat input_stat;
+  uint64_t input_total = ProgressBar::kUnknownTotal;
+  if (::fstat(fd, &input_stat) == 0 && S_ISREG(input_stat.st_mode)) {
+    off_t here = ::lseek(fd, 0, SEEK_CUR);
+    input_total = static_cast<uint64_t>(input_stat.st_size - std::max<off_t>(here, 0));
+  }
   StopSignals signals;
-  auto stack = OpenStack(req.uri, req.stats);
+  auto stack = OpenCliStack(req.uri);
   if (!stack.ok()) return Fail(stack.status());
-  OpenOptions options;
+  OpenOptions options = CliOpenOptions();
   // Bounded memory: the flusher starts a checkpoint at flush_bytes, at most
   // two are in flight, and a writer waits beyond the budget.
   options.flush_dirty_bytes = req.flush_bytes;
@@ -144,6 +150,7 @@ int RunStream(const StreamRequest& req) {
   uint64_t total = 0;
   std::vector<char> buf(1u << 20);
   Status error;
+  ProgressBar bar(ShowProgress(req.quiet), input_total);
   for (;;) {
     if (!WaitReadable(fd, -1)) break;  // a stop signal
     ssize_t n = ::read(fd, buf.data(), buf.size());
@@ -162,13 +169,15 @@ int RunStream(const StreamRequest& req) {
     }
     if (!error.ok()) break;
     total += len;
+    bar.Update(total);
   }
   if (fd > 0) ::close(fd);
+  bar.Note("flushing " + req.uri + " ...");
   if (!error.ok()) {
     auto st = f->Stat();
     error = Explain(error, req.uri, st.ok() ? st->dirty_bytes : 0);
     (void)f->Close();
-    PrintStats(*stack);
+    bar.Clear();
     return Fail(error);
   }
   auto id = f->Flush();
@@ -176,15 +185,24 @@ int RunStream(const StreamRequest& req) {
     auto st = f->Stat();
     Status e = Explain(id.status(), req.uri, st.ok() ? st->dirty_bytes : 0);
     (void)f->Close();
-    PrintStats(*stack);
+    bar.Clear();
     return Fail(e);
   }
   Status closed = f->Close();
-  PrintStats(*stack);
+  bar.Clear();
   if (!closed.ok()) return Fail(closed);
-  std::printf("checkpoint %llu: %llu bytes at %llu\n", (unsigned long long)*id,
-              (unsigned long long)total, (unsigned long long)start);
-  return 0;
+  if (Globals().json) {
+    EmitJson({{"checkpoint", *id}, {"bytes", total}, {"offset", start}});
+  } else {
+    std::printf("checkpoint %llu: %llu bytes at %llu\n", (unsigned long long)*id,
+                (unsigned long long)total, (unsigned long long)start);
+  }
+  if (g_interrupted) {
+    ReportError(Status::IOError("interrupted; the " + std::to_string(total) +
+                                " bytes read were committed as checkpoint " + std::to_string(*id)),
+                kExitInterrupted);
+  }
+  return StoppedCode();
 }
 
 namespace {
@@ -207,15 +225,11 @@ bool Passing(const Status& st) {
   return st.IsTransient() || st.IsThrottled() || st.code() == Status::Code::kIOError;
 }
 
-void Notice(const std::string& text) {
-  std::fprintf(stderr, "hyperfile: notice: %s\n", text.c_str());
-}
-
 }  // namespace
 
 int RunFollow(const FollowRequest& req) {
   if (req.poll_ms < 10 || req.poll_ms > 86'400'000) {
-    return Fail(Status::InvalidArgument("--poll: must be from 10ms to 1 day"));
+    return Usage(Status::InvalidArgument("--poll: must be from 10ms to 1 day"));
   }
   int out = 1;
   if (!req.output.empty()) {
@@ -224,9 +238,9 @@ int RunFollow(const FollowRequest& req) {
       return Fail(Status::IOError("cannot write " + req.output + ": " + strerror(errno)));
   }
   StopSignals signals;
-  auto stack = OpenStack(req.uri, req.stats);
+  auto stack = OpenCliStack(req.uri);
   if (!stack.ok()) return Fail(stack.status());
-  OpenOptions options;
+  OpenOptions options = CliOpenOptions();
   options.read_only = true;
   options.block_cache_bytes = 16u << 20;
   options.index_cache_bytes = 4u << 20;
@@ -273,8 +287,7 @@ int RunFollow(const FollowRequest& req) {
     if (!r.ok()) {
       if (Passing(r.status())) {
         if (!warned) {
-          std::fprintf(stderr, "hyperfile: warning: %s; still following\n",
-                       r.status().ToString().c_str());
+          Warn(r.status().ToString() + "; still following");
         }
         warned = true;
         continue;
@@ -314,8 +327,11 @@ int RunFollow(const FollowRequest& req) {
     if (pos > r->new_size) pos = r->new_size;
   }
   if (out != 1) ::close(out);
-  PrintStats(*stack);
-  return code;
+  if (code == 0 && g_interrupted) {
+    ReportError(Status::IOError("interrupted; stopped following at byte " + std::to_string(pos)),
+                kExitInterrupted);
+  }
+  return code == 0 ? StoppedCode() : code;
 }
 
 }  // namespace hyperfile::cli

@@ -26,11 +26,11 @@ Result<uint64_t> ParseDurationMs(std::string_view what, std::string_view text);
 // flush_bytes are unflushed, and when the oldest unflushed byte is
 // flush_every_ms old (0 = never by age), so while data arrives no byte waits
 // longer than that, and an idle input costs nothing. On EOF, SIGINT or
-// SIGTERM what was read is flushed and the command exits 0, printing
-// "checkpoint N: B bytes at OFFSET". Appends of one writer are ordered; a
+// SIGTERM what was read is flushed, printing "checkpoint N: B bytes at
+// OFFSET" (or JSON); the exit code is 0, or 130 after a SIGINT. A progress
+// bar shows on a terminal unless quiet. Appends of one writer are ordered; a
 // second writer on the file makes one of them fail with a Conflict naming
-// what happened (exit 1). With stats, the store requests made are printed to
-// stderr at the end.
+// what happened (exit 1). Bad arguments exit 2 before anything is opened.
 struct StreamRequest {
   std::string uri;
   std::string input = "-";  // a path, or "-" for stdin
@@ -38,7 +38,7 @@ struct StreamRequest {
   uint64_t offset = 0;      // where `write` starts
   uint64_t flush_every_ms = 0;
   uint64_t flush_bytes = 8ull << 20;  // 64 KiB .. 1 GiB
-  bool stats = false;
+  bool quiet = false;
 };
 int RunStream(const StreamRequest& request);
 
@@ -48,7 +48,8 @@ int RunStream(const StreamRequest& request);
 // changes). A writer that restarts is simply followed. A restore prints a
 // notice on stderr and continues from the restored size; a truncation prints
 // a notice and continues from the new size; a removed (or replaced) file
-// ends the command with an error (exit 1). SIGINT or SIGTERM end it with 0.
+// ends the command with an error (exit 1). SIGTERM ends it with 0, SIGINT
+// with 130.
 // Store errors that may pass (timeouts, throttling) print a warning and the
 // next poll tries again.
 struct FollowRequest {
@@ -57,7 +58,6 @@ struct FollowRequest {
   uint64_t offset = 0;
   bool from_end = false;
   uint64_t poll_ms = 250;  // 10 ms .. 1 day
-  bool stats = false;
 };
 int RunFollow(const FollowRequest& request);
 

@@ -7,9 +7,11 @@
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 #include <string>
 
 #include "cli/cli_util.h"
+#include "cli/conventions.h"
 #include "cli/progress.h"
 #include "format/format.h"
 #include "hyperfile/checkpoints.h"
@@ -23,7 +25,7 @@ struct GcCommands {
   std::string uri;
   // Retention rules, as typed (empty = not given).
   std::map<std::string, std::string> rules;
-  bool dry_run = false, compact = false, quiet = false, clear = false, json = false;
+  bool dry_run = false, compact = false, quiet = false, clear = false;
   std::string grace = "20m", live_ratio = "0.65";
 };
 
@@ -59,28 +61,42 @@ Result<std::optional<RetentionPolicy>> RulesPolicy(const GcCommands& c) {
 std::string Human(uint64_t bytes) { return HumanBytes(static_cast<double>(bytes)); }
 
 int Fail(const Status& st) {
-  PrintError(st);
-  return 1;
+  ReportError(st);
+  return kExitError;
+}
+// A value of the command line that does not parse: nothing was done.
+int Usage(const Status& st) {
+  ReportError(st, kExitUsage);
+  return kExitUsage;
 }
 
 int RunGc(GcCommands& c, bool json) {
-  auto store = OpenStore(c.uri);
-  if (!store.ok()) return Fail(store.status());
   auto policy = RulesPolicy(c);
-  if (!policy.ok()) return Fail(policy.status());
+  if (!policy.ok()) return Usage(policy.status());
   GcOptions o;
   o.policy = *policy;
+  o.store_resolver = CliStoreOpener();  // clones' stores with the same S3 flags
   o.dry_run = c.dry_run;
   auto grace = RetentionPolicy::ParseDuration(c.grace);
   if (c.grace == "0") {
     o.grace_ms = 0;
   } else if (!grace.ok()) {
-    return Fail(Status::InvalidArgument("--grace: " + grace.status().message()));
+    return Usage(Status::InvalidArgument("--grace: " + grace.status().message()));
   } else {
     o.grace_ms = *grace;
   }
+  double live_ratio = 0;
+  try {
+    size_t used = 0;
+    live_ratio = std::stod(c.live_ratio, &used);
+    if (used != c.live_ratio.size()) throw std::invalid_argument("trailing characters");
+  } catch (...) {
+    return Usage(Status::InvalidArgument("--max-live-ratio '" + c.live_ratio + "': not a number"));
+  }
+  auto store = OpenCliStore(c.uri);
+  if (!store.ok()) return Fail(store.status());
   if (o.upload_grace_ms < o.grace_ms) o.upload_grace_ms = o.grace_ms;
-  const bool progress = !c.quiet && !json && isatty(STDERR_FILENO);
+  const bool progress = ShowProgress(c.quiet);
   if (progress) {
     o.progress = [](const GcProgress& p) {
       std::fprintf(stderr, "\r%-8s %llu/%llu   ", p.phase.c_str(), (unsigned long long)p.done,
@@ -91,11 +107,7 @@ int RunGc(GcCommands& c, bool json) {
   if (c.compact && !c.dry_run) {
     CompactOptions co;
     co.policy = *policy;
-    try {
-      co.max_live_ratio = std::stod(c.live_ratio);
-    } catch (...) {
-      return Fail(Status::InvalidArgument("--max-live-ratio '" + c.live_ratio + "': not a number"));
-    }
+    co.max_live_ratio = live_ratio;
     auto cr = Compact(*store, co);
     if (cr.ok()) {
       j["compaction"] = {{"victims", cr->victims},
@@ -110,8 +122,7 @@ int RunGc(GcCommands& c, bool json) {
       }
     } else if (cr.status().code() == Status::Code::kConflict) {
       // A writer is (probably) active: say so and collect without compacting.
-      std::fprintf(stderr, "hyperfile: warning: not compacting: %s\n",
-                   cr.status().message().c_str());
+      Warn("not compacting: " + cr.status().message());
       j["compaction"] = {{"skipped", cr.status().message()}};
     } else {
       return Fail(cr.status());
@@ -167,7 +178,7 @@ int RunGc(GcCommands& c, bool json) {
 }
 
 int RunDu(GcCommands& c, bool json) {
-  auto store = OpenStore(c.uri);
+  auto store = OpenCliStore(c.uri);
   if (!store.ok()) return Fail(store.status());
   auto u = DiskUsage(*store);
   if (!u.ok()) return Fail(u.status());
@@ -186,7 +197,11 @@ int RunDu(GcCommands& c, bool json) {
     return 0;
   }
   auto line = [](const char* what, uint64_t v) {
-    std::printf("%-34s %14llu  %s\n", what, (unsigned long long)v, Human(v).c_str());
+    if (Globals().human) {
+      std::printf("%-34s %12s\n", what, Human(v).c_str());
+    } else {
+      std::printf("%-34s %14llu  %s\n", what, (unsigned long long)v, Human(v).c_str());
+    }
   };
   line("logical size", u->logical_size);
   line("allocated (head)", u->allocated_bytes);
@@ -201,10 +216,10 @@ int RunDu(GcCommands& c, bool json) {
 }
 
 int RunPolicy(GcCommands& c, bool json) {
-  auto store = OpenStore(c.uri);
-  if (!store.ok()) return Fail(store.status());
   auto given = RulesPolicy(c);
-  if (!given.ok()) return Fail(given.status());
+  if (!given.ok()) return Usage(given.status());
+  auto store = OpenCliStore(c.uri);
+  if (!store.ok()) return Fail(store.status());
   if (c.clear || given->has_value()) {
     RetentionPolicy p = given->value_or(RetentionPolicy{});
     if (Status st = SetRetentionPolicy(*store, p); !st.ok()) return Fail(st);
@@ -228,7 +243,7 @@ int RunPolicy(GcCommands& c, bool json) {
 // Every hyperfile under a prefix: keys "<root>/seg/<16 hex>" name a root.
 int RunLs(GcCommands& c, bool json) {
   std::string prefix = c.uri;
-  auto store = OpenStore(prefix);
+  auto store = OpenCliStore(prefix);
   if (!store.ok()) return Fail(store.status());
   std::vector<ObjectInfo> objects;
   std::map<std::string, uint64_t> roots;  // root -> stored bytes
@@ -261,7 +276,7 @@ int RunLs(GcCommands& c, bool json) {
   while (!base.empty() && base.back() == '/') base.pop_back();
   for (const auto& [root, seg_bytes] : roots) {
     std::string uri = root.empty() ? base : base + "/" + root;
-    auto fs = OpenStore(uri);
+    auto fs = OpenCliStore(uri);
     if (!fs.ok()) return Fail(fs.status());
     auto log = ListCheckpoints(*fs, 1);
     nlohmann::json e = {{"uri", uri}, {"segment_bytes", seg_bytes}};
@@ -287,7 +302,7 @@ int RunLs(GcCommands& c, bool json) {
 }
 
 int RunFlatten(GcCommands& c, bool json) {
-  auto store = OpenStore(c.uri);
+  auto store = OpenCliStore(c.uri);
   if (!store.ok()) return Fail(store.status());
   auto id = Flatten(*store);
   if (!id.ok()) return Fail(id.status());
@@ -327,24 +342,28 @@ std::shared_ptr<GcCommands> AddGcCommands(CLI::App& app) {
       "  hyperfile gc s3://bucket/disk --keep-last 10 --keep-daily 7\n"
       "  hyperfile gc s3://bucket/disk --dry-run --json");
   c->du = app.add_subcommand("du", "where a file's stored bytes are: head, history, reclaimable");
-  c->du->add_option("URI", c->uri)->required();
+  c->du->add_option("URI", c->uri, "the file")->required();
   c->policy = app.add_subcommand("policy", "show or set the retention policy stored with a file");
-  c->policy->add_option("URI", c->uri)->required();
+  c->policy->add_option("URI", c->uri, "the file")->required();
   AddRules(c->policy, c.get());
   c->policy->add_flag("--clear", c->clear, "store the empty policy (keep only the always-kept)");
   c->ls = app.add_subcommand("ls", "list the hyperfiles under a prefix with their sizes");
   c->ls->add_option("PREFIX", c->uri, "s3://bucket/prefix/ or a directory")->required();
   c->flatten = app.add_subcommand(
       "flatten", "copy what a clone still borrows, so it no longer needs its source");
-  c->flatten->add_option("CLONE", c->uri)->required();
-  for (CLI::App* sub : {c->gc, c->du, c->policy, c->ls, c->flatten}) {
-    sub->add_flag("--json", c->json, "machine-readable output");
-  }
+  c->flatten->add_option("CLONE", c->uri, "the clone")->required();
   return c;
 }
 
-int RunGcCommands(GcCommands& c, bool json) {
-  json = json || c.json;
+int RunGcCommands(GcCommands& c) {
+  const bool json = Globals().json;
+  if (*c.gc || *c.du || *c.policy || *c.flatten) {
+    auto [plain, selector] = SplitAt(c.uri);
+    if (selector) {
+      return Usage(Status::InvalidArgument(c.uri + " names a state (@" + *selector +
+                                           "); this command takes the file's URI alone"));
+    }
+  }
   if (*c.gc) return RunGc(c, json);
   if (*c.du) return RunDu(c, json);
   if (*c.policy) return RunPolicy(c, json);

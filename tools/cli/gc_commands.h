@@ -10,8 +10,8 @@ namespace hyperfile::cli {
 struct GcCommands;
 // Adds the subcommands to `app`; the result holds their options.
 std::shared_ptr<GcCommands> AddGcCommands(CLI::App& app);
-// Runs the one of them that was given; -1 if none was. Prints JSON when
-// `json`; errors as "hyperfile: error: ..." with exit status 1.
-int RunGcCommands(GcCommands& commands, bool json);
+// Runs the one of them that was given; -1 if none was. Prints JSON under
+// --json; errors as conventions.h says (exit 1, or 2 for a bad value).
+int RunGcCommands(GcCommands& commands);
 
 }  // namespace hyperfile::cli

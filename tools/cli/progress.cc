@@ -36,8 +36,8 @@ std::string HumanBytes(double bytes) {
   return buf;
 }
 
-ProgressBar::ProgressBar(bool enabled, uint64_t total_bytes)
-    : enabled_(enabled), total_(total_bytes), start_(Clock::now()) {}
+ProgressBar::ProgressBar(bool enabled, uint64_t total, Unit unit)
+    : enabled_(enabled), total_(total), unit_(unit), start_(Clock::now()) {}
 
 double ProgressBar::Elapsed() const {
   return std::chrono::duration<double>(Clock::now() - start_).count();
@@ -48,6 +48,20 @@ void ProgressBar::Update(uint64_t done) {
   Clock::time_point now = Clock::now();
   if (drawn_ && now - last_draw_ < kRedrawInterval) return;
   last_draw_ = now;
+  auto amount = [this](double v) {
+    if (unit_ == Unit::kBytes) return HumanBytes(v);
+    return std::to_string(static_cast<uint64_t>(v));
+  };
+  if (total_ == kUnknownTotal) {
+    double secs = Elapsed();
+    char text[120];
+    std::snprintf(text, sizeof text, "%s  %s/s  %s", amount(static_cast<double>(done)).c_str(),
+                  amount(secs > 0 ? static_cast<double>(done) / secs : 0).c_str(),
+                  Duration(secs).c_str());
+    Draw(text);
+    return;
+  }
+  if (done > total_) done = total_;
   double fraction = total_ == 0 ? 1.0 : static_cast<double>(done) / static_cast<double>(total_);
   int filled = static_cast<int>(fraction * kBarWidth);
   double seconds = Elapsed();
@@ -56,9 +70,9 @@ void ProgressBar::Update(uint64_t done) {
   char line[200];
   std::snprintf(line, sizeof line, "[%s%s] %s / %s %3d%%  %s/s  ETA %s",
                 std::string(filled, '#').c_str(), std::string(kBarWidth - filled, '.').c_str(),
-                HumanBytes(static_cast<double>(done)).c_str(),
-                HumanBytes(static_cast<double>(total_)).c_str(), static_cast<int>(fraction * 100),
-                HumanBytes(rate).c_str(), Duration(eta).c_str());
+                amount(static_cast<double>(done)).c_str(),
+                amount(static_cast<double>(total_)).c_str(), static_cast<int>(fraction * 100),
+                amount(rate).c_str(), Duration(eta).c_str());
   Draw(line);
 }
 

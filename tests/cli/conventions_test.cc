@@ -1,0 +1,575 @@
+// SPDX-License-Identifier: Apache-2.0
+// The conventions every subcommand of `hyperfile` follows (README "The
+// hyperfile command", tools/cli/conventions.h), end to end on the built
+// binary: global flags anywhere, --json on every command and for errors,
+// exit codes, URI@SELECTOR, - for stdin/stdout, bounded memory, progress on
+// a terminal only, human sizes and times, help text, the bash completion,
+// and (on S3) the aws-cli flags and -v request logging.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cli/cli_run.h"
+#include "cli/fs_tree.h"
+#include "support/store_testing.h"
+
+namespace hyperfile::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string Q(const std::string& s) { return "'" + s + "'"; }
+
+// The one JSON object of an error on stderr, checked for its fields.
+json ErrorObject(const CliRun& r) {
+  EXPECT_TRUE(r.OneLineError()) << r.err;
+  json j = json::parse(r.err, nullptr, /*allow_exceptions=*/false);
+  EXPECT_TRUE(j.is_object()) << r.err;
+  if (!j.is_object()) return json::object();
+  EXPECT_TRUE(j.contains("code") && j.contains("message") && j.contains("exit_code")) << r.err;
+  EXPECT_EQ(j.value("exit_code", -1), r.code) << r.err;
+  return j;
+}
+
+json Json(const CliRun& r) {
+  EXPECT_EQ(r.code, 0) << r.err;
+  json j = json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  EXPECT_FALSE(j.is_discarded()) << "stdout is not JSON: " << r.out;
+  return j;
+}
+
+const std::string kBin = std::string(HYPERFILE_BUILD_DIR) + "/hyperfile";
+
+// Runs a shell script (pipelines of its own), stdout and stderr captured.
+CliRun Shell(const std::string& script) {
+  static int serial = 0;
+  std::string base = fs::temp_directory_path().string() + "/hfconv." + std::to_string(getpid()) +
+                     "." + std::to_string(serial++);
+  std::string cmd = "( " + script + " ) </dev/null >" + base + ".out 2>" + base + ".err";
+  int status = std::system(cmd.c_str());
+  CliRun r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = ReadFileBytes(base + ".out");
+  r.err = ReadFileBytes(base + ".err");
+  fs::remove(base + ".out");
+  fs::remove(base + ".err");
+  return r;
+}
+
+// Runs under a pseudo-terminal (script(1)), so stdin, stdout and stderr are
+// a TTY; returns what the terminal showed (in out).
+CliRun OnTerminal(const std::string& args) {
+  return Shell("script -qec " + Q(kBin + " " + args) + " /dev/null");
+}
+
+std::string RandomData(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+class Conventions : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    HF_REQUIRE_BACKEND(GetParam());
+    s3_ = GetParam() == "s3";
+    uri_ = s3_ ? UniqueS3Uri("conv") : dir_.path() + "/f";
+    other_ = s3_ ? UniqueS3Uri("conv-other") : dir_.path() + "/g";
+  }
+  void TearDown() override {
+    for (const std::string& u : {uri_, other_}) {
+      if (!u.empty()) (void)RunHyperfile("rm " + Q(u) + " --yes --force");
+    }
+  }
+  std::string Path(const std::string& name) const { return dir_.path() + "/" + name; }
+  // A URI that cp takes as a hyperfile (a scheme).
+  std::string CpUri(const std::string& uri) const { return s3_ ? uri : "file://" + uri; }
+
+  TempDir dir_;
+  bool s3_ = false;
+  std::string uri_, other_;
+};
+
+TEST_P(Conventions, GlobalFlagsGoAnywhereOnTheLine) {
+  ASSERT_EQ(RunHyperfile("create " + Q(uri_) + " --block-size 4K").code, 0);
+  ASSERT_EQ(RunHyperfile("write " + Q(uri_) + " --offset 0", "hello").code, 0);
+  CliRun before = RunHyperfile("--json log " + Q(uri_));
+  CliRun after = RunHyperfile("log " + Q(uri_) + " --json");
+  CliRun middle = RunHyperfile("log --json " + Q(uri_) + " -n 0");
+  EXPECT_EQ(Json(before), Json(after));
+  EXPECT_EQ(Json(before), Json(middle));
+  EXPECT_EQ(Json(after).size(), 2u) << after.out;
+  // Nested subcommands, and flags with values after the subcommand.
+  CliRun snap = RunHyperfile("snapshot create " + Q(uri_) + " first --json");
+  EXPECT_EQ(Json(snap)["checkpoint"], 2) << snap.out;
+  CliRun verbose = RunHyperfile("stat " + Q(uri_) + " -v --json");
+  EXPECT_EQ(Json(verbose)["size"], 5);
+  EXPECT_NE(verbose.err.find("\"level\":\"debug\""), std::string::npos) << verbose.err;
+  CliRun stats = RunHyperfile("stat " + Q(uri_) + " --stats");
+  EXPECT_EQ(stats.code, 0);
+  EXPECT_NE(stats.err.find("hyperfile: stats: "), std::string::npos) << stats.err;
+  EXPECT_NE(stats.err.find("get="), std::string::npos) << stats.err;
+}
+
+TEST_P(Conventions, JsonOnEveryCommand) {
+  CliRun create = RunHyperfile("create " + Q(uri_) + " --block-size 4K --size 8K --json");
+  EXPECT_EQ(Json(create)["block_size"], 4096);
+  EXPECT_EQ(Json(create)["size"], 8192);
+  CliRun write = RunHyperfile("write " + Q(uri_) + " --offset 4096 --json", "hello");
+  EXPECT_EQ(Json(write)["checkpoint"], 2) << write.out;
+  EXPECT_EQ(Json(write)["bytes"], 5);
+  CliRun append = RunHyperfile("--json append " + Q(uri_), "tail");
+  EXPECT_EQ(Json(append)["offset"], 8192) << append.out;
+  CliRun trunc = RunHyperfile("truncate " + Q(uri_) + " 9000 --json");
+  EXPECT_EQ(Json(trunc)["size"], 9000);
+  EXPECT_EQ(Json(trunc)["checkpoint"], 4);
+  CliRun snap = RunHyperfile("snapshot create " + Q(uri_) + "@2 two --json");
+  EXPECT_EQ(Json(snap)["checkpoint"], 2) << snap.out << snap.err;
+  CliRun restore = RunHyperfile("restore " + Q(uri_) + " --to two --json");
+  EXPECT_EQ(Json(restore)["checkpoint"], 5);
+  CliRun clone = RunHyperfile("clone " + Q(uri_ + "@3") + " " + Q(other_) + " --json");
+  EXPECT_TRUE(Json(clone)["checkpoint"].is_number_unsigned()) << clone.out << clone.err;
+  CliRun read = RunHyperfile("read " + Q(other_) + " -o " + Q(Path("out")) + " --json");
+  EXPECT_EQ(Json(read)["bytes"], 8196);
+  EXPECT_EQ(ReadFileBytes(Path("out")).substr(4096, 5), "hello");
+  CliRun cp = RunHyperfile("cp " + Q(CpUri(uri_)) + " " + Q(Path("cp.out")) + " --json");
+  EXPECT_EQ(Json(cp)["size"], 8192) << cp.out << cp.err;
+  EXPECT_TRUE(cp.err.empty()) << cp.err;
+  CliRun verify = RunHyperfile("verify " + Q(uri_) + " --deep --json");
+  EXPECT_EQ(Json(verify)["healthy"], true);
+  CliRun del = RunHyperfile("snapshot delete " + Q(uri_) + " two --json");
+  EXPECT_EQ(Json(del)["deleted"], true);
+  CliRun rm = RunHyperfile("rm " + Q(other_) + " --yes --json");
+  EXPECT_EQ(Json(rm)["objects"].get<int>() > 0, true) << rm.out;
+}
+
+TEST_P(Conventions, ErrorsUnderJsonAreOneObjectOnStderr) {
+  CliRun missing = RunHyperfile("stat " + Q(uri_) + " --json");
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_TRUE(missing.out.empty()) << missing.out;
+  json e = ErrorObject(missing);
+  EXPECT_EQ(e["code"], "NotFound") << missing.err;
+  CliRun usage = RunHyperfile("--json stat " + Q(uri_) + " --no-such-option");
+  EXPECT_EQ(usage.code, 2);
+  EXPECT_EQ(ErrorObject(usage)["code"], "Usage") << usage.err;
+  CliRun bad = RunHyperfile("create " + Q(uri_) + " --block-size 3000 --json");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_EQ(ErrorObject(bad)["code"], "InvalidArgument") << bad.err;
+}
+
+TEST_P(Conventions, ExitCodes) {
+  CliRun unknown = RunHyperfile("frobnicate " + Q(uri_));
+  EXPECT_EQ(unknown.code, 2);
+  EXPECT_TRUE(unknown.OneLineError()) << unknown.err;
+  EXPECT_NE(unknown.err.find("unknown subcommand 'frobnicate'"), std::string::npos) << unknown.err;
+  CliRun unknown_snap = RunHyperfile("snapshot frob " + Q(uri_));
+  EXPECT_EQ(unknown_snap.code, 2);
+  EXPECT_NE(unknown_snap.err.find("unknown subcommand 'frob'"), std::string::npos)
+      << unknown_snap.err;
+  CliRun none = RunHyperfile("--json");
+  EXPECT_EQ(none.code, 2);
+  EXPECT_NE(none.err.find("a subcommand is required"), std::string::npos) << none.err;
+  for (const std::string& args :
+       {std::string("create"), std::string("read"), "stat " + Q(uri_) + " extra",
+        "log " + Q(uri_) + " --bogus", "read " + Q(uri_) + " --offset",
+        "read " + Q(uri_) + " --offset 12x", "cp " + Q(Path("a")) + " " + Q(Path("b")),
+        "gc " + Q(uri_) + " --keep-last lots"}) {
+    CliRun r = RunHyperfile(args);
+    EXPECT_EQ(r.code, 2) << args << ": " << r.err;
+    EXPECT_TRUE(r.OneLineError()) << args << ": " << r.err;
+  }
+  EXPECT_EQ(RunHyperfile("--help").code, 0);
+  EXPECT_EQ(RunHyperfile("cp --help").code, 0);
+  EXPECT_EQ(RunHyperfile("read " + Q(uri_)).code, 1);  // no such file
+}
+
+// A damaged file: verify exits 3 (not 1, which is "could not check").
+TEST(ConventionsLocal, VerifyExitsThreeOnDamage) {
+  TempDir dir;
+  std::string uri = dir.path() + "/f";
+  ASSERT_EQ(RunHyperfile("create " + Q(uri) + " --block-size 4K").code, 0);
+  ASSERT_EQ(RunHyperfile("write " + Q(uri) + " --offset 0", RandomData(64 << 10, 1)).code, 0);
+  // Flip a byte in the middle of the largest segment (the one with the data).
+  std::string newest;
+  uintmax_t largest = 0;
+  for (const auto& e : fs::recursive_directory_iterator(uri)) {
+    std::string p = e.path().string();
+    if (e.is_regular_file() && p.find("/seg/") != std::string::npos && e.file_size() > largest) {
+      newest = p;
+      largest = e.file_size();
+    }
+  }
+  ASSERT_FALSE(newest.empty());
+  std::string bytes = ReadFileBytes(newest);
+  ASSERT_GT(bytes.size(), 40000u);
+  bytes[bytes.size() / 2] ^= 0x5a;
+  WriteFileBytes(newest, bytes);
+  CliRun v = RunHyperfile("verify " + Q(uri) + " --deep");
+  EXPECT_EQ(v.code, 3) << v.out << v.err;
+  EXPECT_NE(v.out.find("DAMAGED"), std::string::npos) << v.out;
+  CliRun j = RunHyperfile("verify " + Q(uri) + " --deep --json");
+  EXPECT_EQ(j.code, 3);
+  EXPECT_EQ(json::parse(j.out)["healthy"], false) << j.out;
+  EXPECT_EQ(ErrorObject(j)["code"], "Corrupt");
+}
+
+// SIGINT: 130 from the default handler, and from the commands that have
+// their own (a streaming append commits what it read first).
+TEST_P(Conventions, InterruptedExits130) {
+  ASSERT_EQ(RunHyperfile("create " + Q(uri_) + " --block-size 4K").code, 0);
+  // A streaming append waiting on its input.
+  std::string in = Path("in.fifo");
+  ASSERT_EQ(::mkfifo(in.c_str(), 0600), 0);
+  const std::string& bin = kBin;
+  auto run_and_interrupt = [&](const std::string& args, const std::string& feed, int* code,
+                               std::string* err, const std::string& env = "") {
+    static int serial = 0;
+    std::string errf = Path("err" + std::to_string(serial++) + ".txt");
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      std::string cmd = "exec " + env + " " + bin + " " + args + " 2>" + Q(errf);
+      ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    if (!feed.empty()) {
+      std::ofstream f(in);  // opens once the reader has
+      f << feed;
+      f.flush();
+      // The writer waits for more input: until the data is committed, wait.
+      for (int i = 0; i < 600; i++) {
+        CliRun s = RunHyperfile("--json stat " + Q(uri_));
+        if (s.code == 0 && json::parse(s.out)["size"] == feed.size()) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      ::kill(pid, SIGINT);
+    } else {
+      // -v prints "opened ..." once the handlers are installed (they come
+      // before the first store is opened): no guessing how long start-up takes.
+      for (int i = 0; i < 3000 && ReadFileBytes(errf).find("opened") == std::string::npos; i++) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      ::kill(pid, SIGINT);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    *code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    *err = ReadFileBytes(errf);
+  };
+  int code = 0;
+  std::string err;
+  run_and_interrupt("append " + Q(uri_) + " " + Q(in) + " --flush-every 10ms", "committed", &code,
+                    &err);
+  EXPECT_EQ(code, 130) << err;
+  EXPECT_NE(err.find("interrupted"), std::string::npos) << err;
+  EXPECT_EQ(RunHyperfile("read " + Q(uri_)).out, "committed");
+  // A follower (its own handler).
+  run_and_interrupt("read " + Q(uri_) + " --follow -v -o " + Q(Path("f.out")), "", &code, &err);
+  EXPECT_EQ(code, 130) << err;
+  EXPECT_NE(err.find("interrupted"), std::string::npos) << err;
+  // The default handler: a command waiting on a slow store (3 s a request).
+  run_and_interrupt("--json -v stat " + Q(uri_), "", &code, &err,
+                    "env HYPERFILE_STORE_LATENCY=all=3s");
+  EXPECT_EQ(code, 130) << err;
+  // The last line of stderr (the lines before are -v's) is the error.
+  std::string last = err.substr(err.rfind('\n', err.size() - 2) + 1);
+  EXPECT_EQ(ErrorObject(CliRun{code, "", last})["code"], "Interrupted") << err;
+}
+
+TEST_P(Conventions, SelectorsWhereAStateIsRead) {
+  ASSERT_EQ(RunHyperfile("create " + Q(uri_) + " --block-size 4K").code, 0);
+  ASSERT_EQ(RunHyperfile("write " + Q(uri_) + " --offset 0", "one").code, 0);
+  ASSERT_EQ(RunHyperfile("write " + Q(uri_) + " --offset 0", "two").code, 0);
+  EXPECT_EQ(RunHyperfile("read " + Q(uri_ + "@2")).out, "one");
+  EXPECT_EQ(RunHyperfile("read " + Q(uri_ + "@latest")).out, "two");
+  EXPECT_EQ(Json(RunHyperfile("stat " + Q(uri_ + "@1") + " --json"))["size"], 0);
+  EXPECT_EQ(Json(RunHyperfile("verify " + Q(uri_ + "@2") + " --json"))["checkpoint"], 2);
+  ASSERT_EQ(RunHyperfile("snapshot create " + Q(uri_ + "@2") + " old").code, 0);
+  EXPECT_EQ(RunHyperfile("read " + Q(uri_ + "@old")).out, "one");
+  EXPECT_EQ(RunHyperfile("restore " + Q(uri_ + "@old")).code, 0);
+  EXPECT_EQ(RunHyperfile("read " + Q(uri_)).out, "one");
+  EXPECT_EQ(RunHyperfile("cp " + Q(CpUri(uri_) + "@3") + " -").out, "two");
+  // Given twice, or where no state is read: a usage error.
+  EXPECT_EQ(RunHyperfile("read " + Q(uri_ + "@2") + " --at 3").code, 2);
+  EXPECT_EQ(RunHyperfile("write " + Q(uri_ + "@2") + " --offset 0", "x").code, 2);
+  EXPECT_EQ(RunHyperfile("truncate " + Q(uri_ + "@2") + " 0").code, 2);
+  EXPECT_EQ(RunHyperfile("restore " + Q(uri_)).code, 2);  // which state?
+  EXPECT_EQ(RunHyperfile("read " + Q(uri_ + "@nosuch")).code, 1);
+}
+
+TEST_P(Conventions, CpDashIsStdinAndStdout) {
+  // 3 MiB with a 1 MiB hole: from a pipe, stays sparse.
+  std::string data = RandomData(1 << 20, 2) + std::string(1 << 20, '\0') + RandomData(1 << 20, 3);
+  // Stdin a regular file (the harness redirects one) ...
+  CliRun in = RunHyperfile("cp - " + Q(CpUri(uri_)) + " --block-size 64K --json", data);
+  ASSERT_EQ(in.code, 0) << in.err;
+  EXPECT_EQ(Json(in)["size"], 3 << 20) << in.out;
+  EXPECT_EQ(RunHyperfile("read " + Q(uri_)).out.size(), data.size());
+  // ... and a pipe.
+  std::ofstream(Path("data.bin"), std::ios::binary) << data;
+  CliRun piped =
+      Shell("cat " + Q(Path("data.bin")) + " | " + kBin + " cp - " + Q(CpUri(other_)) + " --json");
+  ASSERT_EQ(piped.code, 0) << piped.err;
+  EXPECT_EQ(Json(piped)["size"], 3 << 20) << piped.out;
+  EXPECT_EQ(Json(piped)["data_bytes"], 2 << 20) << piped.out;
+  json st = Json(RunHyperfile("stat " + Q(other_) + " --json"));
+  EXPECT_EQ(st["size"], 3 << 20);
+  EXPECT_EQ(st["allocated_bytes"], 2 << 20) << "the zeros of a pipe are not stored";
+  CliRun out = RunHyperfile("cp " + Q(CpUri(other_)) + " -");
+  ASSERT_EQ(out.code, 0) << out.err;
+  EXPECT_TRUE(out.out == data) << "cp to stdout differs (" << out.out.size() << " bytes)";
+  // Trailing zeros from a pipe keep the size.
+  CliRun tail =
+      Shell("head -c 100000 /dev/zero | " + kBin + " cp - " + Q(CpUri(uri_)) + " --force");
+  ASSERT_EQ(tail.code, 0) << tail.err;
+  EXPECT_EQ(Json(RunHyperfile("stat " + Q(uri_) + " --json"))["size"], 100000);
+  EXPECT_EQ(RunHyperfile("cp - " + Q(Path("local"))).code, 2);
+  EXPECT_EQ(RunHyperfile("cp " + Q(Path("local")) + " -").code, 2);
+}
+
+// 64 MiB through write from a pipe and back through read: memory stays
+// bounded (peak RSS of the child, measured by wait4).
+TEST_P(Conventions, StreamingWriteAndReadKeepMemoryBounded) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "ASan's quarantine inflates RSS; the dev build checks the bound";
+#endif
+  ASSERT_EQ(RunHyperfile("create " + Q(uri_) + " --block-size 64K").code, 0);
+  const std::string& bin = kBin;
+  auto peak_kib = [&](const std::string& cmd) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    int status = 0;
+    struct rusage usage {};
+    ::wait4(pid, &status, 0, &usage);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << cmd;
+    return usage.ru_maxrss;
+  };
+  // wait4's peak RSS covers the shell's waited-for children: head and the
+  // command (head's is small).
+  long write_kib = peak_kib("head -c 67108864 /dev/urandom | " + bin + " write " + Q(uri_) +
+                            " --offset 0 >/dev/null");
+  long read_kib = peak_kib(bin + " read " + Q(uri_) + " -o /dev/null");
+  EXPECT_EQ(Json(RunHyperfile("stat " + Q(uri_) + " --json"))["size"], 64 << 20);
+  // The writer's budget is 3 x --flush-bytes (8M) of dirty data plus small
+  // caches; the reader's 8 MiB buffer and 4 MiB caches.
+  EXPECT_LT(write_kib, 80 * 1024) << "write: peak RSS " << write_kib << " KiB";
+  EXPECT_LT(read_kib, 60 * 1024) << "read: peak RSS " << read_kib << " KiB";
+  std::printf("peak RSS: write 64 MiB from a pipe %ld KiB, read 64 MiB %ld KiB\n", write_kib,
+              read_kib);
+}
+
+TEST_P(Conventions, ProgressOnlyOnATerminal) {
+  std::ofstream(Path("big.bin"), std::ios::binary) << RandomData(4 << 20, 4);
+  ASSERT_EQ(RunHyperfile("create " + Q(uri_) + " --block-size 64K").code, 0);
+  const std::string bar = "\033[K";
+  CliRun w = OnTerminal("write " + Q(uri_) + " --offset 0 " + Q(Path("big.bin")));
+  ASSERT_EQ(w.code, 0) << w.out;
+  EXPECT_NE(w.out.find(bar), std::string::npos) << "no progress on a terminal: " << w.out;
+  for (const std::string& args :
+       {"read " + Q(uri_) + " -o " + Q(Path("back.bin")), "verify " + Q(uri_) + " --deep",
+        "cp " + Q(CpUri(uri_)) + " " + Q(Path("cp.bin"))}) {
+    CliRun t = OnTerminal(args);
+    EXPECT_EQ(t.code, 0) << args << ": " << t.out;
+    EXPECT_NE(t.out.find(bar), std::string::npos) << args << ": no progress: " << t.out;
+    CliRun j = OnTerminal("--json " + args);
+    EXPECT_EQ(j.out.find(bar), std::string::npos) << args << ": progress under --json";
+    CliRun piped = RunHyperfile(args);  // stderr is a file
+    EXPECT_EQ(piped.err.find('\r'), std::string::npos) << args << ": " << piped.err;
+  }
+  EXPECT_EQ(ReadFileBytes(Path("back.bin")), ReadFileBytes(Path("big.bin")));
+  CliRun quiet = OnTerminal("read " + Q(uri_) + " -o " + Q(Path("q.bin")) + " -q");
+  EXPECT_EQ(quiet.code, 0) << quiet.out;
+  EXPECT_EQ(quiet.out.find(bar), std::string::npos) << "-q: " << quiet.out;
+  CliRun rm = OnTerminal("rm " + Q(uri_) + " --yes");
+  EXPECT_EQ(rm.code, 0) << rm.out;
+  EXPECT_NE(rm.out.find(bar), std::string::npos) << "rm: no progress: " << rm.out;
+}
+
+TEST_P(Conventions, HumanSizesAndRelativeTimes) {
+  ASSERT_EQ(RunHyperfile("create " + Q(uri_) + " --block-size 4K --size 3M").code, 0);
+  CliRun raw = RunHyperfile("log " + Q(uri_));
+  EXPECT_NE(raw.out.find("3145728"), std::string::npos) << raw.out;
+  CliRun log = RunHyperfile("log " + Q(uri_) + " -H");
+  EXPECT_NE(log.out.find("3.0 MiB"), std::string::npos) << log.out;
+  EXPECT_NE(log.out.find("just now"), std::string::npos) << log.out;
+  CliRun stat = RunHyperfile("-H stat " + Q(uri_));
+  EXPECT_NE(stat.out.find("size:        3.0 MiB"), std::string::npos) << stat.out;
+  EXPECT_NE(stat.out.find("4.0 KiB"), std::string::npos) << stat.out;
+  EXPECT_NE(stat.out.find("just now"), std::string::npos) << stat.out;
+  CliRun du = RunHyperfile("du " + Q(uri_) + " --human-readable");
+  EXPECT_NE(du.out.find("3.0 MiB"), std::string::npos) << du.out;
+  EXPECT_EQ(du.out.find("3145728"), std::string::npos) << du.out;
+  // --json keeps numbers whatever -H says.
+  EXPECT_EQ(Json(RunHyperfile("stat " + Q(uri_) + " -H --json"))["size"], 3 << 20);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, Conventions, ::testing::Values("local", "s3"));
+
+// ------------------------------------------------------------ help ---
+
+// The subcommands in the "Subcommands:" section of a help text.
+std::vector<std::string> Subcommands(const std::string& help) {
+  std::vector<std::string> names;
+  std::istringstream in(help);
+  std::string line;
+  bool on = false;
+  while (std::getline(in, line)) {
+    if (line.rfind("Subcommands:", 0) == 0) {
+      on = true;
+    } else if (on && !line.empty() && line[0] != ' ') {
+      on = false;
+    } else if (on && !line.empty()) {
+      names.push_back(line.substr(2, line.find(' ', 2) - 2));
+    }
+  }
+  return names;
+}
+
+// Every option of every subcommand has a description in --help.
+TEST(ConventionsHelp, EveryOptionIsDescribed) {
+  std::vector<std::string> commands = {""};
+  for (const std::string& sub : Subcommands(RunHyperfile("--help").out)) {
+    commands.push_back(sub);
+    for (const std::string& child : Subcommands(RunHyperfile(sub + " --help").out)) {
+      commands.push_back(sub + " " + child);
+    }
+  }
+  EXPECT_GT(commands.size(), 20u);
+  for (const std::string& cmd : commands) {
+    CliRun r = RunHyperfile(cmd + " --help");
+    ASSERT_EQ(r.code, 0) << cmd;
+    std::istringstream in(r.out);
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    for (size_t i = 0; i < lines.size(); i++) {
+      const std::string& l = lines[i];
+      if (l.rfind("  -", 0) != 0 && !(l.size() > 2 && l[0] == ' ' && l[1] == ' ' &&
+                                      std::isupper(static_cast<unsigned char>(l[2])))) {
+        continue;  // not an option or positional line
+      }
+      // Names and type, then at least two spaces and the description (or the
+      // description on the next, deeper indented line).
+      size_t gap = l.find("  ", 2);
+      bool described =
+          gap != std::string::npos && l.find_first_not_of(' ', gap) != std::string::npos;
+      bool next = i + 1 < lines.size() && lines[i + 1].rfind("        ", 0) == 0 &&
+                  lines[i + 1].find_first_not_of(' ') != std::string::npos;
+      EXPECT_TRUE(described || next) << "hyperfile " << cmd << ": undescribed: " << l;
+    }
+  }
+}
+
+// The bash completion made from the command itself completes subcommands and
+// their options.
+TEST(ConventionsHelp, BashCompletion) {
+  TempDir dir;
+  std::string script = dir.path() + "/completion.bash";
+  CliRun made = RunHyperfile("--print-bash-completion");
+  ASSERT_EQ(made.code, 0) << made.err;
+  std::ofstream(script) << made.out;
+  auto complete = [&](const std::string& words, int cword) {
+    CliRun r = Shell("bash -c " + Q("source " + script + "; COMP_WORDS=(" + words +
+                                    "); COMP_CWORD=" + std::to_string(cword) +
+                                    "; _hyperfile; echo \" ${COMPREPLY[*]} \""));
+    EXPECT_EQ(r.code, 0) << r.err;
+    return r.out;
+  };
+  EXPECT_NE(complete("hyperfile sn", 1).find(" snapshot "), std::string::npos);
+  EXPECT_NE(complete("hyperfile snapshot c", 2).find(" create "), std::string::npos);
+  EXPECT_NE(complete("hyperfile cp --bl", 2).find(" --block-size "), std::string::npos);
+  EXPECT_NE(complete("hyperfile log x --js", 3).find(" --json "), std::string::npos);
+  EXPECT_NE(complete("hyperfile --json read x --fo", 4).find(" --follow "), std::string::npos);
+  std::string endpoint = complete("hyperfile --endpoint-url ''", 2);
+  EXPECT_EQ(endpoint, "  \n") << "an option's value is not a subcommand: " << endpoint;
+}
+
+// ------------------------------------------------------------- S3 ---
+
+class ConventionsS3 : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    HF_REQUIRE_S3();
+    uri_ = UniqueS3Uri("conv-s3");
+    endpoint_ = std::getenv("AWS_ENDPOINT_URL") ? std::getenv("AWS_ENDPOINT_URL") : "";
+    if (endpoint_.empty()) GTEST_SKIP() << "AWS_ENDPOINT_URL is not set";
+  }
+  void TearDown() override {
+    if (!uri_.empty()) (void)RunHyperfile("rm " + uri_ + " --yes");
+  }
+  TempDir dir_;
+  std::string uri_, endpoint_;
+};
+
+// The endpoint and the credentials come from the flags alone.
+TEST_F(ConventionsS3, AwsCliFlags) {
+  const char* key = std::getenv("AWS_ACCESS_KEY_ID");
+  const char* secret = std::getenv("AWS_SECRET_ACCESS_KEY");
+  ASSERT_TRUE(key && secret);
+  std::string config = dir_.path() + "/config";
+  std::ofstream(config) << "[profile lab]\nregion = us-east-1\naws_access_key_id = " << key
+                        << "\naws_secret_access_key = " << secret << "\n";
+  const std::string bare =
+      "env -u AWS_ENDPOINT_URL -u AWS_ENDPOINT_URL_S3 -u AWS_ACCESS_KEY_ID "
+      "-u AWS_SECRET_ACCESS_KEY -u AWS_PROFILE AWS_CONFIG_FILE=" +
+      config + " AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true";
+  CliRun create = RunHyperfile("create " + uri_ + " --endpoint-url " + endpoint_ +
+                                   " --profile lab --region us-east-1 --no-verify-ssl --json",
+                               "", bare);
+  ASSERT_EQ(create.code, 0) << create.err;
+  CliRun stat =
+      RunHyperfile("--profile lab stat " + uri_ + " --endpoint-url=" + endpoint_, "", bare);
+  EXPECT_EQ(stat.code, 0) << stat.err;
+  // A wrong endpoint is named in the error; an unknown profile is refused.
+  CliRun wrong =
+      RunHyperfile("stat " + uri_ + " --endpoint-url http://127.0.0.1:1 --profile lab", "", bare);
+  EXPECT_EQ(wrong.code, 1);
+  EXPECT_NE(wrong.err.find("127.0.0.1:1"), std::string::npos) << wrong.err;
+  CliRun noprofile =
+      RunHyperfile("stat " + uri_ + " --endpoint-url " + endpoint_ + " --profile nosuch", "", bare);
+  EXPECT_EQ(noprofile.code, 1);
+  EXPECT_NE(noprofile.err.find("nosuch"), std::string::npos) << noprofile.err;
+  CliRun ca = RunHyperfile("-v stat " + uri_ + " --ca-bundle " + dir_.path() + "/ca.pem");
+  EXPECT_NE(ca.err.find("ca-bundle " + dir_.path() + "/ca.pem"), std::string::npos) << ca.err;
+}
+
+// -v logs every request (verb, store, key, outcome, time) and never a secret.
+TEST_F(ConventionsS3, DebugLogsEachRequestWithoutSecrets) {
+  ASSERT_EQ(RunHyperfile("create " + uri_).code, 0);
+  CliRun w = RunHyperfile("write " + uri_ + " --offset 0 -v", "hello");
+  ASSERT_EQ(w.code, 0) << w.err;
+  EXPECT_NE(w.err.find("hyperfile: debug: request put " + uri_), std::string::npos) << w.err;
+  EXPECT_NE(w.err.find("hyperfile: debug: request list " + uri_), std::string::npos) << w.err;
+  EXPECT_NE(w.err.find(" ms"), std::string::npos) << w.err;
+  CliRun r = RunHyperfile("--debug read " + uri_);
+  EXPECT_EQ(r.out, "hello");
+  EXPECT_NE(r.err.find("request get " + uri_), std::string::npos) << r.err;
+  for (const char* var : {"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}) {
+    const char* secret = std::getenv(var);
+    if (!secret || !*secret) continue;
+    EXPECT_EQ(w.err.find(secret), std::string::npos) << var << " printed";
+    EXPECT_EQ(r.err.find(secret), std::string::npos) << var << " printed";
+  }
+  // Without -v: nothing but the result.
+  CliRun quiet = RunHyperfile("read " + uri_);
+  EXPECT_TRUE(quiet.err.empty()) << quiet.err;
+}
+
+}  // namespace
+}  // namespace hyperfile::testing
