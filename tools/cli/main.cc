@@ -528,8 +528,7 @@ int main(int argc, char** argv) {
     auto f = Must(hf::File::OpenAt(Store(state.uri), stat_at, cli::CliOpenOptions()));
     auto s = Must(f->Stat());
     // Stored bytes come from the index (every leaf read once).
-    auto use =
-        Must(hf::MeasureStorage(Store(state.uri), hf::At::Checkpoint(s.checkpoint)));
+    auto use = Must(hf::MeasureStorage(Store(state.uri), hf::At::Checkpoint(s.checkpoint)));
     const double ratio =
         use.stored_bytes == 0 ? 1.0 : double(use.logical_bytes) / double(use.stored_bytes);
     cli::EmitJson({{"size", s.size},
