@@ -489,10 +489,14 @@ bool ShowProgress(bool quiet) { return !quiet && !Globals().json && ::isatty(STD
 
 ProgressTicker::ProgressTicker(ProgressBar& bar, std::function<uint64_t()> done)
     : bar_(bar), done_(std::move(done)) {
+  // Drawn once before the work starts, so even a command that ends before
+  // the first tick has shown its bar on the terminal.
+  bar_.Update(done_());
   thread_ = std::thread([this] {
-    while (!stop_.load()) {
-      bar_.Update(done_());
+    for (;;) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (stop_.load()) return;
+      bar_.Update(done_());
     }
   });
 }
