@@ -124,6 +124,24 @@ TEST_P(Conventions, GlobalFlagsGoAnywhereOnTheLine) {
   EXPECT_EQ(stats.code, 0);
   EXPECT_NE(stats.err.find("hyperfile: stats: "), std::string::npos) << stats.err;
   EXPECT_NE(stats.err.find("get="), std::string::npos) << stats.err;
+  // The table: requests by verb with latencies, then bytes and rates.
+  EXPECT_NE(stats.err.find("request      count  errors  retries"), std::string::npos) << stats.err;
+  EXPECT_NE(stats.err.find("bytes in"), std::string::npos) << stats.err;
+  // Under --json: one JSON object per stderr line, the stats among them.
+  CliRun json_stats = RunHyperfile("--json stat " + Q(uri_) + " --stats");
+  EXPECT_EQ(json_stats.code, 0);
+  bool found = false;
+  std::istringstream lines(json_stats.err);
+  for (std::string line; std::getline(lines, line);) {
+    json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    ASSERT_FALSE(j.is_discarded()) << "not JSON: " << line;
+    if (j.contains("stats")) {
+      found = true;
+      EXPECT_GE(j["stats"]["requests"]["get"]["count"].get<int>(), 1) << line;
+      EXPECT_TRUE(j["stats"]["requests"]["get"].contains("latency_us")) << line;
+    }
+  }
+  EXPECT_TRUE(found) << json_stats.err;
 }
 
 TEST_P(Conventions, JsonOnEveryCommand) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cli/cli_util.h"
+#include "cli/stats.h"
 #include "hyperfile/checkpoints.h"
 #include "hyperfile/log.h"
 #include "hyperfile/store_layers.h"
@@ -215,6 +216,8 @@ struct OpenedStack {
 };
 std::mutex g_stacks_mu;
 std::vector<OpenedStack> g_stacks;
+// --stats: the command's clock starts when it opens its first store.
+std::optional<StatsRecorder> g_stats_recorder;
 
 // The first positional word at or after argv[from] (skipping options and
 // the values of `app`'s options that take one); npos-like -1 if none.
@@ -380,12 +383,20 @@ int Finish(int code) {
   std::lock_guard<std::mutex> lock(g_stacks_mu);
   for (const OpenedStack& s : g_stacks) {
     if (!s.metrics) continue;
-    std::string stats = s.metrics->Snapshot().ToString();
+    const StoreMetricsSnapshot snapshot = s.metrics->Snapshot();
+    const StatsRecorder recorder = g_stats_recorder ? *g_stats_recorder : StatsRecorder();
+    std::lock_guard<std::mutex> err_lock(StderrMutex());
     if (Globals().json) {
-      Line("stats", stats + " (" + s.name + ")");
+      // One JSON object on one line, like every stderr line under --json.
+      nlohmann::json j = {{"stats", StatsJson(recorder.Collect(snapshot, std::nullopt))},
+                          {"store", s.name}};
+      std::fputs((j.dump() + "\n").c_str(), stderr);
     } else {
-      std::lock_guard<std::mutex> err_lock(StderrMutex());
-      std::fprintf(stderr, "hyperfile: stats: %s (%s)\n", stats.c_str(), s.name.c_str());
+      // The summary line, then the table: requests by verb with latencies,
+      // bytes and rates, throttling, commits.
+      std::fprintf(stderr, "hyperfile: stats: %s (%s)\n", snapshot.ToString().c_str(),
+                   s.name.c_str());
+      recorder.Print(stderr, snapshot, std::nullopt, /*json=*/false);
     }
   }
   g_stacks.clear();
@@ -426,6 +437,7 @@ Result<StoreStack> OpenCliStack(std::string_view uri) {
   stack.store = std::make_shared<CliStore>(stack.store, Globals().debug);
   if (stack.metrics) {
     std::lock_guard<std::mutex> lock(g_stacks_mu);
+    if (!g_stats_recorder) g_stats_recorder.emplace();
     g_stacks.push_back({stack.store->Name(), stack.metrics});
   }
   if (Globals().debug) {
