@@ -76,8 +76,12 @@ struct ByteRange {
   uint64_t offset = 0;
   uint64_t length = 0;
 };
+// `options.store_resolver` opens a clone's origins (default: OpenStore with
+// default StoreOptions), as for Verify and MeasureStorage; the other fields
+// are not used.
 HYPERFILE_EXPORT Result<std::vector<ByteRange>> Diff(std::shared_ptr<ObjectStore> store,
-                                                     const At& from, const At& to);
+                                                     const At& from, const At& to,
+                                                     const OpenOptions& options = {});
 
 // What a checkpoint's data costs in the store, from its index alone (every
 // leaf is read; no data): the codec its writer used (the header's), the
@@ -91,11 +95,12 @@ struct StorageUse {
   uint64_t stored_bytes = 0;
   uint64_t framed_blocks = 0;  // blocks stored as frames (the rest: chunk form)
 };
-HYPERFILE_EXPORT Result<StorageUse> MeasureStorage(std::shared_ptr<ObjectStore> store,
-                                                   const At& at);
+HYPERFILE_EXPORT Result<StorageUse> MeasureStorage(std::shared_ptr<ObjectStore> store, const At& at,
+                                                   const OpenOptions& options = {});
 
 // Walks every index node reachable from the checkpoint (and with deep, every
-// data block) and checks checksums.
+// data block) and checks checksums. A clone's origins are opened with
+// `options.store_resolver` (default: OpenStore with default StoreOptions).
 struct VerifyReport {
   uint64_t checkpoint = 0;
   uint64_t nodes_checked = 0;
@@ -105,7 +110,7 @@ struct VerifyReport {
   bool ok() const { return problems.empty(); }
 };
 HYPERFILE_EXPORT Result<VerifyReport> Verify(std::shared_ptr<ObjectStore> store, const At& at,
-                                             bool deep);
+                                             bool deep, const OpenOptions& options = {});
 
 // Removes a file: deletes exactly the keys the format defines (segments,
 // data objects, snapshot records, the collector's gc/ objects, leases and

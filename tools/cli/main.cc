@@ -528,7 +528,8 @@ int main(int argc, char** argv) {
     auto f = Must(hf::File::OpenAt(Store(state.uri), stat_at, cli::CliOpenOptions()));
     auto s = Must(f->Stat());
     // Stored bytes come from the index (every leaf read once).
-    auto use = Must(hf::MeasureStorage(Store(state.uri), hf::At::Checkpoint(s.checkpoint)));
+    auto use = Must(hf::MeasureStorage(Store(state.uri), hf::At::Checkpoint(s.checkpoint),
+                                       cli::CliOpenOptions()));
     const double ratio =
         use.stored_bytes == 0 ? 1.0 : double(use.logical_bytes) / double(use.stored_bytes);
     cli::EmitJson({{"size", s.size},
@@ -627,7 +628,7 @@ int main(int argc, char** argv) {
     uri = cli::PlainUri("diff", uri);
     hf::At from_at = ParseAt(from), to_at = ParseAt(to);
     nlohmann::json j = nlohmann::json::array();
-    for (const auto& r : Must(hf::Diff(Store(uri), from_at, to_at))) {
+    for (const auto& r : Must(hf::Diff(Store(uri), from_at, to_at, cli::CliOpenOptions()))) {
       j.push_back({{"offset", r.offset}, {"length", r.length}});
       Say("%llu\t%llu\n", (unsigned long long)r.offset, (unsigned long long)r.length);
     }
@@ -651,7 +652,7 @@ int main(int argc, char** argv) {
         ticker = std::make_unique<cli::ProgressTicker>(
             bar, [before, total] { return std::min(total, cli::Counters().bytes_read - before); });
       }
-      result = hf::Verify(store, verify_at, deep);
+      result = hf::Verify(store, verify_at, deep, cli::CliOpenOptions());
     }
     auto report = Must(std::move(*result));
     cli::EmitJson({{"checkpoint", report.checkpoint},
