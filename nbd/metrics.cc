@@ -40,15 +40,6 @@ std::string Escape(const std::string& v) {
   return out;
 }
 
-const char* CodeName(int code) {
-  static const char* names[] = {
-      "ok",        "not_found", "already_exists", "precondition_failed", "conflict",
-      "throttled", "transient", "auth",           "invalid_argument",    "corrupt",
-      "io_error",  "read_only", "not_supported",  "out_of_range"};
-  return code >= 0 && code < static_cast<int>(sizeof names / sizeof names[0]) ? names[code]
-                                                                              : "other";
-}
-
 class Writer {
  public:
   // A metric family's HELP and TYPE lines, once.
@@ -195,7 +186,7 @@ std::string RenderPrometheus(const std::vector<ExportSample>& exports) {
              w.Sample("hyperfile_store_requests_total",
                       l + ",verb=\"" +
                           hyperfile::StoreVerbName(static_cast<hyperfile::StoreVerb>(v)) +
-                          "\",outcome=\"" + CodeName(c) + "\"",
+                          "\",outcome=\"" + hyperfile::StoreOutcomeName(c) + "\"",
                       e.store.outcomes[v][c]);
            }
          }

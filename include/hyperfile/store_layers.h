@@ -131,6 +131,12 @@ enum class StoreVerb : uint8_t { kPut, kGet, kHead, kList, kDelete, kCount };
 // "put", "get", "head", "list", "delete".
 HYPERFILE_EXPORT const char* StoreVerbName(StoreVerb verb);
 
+// The label of an outcome index of StoreMetricsSnapshot::outcomes (a
+// Status::Code value): "ok", "not_found", ..., "out_of_range"; "other" for an
+// index no code has. The CLI's --stats and the plugin's Prometheus text
+// both name outcomes with it.
+HYPERFILE_EXPORT const char* StoreOutcomeName(int code);
+
 // Latency histograms: kLatencyBuckets buckets, bucket i counting requests
 // that took at most kLatencyBucketBoundsUs[i] microseconds (and more than the
 // bound before it); the last bucket counts everything slower (+Inf). The

@@ -407,6 +407,12 @@ TEST(MetricsLayer, OutcomesHistogramsAndCommits) {
   EXPECT_EQ(twice.outcomes[get][0], 2u);
   EXPECT_EQ((twice - s).commit_latency.count, 1u);
   EXPECT_EQ(StoreVerbName(StoreVerb::kDelete), std::string("delete"));
+  EXPECT_EQ(StoreOutcomeName(0), std::string("ok"));
+  EXPECT_EQ(StoreOutcomeName(static_cast<int>(Status::Code::kPreconditionFailed)),
+            std::string("precondition_failed"));
+  EXPECT_EQ(StoreOutcomeName(static_cast<int>(Status::Code::kOutOfRange)),
+            std::string("out_of_range"));
+  EXPECT_EQ(StoreOutcomeName(99), std::string("other"));
 }
 
 TEST(MetricsLayer, HistogramBucketsAndQuantiles) {

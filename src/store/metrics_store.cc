@@ -51,6 +51,17 @@ const char* StoreVerbName(StoreVerb verb) {
   return v >= 0 && v < kVerbs ? names[v] : "unknown";
 }
 
+const char* StoreOutcomeName(int code) {
+  static const char* names[] = {
+      "ok",        "not_found", "already_exists", "precondition_failed", "conflict",
+      "throttled", "transient", "auth",           "invalid_argument",    "corrupt",
+      "io_error",  "read_only", "not_supported",  "out_of_range"};
+  static_assert(sizeof names / sizeof names[0] ==
+                static_cast<size_t>(Status::Code::kOutOfRange) + 1);
+  return code >= 0 && code < static_cast<int>(sizeof names / sizeof names[0]) ? names[code]
+                                                                              : "other";
+}
+
 int LatencyHistogram::BucketOf(uint64_t us) {
   const uint64_t* end = kLatencyBucketBoundsUs + (kLatencyBuckets - 1);
   return static_cast<int>(std::lower_bound(kLatencyBucketBoundsUs, end, us) -

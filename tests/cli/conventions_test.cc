@@ -127,21 +127,28 @@ TEST_P(Conventions, GlobalFlagsGoAnywhereOnTheLine) {
   // The table: requests by verb with latencies, then bytes and rates.
   EXPECT_NE(stats.err.find("request      count  errors  retries"), std::string::npos) << stats.err;
   EXPECT_NE(stats.err.find("bytes in"), std::string::npos) << stats.err;
+  // One block per store, although stat opens the store twice.
+  size_t blocks = 0;
+  for (size_t at = stats.err.find("hyperfile: stats: "); at != std::string::npos;
+       at = stats.err.find("hyperfile: stats: ", at + 1)) {
+    blocks++;
+  }
+  EXPECT_EQ(blocks, 1u) << stats.err;
   // Under --json: one JSON object per stderr line, the stats among them.
   CliRun json_stats = RunHyperfile("--json stat " + Q(uri_) + " --stats");
   EXPECT_EQ(json_stats.code, 0);
-  bool found = false;
+  int found = 0;
   std::istringstream lines(json_stats.err);
   for (std::string line; std::getline(lines, line);) {
     json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
     ASSERT_FALSE(j.is_discarded()) << "not JSON: " << line;
     if (j.contains("stats")) {
-      found = true;
+      found++;
       EXPECT_GE(j["stats"]["requests"]["get"]["count"].get<int>(), 1) << line;
       EXPECT_TRUE(j["stats"]["requests"]["get"].contains("latency_us")) << line;
     }
   }
-  EXPECT_TRUE(found) << json_stats.err;
+  EXPECT_EQ(found, 1) << json_stats.err;
 }
 
 TEST_P(Conventions, JsonOnEveryCommand) {
@@ -569,6 +576,45 @@ TEST_F(ConventionsS3, AwsCliFlags) {
   EXPECT_NE(noprofile.err.find("nosuch"), std::string::npos) << noprofile.err;
   CliRun ca = RunHyperfile("-v stat " + uri_ + " --ca-bundle " + dir_.path() + "/ca.pem");
   EXPECT_NE(ca.err.find("ca-bundle " + dir_.path() + "/ca.pem"), std::string::npos) << ca.err;
+}
+
+// The S3 flags reach a clone's origin too: with no endpoint or credentials
+// in the environment, verify --deep, diff and stat of a clone read the
+// blocks it shares with its source through the flags' store options.
+TEST_F(ConventionsS3, FlagsReachAClonesOrigin) {
+  const char* key = std::getenv("AWS_ACCESS_KEY_ID");
+  const char* secret = std::getenv("AWS_SECRET_ACCESS_KEY");
+  ASSERT_TRUE(key && secret);
+  const std::string clone = UniqueS3Uri("conv-s3-clone");
+  ASSERT_EQ(RunHyperfile("create " + uri_).code, 0);
+  ASSERT_EQ(RunHyperfile("write " + uri_ + " --offset 0", std::string(200000, 'q')).code, 0);
+  ASSERT_EQ(RunHyperfile("clone " + uri_ + " " + clone).code, 0);
+  ASSERT_EQ(RunHyperfile("write " + clone + " --offset 0", "changed").code, 0);
+  std::string config = dir_.path() + "/config";
+  std::ofstream(config) << "[profile lab]\nregion = us-east-1\naws_access_key_id = " << key
+                        << "\naws_secret_access_key = " << secret << "\n";
+  const std::string bare =
+      "env -u AWS_ENDPOINT_URL -u AWS_ENDPOINT_URL_S3 -u AWS_ACCESS_KEY_ID "
+      "-u AWS_SECRET_ACCESS_KEY -u AWS_PROFILE AWS_CONFIG_FILE=" +
+      config + " AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true";
+  const std::string flags = " --endpoint-url " + endpoint_ + " --profile lab";
+  CliRun verify = RunHyperfile("verify " + clone + " --deep --json" + flags, "", bare);
+  EXPECT_EQ(verify.code, 0) << verify.out << verify.err;
+  EXPECT_NE(verify.out.find("\"healthy\": true"), std::string::npos) << verify.out;
+  CliRun log = RunHyperfile("log " + clone + " --json" + flags, "", bare);
+  ASSERT_EQ(log.code, 0) << log.err;
+  uint64_t first = UINT64_MAX;
+  for (const auto& c : Json(log)) first = std::min<uint64_t>(first, c["id"].get<uint64_t>());
+  CliRun diff = RunHyperfile(
+      "diff " + clone + " " + std::to_string(first) + " latest --json" + flags, "", bare);
+  EXPECT_EQ(diff.code, 0) << diff.err;
+  EXPECT_NE(diff.out.find("\"offset\": 0"), std::string::npos) << diff.out;
+  CliRun stat = RunHyperfile("stat " + clone + flags, "", bare);
+  EXPECT_EQ(stat.code, 0) << stat.err;
+  CliRun read = RunHyperfile("read " + clone + flags, "", bare);
+  EXPECT_EQ(read.code, 0) << read.err;
+  EXPECT_EQ(read.out, "changed" + std::string(200000 - 7, 'q'));
+  (void)RunHyperfile("rm " + clone + " --yes");
 }
 
 // -v logs every request (verb, store, key, outcome, time) and never a secret.

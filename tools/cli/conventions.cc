@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -381,21 +382,32 @@ void Notice(const std::string& text) { Line("notice", text); }
 
 int Finish(int code) {
   std::lock_guard<std::mutex> lock(g_stacks_mu);
+  // One block per store: a command that opened the same store twice (stat
+  // reads the head, then measures the index) sums the two stacks' figures.
+  std::vector<std::pair<std::string, StoreMetricsSnapshot>> per_store;
   for (const OpenedStack& s : g_stacks) {
     if (!s.metrics) continue;
-    const StoreMetricsSnapshot snapshot = s.metrics->Snapshot();
+    auto it = std::find_if(per_store.begin(), per_store.end(),
+                           [&](const auto& p) { return p.first == s.name; });
+    if (it == per_store.end()) {
+      per_store.emplace_back(s.name, s.metrics->Snapshot());
+    } else {
+      it->second += s.metrics->Snapshot();
+    }
+  }
+  for (const auto& [name, snapshot] : per_store) {
     const StatsRecorder recorder = g_stats_recorder ? *g_stats_recorder : StatsRecorder();
     std::lock_guard<std::mutex> err_lock(StderrMutex());
     if (Globals().json) {
       // One JSON object on one line, like every stderr line under --json.
       nlohmann::json j = {{"stats", StatsJson(recorder.Collect(snapshot, std::nullopt))},
-                          {"store", s.name}};
+                          {"store", name}};
       std::fputs((j.dump() + "\n").c_str(), stderr);
     } else {
       // The summary line, then the table: requests by verb with latencies,
       // bytes and rates, throttling, commits.
       std::fprintf(stderr, "hyperfile: stats: %s (%s)\n", snapshot.ToString().c_str(),
-                   s.name.c_str());
+                   name.c_str());
       recorder.Print(stderr, snapshot, std::nullopt, /*json=*/false);
     }
   }

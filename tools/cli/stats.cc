@@ -10,15 +10,6 @@ namespace {
 
 using S = StoreMetricsSnapshot;
 
-const char* OutcomeName(int code) {
-  static const char* names[] = {
-      "ok",        "not_found", "already_exists", "precondition_failed", "conflict",
-      "throttled", "transient", "auth",           "invalid_argument",    "corrupt",
-      "io_error",  "read_only", "not_supported",  "out_of_range"};
-  return code >= 0 && code < static_cast<int>(sizeof names / sizeof names[0]) ? names[code]
-                                                                              : "other";
-}
-
 std::string Millis(uint64_t us) {
   char buf[32];
   if (us < 10000) {
@@ -110,7 +101,7 @@ nlohmann::json StatsJson(const CommandStats& s) {
   for (int v = 0; v < S::kVerbs; v++) {
     nlohmann::json outcomes = nlohmann::json::object();
     for (int c = 0; c < S::kCodes; c++) {
-      if (s.store.outcomes[v][c] != 0) outcomes[OutcomeName(c)] = s.store.outcomes[v][c];
+      if (s.store.outcomes[v][c] != 0) outcomes[StoreOutcomeName(c)] = s.store.outcomes[v][c];
     }
     requests[StoreVerbName(static_cast<StoreVerb>(v))] = {
         {"count", s.store.requests[v]},
