@@ -16,7 +16,7 @@ BUILD_PKGS=(
 TEST_PKGS=(
   clang-14 libclang-rt-14-dev
   ceph-mon ceph-osd radosgw ceph-common
-  libnbd-bin python3-libnbd qemu-utils fio curl python3
+  libnbd-bin python3-libnbd qemu-utils fio curl python3 fuse3 e2fsprogs
   python3-pytest python3-venv python3-pip python3-setuptools python3-wheel dpkg-dev
 )
 BENCH_PKGS=(s3backer fuse3 awscli)
