@@ -1,34 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// The File implementation: a write buffer of dirty blocks (write_buffer.h)
-// over a committed state (the head segment's header and its index tree),
-// and the flush pipeline that turns frozen batches into checkpoints.
-//
-// Flush pipeline (one background thread per writable handle, the flusher,
-// plus two stage workers — or the shared executor's flush workers, see
-// hyperfile/executor.h), at most kPipelineDepth flushes in flight:
-//   1. freeze: the current batch becomes a flight (new writes go to a fresh
-//      batch); its checkpoint id is the head's + its place in the queue;
-//   2. prepare (stage worker, may overlap the previous flight's commit): the
-//      bases of its partial blocks are read through the older flights and
-//      the committed tree and merged; data larger than the inline size is
-//      uploaded as the flight's data object (its name carries the writer
-//      epoch, so it can collide with nothing);
-//   3. commit (stage worker, strictly after the previous flight's commit
-//      answered): the index changes are applied to the committed tree and
-//      the small segment (header + changed nodes + inline data) is created
-//      with one create-only put — the commit point;
-//   4. the flusher installs the new head and drops the flight.
-// A flight that fails (in 2 or 3) puts itself and every newer flight back
-// under the current batch (LayerOver), so nothing acknowledged is lost, and
-// the writer epoch changes so a retry never reuses an object name. Readers
-// look at the current batch, the flights newest first, then the committed
-// tree, and never wait for a flush.
-//
-// The flusher freezes when a Flush() caller asks (all callers waiting at
-// that moment share one segment: group commit), when the current batch
-// holds flush_dirty_bytes, when its oldest write is flush_interval_ms old,
-// or when a writer waits for the dirty budget
-// (docs/design/0005-write-path-v2.md).
+// The File implementation: a facade over a write buffer of dirty blocks
+// (write_buffer.h), the committed state (the head segment's header and its
+// index tree), the read planner (read_planner.h) and the flush pipeline
+// that turns frozen batches into checkpoints (flush_pipeline.h). One mutex,
+// mu_, guards the handle's state and, by reference, the pipeline's
+// (LevelDB's DBImpl pattern); the pipeline reaches the write buffer and the
+// committed state only through the FlushHost methods implemented here.
 #pragma once
 
 #include <condition_variable>
@@ -44,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "file/flush_pipeline.h"
 #include "file/interval_set.h"
 #include "file/read_planner.h"
 #include "file/segment_io.h"
@@ -55,11 +33,8 @@
 
 namespace hyperfile::file {
 
-class FileImpl : public File {
+class FileImpl : public File, private FlushHost {
  public:
-  // Flushes in flight at most: one committing while the next prepares.
-  static constexpr size_t kPipelineDepth = 2;
-
   // `read` is the segment header the handle starts from; `at` (optional)
   // replaces its own checkpoint (time travel through a header's history).
   static Result<std::unique_ptr<FileImpl>> Make(std::shared_ptr<ObjectStore> store,
@@ -103,10 +78,6 @@ class FileImpl : public File {
   FileImpl(std::shared_ptr<ObjectStore> store, const OpenOptions& options,
            const format::SegmentHeader& head);
 
-  struct Flight;
-  struct Prepared;
-  struct Built;
-
   Status CheckUsable(bool write) const;
   // Reads [offset, offset+len), clamped to the size of the state it takes
   // (size, tree and unflushed layers under one lock), into buf; returns the
@@ -125,40 +96,28 @@ class FileImpl : public File {
   uint64_t IssuePrefetch(uint64_t lo, uint64_t hi, std::vector<ReadPlanner::Prefetch>* out);
   Status WaitForDirtyBudget();
   uint64_t DirtyBytesLocked() const;
-  // Records a mutation (caller holds mu_): bumps write_seq_ and wakes the
-  // flusher when a background trigger is reached.
+  // Records a mutation (caller holds mu_): the modification time, and the
+  // pipeline's triggers (FlushPipeline::NoteMutationLocked).
   void NoteMutationLocked();
-  uint64_t FlushThresholdBytes() const;
-  bool BackgroundFlushDueLocked(int64_t now_ms) const;
   void StopFlusher();
   // Data blocks (as block ranges) in [b0, b1) considering unflushed state;
   // *size receives the file size of the same state (taken under one lock).
   Status DataBlockRanges(uint64_t b0, uint64_t b1, IntervalSet* out, uint64_t* size);
-  // The layers for a read (caller holds mu_): `current` (a copy of the
-  // current batch's blocks in [b0, b1), may be null), then the flights
-  // newest first, from the `skip_newest`-th newest on.
-  std::vector<Layer> LayersLocked(const Batch* current, size_t skip_newest) const;
-
-  // --- flush pipeline (flush.cc part of file_impl.cc) ---
-  void FlusherLoop();
-  // Moves the current batch into a new flight (caller holds mu_, a free
-  // place in the pipeline).
-  void FreezeLocked();
-  // Starts the stage the flight is ready for on a stage worker.
-  void StartPrepareLocked(const std::shared_ptr<Flight>& flight);
-  void StartCommitLocked(const std::shared_ptr<Flight>& flight);
-  // Stage 2 and 3 (no lock held).
-  Status Prepare(Flight* flight, const std::vector<Layer>& below, const index::TreeRoot& root);
-  void CompressBlocks(Prepared* p);
-  Status BuildSegment(const Flight& flight, const format::SegmentHeader& head,
-                      const index::TreeRoot& root, Built* out);
-  Status Commit(const format::SegmentHeader& head, Built* built);
-  // Installs the committed front flight (caller holds mu_).
-  void FinishCommitLocked();
-  // Puts every flight back under the current batch after the front failed
-  // with `error` (caller holds mu_, no stage running).
-  void FailFlightsLocked(const Status& error);
-  bool StageRunningLocked() const;
+  // FlushHost (flush_pipeline.h), for pipeline_: the current batch and the
+  // committed state, under mu_; reads from the tree without it.
+  size_t CurrentBlocksLocked() const override { return current_.blocks.size(); }
+  bool CurrentEmptyLocked() const override { return current_.empty(); }
+  uint64_t SizeLocked() const override { return size_; }
+  Batch TakeBatchLocked() override;
+  void PutBackLocked(Batch&& older) override;
+  const format::SegmentHeader& HeadLocked() const override { return head_; }
+  index::TreeRoot RootLocked() const override { return root_; }
+  void InstallLocked(const BuiltSegment& built) override;
+  Status CheckWritableLocked() const override { return CheckUsable(true); }
+  bool ClosedLocked() const override { return closed_; }
+  Status ReadBelow(const index::TreeRoot& root, const std::vector<BelowRead>& reads) override {
+    return ReadFromTree(root, reads);
+  }
 
   std::shared_ptr<ObjectStore> store_;
   OpenOptions options_;
@@ -177,34 +136,16 @@ class FileImpl : public File {
   std::unique_ptr<ThreadPool> own_pool_;
   TaskGroup pool_;
 
-  mutable std::mutex mu_;       // guards everything below
+  mutable std::mutex mu_;       // guards everything below, and pipeline_'s state
   format::SegmentHeader head_;  // the committed state this handle builds on
   index::TreeRoot root_;
   uint64_t size_ = 0;
   int64_t mtime_ms_ = 0;
-  uint64_t writer_epoch_;  // random; changes after every failed flush
-  Batch current_;
-  // Flushes in flight, oldest first (the front is the next to commit).
-  std::deque<std::shared_ptr<Flight>> flights_;
+  Batch current_;  // takes new writes; the pipeline freezes it into flights
   bool closed_ = false;
-  bool fenced_ = false;
-
-  uint64_t write_seq_ = 0;            // bumped by every mutation
-  uint64_t committed_seq_ = 0;        // mutations up to this one are committed
-  uint64_t flush_requested_seq_ = 0;  // a Flush() caller waits for this one
-  uint64_t flush_failures_ = 0;       // failed flushes so far
-  Status last_flush_error_;
-  int budget_waiters_ = 0;       // writers waiting for the dirty budget
-  int64_t oldest_dirty_ms_ = 0;  // when the current batch got its first write
-  int64_t retry_after_ms_ = 0;   // background flushes pause after a failure
-  int64_t retry_backoff_ms_ = 0;
-  int stages_running_ = 0;  // stage tasks that have not reported back
-  bool stopping_ = false;
-  std::condition_variable flush_cv_;   // wakes the flusher
-  std::condition_variable commit_cv_;  // wakes Flush() callers and waiting writers
-  std::thread flusher_;
-  std::unique_ptr<ThreadPool> own_stages_;
-  TaskGroup stages_;  // runs prepare and commit stages
+  bool stopping_ = false;  // the refresher leaves
+  // Flights, ordering, triggers, backoff; null on a read-only handle.
+  std::unique_ptr<FlushPipeline> pipeline_;
 
   std::mutex append_mu_;  // appends are atomic with respect to each other
   std::function<void(std::string_view)> test_hook_;  // set before use, by tests only
