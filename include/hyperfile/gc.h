@@ -132,10 +132,10 @@ struct GcReport {
   uint64_t live_bytes = 0;    // size of those objects
   uint64_t deleted_objects = 0;
   uint64_t deleted_bytes = 0;
-  uint64_t orphans_deleted = 0;  // data objects and segments no commit references
-  uint64_t held_by_grace = 0;    // unreferenced, but too young to delete yet
-  uint64_t nodes_visited = 0;    // index nodes read by the mark or the ledger's walk
-  bool swept = false;            // a full sweep (else an incremental run)
+  uint64_t orphans_deleted = 0;      // data objects and segments no commit references
+  uint64_t held_by_grace = 0;        // unreferenced, but too young to delete yet
+  uint64_t nodes_visited = 0;        // index nodes read by the mark or the ledger's walk
+  bool swept = false;                // a full sweep (else an incremental run)
   uint64_t checkpoints_applied = 0;  // new checkpoints an incremental run accounted
   uint64_t recounts = 0;             // of those, counted whole (restores)
   // Requests this run made, by kind.

@@ -102,7 +102,7 @@ inline constexpr size_t kMaxLedgerSpans = 32;
 inline constexpr uint64_t kMaxLedgerBytes = 256ull << 20;
 inline constexpr uint64_t kOpenSpan = ~uint64_t{0};
 struct LedgerObject {
-  std::string key;  // seg/... or dat/... (<= 64 bytes)
+  std::string key;    // seg/... or dat/... (<= 64 bytes)
   uint64_t born = 0;  // the checkpoint that wrote it
   uint64_t size = 0;  // stored bytes
   // References from the index of checkpoint `processed` (nodes stored in
@@ -119,9 +119,9 @@ struct LedgerObject {
 };
 struct Ledger {
   uint64_t file_id = 0;
-  uint64_t processed = 0;       // the last checkpoint applied
-  uint32_t processed_crc = 0;   // its header CRC
-  int64_t swept_ms = 0;         // when the last full sweep ran (the collector's clock)
+  uint64_t processed = 0;             // the last checkpoint applied
+  uint32_t processed_crc = 0;         // its header CRC
+  int64_t swept_ms = 0;               // when the last full sweep ran (the collector's clock)
   std::vector<LedgerObject> objects;  // ascending keys, unique
   std::vector<std::string> pending;   // keys being deleted (a crash left them)
   bool operator==(const Ledger&) const = default;

@@ -101,8 +101,7 @@ bool LeaseHolds(const ObjectInfo& info, const format::LeaseRecord& lease, int64_
 
 Result<FileView> LoadView(const std::shared_ptr<ObjectStore>& store,
                           const std::optional<RetentionPolicy>& override_policy, int64_t now_ms,
-                          int64_t grace_ms, const PinFilter& pin_is_stale,
-                          const KnownHead* known) {
+                          int64_t grace_ms, const PinFilter& pin_is_stale, const KnownHead* known) {
   FileView v;
   if (known) {
     v.head = known->head;
@@ -318,13 +317,15 @@ Result<std::optional<format::Ledger>> ReadLedger(ObjectStore* store) {
   Status st = store->Get(format::kLedgerKey, 0, format::kMaxLedgerBytes + 1, &body, nullptr);
   if (st.IsNotFound()) return std::optional<format::Ledger>();
   HF_RETURN_IF_ERROR(st);
-  HF_ASSIGN_OR_RETURN(format::Ledger l, format::DecodeLedger(body, store->Name() + "/" +
-                                                                       std::string(format::kLedgerKey)));
+  HF_ASSIGN_OR_RETURN(
+      format::Ledger l,
+      format::DecodeLedger(body, store->Name() + "/" + std::string(format::kLedgerKey)));
   return std::optional<format::Ledger>(std::move(l));
 }
 
 Status WriteLedger(ObjectStore* store, const format::Ledger& l) {
-  if (l.objects.size() > format::kMaxLedgerObjects || l.pending.size() > format::kMaxLedgerObjects) {
+  if (l.objects.size() > format::kMaxLedgerObjects ||
+      l.pending.size() > format::kMaxLedgerObjects) {
     return Status::OutOfRange("gc " + store->Name() + ": more than " +
                               std::to_string(format::kMaxLedgerObjects) + " objects to account");
   }
@@ -354,9 +355,9 @@ uint64_t BornOf(std::string_view key) {
 // The incremental run (docs/design/0006, "The ledger"). Returns false, with
 // the reason in *why, when a sweep must run instead; nothing was written or
 // deleted then, except the deletions a crashed run left pending.
-Result<bool> CollectFromLedger(const std::shared_ptr<ObjectStore>& store,
-                               const GcOptions& options, int64_t local_now,
-                               const PinFilter& pin_is_stale, GcReport* r, std::string* why) {
+Result<bool> CollectFromLedger(const std::shared_ptr<ObjectStore>& store, const GcOptions& options,
+                               int64_t local_now, const PinFilter& pin_is_stale, GcReport* r,
+                               std::string* why) {
   auto read = ReadLedger(store.get());
   if (!read.ok()) {
     if (!read.status().IsCorrupt() && !read.status().IsNotSupported()) return read.status();
@@ -374,8 +375,7 @@ Result<bool> CollectFromLedger(const std::shared_ptr<ObjectStore>& store,
   }
   auto at = file::ReadHeader(store.get(), ledger.processed);
   if (!at.ok() && !at.status().IsNotFound()) return at.status();
-  if (!at.ok() || at->header.file_id != ledger.file_id ||
-      at->header.crc != ledger.processed_crc) {
+  if (!at.ok() || at->header.file_id != ledger.file_id || at->header.crc != ledger.processed_crc) {
     *why = "the ledger's checkpoint " + std::to_string(ledger.processed) +
            " is not this file's; a full sweep rebuilt the ledger";
     return false;
@@ -437,8 +437,8 @@ Result<bool> CollectFromLedger(const std::shared_ptr<ObjectStore>& store,
   }
   std::sort(known.history.begin(), known.history.end(),
             [](const CheckpointInfo& a, const CheckpointInfo& b) { return a.id > b.id; });
-  HF_ASSIGN_OR_RETURN(
-      FileView v, LoadView(store, options.policy, local_now, options.grace_ms, pin_is_stale, &known));
+  HF_ASSIGN_OR_RETURN(FileView v, LoadView(store, options.policy, local_now, options.grace_ms,
+                                           pin_is_stale, &known));
   std::set<std::pair<std::string, int64_t>> stale;
   for (const auto& [info, pin] : v.stale_pins) stale.insert({info.key, info.mtime_ms});
   ReportView(v, local_now, options.grace_ms, r);
@@ -715,10 +715,9 @@ Result<GcReport> Collect(std::shared_ptr<ObjectStore> base, const GcOptions& opt
   }
   r.nodes_visited = marker.nodes_visited();
   if (options.dry_run) return finish();
-  std::sort(ledger.objects.begin(), ledger.objects.end(),
-            [](const format::LedgerObject& a, const format::LedgerObject& b) {
-              return a.key < b.key;
-            });
+  std::sort(
+      ledger.objects.begin(), ledger.objects.end(),
+      [](const format::LedgerObject& a, const format::LedgerObject& b) { return a.key < b.key; });
   // One batch (a multi-object DELETE per 1,000 keys). Their order does not
   // matter: none of them is referenced by anything kept.
   std::vector<std::string> doomed = std::move(delete_data);

@@ -66,8 +66,8 @@ Status Accountant::Seed(const file::HeaderRead& read) {
 
 Result<index::NodePtr> Accountant::Load(const format::NodeRef& ref, uint8_t level) {
   if (++nodes_read_ > kMaxNodesPerApply) {
-    return Status::OutOfRange(store_->Name() + ": more than " +
-                              std::to_string(kMaxNodesPerApply) + " index nodes to account");
+    return Status::OutOfRange(store_->Name() + ": more than " + std::to_string(kMaxNodesPerApply) +
+                              " index nodes to account");
   }
   return loader_.Load(ref, level);
 }
@@ -117,8 +117,8 @@ Status Accountant::Apply(const file::HeaderRead& next, const format::Descriptor&
     uint8_t level;
   };
   // 1. C's new nodes (stored in segment C), and the old nodes they point to.
-  std::set<std::pair<uint64_t, uint32_t>> shared;  // old subtrees C keeps
-  bool regular = c.restored_from == 0;  // a restore is counted whole
+  std::set<std::pair<uint64_t, uint32_t>> shared;       // old subtrees C keeps
+  bool regular = c.restored_from == 0;                  // a restore is counted whole
   if (Own(c.id)) delta[format::SegmentKey(c.id)] += 1;  // the checkpoint itself
   if (Own(parent.id)) delta[format::SegmentKey(parent.id)] -= 1;
   if (regular && c.height > 0 && Own(c.root.segment)) {
@@ -210,10 +210,9 @@ Status Accountant::Apply(const file::HeaderRead& next, const format::Descriptor&
   }
   // Insert the new objects, keeping the ledger sorted by key.
   for (format::LedgerObject& o : born) ledger_->objects.push_back(std::move(o));
-  std::sort(ledger_->objects.begin(), ledger_->objects.end(),
-            [](const format::LedgerObject& a, const format::LedgerObject& b) {
-              return a.key < b.key;
-            });
+  std::sort(
+      ledger_->objects.begin(), ledger_->objects.end(),
+      [](const format::LedgerObject& a, const format::LedgerObject& b) { return a.key < b.key; });
   index_.clear();
   for (format::LedgerObject& o : ledger_->objects) index_[o.key] = &o;
   for (const auto& [key, d] : delta) {

@@ -9,12 +9,12 @@
 
 #include <cstring>
 #include <functional>
-#include <utility>
 #include <map>
 #include <mutex>
 #include <random>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "format/format.h"
@@ -297,7 +297,7 @@ TEST(GcLedger, CrashAtEveryStoreCallOfAnIncrementalRun) {
       EXPECT_TRUE((*f)->Flush().ok());
     }
     EXPECT_TRUE(Collect(store, Policy(2)).ok());  // the sweep that makes the ledger
-    for (int v = 3; v < 7; v++) {  // each replaces everything before
+    for (int v = 3; v < 7; v++) {                 // each replaces everything before
       EXPECT_TRUE((*f)->PWrite(0, Bytes(v, 192 * 1024).data(), 192 * 1024).ok());
       EXPECT_TRUE((*f)->Flush().ok());
     }
