@@ -50,6 +50,7 @@ Status Accountant::Seed(const file::HeaderRead& read) {
                            " bytes is larger than any flush writes");
   }
   uint64_t node_end = h.node_area_offset + h.node_area_length;
+  seeded_.insert(h.self.id);
   if (node_end <= read.bytes.size()) {
     loader_.Seed(read);
     return Status::OK();
@@ -68,6 +69,17 @@ Result<index::NodePtr> Accountant::Load(const format::NodeRef& ref, uint8_t leve
   if (++nodes_read_ > kMaxNodesPerApply) {
     return Status::OutOfRange(store_->Name() + ": more than " + std::to_string(kMaxNodesPerApply) +
                               " index nodes to account");
+  }
+  // A node of a segment not read yet: read that segment's whole node area
+  // (one or two GETs) rather than one GET per node, so a run's GETs are at
+  // most two per segment whose nodes it meets.
+  if (!seeded_.count(ref.segment) && Own(ref.segment)) {
+    auto read = file::ReadHeader(store_.get(), ref.segment);
+    if (read.ok()) {
+      HF_RETURN_IF_ERROR(Seed(*read));
+    } else if (!read.status().IsNotFound()) {
+      return read.status();
+    }  // missing: the loader's GET reports it, naming the node
   }
   return loader_.Load(ref, level);
 }

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,7 @@ class Accountant {
   file::NodeLoader loader_;
   format::Ledger* ledger_;
   std::map<std::string, format::LedgerObject*> index_;  // ledger objects by key
+  std::set<uint64_t> seeded_;                           // segments whose node area is read
   uint64_t own_first_ = 1;
   uint64_t nodes_read_ = 0;
   uint64_t recounts_ = 0;
