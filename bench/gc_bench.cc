@@ -131,7 +131,9 @@ int main(int argc, char** argv) {
     std::vector<double> ratios;
     uint64_t rewritten = 0, freed = 0, runs = 0;
     uint64_t gets = 0, lists = 0, deletes = 0, max_gets = 0;
-    double gc_seconds = 0;
+    double gc_seconds = 0, collect_seconds = 0;
+    uint64_t incremental_runs = 0, incremental_gets = 0, incremental_lists = 0;
+    uint64_t incremental_deletes = 0, deleted_objects = 0, applied = 0;
     char block[kBlock];
     for (uint64_t w = 0; w < blocks * static_cast<uint64_t>(passes); w++) {
       FillRandom(rng, block, kBlock);
@@ -152,8 +154,18 @@ int main(int argc, char** argv) {
                                   }),
                "compact");
       uint64_t before = Stored(store.get());
+      auto t1 = Clock::now();
       auto r = Must(hf::Collect(store, KeepLast1()), "collect");
       gc_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+      collect_seconds += std::chrono::duration<double>(Clock::now() - t1).count();
+      if (!r.swept) {
+        incremental_runs++;
+        incremental_gets += r.gets;
+        incremental_lists += r.lists;
+        incremental_deletes += r.deletes;
+        deleted_objects += r.deleted_objects;
+        applied += r.checkpoints_applied;
+      }
       uint64_t after = Stored(store.get());
       runs++;
       rewritten += c.bytes_rewritten;
@@ -185,7 +197,14 @@ int main(int argc, char** argv) {
                      {"max_gets_per_run", max_gets},
                      {"lists_per_run", double(lists) / double(runs)},
                      {"deletes_per_run", double(deletes) / double(runs)},
-                     {"gc_seconds_per_run", gc_seconds / double(runs)}};
+                     {"gc_seconds_per_run", gc_seconds / double(runs)},
+                     {"collect_seconds_per_run", collect_seconds / double(runs)},
+                     {"incremental_runs", incremental_runs},
+                     {"incremental_gets", incremental_gets},
+                     {"incremental_lists", incremental_lists},
+                     {"incremental_deletes", incremental_deletes},
+                     {"incremental_deleted_objects", deleted_objects},
+                     {"incremental_checkpoints_applied", applied}};
     std::printf("random 4K overwrite %dx of %.0f MiB, keep-last 1, gc+compaction every 1/10 pass\n",
                 passes, double(size) / (1 << 20));
     std::printf("  stored/live steady state: avg %.3f, max %.3f   (target <= 1.3: %s)\n", avg,
@@ -196,6 +215,16 @@ int main(int argc, char** argv) {
                 double(gets) / double(runs), (unsigned long long)max_gets,
                 double(lists) / double(runs), double(deletes) / double(runs),
                 gc_seconds / double(runs));
+    if (incremental_runs > 0) {
+      auto per = [&](uint64_t v) { return double(v) / double(incremental_runs); };
+      std::printf(
+          "  incremental collections (%llu of %llu runs; the first is the sweep): per run %.0f "
+          "GET, %.1f LIST, %.1f DELETE requests for %.1f objects deleted and %.1f checkpoints "
+          "applied; collection alone %.2f s per run (compaction and collection %.2f s)\n",
+          (unsigned long long)incremental_runs, (unsigned long long)runs, per(incremental_gets),
+          per(incremental_lists), per(incremental_deletes), per(deleted_objects), per(applied),
+          collect_seconds / double(runs), gc_seconds / double(runs));
+    }
   }
 
   // ---- 2. sequential rewrites --------------------------------------------

@@ -11,9 +11,12 @@
 //   2. records that decision in `gc/kept` (opening an expired checkpoint by
 //      id, time or name is then NotFound "expired by the retention policy",
 //      and `ListCheckpoints` lists only kept ones);
-//   3. walks the index of every kept checkpoint (subtrees they share once)
-//      and deletes the segments and data objects none of them references,
-//      once they are older than the grace period (the store's clock).
+//   3. deletes the segments and data objects no kept checkpoint references,
+//      once the grace period has passed (the store's clock). Which those
+//      are comes from the collector's ledger, updated with only the
+//      checkpoints committed since the last run (a node they share with
+//      their parent is never read); a periodic full sweep walks the index
+//      of every kept checkpoint and lists every object instead.
 // A crash at any point loses nothing kept: deleting is the last step and only
 // of objects a complete pass proved unreferenced; the next run finishes.
 #pragma once
@@ -102,6 +105,17 @@ struct GcOptions {
   // stale: it keeps nothing and is deleted. A clone that cannot be checked
   // (no credentials, an error) keeps its pin.
   std::function<Result<std::shared_ptr<ObjectStore>>(const std::string& uri)> store_resolver;
+  // A run normally starts from the collector's ledger (`gc/ledger`): it
+  // applies only the checkpoints committed since the last run and lists
+  // nothing but snapshots, pins and leases (docs/design/0006). A full sweep
+  // instead lists every segment and data object and marks every kept
+  // checkpoint: it also finds orphans no commit names (uploads of crashed
+  // writers, objects of fenced ones) and rebuilds the ledger. A sweep runs
+  // when `sweep` is set, when there is no usable ledger, and when the last
+  // one is older than sweep_interval_ms (the collector's clock; 0 = only
+  // when forced or needed).
+  bool sweep = false;
+  int64_t sweep_interval_ms = 24ll * 3600 * 1000;
 };
 
 struct GcReport {
@@ -118,9 +132,12 @@ struct GcReport {
   uint64_t live_bytes = 0;    // size of those objects
   uint64_t deleted_objects = 0;
   uint64_t deleted_bytes = 0;
-  uint64_t orphans_deleted = 0;  // data objects and segments no commit references
-  uint64_t held_by_grace = 0;    // unreferenced, but too young to delete yet
-  uint64_t nodes_visited = 0;    // index nodes read by the mark
+  uint64_t orphans_deleted = 0;      // data objects and segments no commit references
+  uint64_t held_by_grace = 0;        // unreferenced, but too young to delete yet
+  uint64_t nodes_visited = 0;        // index nodes read by the mark or the ledger's walk
+  bool swept = false;                // a full sweep (else an incremental run)
+  uint64_t checkpoints_applied = 0;  // new checkpoints an incremental run accounted
+  uint64_t recounts = 0;             // of those, counted whole (restores)
   // Requests this run made, by kind.
   uint64_t gets = 0, heads = 0, lists = 0, puts = 0, deletes = 0;
   std::string note;  // why nothing was deleted, when that happened

@@ -190,3 +190,105 @@ std::string PinKey(uint64_t clone_file_id) {
 std::optional<uint64_t> ParsePinKey(std::string_view key) { return ParseHex16Key(key, kPinPrefix); }
 
 }  // namespace hyperfile::format
+
+namespace hyperfile::format {
+
+std::string EncodeLedger(const Ledger& l) {
+  std::string out(kLedgerMagic);
+  PutFixed32(&out, kLedgerVersion);
+  PutFixed64(&out, l.file_id);
+  PutFixed64(&out, l.processed);
+  PutFixed32(&out, l.processed_crc);
+  PutFixed64(&out, static_cast<uint64_t>(l.swept_ms));
+  PutFixed32(&out, static_cast<uint32_t>(l.objects.size()));
+  PutFixed32(&out, static_cast<uint32_t>(l.pending.size()));
+  for (const LedgerObject& o : l.objects) {
+    out.push_back(static_cast<char>(o.key.size()));
+    out += o.key;
+    PutFixed64(&out, o.born);
+    PutFixed64(&out, o.size);
+    PutFixed64(&out, o.refs);
+    PutFixed64(&out, static_cast<uint64_t>(o.unkept_since_ms));
+    out.push_back(static_cast<char>(o.spans.size()));
+    for (const auto& [from, to] : o.spans) {
+      PutFixed64(&out, from);
+      PutFixed64(&out, to);
+    }
+  }
+  for (const std::string& k : l.pending) {
+    out.push_back(static_cast<char>(k.size()));
+    out += k;
+  }
+  SealCrc(&out);
+  return out;
+}
+
+Result<Ledger> DecodeLedger(std::string_view bytes, std::string_view where) {
+  constexpr size_t kFixed = 8 + 4 + 8 + 8 + 4 + 8 + 4 + 4;
+  HF_RETURN_IF_ERROR(
+      CheckSealed(bytes, kLedgerMagic, kFixed + 4, kMaxLedgerBytes, where, "collector ledger"));
+  const char* p = bytes.data();
+  const size_t end = bytes.size() - 4;
+  uint32_t version = DecodeFixed32(p + 8);
+  if (version != kLedgerVersion) {
+    return Status::NotSupported(std::string(where) + ": unsupported collector ledger version " +
+                                std::to_string(version));
+  }
+  Ledger l;
+  l.file_id = DecodeFixed64(p + 12);
+  l.processed = DecodeFixed64(p + 20);
+  l.processed_crc = DecodeFixed32(p + 28);
+  l.swept_ms = static_cast<int64_t>(DecodeFixed64(p + 32));
+  uint32_t n = DecodeFixed32(p + 40);
+  uint32_t m = DecodeFixed32(p + 44);
+  auto bad = [&](const std::string& why) {
+    return Status::Corrupt(std::string(where) + ": " + why);
+  };
+  if (n > kMaxLedgerObjects || m > kMaxLedgerObjects) return bad("too many entries");
+  size_t pos = kFixed;
+  auto key = [&](std::string* out) -> bool {
+    if (pos >= end) return false;
+    size_t len = static_cast<uint8_t>(p[pos++]);
+    if (len == 0 || len > kMaxLedgerKeyBytes || end - pos < len) return false;
+    out->assign(p + pos, len);
+    pos += len;
+    return true;
+  };
+  l.objects.reserve(n);
+  for (uint32_t i = 0; i < n; i++) {
+    LedgerObject o;
+    if (!key(&o.key) || end - pos < 33) return bad("entry " + std::to_string(i) + " truncated");
+    o.born = DecodeFixed64(p + pos);
+    o.size = DecodeFixed64(p + pos + 8);
+    o.refs = DecodeFixed64(p + pos + 16);
+    o.unkept_since_ms = static_cast<int64_t>(DecodeFixed64(p + pos + 24));
+    size_t spans = static_cast<uint8_t>(p[pos + 32]);
+    pos += 33;
+    if (spans > kMaxLedgerSpans || end - pos < spans * 16) {
+      return bad("entry " + o.key + ": bad span count");
+    }
+    uint64_t last = 0;
+    for (size_t s = 0; s < spans; s++) {
+      uint64_t from = DecodeFixed64(p + pos), to = DecodeFixed64(p + pos + 8);
+      pos += 16;
+      if (from < last || to <= from || (to == kOpenSpan && s + 1 != spans)) {
+        return bad("entry " + o.key + ": spans not ascending");
+      }
+      last = to;
+      o.spans.emplace_back(from, to);
+    }
+    bool open = !o.spans.empty() && o.spans.back().second == kOpenSpan;
+    if (open != (o.refs > 0)) return bad("entry " + o.key + ": references and spans disagree");
+    if (!l.objects.empty() && l.objects.back().key >= o.key) return bad("keys not ascending");
+    l.objects.push_back(std::move(o));
+  }
+  for (uint32_t i = 0; i < m; i++) {
+    std::string k;
+    if (!key(&k)) return bad("pending key " + std::to_string(i) + " truncated");
+    l.pending.push_back(std::move(k));
+  }
+  if (pos != end) return bad("trailing bytes");
+  return l;
+}
+
+}  // namespace hyperfile::format

@@ -85,3 +85,48 @@ std::optional<uint64_t> ParsePinKey(std::string_view key);
 inline constexpr size_t kMaxPolicyBytes = 4096;
 
 }  // namespace hyperfile::format
+
+namespace hyperfile::format {
+
+// The collector's ledger `gc/ledger` (docs/format.md "The ledger"): every own
+// object the collector knows, with the checkpoints that reference it, as of
+// checkpoint `processed`. A run reads it, applies only the checkpoints
+// committed since (docs/design/0006), and rewrites it; without it (or when
+// it does not fit the file) a run lists and marks everything (a sweep).
+inline constexpr std::string_view kLedgerKey = "gc/ledger";
+inline constexpr std::string_view kLedgerMagic = "HFGCLEDG";
+inline constexpr uint32_t kLedgerVersion = 1;
+inline constexpr uint32_t kMaxLedgerObjects = 1u << 22;
+inline constexpr size_t kMaxLedgerKeyBytes = 64;
+inline constexpr size_t kMaxLedgerSpans = 32;
+inline constexpr uint64_t kMaxLedgerBytes = 256ull << 20;
+inline constexpr uint64_t kOpenSpan = ~uint64_t{0};
+struct LedgerObject {
+  std::string key;    // seg/... or dat/... (<= 64 bytes)
+  uint64_t born = 0;  // the checkpoint that wrote it
+  uint64_t size = 0;  // stored bytes
+  // References from the index of checkpoint `processed` (nodes stored in
+  // it, extents in it, 1 for a segment that is that checkpoint).
+  uint64_t refs = 0;
+  // The store time of the first run that found no kept checkpoint using it
+  // (0: none yet); deleted once grace has passed since.
+  int64_t unkept_since_ms = 0;
+  // Checkpoint ids [from, to) whose index references it, ascending and
+  // disjoint; the last is open (to == kOpenSpan) iff refs > 0. May cover
+  // more than the truth (never less).
+  std::vector<std::pair<uint64_t, uint64_t>> spans;
+  bool operator==(const LedgerObject&) const = default;
+};
+struct Ledger {
+  uint64_t file_id = 0;
+  uint64_t processed = 0;             // the last checkpoint applied
+  uint32_t processed_crc = 0;         // its header CRC
+  int64_t swept_ms = 0;               // when the last full sweep ran (the collector's clock)
+  std::vector<LedgerObject> objects;  // ascending keys, unique
+  std::vector<std::string> pending;   // keys being deleted (a crash left them)
+  bool operator==(const Ledger&) const = default;
+};
+std::string EncodeLedger(const Ledger& ledger);
+Result<Ledger> DecodeLedger(std::string_view bytes, std::string_view where);
+
+}  // namespace hyperfile::format

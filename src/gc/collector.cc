@@ -11,6 +11,7 @@
 #include "file/open_internal.h"
 #include "format/gc_records.h"
 #include "gc/gc_internal.h"
+#include "gc/ledger.h"
 #include "gc/mark.h"
 #include "hyperfile/gc.h"
 #include "hyperfile/store_layers.h"
@@ -100,18 +101,37 @@ bool LeaseHolds(const ObjectInfo& info, const format::LeaseRecord& lease, int64_
 
 Result<FileView> LoadView(const std::shared_ptr<ObjectStore>& store,
                           const std::optional<RetentionPolicy>& override_policy, int64_t now_ms,
-                          int64_t grace_ms, const PinFilter& pin_is_stale) {
+                          int64_t grace_ms, const PinFilter& pin_is_stale, const KnownHead* known) {
   FileView v;
-  HF_ASSIGN_OR_RETURN(v.head, file::LatestCheckpointId(store.get()));
-  HF_ASSIGN_OR_RETURN(file::HeaderRead head, file::ReadHeader(store.get(), v.head));
-  v.head_header = head.header;
-  HF_ASSIGN_OR_RETURN(v.prior, file::ReadKeptState(store.get()));
-  HF_ASSIGN_OR_RETURN(v.history, ListCheckpoints(store));
+  if (known) {
+    v.head = known->head;
+    v.head_header = known->header;
+    v.prior = known->prior;
+    v.history = known->history;
+  } else {
+    HF_ASSIGN_OR_RETURN(v.head, file::LatestCheckpointId(store.get()));
+    HF_ASSIGN_OR_RETURN(file::HeaderRead head, file::ReadHeader(store.get(), v.head));
+    v.head_header = head.header;
+    HF_ASSIGN_OR_RETURN(v.prior, file::ReadKeptState(store.get()));
+    HF_ASSIGN_OR_RETURN(v.history, ListCheckpoints(store));
+  }
   // The view is the state at v.head: a checkpoint committed since it was
   // read (the listing comes later) is newer than the decision's horizon, is
   // never expired or deleted by this run, and is marked in step 5.
   std::erase_if(v.history, [&](const CheckpointInfo& c) { return c.id > v.head; });
-  HF_ASSIGN_OR_RETURN(v.snapshots, ListSnapshots(store));
+  if (known) {
+    // The file exists (its head was read): list the records alone.
+    std::vector<ObjectInfo> objects;
+    HF_RETURN_IF_ERROR(ListAll(store.get(), format::kSnapshotPrefix, &objects));
+    for (const ObjectInfo& o : objects) {
+      std::string name = o.key.substr(format::kSnapshotPrefix.size());
+      if (!IsSnapshotName(name)) continue;  // not a key of the format
+      HF_ASSIGN_OR_RETURN(format::SnapshotRecord rec, file::ReadSnapshot(store.get(), name));
+      v.snapshots.push_back({std::move(name), rec.checkpoint, rec.created_ms});
+    }
+  } else {
+    HF_ASSIGN_OR_RETURN(v.snapshots, ListSnapshots(store));
+  }
   HF_RETURN_IF_ERROR(ReadPins(store.get(), &v.pins));
   if (pin_is_stale) {
     std::vector<std::pair<ObjectInfo, format::PinRecord>> live;
@@ -167,6 +187,352 @@ Status MarkKept(const FileView& v, Marker* marker,
 
 using gc::FileView;
 
+namespace gc {
+namespace {
+
+constexpr uint64_t kMaxAppliedPerRun = 100000;  // checkpoints one run applies
+
+// Records v's decision in gc/kept (ids <= v.head that are not listed expire).
+Status WriteKept(ObjectStore* store, const FileView& v, int64_t local_now) {
+  format::KeptState state;
+  state.horizon = v.head;
+  state.first = v.head_header.first_id;
+  state.collected_ms = local_now;
+  std::map<uint64_t, int64_t> times;
+  for (const CheckpointInfo& c : v.history) times[c.id] = c.time_ms;
+  for (const auto& [id, reasons] : v.kept) {
+    if (id < state.first) continue;
+    format::KeptEntry e{id, times[id], std::numeric_limits<int64_t>::max()};
+    if (id != v.head) {
+      auto next = times.find(id + 1);
+      if (next != times.end()) {
+        e.next_time_ms = next->second;
+      } else if (v.prior) {
+        // id + 1 expired in an earlier run: that run recorded its time.
+        for (const format::KeptEntry& old : v.prior->kept) {
+          if (old.id == id) e.next_time_ms = old.next_time_ms;
+        }
+      }
+      if (e.next_time_ms == std::numeric_limits<int64_t>::max()) {
+        auto above = times.upper_bound(id);
+        if (above != times.end()) e.next_time_ms = above->second;
+      }
+      e.next_time_ms = std::max(e.next_time_ms, e.time_ms);
+    }
+    state.kept.push_back(e);
+  }
+  // Keep the times consistent for the decoder (each entry starts at or
+  // after the previous entry's successor).
+  for (size_t i = 1; i < state.kept.size(); i++) {
+    auto& prev = state.kept[i - 1];
+    prev.next_time_ms = std::max(std::min(prev.next_time_ms, state.kept[i].time_ms), prev.time_ms);
+  }
+  if (state.kept.size() > format::kMaxKeptEntries) {
+    return Status::OutOfRange("gc " + store->Name() + ": more than " +
+                              std::to_string(format::kMaxKeptEntries) + " kept checkpoints");
+  }
+  const std::string bytes = format::EncodeKeptState(state);
+  // Never record a decision that readers would refuse (and that would
+  // stop every later run): check it as they will.
+  auto check = format::DecodeKeptState(bytes, "gc " + store->Name() + ": new gc/kept");
+  if (!check.ok()) {
+    return Status::IOError("internal error: " + check.status().message() +
+                           " (nothing written or deleted)");
+  }
+  return store->Put(format::kKeptKey, {bytes}, PutOptions{})
+      .WithContext("gc " + store->Name() + ": record the kept checkpoints");
+}
+
+// Writes the decision and the horizon; returns the store's time (the
+// modification time it gave gc/kept; `local_now` if it does not say).
+Result<int64_t> RecordDecision(ObjectStore* store, const FileView& v, int64_t local_now) {
+  HF_RETURN_IF_ERROR(WriteKept(store, v, local_now));
+  int64_t now = local_now;
+  ObjectInfo info;
+  HF_RETURN_IF_ERROR(store->Head(format::kKeptKey, &info));
+  if (info.mtime_ms > 0) now = info.mtime_ms;
+  const std::string horizon = std::to_string(v.head);
+  HF_RETURN_IF_ERROR(store->Put(format::kHorizonKey, {horizon}, PutOptions{})
+                         .WithContext("gc " + store->Name() + ": write the horizon"));
+  return now;
+}
+
+// A lease or a pin that appeared while we decided, on a checkpoint we
+// expired: its holder checked gc/kept before we wrote it and goes on using
+// the checkpoint. Keep it after all (nothing was deleted yet) and record the
+// corrected decision. A holder that checks from now on sees one of the two
+// decisions; both keep what it checked. Returns the revived ids.
+Result<std::map<uint64_t, uint8_t>> Revive(ObjectStore* store, FileView* v, int64_t now,
+                                           int64_t grace_ms,
+                                           const std::set<std::pair<std::string, int64_t>>& stale,
+                                           int64_t local_now, GcReport* r) {
+  std::vector<std::pair<ObjectInfo, format::LeaseRecord>> leases;
+  HF_RETURN_IF_ERROR(ReadLeases(store, &leases));
+  std::vector<std::pair<ObjectInfo, format::PinRecord>> pins;
+  HF_RETURN_IF_ERROR(ReadPins(store, &pins));
+  std::set<uint64_t> expired(r->expired.begin(), r->expired.end());
+  std::map<uint64_t, uint8_t> revived;
+  for (const auto& [info, lease] : leases) {
+    if (expired.count(lease.checkpoint) && LeaseHolds(info, lease, now, grace_ms)) {
+      revived[lease.checkpoint] |= kHistory;
+    }
+  }
+  for (const auto& [info, pin] : pins) {
+    if (stale.count({info.key, info.mtime_ms})) continue;
+    if (expired.count(pin.checkpoint)) revived[pin.checkpoint] |= kPin;
+  }
+  if (revived.empty()) return revived;
+  for (const auto& [id, reasons] : revived) {
+    v->kept[id] |= reasons;
+    expired.erase(id);
+    r->note += (r->note.empty() ? "" : "; ") + std::string("checkpoint ") + std::to_string(id) +
+               " got a lease or a clone during the run and is kept";
+  }
+  r->expired.assign(expired.begin(), expired.end());
+  r->kept = v->kept.size();
+  HF_RETURN_IF_ERROR(WriteKept(store, *v, local_now));
+  return revived;
+}
+
+void ReportView(const FileView& v, int64_t local_now, int64_t grace_ms, GcReport* r) {
+  r->stale_pins = v.stale_pins.size();
+  r->head = v.head;
+  r->checkpoints = v.history.size();
+  r->snapshots = v.snapshots.size();
+  r->pins = v.pins.size();
+  r->leases = 0;
+  for (const auto& [info, lease] : v.leases) {
+    if (LeaseHolds(info, lease, local_now, grace_ms)) r->leases++;
+  }
+  r->kept = v.kept.size();
+  r->expired.clear();
+  for (const CheckpointInfo& c : v.history) {
+    if (!v.kept.count(c.id)) r->expired.push_back(c.id);
+  }
+  std::sort(r->expired.begin(), r->expired.end());
+}
+
+Result<std::optional<format::Ledger>> ReadLedger(ObjectStore* store) {
+  std::string body;
+  Status st = store->Get(format::kLedgerKey, 0, format::kMaxLedgerBytes + 1, &body, nullptr);
+  if (st.IsNotFound()) return std::optional<format::Ledger>();
+  HF_RETURN_IF_ERROR(st);
+  HF_ASSIGN_OR_RETURN(
+      format::Ledger l,
+      format::DecodeLedger(body, store->Name() + "/" + std::string(format::kLedgerKey)));
+  return std::optional<format::Ledger>(std::move(l));
+}
+
+Status WriteLedger(ObjectStore* store, const format::Ledger& l) {
+  if (l.objects.size() > format::kMaxLedgerObjects ||
+      l.pending.size() > format::kMaxLedgerObjects) {
+    return Status::OutOfRange("gc " + store->Name() + ": more than " +
+                              std::to_string(format::kMaxLedgerObjects) + " objects to account");
+  }
+  return store->Put(format::kLedgerKey, {format::EncodeLedger(l)}, PutOptions{})
+      .WithContext("gc " + store->Name() + ": write the ledger");
+}
+
+// Writes `ledger` with `doomed` pending, deletes them, writes it again
+// without: a crash in between leaves them pending, and the next run deletes
+// them first (deleting a missing key is fine).
+Status DeleteThroughLedger(ObjectStore* store, format::Ledger* ledger,
+                           const std::vector<std::string>& doomed) {
+  ledger->pending = doomed;
+  HF_RETURN_IF_ERROR(WriteLedger(store, *ledger));
+  if (doomed.empty()) return Status::OK();
+  HF_RETURN_IF_ERROR(store->DeleteMany(doomed).WithContext("gc " + store->Name()));
+  ledger->pending.clear();
+  return WriteLedger(store, *ledger);
+}
+
+uint64_t BornOf(std::string_view key) {
+  if (auto id = format::ParseSegmentKey(key)) return *id;
+  if (auto d = format::ParseDataObjectKey(key)) return d->first;
+  return 0;
+}
+
+// The incremental run (docs/design/0006, "The ledger"). Returns false, with
+// the reason in *why, when a sweep must run instead; nothing was written or
+// deleted then, except the deletions a crashed run left pending.
+Result<bool> CollectFromLedger(const std::shared_ptr<ObjectStore>& store, const GcOptions& options,
+                               int64_t local_now, const PinFilter& pin_is_stale, GcReport* r,
+                               std::string* why) {
+  auto read = ReadLedger(store.get());
+  if (!read.ok()) {
+    if (!read.status().IsCorrupt() && !read.status().IsNotSupported()) return read.status();
+    *why = read.status().message() + "; a full sweep rebuilt the ledger";
+    return false;
+  }
+  if (!*read) {
+    *why = "no ledger yet: a full sweep built it";
+    return false;
+  }
+  format::Ledger ledger = std::move(**read);
+  if (options.sweep_interval_ms > 0 && ledger.swept_ms + options.sweep_interval_ms <= local_now) {
+    *why = "periodic orphan sweep";
+    return false;
+  }
+  auto at = file::ReadHeader(store.get(), ledger.processed);
+  if (!at.ok() && !at.status().IsNotFound()) return at.status();
+  if (!at.ok() || at->header.file_id != ledger.file_id || at->header.crc != ledger.processed_crc) {
+    *why = "the ledger's checkpoint " + std::to_string(ledger.processed) +
+           " is not this file's; a full sweep rebuilt the ledger";
+    return false;
+  }
+  if (!ledger.pending.empty() && !options.dry_run) {
+    // A crashed run proved these dead and recorded them before deleting.
+    HF_RETURN_IF_ERROR(store->DeleteMany(ledger.pending).WithContext("gc " + store->Name()));
+    r->deleted_objects += ledger.pending.size();
+    ledger.pending.clear();
+  }
+  // 1. Apply the checkpoints committed since the ledger's (probing the next
+  // id: ids above the horizon are never deleted, so there is no gap).
+  const uint64_t start = ledger.processed;
+  file::HeaderRead head = std::move(at).value();
+  std::vector<CheckpointInfo> fresh;
+  Accountant accountant(store, head.header.origins, &ledger);
+  for (uint64_t id = start + 1; id - start <= kMaxAppliedPerRun; id++) {
+    auto next = file::ReadHeader(store.get(), id);
+    if (next.status().IsNotFound()) break;
+    HF_RETURN_IF_ERROR(next.status());
+    const format::SegmentHeader& h = next->header;
+    if (h.file_id != ledger.file_id || h.parent != id - 1 || h.parent_crc != ledger.processed_crc) {
+      *why = format::SegmentKey(id) + " does not continue the ledger's checkpoint " +
+             std::to_string(id - 1) + "; a full sweep rebuilt the ledger";
+      return false;
+    }
+    HF_RETURN_IF_ERROR(accountant.Apply(*next, head.header.self));
+    CheckpointInfo c;
+    c.id = id;
+    c.parent = h.parent;
+    c.time_ms = h.self.time_ms;
+    c.size = h.self.size;
+    c.restored_from = h.self.restored_from;
+    fresh.push_back(c);
+    head = std::move(next).value();
+  }
+  r->checkpoints_applied = fresh.size();
+  r->recounts = accountant.recounts();
+  r->nodes_visited = accountant.nodes_read();
+
+  // 2. The history from the last decision and the new headers.
+  KnownHead known;
+  known.head = ledger.processed;
+  known.header = head.header;
+  HF_ASSIGN_OR_RETURN(known.prior, file::ReadKeptState(store.get()));
+  if (!known.prior || known.prior->horizon < start || known.prior->horizon > known.head) {
+    *why = "gc/kept does not match the ledger; a full sweep rebuilt it";
+    return false;
+  }
+  for (const format::KeptEntry& e : known.prior->kept) {
+    if (e.id < head.header.first_id) continue;
+    CheckpointInfo c;
+    c.id = e.id;
+    c.time_ms = e.time_ms;
+    known.history.push_back(c);
+  }
+  for (const CheckpointInfo& c : fresh) {
+    if (c.id > known.prior->horizon) known.history.push_back(c);
+  }
+  std::sort(known.history.begin(), known.history.end(),
+            [](const CheckpointInfo& a, const CheckpointInfo& b) { return a.id > b.id; });
+  HF_ASSIGN_OR_RETURN(FileView v, LoadView(store, options.policy, local_now, options.grace_ms,
+                                           pin_is_stale, &known));
+  std::set<std::pair<std::string, int64_t>> stale;
+  for (const auto& [info, pin] : v.stale_pins) stale.insert({info.key, info.mtime_ms});
+  ReportView(v, local_now, options.grace_ms, r);
+
+  // 3. Decide, record, re-check (as a sweep does).
+  int64_t now = local_now;
+  bool hold = false;
+  if (!options.dry_run) {
+    HF_ASSIGN_OR_RETURN(now, RecordDecision(store.get(), v, local_now));
+    HF_RETURN_IF_ERROR(
+        Revive(store.get(), &v, now, options.grace_ms, stale, local_now, r).status());
+    // A restore committed during the run points at an older state: it
+    // holds a lease on it (kept), but delete nothing until the next run
+    // has applied it.
+    for (uint64_t id = v.head + 1;; id++) {
+      if (id > v.head + kMaxNewCheckpoints) {
+        r->note = "the file is changing too fast to collect (more than " +
+                  std::to_string(kMaxNewCheckpoints) + " checkpoints during the run)";
+        hold = true;
+        break;
+      }
+      auto next = file::ReadHeader(store.get(), id);
+      if (next.status().IsNotFound()) break;
+      HF_RETURN_IF_ERROR(next.status());
+      if (next->header.self.restored_from != 0) {
+        r->note = "checkpoint " + std::to_string(id) +
+                  " restored an older state during the run; nothing deleted until the next run";
+        hold = true;
+        break;
+      }
+    }
+  }
+
+  // 4. An object is dead when no kept checkpoint lies in its spans (every
+  // span is closed at or below the horizon; an open span is the head's).
+  std::vector<uint64_t> kept_ids;
+  for (const auto& [id, reasons] : v.kept) kept_ids.push_back(id);
+  auto kept_in = [&](uint64_t from, uint64_t to) {
+    auto it = std::lower_bound(kept_ids.begin(), kept_ids.end(), from);
+    return it != kept_ids.end() && *it < to;
+  };
+  std::set<std::string> dead;
+  for (format::LedgerObject& o : ledger.objects) {
+    r->objects++;
+    r->stored_bytes += o.size;
+    bool live = o.refs > 0;
+    for (const auto& [from, to] : o.spans) live = live || kept_in(from, to);
+    if (live) {
+      o.unkept_since_ms = 0;
+      r->live_objects++;
+      r->live_bytes += o.size;
+      continue;
+    }
+    if (o.unkept_since_ms == 0) o.unkept_since_ms = now;
+    if (hold || (options.grace_ms > 0 && o.unkept_since_ms + options.grace_ms > now)) {
+      r->held_by_grace++;
+      continue;
+    }
+    dead.insert(o.key);
+  }
+  // A segment stays while any of its data objects does (docs/format.md).
+  std::set<uint64_t> keep_segment;
+  for (const format::LedgerObject& o : ledger.objects) {
+    if (o.key.starts_with(format::kDataObjectPrefix) && !dead.count(o.key)) {
+      keep_segment.insert(o.born);
+    }
+  }
+  std::vector<std::string> doomed;
+  std::vector<format::LedgerObject> survivors;
+  for (format::LedgerObject& o : ledger.objects) {
+    bool go = dead.count(o.key) &&
+              !(o.key.starts_with(format::kSegmentPrefix) && keep_segment.count(o.born));
+    if (!go) {
+      if (dead.count(o.key)) {  // a segment whose data object lives on
+        r->live_objects++;
+        r->live_bytes += o.size;
+      }
+      survivors.push_back(std::move(o));
+      continue;
+    }
+    doomed.push_back(o.key);
+    r->deleted_objects++;
+    r->deleted_bytes += o.size;
+  }
+  if (options.dry_run) return true;
+  for (const auto& [info, pin] : v.stale_pins) doomed.push_back(info.key);
+  ledger.objects = std::move(survivors);
+  HF_RETURN_IF_ERROR(DeleteThroughLedger(store.get(), &ledger, doomed));
+  return true;
+}
+
+}  // namespace
+}  // namespace gc
+
 Result<GcReport> Collect(std::shared_ptr<ObjectStore> base, const GcOptions& options) {
   if (!base) return Status::InvalidArgument("gc: no store");
   if (options.grace_ms < 0 || options.grace_ms > gc::kMaxGraceMs) {
@@ -174,6 +540,9 @@ Result<GcReport> Collect(std::shared_ptr<ObjectStore> base, const GcOptions& opt
   }
   if (options.upload_grace_ms < options.grace_ms || options.upload_grace_ms > gc::kMaxGraceMs) {
     return Status::InvalidArgument("gc: upload_grace_ms must be grace_ms .. 30 days");
+  }
+  if (options.sweep_interval_ms < 0) {
+    return Status::InvalidArgument("gc: sweep_interval_ms must not be negative");
   }
   auto metrics = std::make_shared<MetricsStore>(base);
   std::shared_ptr<ObjectStore> store = metrics;
@@ -192,7 +561,6 @@ Result<GcReport> Collect(std::shared_ptr<ObjectStore> base, const GcOptions& opt
     return r;
   };
 
-  // 1. What exists and what is kept.
   progress("list", 0, 0);
   const int64_t local_now = file::NowMs();
   // A pin is stale when it is old (a clone writes its pin before its first
@@ -204,23 +572,27 @@ Result<GcReport> Collect(std::shared_ptr<ObjectStore> base, const GcOptions& opt
     if (info.mtime_ms <= 0 || info.mtime_ms + options.upload_grace_ms > local_now) return false;
     return !file::PinnedCloneExists(pin, resolver);
   };
+
+  // The incremental run, when the ledger fits the file.
+  std::string why = "full sweep requested";
+  if (!options.sweep) {
+    HF_ASSIGN_OR_RETURN(bool done,
+                        gc::CollectFromLedger(store, options, local_now, pin_is_stale, &r, &why));
+    if (done) return finish();
+  }
+  const uint64_t finished_pending = r.deleted_objects;
+  r = GcReport{};
+  r.dry_run = options.dry_run;
+  r.swept = true;
+  r.deleted_objects = finished_pending;
+  r.note = why;
+
+  // The sweep. 1. What exists and what is kept.
   HF_ASSIGN_OR_RETURN(
       FileView v, gc::LoadView(store, options.policy, local_now, options.grace_ms, pin_is_stale));
   std::set<std::pair<std::string, int64_t>> stale;  // key, time: that very object
   for (const auto& [info, pin] : v.stale_pins) stale.insert({info.key, info.mtime_ms});
-  r.stale_pins = v.stale_pins.size();
-  r.head = v.head;
-  r.checkpoints = v.history.size();
-  r.snapshots = v.snapshots.size();
-  r.pins = v.pins.size();
-  for (const auto& [info, lease] : v.leases) {
-    if (gc::LeaseHolds(info, lease, local_now, options.grace_ms)) r.leases++;
-  }
-  r.kept = v.kept.size();
-  for (const CheckpointInfo& c : v.history) {
-    if (!v.kept.count(c.id)) r.expired.push_back(c.id);
-  }
-  std::sort(r.expired.begin(), r.expired.end());
+  gc::ReportView(v, local_now, options.grace_ms, &r);
 
   // 2. Mark what the kept checkpoints reference (fails closed on any damage).
   gc::Marker marker(store, v.head_header.origins, (uint32_t{1} << v.head_header.block_shift));
@@ -235,97 +607,13 @@ Result<GcReport> Collect(std::shared_ptr<ObjectStore> base, const GcOptions& opt
   // expired checkpoint cannot be opened, restored, cloned or leased.
   int64_t now = local_now;
   if (!options.dry_run) {
-    auto write_state = [&]() -> Status {
-      format::KeptState state;
-      state.horizon = v.head;
-      state.first = v.head_header.first_id;
-      state.collected_ms = local_now;
-      std::map<uint64_t, int64_t> times;
-      for (const CheckpointInfo& c : v.history) times[c.id] = c.time_ms;
-      for (const auto& [id, reasons] : v.kept) {
-        if (id < state.first) continue;
-        format::KeptEntry e{id, times[id], std::numeric_limits<int64_t>::max()};
-        if (id != v.head) {
-          auto next = times.find(id + 1);
-          if (next != times.end()) {
-            e.next_time_ms = next->second;
-          } else if (v.prior) {
-            // id + 1 expired in an earlier run: that run recorded its time.
-            for (const format::KeptEntry& old : v.prior->kept) {
-              if (old.id == id) e.next_time_ms = old.next_time_ms;
-            }
-          }
-          if (e.next_time_ms == std::numeric_limits<int64_t>::max()) {
-            auto above = times.upper_bound(id);
-            if (above != times.end()) e.next_time_ms = above->second;
-          }
-          e.next_time_ms = std::max(e.next_time_ms, e.time_ms);
-        }
-        state.kept.push_back(e);
-      }
-      // Keep the times consistent for the decoder (each entry starts at or
-      // after the previous entry's successor).
-      for (size_t i = 1; i < state.kept.size(); i++) {
-        auto& prev = state.kept[i - 1];
-        prev.next_time_ms =
-            std::max(std::min(prev.next_time_ms, state.kept[i].time_ms), prev.time_ms);
-      }
-      if (state.kept.size() > format::kMaxKeptEntries) {
-        return Status::OutOfRange("gc " + store->Name() + ": more than " +
-                                  std::to_string(format::kMaxKeptEntries) + " kept checkpoints");
-      }
-      const std::string bytes = format::EncodeKeptState(state);
-      // Never record a decision that readers would refuse (and that would
-      // stop every later run): check it as they will.
-      auto check = format::DecodeKeptState(bytes, "gc " + store->Name() + ": new gc/kept");
-      if (!check.ok()) {
-        return Status::IOError("internal error: " + check.status().message() +
-                               " (nothing written or deleted)");
-      }
-      return store->Put(format::kKeptKey, {bytes}, PutOptions{})
-          .WithContext("gc " + store->Name() + ": record the kept checkpoints");
-    };
-    HF_RETURN_IF_ERROR(write_state());
-    // The store's clock from here on: the time it gave the object just written.
-    ObjectInfo info;
-    HF_RETURN_IF_ERROR(store->Head(format::kKeptKey, &info));
-    if (info.mtime_ms > 0) now = info.mtime_ms;
-    const std::string horizon = std::to_string(v.head);
-    HF_RETURN_IF_ERROR(store->Put(format::kHorizonKey, {horizon}, PutOptions{})
-                           .WithContext("gc " + store->Name() + ": write the horizon"));
-
-    // 4. A lease or a pin that appeared while we decided, on a checkpoint
-    // we expired: its holder checked gc/kept before we wrote it and goes on
-    // using the checkpoint. Keep it after all (nothing was deleted yet),
-    // mark it and record the corrected decision. A holder that checks from
-    // now on sees one of the two decisions; both keep what it checked.
-    std::vector<std::pair<ObjectInfo, format::LeaseRecord>> leases;
-    HF_RETURN_IF_ERROR(gc::ReadLeases(store.get(), &leases));
-    std::vector<std::pair<ObjectInfo, format::PinRecord>> pins;
-    HF_RETURN_IF_ERROR(gc::ReadPins(store.get(), &pins));
-    std::set<uint64_t> expired(r.expired.begin(), r.expired.end());
-    std::map<uint64_t, uint8_t> revived;
-    for (const auto& [info, lease] : leases) {
-      if (expired.count(lease.checkpoint) && gc::LeaseHolds(info, lease, now, options.grace_ms)) {
-        revived[lease.checkpoint] |= gc::kHistory;
-      }
-    }
-    for (const auto& [info, pin] : pins) {
-      if (stale.count({info.key, info.mtime_ms})) continue;
-      if (expired.count(pin.checkpoint)) revived[pin.checkpoint] |= gc::kPin;
-    }
-    if (!revived.empty()) {
-      for (const auto& [id, reasons] : revived) {
-        v.kept[id] |= reasons;
-        expired.erase(id);
-        HF_RETURN_IF_ERROR(marker.MarkCheckpoint(
-            id, static_cast<gc::Reason>(reasons & gc::kPin ? gc::kPin : gc::kHistory)));
-        r.note += (r.note.empty() ? "" : "; ") + std::string("checkpoint ") + std::to_string(id) +
-                  " got a lease or a clone during the run and is kept";
-      }
-      r.expired.assign(expired.begin(), expired.end());
-      r.kept = v.kept.size();
-      HF_RETURN_IF_ERROR(write_state());
+    HF_ASSIGN_OR_RETURN(now, gc::RecordDecision(store.get(), v, local_now));
+    // 4. Leases and pins that appeared meanwhile: mark what they revive.
+    HF_ASSIGN_OR_RETURN(auto revived,
+                        gc::Revive(store.get(), &v, now, options.grace_ms, stale, local_now, &r));
+    for (const auto& [id, reasons] : revived) {
+      HF_RETURN_IF_ERROR(marker.MarkCheckpoint(
+          id, static_cast<gc::Reason>(reasons & gc::kPin ? gc::kPin : gc::kHistory)));
     }
     // 5. Checkpoints committed while we marked: a normal commit references
     // only its parent's objects and new ones, but a restore may point at
@@ -347,6 +635,34 @@ Result<GcReport> Collect(std::shared_ptr<ObjectStore> base, const GcOptions& opt
     if (auto id = format::ParseSegmentKey(o.key)) segment_ids.insert(*id);
   }
   const auto& uses = marker.uses();
+  const auto& head_refs = marker.head_refs();
+  // The ledger the next runs start from: every own object up to the head
+  // that survives this run (docs/design/0006, "The ledger").
+  format::Ledger ledger;
+  ledger.file_id = v.head_header.file_id;
+  ledger.processed = v.head;
+  ledger.processed_crc = v.head_header.crc;
+  ledger.swept_ms = local_now;
+  auto account = [&](const ObjectInfo& o, bool used) {
+    uint64_t born = gc::BornOf(o.key);
+    if (born > v.head || o.key.size() > format::kMaxLedgerKeyBytes) return;
+    format::LedgerObject e;
+    e.key = o.key;
+    e.born = born;
+    e.size = o.size;
+    auto refs = head_refs.find(o.key);
+    if (refs != head_refs.end() && refs->second > 0) {
+      e.refs = refs->second;
+      e.spans.emplace_back(born, format::kOpenSpan);
+    } else if (used) {
+      // Some kept checkpoint older than the head uses it: say all of them
+      // from its birth on (more than the truth, never less).
+      e.spans.emplace_back(born, std::max(v.head, born + 1));
+    } else {
+      e.unkept_since_ms = o.mtime_ms > 0 ? o.mtime_ms : now;
+    }
+    ledger.objects.push_back(std::move(e));
+  };
   std::vector<std::string> delete_data, delete_segments;
   auto consider = [&](const ObjectInfo& o, int64_t grace, bool orphan,
                       std::vector<std::string>* out) {
@@ -355,12 +671,14 @@ Result<GcReport> Collect(std::shared_ptr<ObjectStore> base, const GcOptions& opt
     if (uses.count(o.key)) {
       r.live_objects++;
       r.live_bytes += o.size;
+      account(o, true);
       return;
     }
     // grace 0: no age requirement. Otherwise an object whose age the store
     // does not say (mtime 0) is never deleted.
     if (grace > 0 && (o.mtime_ms <= 0 || o.mtime_ms + grace > now)) {
       r.held_by_grace++;
+      account(o, false);
       return;
     }
     out->push_back(o.key);
@@ -390,19 +708,23 @@ Result<GcReport> Collect(std::shared_ptr<ObjectStore> base, const GcOptions& opt
       r.stored_bytes += o.size;
       r.live_objects++;
       r.live_bytes += o.size;
+      account(o, true);
       continue;
     }
     consider(o, options.grace_ms, false, &delete_segments);
   }
   r.nodes_visited = marker.nodes_visited();
   if (options.dry_run) return finish();
+  std::sort(
+      ledger.objects.begin(), ledger.objects.end(),
+      [](const format::LedgerObject& a, const format::LedgerObject& b) { return a.key < b.key; });
   // One batch (a multi-object DELETE per 1,000 keys). Their order does not
   // matter: none of them is referenced by anything kept.
   std::vector<std::string> doomed = std::move(delete_data);
   doomed.insert(doomed.end(), delete_segments.begin(), delete_segments.end());
   for (const auto& [info, pin] : v.stale_pins) doomed.push_back(info.key);
   progress("delete", 0, doomed.size());
-  HF_RETURN_IF_ERROR(store->DeleteMany(doomed).WithContext("gc " + store->Name()));
+  HF_RETURN_IF_ERROR(gc::DeleteThroughLedger(store.get(), &ledger, doomed));
   progress("delete", doomed.size(), doomed.size());
   return finish();
 }

@@ -35,9 +35,19 @@ struct FileView {
 // Pins for which `pin_is_stale` answers true keep nothing: they go to
 // FileView::stale_pins instead of pins.
 using PinFilter = std::function<bool(const ObjectInfo&, const format::PinRecord&)>;
+// What an incremental run already knows (the ledger's walk read the head and
+// the new headers; the history comes from gc/kept and them): LoadView then
+// lists nothing but snapshots, pins and leases.
+struct KnownHead {
+  uint64_t head = 0;
+  format::SegmentHeader header;
+  std::shared_ptr<const format::KeptState> prior;
+  std::vector<CheckpointInfo> history;  // any order, ids <= head
+};
 Result<FileView> LoadView(const std::shared_ptr<ObjectStore>& store,
                           const std::optional<RetentionPolicy>& override_policy, int64_t now_ms,
-                          int64_t grace_ms, const PinFilter& pin_is_stale = nullptr);
+                          int64_t grace_ms, const PinFilter& pin_is_stale = nullptr,
+                          const KnownHead* known = nullptr);
 // Marks every kept checkpoint of `v`, the head first.
 Status MarkKept(const FileView& v, Marker* marker,
                 const std::function<void(uint64_t, uint64_t)>& tick);

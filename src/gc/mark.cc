@@ -68,6 +68,7 @@ Status Marker::MarkCheckpoint(uint64_t id, Reason reason) {
 Status Marker::Mark(const format::Descriptor& d, Reason reason) {
   if (d.id >= own_first_) {
     Use(format::SegmentKey(d.id), reason, 0);
+    if (reason == kHead) head_refs_[format::SegmentKey(d.id)]++;
   }
   if (d.height == 0) return Status::OK();
   struct Item {
@@ -93,6 +94,7 @@ Status Marker::Mark(const format::Descriptor& d, Reason reason) {
     // level), so the walk ends; the seen map makes it visit each node once.
     HF_ASSIGN_OR_RETURN(index::NodePtr node, loader_.Load(item.ref, item.level));
     Use(format::SegmentKey(item.ref.segment), reason, reason == kHead ? item.ref.length : 0);
+    if (reason == kHead) head_refs_[format::SegmentKey(item.ref.segment)]++;
     if (node->data.level == 0) {
       for (const format::ExtentEntry& e : node->data.extents) {
         if (e.segment < own_first_) continue;
@@ -102,6 +104,7 @@ Status Marker::Mark(const format::Descriptor& d, Reason reason) {
                                                        : uint64_t{e.count} * stored_block_size_)
                                          : 0;
         Use(key, reason, bytes);
+        if (reason == kHead) head_refs_[key]++;
         // A data object belongs to the file only while the segment whose
         // header names it exists (docs/format.md "Data objects"; readers and
         // verify check the extent's epoch against that header): the segment

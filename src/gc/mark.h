@@ -52,6 +52,10 @@ class Marker {
   const std::map<std::string, std::vector<format::ExtentEntry>>& head_extents() const {
     return head_extents_;
   }
+  // References from the head's index to each own object: one per node stored
+  // in it, one per extent in it, one for the head's own segment (the
+  // ledger's counts, docs/design/0006).
+  const std::unordered_map<std::string, uint64_t>& head_refs() const { return head_refs_; }
   uint64_t nodes_visited() const { return nodes_visited_; }
   uint64_t own_first_id() const { return own_first_; }
 
@@ -68,6 +72,7 @@ class Marker {
   std::map<uint64_t, format::Descriptor> headers_;  // self descriptors of seeded segments
   std::map<std::pair<uint64_t, uint32_t>, uint8_t> node_reasons_;
   std::unordered_map<std::string, ObjectUse> uses_;
+  std::unordered_map<std::string, uint64_t> head_refs_;
   std::map<std::string, std::vector<format::ExtentEntry>> head_extents_;
   uint64_t nodes_visited_ = 0;
 };

@@ -25,7 +25,7 @@ struct GcCommands {
   std::string uri;
   // Retention rules, as typed (empty = not given).
   std::map<std::string, std::string> rules;
-  bool dry_run = false, compact = false, quiet = false, clear = false;
+  bool dry_run = false, compact = false, quiet = false, clear = false, sweep = false;
   std::string grace = "20m", live_ratio = "0.65";
 };
 
@@ -77,6 +77,7 @@ int RunGc(GcCommands& c, bool json) {
   o.policy = *policy;
   o.store_resolver = CliStoreOpener();  // clones' stores with the same S3 flags
   o.dry_run = c.dry_run;
+  o.sweep = c.sweep;
   auto grace = RetentionPolicy::ParseDuration(c.grace);
   if (c.grace == "0") {
     o.grace_ms = 0;
@@ -149,6 +150,8 @@ int RunGc(GcCommands& c, bool json) {
   j["orphans_deleted"] = r->orphans_deleted;
   j["held_by_grace"] = r->held_by_grace;
   j["nodes_visited"] = r->nodes_visited;
+  j["swept"] = r->swept;
+  j["checkpoints_applied"] = r->checkpoints_applied;
   j["requests"] = {{"get", r->gets},
                    {"head", r->heads},
                    {"list", r->lists},
@@ -325,6 +328,9 @@ std::shared_ptr<GcCommands> AddGcCommands(CLI::App& app) {
   c->gc = app.add_subcommand("gc", "expire old checkpoints and delete what nothing uses");
   c->gc->add_option("URI", c->uri, "the file")->required();
   c->gc->add_flag("--dry-run", c->dry_run, "decide and report; delete and write nothing");
+  c->gc->add_flag("--sweep", c->sweep,
+                  "list and mark everything (finds orphans, rebuilds the collector's ledger; "
+                  "otherwise a run applies only the checkpoints committed since the last one)");
   AddRules(c->gc, c.get());
   c->gc->add_option("--grace", c->grace,
                     "never delete objects younger than this (default 20m; 0 = no age check)");
