@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "hyperfile/encryption.h"
 #include "hyperfile/export.h"
 #include "hyperfile/file.h"
 #include "hyperfile/object_store.h"
@@ -67,8 +68,18 @@ HYPERFILE_EXPORT Status DeleteSnapshot(std::shared_ptr<ObjectStore> store, const
 // deletes it) and nothing else.
 // Returns the clone's first checkpoint id. AlreadyExists if the destination
 // holds a file.
+//
+// An encrypted source needs `options.source_key` (Auth without, or with a
+// wrong one, before anything is written). The clone shares the source's data
+// key (so it reads the borrowed frames) under its own key record, wrapped
+// under `options.key` (default: the source's key); it is encrypted too.
+struct CloneOptions {
+  std::shared_ptr<const KeySource> source_key = nullptr;
+  std::shared_ptr<const KeySource> key = nullptr;
+};
 HYPERFILE_EXPORT Result<uint64_t> Clone(std::shared_ptr<ObjectStore> source, const At& at,
-                                        std::shared_ptr<ObjectStore> destination);
+                                        std::shared_ptr<ObjectStore> destination,
+                                        const CloneOptions& options = {});
 
 // Byte ranges whose content may differ between two states, computed from the
 // index alone (no data read). Sorted, non-overlapping, merged.
@@ -77,7 +88,8 @@ struct ByteRange {
   uint64_t length = 0;
 };
 HYPERFILE_EXPORT Result<std::vector<ByteRange>> Diff(std::shared_ptr<ObjectStore> store,
-                                                     const At& from, const At& to);
+                                                     const At& from, const At& to,
+                                                     const KeySource* key = nullptr);
 
 // What a checkpoint's data costs in the store, from its index alone (every
 // leaf is read; no data): the codec its writer used (the header's), the
@@ -92,7 +104,7 @@ struct StorageUse {
   uint64_t framed_blocks = 0;  // blocks stored as frames (the rest: chunk form)
 };
 HYPERFILE_EXPORT Result<StorageUse> MeasureStorage(std::shared_ptr<ObjectStore> store,
-                                                   const At& at);
+                                                   const At& at, const KeySource* key = nullptr);
 
 // Walks every index node reachable from the checkpoint (and with deep, every
 // data block) and checks checksums.
@@ -104,8 +116,11 @@ struct VerifyReport {
   std::vector<std::string> problems;  // empty = healthy; each names object and offset
   bool ok() const { return problems.empty(); }
 };
+// An encrypted file needs its `key` (Diff, MeasureStorage and Verify read
+// index nodes; Auth without it, before any node is read); deep verify then
+// also authenticates every frame.
 HYPERFILE_EXPORT Result<VerifyReport> Verify(std::shared_ptr<ObjectStore> store, const At& at,
-                                             bool deep);
+                                             bool deep, const KeySource* key = nullptr);
 
 // Removes a file: deletes exactly the keys the format defines (segments,
 // data objects, snapshot records, the collector's gc/ objects, leases and

@@ -102,6 +102,9 @@ struct GcOptions {
   // stale: it keeps nothing and is deleted. A clone that cannot be checked
   // (no credentials, an error) keeps its pin.
   std::function<Result<std::shared_ptr<ObjectStore>>(const std::string& uri)> store_resolver;
+  // The key of an encrypted file: marking reads its sealed index nodes
+  // (Auth without it). Data frames are never decrypted by a collection.
+  std::shared_ptr<const KeySource> key = nullptr;
 };
 
 struct GcReport {
@@ -147,7 +150,9 @@ struct SpaceUsage {
   uint64_t reclaimable_bytes = 0;  // objects no kept checkpoint references
   uint64_t checkpoints = 0;
 };
-HYPERFILE_EXPORT Result<SpaceUsage> DiskUsage(std::shared_ptr<ObjectStore> store);
+// An encrypted file needs its key (the index nodes are sealed).
+HYPERFILE_EXPORT Result<SpaceUsage> DiskUsage(std::shared_ptr<ObjectStore> store,
+                                              const KeySource* key = nullptr);
 
 // Compaction: live blocks of the head that sit in mostly-dead objects are
 // rewritten into a new checkpoint (by a writer handle of this process), so

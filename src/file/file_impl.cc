@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "file/file_impl.h"
 
+#include "file/sealing.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -93,6 +95,7 @@ struct FileImpl::Prepared {
   std::vector<uint64_t> frame_offsets;
   std::vector<uint32_t> frame_lengths;
   uint64_t framed_bytes = 0;
+  uint64_t checkpoint = 0, epoch = 0;  // the flight's (what frames are sealed for)
 };
 
 struct FileImpl::Flight {
@@ -141,7 +144,9 @@ FileImpl::FileImpl(std::shared_ptr<ObjectStore> store, const OpenOptions& option
   lineage_ = std::make_unique<Lineage>(store_, head.origins, DefaultResolver(options_));
   nodes_ = std::make_unique<NodeLoader>(lineage_.get(), options_.index_cache_bytes);
   chunks_ = std::make_unique<ChunkReader>(lineage_.get(), block_size_, options_.block_cache_bytes);
-  if (!options_.disk_cache_dir.empty() && options_.disk_cache_bytes > 0) {
+  // Never for an encrypted file: the disk tier would hold its plaintext.
+  if (!options_.disk_cache_dir.empty() && options_.disk_cache_bytes > 0 &&
+      head.cipher == format::kCipherNone) {
     chunks_->SetDiskCache(SharedDiskCache(options_.disk_cache_dir, options_.disk_cache_bytes),
                           head.file_id);
   }
@@ -188,6 +193,9 @@ Result<std::unique_ptr<FileImpl>> FileImpl::Make(std::shared_ptr<ObjectStore> st
                                    " bytes)");
   }
   std::unique_ptr<FileImpl> file(new FileImpl(std::move(store), options, head));
+  // An encrypted file is unlocked before any node or data is read.
+  HF_ASSIGN_OR_RETURN(auto sealer, UnlockFile(file->lineage_.get(), head, options.key.get()));
+  file->lineage_->SetSealer(std::move(sealer));
   // The root and upper index levels usually arrived with the header; any
   // other node (an old checkpoint's root) is loaded on first use, so opening
   // costs no request beyond finding and reading the header.
@@ -707,6 +715,8 @@ Status FileImpl::Prepare(Flight* flight, const std::vector<Layer>& below,
     flight->merged = merged;  // readers and newer flights now see whole blocks
   }
   auto p = std::make_unique<Prepared>(block_size_);
+  p->checkpoint = flight->id;
+  p->epoch = flight->epoch;
   p->holes = batch.punched;
   for (const auto& [b, dirty] : batch.blocks) {
     auto m = merged->find(b);
@@ -719,7 +729,7 @@ Status FileImpl::Prepare(Flight* flight, const std::vector<Layer>& below,
     }
   }
   const uint64_t sbs = format::StoredBlockSize(block_size_);
-  p->framed = codec_.codec != Codec::kNone;
+  p->framed = codec_.codec != Codec::kNone || lineage_->sealer() != nullptr;
   if (p->framed) {
     CompressBlocks(p.get());
     p->in_object = p->framed_bytes > format::kMaxInlineDataBytes;
@@ -759,13 +769,17 @@ void FileImpl::CompressBlocks(Prepared* p) {
   const int level = codec_.level;
   p->frame_parts.assign(parts, std::string());
   p->frame_lengths.assign(n, 0);
+  // An encrypted file's frames are sealed for their checkpoint and epoch.
+  format::FrameSeal seal{lineage_->sealer(), {}};
+  seal.place.checkpoint = p->checkpoint;
+  seal.place.writer_epoch = p->epoch;
   auto work = [&](size_t k) {
     const size_t b = n * k / parts, e = n * (k + 1) / parts;
     std::string& out = p->frame_parts[k];
     out.reserve((e - b) * (bs / 2 + format::kFrameOverhead));
     for (size_t i = b; i < e; i++) {
       p->frame_lengths[i] = format::EncodeFrame(codec, level, std::string_view(p->data[i], bs),
-                                                p->data_blocks[i] * bs, &out);
+                                                p->data_blocks[i] * bs, &out, &seal);
     }
   };
   std::vector<std::future<void>> others;
@@ -840,7 +854,7 @@ Status FileImpl::BuildSegment(const Flight& flight, const format::SegmentHeader&
   const uint64_t inline_bytes = p.in_object ? 0 : stored_bytes;
   h.data_object_length = p.in_object ? stored_bytes : 0;
   const uint64_t header_len = format::EncodedHeaderSize(h);
-  const uint64_t nodes_len = index::Tree::PendingBytes(out->pending);
+  const uint64_t nodes_len = index::Tree::PendingBytes(out->pending, lineage_->sealer());
   if (header_len + nodes_len > UINT32_MAX) {
     return Status::OutOfRange(store_->Name() + ": index change too large for one segment");
   }
@@ -851,7 +865,7 @@ Status FileImpl::BuildSegment(const Flight& flight, const format::SegmentHeader&
   // Extents into the data area are relative to it until the layout is known.
   HF_RETURN_IF_ERROR(index::Tree::FinishLayout(&out->root, out->pending, id, header_len,
                                                p.in_object ? 0 : h.data_area_offset,
-                                               &out->node_bytes));
+                                               &out->node_bytes, lineage_->sealer()));
   h.self.root = out->root.empty() ? format::NodeRef{} : out->root.ref;
   out->header_bytes = format::EncodeHeader(h);
   if (out->header_bytes.size() != header_len) {
@@ -1093,6 +1107,7 @@ Result<FileStat> FileImpl::Stat() {
   st.allocated_bytes = root_.blocks * block_size_;
   st.block_size = block_size_;
   st.compression = codec_;
+  st.cipher = head_.cipher;
   st.checkpoint = head_.self.id;
   st.create_time_ms = head_.create_time_ms;
   st.mtime_ms = mtime_ms_;

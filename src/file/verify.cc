@@ -12,6 +12,7 @@
 #include "file/file_impl.h"
 #include "file/interval_set.h"
 #include "file/open_internal.h"
+#include "file/sealing.h"
 #include "hyperfile/checkpoints.h"
 
 namespace hyperfile {
@@ -23,11 +24,14 @@ struct MappedRange {
 };
 
 Result<std::vector<MappedRange>> MapAll(const std::shared_ptr<ObjectStore>& store, const At& at,
-                                        uint64_t* size, uint32_t* block_size) {
+                                        uint64_t* size, uint32_t* block_size,
+                                        const KeySource* key) {
   HF_ASSIGN_OR_RETURN(file::ResolvedState s, file::ResolveState(store, at, OpenOptions{}));
   OpenOptions options;
   options.read_only = true;
   file::Lineage lineage(s.store, s.read.header.origins, file::DefaultResolver(options));
+  HF_ASSIGN_OR_RETURN(auto sealer, file::UnlockFile(&lineage, s.read.header, key));
+  lineage.SetSealer(std::move(sealer));
   file::NodeLoader nodes(&lineage, 16 << 20);
   index::Tree tree(&nodes, s.read.header.block_size());
   index::TreeRoot root;
@@ -53,11 +57,11 @@ Result<std::vector<MappedRange>> MapAll(const std::shared_ptr<ObjectStore>& stor
 }  // namespace
 
 Result<std::vector<ByteRange>> Diff(std::shared_ptr<ObjectStore> store, const At& from,
-                                    const At& to) {
+                                    const At& to, const KeySource* key) {
   uint64_t size_a, size_b;
   uint32_t bs_a, bs_b;
-  HF_ASSIGN_OR_RETURN(auto a, MapAll(store, from, &size_a, &bs_a));
-  HF_ASSIGN_OR_RETURN(auto b, MapAll(store, to, &size_b, &bs_b));
+  HF_ASSIGN_OR_RETURN(auto a, MapAll(store, from, &size_a, &bs_a, key));
+  HF_ASSIGN_OR_RETURN(auto b, MapAll(store, to, &size_b, &bs_b, key));
   const uint64_t sbs = format::StoredBlockSize(bs_a);
   // Sweep both extent lists; a block differs if its location differs.
   IntervalSet differ;
@@ -96,9 +100,12 @@ Result<std::vector<ByteRange>> Diff(std::shared_ptr<ObjectStore> store, const At
   return out;
 }
 
-Result<StorageUse> MeasureStorage(std::shared_ptr<ObjectStore> store, const At& at) {
+Result<StorageUse> MeasureStorage(std::shared_ptr<ObjectStore> store, const At& at,
+                                  const KeySource* key) {
   HF_ASSIGN_OR_RETURN(file::ResolvedState s, file::ResolveState(store, at, OpenOptions{}));
   file::Lineage lineage(s.store, s.read.header.origins, file::DefaultResolver(OpenOptions{}));
+  HF_ASSIGN_OR_RETURN(auto sealer, file::UnlockFile(&lineage, s.read.header, key));
+  lineage.SetSealer(std::move(sealer));
   file::NodeLoader nodes(&lineage, 16 << 20);
   nodes.Seed(s.read);
   const uint32_t bs = s.read.header.block_size();
@@ -118,7 +125,8 @@ Result<StorageUse> MeasureStorage(std::shared_ptr<ObjectStore> store, const At& 
   return use;
 }
 
-Result<VerifyReport> Verify(std::shared_ptr<ObjectStore> store, const At& at, bool deep) {
+Result<VerifyReport> Verify(std::shared_ptr<ObjectStore> store, const At& at, bool deep,
+                            const KeySource* key) {
   constexpr size_t kMaxProblems = 100;
   VerifyReport report;
   auto resolved = file::ResolveState(store, at, OpenOptions{});
@@ -131,6 +139,9 @@ Result<VerifyReport> Verify(std::shared_ptr<ObjectStore> store, const At& at, bo
   report.checkpoint = s.self().id;
   OpenOptions options;
   file::Lineage lineage(s.store, s.read.header.origins, file::DefaultResolver(options));
+  // Without the key nothing past the headers can be checked: Auth.
+  HF_ASSIGN_OR_RETURN(auto sealer, file::UnlockFile(&lineage, s.read.header, key));
+  lineage.SetSealer(std::move(sealer));
   file::NodeLoader nodes(&lineage, 4 << 20);
   file::ChunkReader chunks(&lineage, s.read.header.block_size(), 0);
   const uint32_t bs = s.read.header.block_size();
