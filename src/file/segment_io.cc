@@ -366,7 +366,6 @@ Status ChunkReader::ReadFrames(std::span<const format::ExtentEntry> frames, uint
   seal.sealer = lineage_->sealer();
   seal.place.checkpoint = segment;
   seal.place.writer_epoch = epoch;
-  seal.place.in_data_object = in_object;
   for (size_t i = a; i < b; i++) {
     const format::ExtentEntry& f = frames[i];
     const uint64_t at = f.object_offset();
