@@ -1640,9 +1640,9 @@ void DumpPlugin() {
   "access-key-id=ID        S3 access key id (with secret-key=)\n"                                  \
   "secret-key=+FILE|-FD|-  S3 secret key from a file, a file descriptor or the terminal\n"         \
   "session-token=+FILE|-FD|-  S3 session token, likewise\n"                                        \
-  "key=+FILE|-FD|-         key of an encrypted file (64 hex digits or base64), read likewise\n"     \
+  "key=+FILE|-FD|-         key of an encrypted file (64 hex digits or base64), read likewise\n"    \
   "key-file=PATH           the same from a key file (32 raw bytes, hex or base64)\n"               \
-  "passphrase=+FILE|-FD|-  or a passphrase (Argon2id), read likewise\n"                          \
+  "passphrase=+FILE|-FD|-  or a passphrase (Argon2id), read likewise\n"                            \
   "encrypt=BOOL            a file created here (size=) is encrypted under that key (false)\n"      \
   "metrics=ADDR:PORT       serve Prometheus metrics at http://ADDR:PORT/metrics\n"                 \
   "metrics-file=PATH       write them to PATH (node_exporter textfile), atomically\n"              \

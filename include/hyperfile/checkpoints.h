@@ -103,8 +103,8 @@ struct StorageUse {
   uint64_t stored_bytes = 0;
   uint64_t framed_blocks = 0;  // blocks stored as frames (the rest: chunk form)
 };
-HYPERFILE_EXPORT Result<StorageUse> MeasureStorage(std::shared_ptr<ObjectStore> store,
-                                                   const At& at, const KeySource* key = nullptr);
+HYPERFILE_EXPORT Result<StorageUse> MeasureStorage(std::shared_ptr<ObjectStore> store, const At& at,
+                                                   const KeySource* key = nullptr);
 
 // Walks every index node reachable from the checkpoint (and with deep, every
 // data block) and checks checksums.

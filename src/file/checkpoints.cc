@@ -10,10 +10,10 @@
 #include <map>
 
 #include "crypto/key_record.h"
-#include "file/sealing.h"
 #include "file/file_impl.h"
 #include "file/interval_set.h"
 #include "file/open_internal.h"
+#include "file/sealing.h"
 #include "format/gc_records.h"
 #include "format/removal_marker.h"
 #include "util/coding.h"

@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "file/file_impl.h"
 
-#include "file/sealing.h"
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +9,7 @@
 #include <future>
 #include <random>
 
+#include "file/sealing.h"
 #include "format/frame.h"
 #include "hyperfile/executor.h"
 #include "util/coding.h"

@@ -33,10 +33,10 @@ Result<std::shared_ptr<const KeySource>> KeySource::FromKeyText(std::string_view
 Result<std::shared_ptr<const KeySource>> KeySource::FromPassphrase(std::string_view passphrase,
                                                                    uint64_t ops,
                                                                    uint64_t mem_bytes) {
-  HF_ASSIGN_OR_RETURN(crypto::KekSource kek,
-                      crypto::KekSource::FromPassphrase(
-                          passphrase, ops == 0 ? crypto::kDefaultKdfOps : ops,
-                          mem_bytes == 0 ? crypto::kDefaultKdfMemBytes : mem_bytes));
+  HF_ASSIGN_OR_RETURN(
+      crypto::KekSource kek,
+      crypto::KekSource::FromPassphrase(passphrase, ops == 0 ? crypto::kDefaultKdfOps : ops,
+                                        mem_bytes == 0 ? crypto::kDefaultKdfMemBytes : mem_bytes));
   return Wrap(std::move(kek));
 }
 
@@ -103,8 +103,8 @@ Status FileSealer::Open(const format::SealPlace& place, std::string_view header,
 }
 
 Result<std::shared_ptr<const FileSealer>> UnlockFile(Lineage* lineage,
-                                                      const format::SegmentHeader& head,
-                                                      const KeySource* key) {
+                                                     const format::SegmentHeader& head,
+                                                     const KeySource* key) {
   if (head.cipher == format::kCipherNone) return std::shared_ptr<const FileSealer>();
   ObjectStore* store = lineage->own();
   if (key == nullptr) {

@@ -60,7 +60,7 @@ class FileSealer : public format::Sealer {
 // Auth without a key or with a wrong one (OpenFileKey's errors, naming the
 // file); Corrupt if the file's key records are missing.
 Result<std::shared_ptr<const FileSealer>> UnlockFile(Lineage* lineage,
-                                                      const format::SegmentHeader& head,
-                                                      const KeySource* key);
+                                                     const format::SegmentHeader& head,
+                                                     const KeySource* key);
 
 }  // namespace hyperfile::file

@@ -399,8 +399,8 @@ Result<NodeData> DecodeNode(std::string_view bytes, const NodeRef& ref, std::str
     const std::string_view header = bytes.substr(0, kNodeHeaderBytes);
     std::string inner;
     HF_RETURN_IF_ERROR(sealer->Open(
-        place, header,
-        bytes.substr(kNodeHeaderBytes, bytes.size() - kNodeHeaderBytes - 4), &inner, where));
+        place, header, bytes.substr(kNodeHeaderBytes, bytes.size() - kNodeHeaderBytes - 4), &inner,
+        where));
     if (inner.empty() || static_cast<uint8_t>(inner[0]) == kSealedNodeVersion) {
       return CorruptAt(where, kNodeHeaderBytes, "sealed index node holds no plain node");
     }

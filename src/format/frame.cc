@@ -65,10 +65,10 @@ uint32_t EncodeFrame(uint8_t codec, int level, std::string_view block, uint64_t 
     SealPlace place = seal->place;
     place.kind = SealKind::kDataFrame;
     place.offset = logical;
-    seal->sealer->Seal(place, std::string_view(h, kFrameHeaderBytes),
-                       std::string_view(plain).substr(kFrameHeaderBytes,
-                                                      plain.size() - kFrameHeaderBytes - 4),
-                       out);
+    seal->sealer->Seal(
+        place, std::string_view(h, kFrameHeaderBytes),
+        std::string_view(plain).substr(kFrameHeaderBytes, plain.size() - kFrameHeaderBytes - 4),
+        out);
     const size_t body = out->size() - start;
     char crc[4];
     EncodeFixed32(crc, FrameCrc(out->data() + start, body, logical));

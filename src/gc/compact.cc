@@ -5,8 +5,8 @@
 #include <shared_mutex>
 
 #include "file/file_impl.h"
-#include "file/sealing.h"
 #include "file/open_internal.h"
+#include "file/sealing.h"
 #include "format/gc_records.h"
 #include "gc/gc_internal.h"
 #include "gc/mark.h"

@@ -448,8 +448,7 @@ Status Tree::FinishLayout(TreeRoot* root, const std::vector<NodePtr>& pending, u
   }
   const size_t start = out->size();
   for (const NodePtr& n : pending) {
-    HF_RETURN_IF_ERROR(
-        format::EncodeNode(n->data, segment, data_area, out, sealer, n->ref.offset));
+    HF_RETURN_IF_ERROR(format::EncodeNode(n->data, segment, data_area, out, sealer, n->ref.offset));
     if (out->size() - start != n->ref.offset + n->ref.length - node_area_offset) {
       return Status::InvalidArgument("index layout of segment " + std::to_string(segment) +
                                      ": node size changed while encoding");

@@ -117,8 +117,8 @@ class Tree {
   // 0 if the segment's new data is all in its data object. A failure means
   // a caller bug (the segment must not be written).
   static Status FinishLayout(TreeRoot* root, const std::vector<NodePtr>& pending, uint64_t segment,
-                             uint64_t node_area_offset, uint64_t data_area_offset,
-                             std::string* out, const format::Sealer* sealer = nullptr);
+                             uint64_t node_area_offset, uint64_t data_area_offset, std::string* out,
+                             const format::Sealer* sealer = nullptr);
   // After the segment is committed: drops the in-memory links to the now
   // stored nodes so they can be evicted from caches (the root stays pinned).
   static void Unpin(const std::vector<NodePtr>& pending);

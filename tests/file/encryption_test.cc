@@ -5,6 +5,8 @@
 // bits, frames swapped between offsets, checkpoints or files with the same
 // key, truncation, unsealed substitutes) is Corrupt, never data; clones,
 // restore, key change, verify and gc work with the key.
+#include "hyperfile/encryption.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
@@ -15,7 +17,6 @@
 #include "format/format.h"
 #include "format/frame.h"
 #include "hyperfile/checkpoints.h"
-#include "hyperfile/encryption.h"
 #include "hyperfile/file.h"
 #include "hyperfile/gc.h"
 #include "hyperfile/store_layers.h"
@@ -110,8 +111,8 @@ uint64_t WriteFlush(File* f, uint64_t first_block, const std::vector<std::string
   return f->Flush().value();
 }
 
-Status ReadBlock(std::shared_ptr<ObjectStore> store, const At& at, uint64_t block,
-                 std::string* out, std::shared_ptr<const KeySource> key) {
+Status ReadBlock(std::shared_ptr<ObjectStore> store, const At& at, uint64_t block, std::string* out,
+                 std::shared_ptr<const KeySource> key) {
   auto f = File::OpenAt(store, at, WithKey(key, true));
   if (!f.ok()) return f.status();
   out->assign(kBlock, '\0');
@@ -301,8 +302,7 @@ TEST(EncryptionTamper, FrameFromAnotherFileWithTheSameKeyIsCorrupt) {
   const std::string key = format::SegmentKey(id_o);
   std::string so = Get(t.store.get(), key);
   std::string sc = Get(clone.get(), format::SegmentKey(id_c));
-  so.replace(eo.object_offset(), eo.stored_length,
-             sc.substr(ec.object_offset(), ec.stored_length));
+  so.replace(eo.object_offset(), eo.stored_length, sc.substr(ec.object_offset(), ec.stored_length));
   Put(t.store.get(), key, so);
   std::string out;
   ExpectCorruptAuth(ReadBlock(t.store, At::Latest(), 0, &out, Key('a')), key);

@@ -11,8 +11,8 @@
 
 #include <memory>
 #include <ostream>
-#include <type_traits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "hyperfile/encryption.h"
@@ -89,6 +89,6 @@ using DataPathTest = CodecTestOf<DataPath>;
 #define HF_INSTANTIATE_CODECS(suite)                                                 \
   INSTANTIATE_TEST_SUITE_P(Codecs, suite, ::testing::ValuesIn(testing::AllCodecs()), \
                            testing::CodecName)
-#define HF_INSTANTIATE_DATA_PATHS(suite)                                                 \
+#define HF_INSTANTIATE_DATA_PATHS(suite)                                                   \
   INSTANTIATE_TEST_SUITE_P(DataPaths, suite, ::testing::ValuesIn(testing::AllDataPaths()), \
                            testing::DataPathName)

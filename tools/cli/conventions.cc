@@ -321,7 +321,8 @@ void DescribeGlobalOptionsIn(CLI::App& app) {
   const std::string text =
       "Global options, also after the subcommand (see hyperfile --help): --json, -v/--debug,\n"
       "--stats, -H/--human-readable, --endpoint-url, --profile, --region, --no-verify-ssl,\n"
-      "--ca-bundle, --key-file, --passphrase. Exit status: 0 ok, 1 error, 2 usage, 3 damaged (verify), 130 interrupted.";
+      "--ca-bundle, --key-file, --passphrase. Exit status: 0 ok, 1 error, 2 usage, 3 damaged "
+      "(verify), 130 interrupted.";
   std::vector<CLI::App*> all = app.get_subcommands({});
   for (size_t i = 0; i < all.size(); i++) {
     for (CLI::App* child : all[i]->get_subcommands({})) all.push_back(child);
@@ -485,8 +486,8 @@ std::shared_ptr<const KeySource> ReadCliKey(const std::string& key_file, bool pa
   if (passphrase) {
     // A terminal: asked with echo off. Otherwise one line of stdin (scripts
     // and tests; a key file is the better way there).
-    Result<crypto::SecureBuffer> text = isatty(0) ? crypto::PromptPassphrase(prompt)
-                                                  : crypto::ReadPassphrase(0, 2, prompt);
+    Result<crypto::SecureBuffer> text =
+        isatty(0) ? crypto::PromptPassphrase(prompt) : crypto::ReadPassphrase(0, 2, prompt);
     if (!text.ok()) Die(text.status(), kExitUsage);
     auto key = KeySource::FromPassphrase(text->view());
     if (!key.ok()) Die(key.status(), kExitUsage);

@@ -576,8 +576,7 @@ int main(int argc, char** argv) {
         cli::Size(s.block_size).c_str(), (unsigned long long)s.checkpoint,
         cli::Time(s.checkpoint_time_ms).c_str(), cli::Time(s.create_time_ms).c_str(),
         hf::CompressionName(s.compression).c_str(), hf::CipherName(s.cipher).c_str(),
-        cli::Size(use.logical_bytes).c_str(),
-        cli::Size(use.stored_bytes).c_str(), ratio);
+        cli::Size(use.logical_bytes).c_str(), cli::Size(use.stored_bytes).c_str(), ratio);
   } else if (*truncate) {
     uri = cli::PlainUri("truncate", uri);
     uint64_t new_size = ParseSize("SIZE", size_text);
