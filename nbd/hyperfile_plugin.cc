@@ -48,6 +48,7 @@
 #include <vector>
 
 #include "hyperfile/checkpoints.h"
+#include "hyperfile/encryption.h"
 #include "hyperfile/file.h"
 #include "hyperfile/gc.h"
 #include "hyperfile/log.h"
@@ -95,6 +96,7 @@ struct Config {
   std::optional<uint64_t> create_size;
   std::optional<uint32_t> block_size;
   std::optional<hyperfile::Compression> compression;  // compression=: of a created file
+  bool encrypt = false;  // encrypt=: a created file is encrypted under open.key
   bool flush_on_close = true;
   uint64_t follow_ms = 0;  // follow=: refresh a read-only latest export (0 = fixed state)
   hyperfile::OpenOptions open;
@@ -503,7 +505,19 @@ int ConfigImpl(const char* key, const char* value) {
     // An identifier, not a secret (it is in every request's signature).
     if (!NonEmpty(key, value)) return -1;
     c.store.access_key_id = value;
-  } else if (k == "secret-key" || k == "secret-access-key" || k == "session-token") {
+  } else if (k == "key-file") {
+    // The key of an encrypted file (hyperfile/encryption.h).
+    if (!NonEmpty(key, value)) return -1;
+    auto ks = hyperfile::KeySource::FromKeyFile(value);
+    if (!ks.ok()) {
+      nbdkit_error("key-file=%s: %s", value, ks.status().message().c_str());
+      return -1;
+    }
+    c.open.key = *ks;
+  } else if (k == "encrypt") {
+    if (!ParseBool(key, value, &c.encrypt)) return -1;
+  } else if (k == "key" || k == "passphrase" || k == "secret-key" || k == "secret-access-key" ||
+             k == "session-token") {
     // nbdkit's password conventions: +FILE, -FD, - (asked on the terminal).
     // A literal value is refused: the command line is visible in ps.
     if (value[0] != '+' && value[0] != '-') {
@@ -525,6 +539,18 @@ int ConfigImpl(const char* key, const char* value) {
     if (text.empty()) {
       nbdkit_error("%s: the secret read from %s is empty", key, value);
       return -1;
+    }
+    if (k == "key" || k == "passphrase") {
+      // key=: key text (64 hex digits or base64); passphrase=: Argon2id.
+      auto ks = k == "key" ? hyperfile::KeySource::FromKeyText(text)
+                           : hyperfile::KeySource::FromPassphrase(text);
+      std::fill(text.begin(), text.end(), '\0');
+      if (!ks.ok()) {
+        nbdkit_error("%s: %s", key, ks.status().message().c_str());
+        return -1;
+      }
+      c.open.key = *ks;
+      return 0;
     }
     (k == "session-token" ? c.store.session_token : c.store.secret_access_key) = std::move(text);
   } else if (k == "metrics") {
@@ -549,7 +575,8 @@ int ConfigImpl(const char* key, const char* value) {
 
 int Config_(const char* key, const char* value) {
   std::string k = key;
-  bool secret = k == "secret-key" || k == "secret-access-key" || k == "session-token";
+  bool secret = k == "secret-key" || k == "secret-access-key" || k == "session-token" ||
+                k == "key" || k == "passphrase";
   nbdkit_debug("hyperfile: config %s=%s", key,
                secret ? (value[0] == '+' ? value : "<redacted>") : value);
   return Guard("config", [&]() -> int { return ConfigImpl(key, value); });
@@ -786,6 +813,7 @@ hyperfile::Result<Opened> OpenExportFile(const std::string& uri, const std::opti
       create.initial_size = *c.create_size;
       if (c.block_size) create.block_size = *c.block_size;
       if (c.compression) create.compression = *c.compression;
+      if (c.encrypt) create.encryption_key = c.open.key;
       nbdkit_debug("hyperfile: creating %s (size %" PRIu64 ", block size %u)", uri.c_str(),
                    create.initial_size, create.block_size);
       file = File::Create(store, create, options);
@@ -1137,6 +1165,7 @@ void CollectOnce(const std::shared_ptr<File>& file) {
       return file->PWrite(offset, buf.data(), got);
     };
     hyperfile::CompactOptions co;
+    co.open_options.key = c.open.key;  // MakePlan reads the sealed index
     if (!c.gc_rules.empty()) co.policy = *hyperfile::RetentionPolicy::Parse(c.gc_rules);
     auto cr = hyperfile::CompactThrough(file.get(), *store, co, rewrite);
     if (!cr.ok()) {
@@ -1151,6 +1180,7 @@ void CollectOnce(const std::shared_ptr<File>& file) {
   if (!c.gc_rules.empty()) o.policy = *hyperfile::RetentionPolicy::Parse(c.gc_rules);
   o.grace_ms = c.gc_grace_ms;
   o.upload_grace_ms = std::max(o.upload_grace_ms, o.grace_ms);
+  o.key = c.open.key;
   auto r = hyperfile::Collect(*store, o);
   if (!r.ok()) {
     nbdkit_error("gc: %s", r.status().ToString().c_str());
@@ -1610,6 +1640,10 @@ void DumpPlugin() {
   "access-key-id=ID        S3 access key id (with secret-key=)\n"                                  \
   "secret-key=+FILE|-FD|-  S3 secret key from a file, a file descriptor or the terminal\n"         \
   "session-token=+FILE|-FD|-  S3 session token, likewise\n"                                        \
+  "key=+FILE|-FD|-         key of an encrypted file (64 hex digits or base64), read likewise\n"    \
+  "key-file=PATH           the same from a key file (32 raw bytes, hex or base64)\n"               \
+  "passphrase=+FILE|-FD|-  or a passphrase (Argon2id), read likewise\n"                            \
+  "encrypt=BOOL            a file created here (size=) is encrypted under that key (false)\n"      \
   "metrics=ADDR:PORT       serve Prometheus metrics at http://ADDR:PORT/metrics\n"                 \
   "metrics-file=PATH       write them to PATH (node_exporter textfile), atomically\n"              \
   "metrics-interval=DURATION  how often metrics-file= is written (10s)\n"                          \

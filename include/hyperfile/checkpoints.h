@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "hyperfile/encryption.h"
 #include "hyperfile/export.h"
 #include "hyperfile/file.h"
 #include "hyperfile/object_store.h"
@@ -67,8 +68,18 @@ HYPERFILE_EXPORT Status DeleteSnapshot(std::shared_ptr<ObjectStore> store, const
 // deletes it) and nothing else.
 // Returns the clone's first checkpoint id. AlreadyExists if the destination
 // holds a file.
+//
+// An encrypted source needs `options.source_key` (Auth without, or with a
+// wrong one, before anything is written). The clone shares the source's data
+// key (so it reads the borrowed frames) under its own key record, wrapped
+// under `options.key` (default: the source's key); it is encrypted too.
+struct CloneOptions {
+  std::shared_ptr<const KeySource> source_key = nullptr;
+  std::shared_ptr<const KeySource> key = nullptr;
+};
 HYPERFILE_EXPORT Result<uint64_t> Clone(std::shared_ptr<ObjectStore> source, const At& at,
-                                        std::shared_ptr<ObjectStore> destination);
+                                        std::shared_ptr<ObjectStore> destination,
+                                        const CloneOptions& options = {});
 
 // Byte ranges whose content may differ between two states, computed from the
 // index alone (no data read). Sorted, non-overlapping, merged.
@@ -77,8 +88,8 @@ struct ByteRange {
   uint64_t length = 0;
 };
 // `options.store_resolver` opens a clone's origins (default: OpenStore with
-// default StoreOptions), as for Verify and MeasureStorage; the other fields
-// are not used.
+// default StoreOptions) and `options.key` unlocks an encrypted file, as for
+// Verify and MeasureStorage; the other fields are not used.
 HYPERFILE_EXPORT Result<std::vector<ByteRange>> Diff(std::shared_ptr<ObjectStore> store,
                                                      const At& from, const At& to,
                                                      const OpenOptions& options = {});
@@ -109,6 +120,9 @@ struct VerifyReport {
   std::vector<std::string> problems;  // empty = healthy; each names object and offset
   bool ok() const { return problems.empty(); }
 };
+// An encrypted file needs its key in `options.key` (Diff, MeasureStorage
+// and Verify read index nodes; Auth without it, before any node is read);
+// deep verify then also authenticates every frame.
 HYPERFILE_EXPORT Result<VerifyReport> Verify(std::shared_ptr<ObjectStore> store, const At& at,
                                              bool deep, const OpenOptions& options = {});
 

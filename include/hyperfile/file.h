@@ -70,6 +70,9 @@ struct FileStat {
   // one its checkpoint was written with). Blocks stored earlier may use
   // others; hyperfile::MeasureStorage counts stored bytes.
   Compression compression = {};
+  // The cipher of the file's frames and nodes: 0 = not encrypted, 1 =
+  // XChaCha20-Poly1305 (CipherName in encryption.h).
+  uint8_t cipher = 0;
   uint64_t checkpoint = 0;     // id of the checkpoint this handle is based on
   int64_t create_time_ms = 0;  // when the file was created
   int64_t mtime_ms = 0;        // last change (committed or in memory)

@@ -116,6 +116,9 @@ struct GcOptions {
   // when forced or needed).
   bool sweep = false;
   int64_t sweep_interval_ms = 24ll * 3600 * 1000;
+  // The key of an encrypted file: marking reads its sealed index nodes
+  // (Auth without it). Data frames are never decrypted by a collection.
+  std::shared_ptr<const KeySource> key = nullptr;
 };
 
 struct GcReport {
@@ -164,7 +167,9 @@ struct SpaceUsage {
   uint64_t reclaimable_bytes = 0;  // objects no kept checkpoint references
   uint64_t checkpoints = 0;
 };
-HYPERFILE_EXPORT Result<SpaceUsage> DiskUsage(std::shared_ptr<ObjectStore> store);
+// An encrypted file needs its key (the index nodes are sealed).
+HYPERFILE_EXPORT Result<SpaceUsage> DiskUsage(std::shared_ptr<ObjectStore> store,
+                                              const KeySource* key = nullptr);
 
 // Compaction: live blocks of the head that sit in mostly-dead objects are
 // rewritten into a new checkpoint (by a writer handle of this process), so

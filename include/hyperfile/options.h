@@ -14,6 +14,7 @@
 namespace hyperfile {
 
 struct RefreshResult;  // file.h
+class KeySource;       // encryption.h
 class Executor;        // executor.h
 
 // How new data blocks are stored (docs/format.md "Frames"). Each block is
@@ -46,6 +47,12 @@ struct CreateOptions {
   // segment header; a handle opened with OpenOptions::compression writes
   // later blocks with another codec (blocks already stored keep theirs).
   Compression compression = {};
+  // Set: the file is encrypted (encryption.h). A random data key is drawn
+  // and stored wrapped under this key (key/0000000000000001, written before
+  // the first segment); every frame and index node is sealed, and every
+  // block is stored as a frame (codec none stores raw frames). Fixed for the
+  // life of the file (a key change rewraps the data key: ChangeKey).
+  std::shared_ptr<const KeySource> encryption_key = nullptr;
   // Fail with AlreadyExists if the file exists (otherwise also AlreadyExists:
   // create never truncates an existing file; open it instead).
 };
@@ -55,6 +62,12 @@ struct CreateOptions {
 // clamped silently). Ranges are given with each field.
 struct OpenOptions {
   bool read_only = false;
+  // The key of an encrypted file (encryption.h). Opening an encrypted file
+  // without it is Auth "<file> is encrypted; no key was given", with a wrong
+  // one Auth "wrong key for <file>", both before any index node or data is
+  // read. Ignored for a file that is not encrypted. Used, not kept beyond
+  // the open: the handle keeps only the unwrapped data key.
+  std::shared_ptr<const KeySource> key = nullptr;
   // Memory budget for clean data blocks cached in memory (0 .. 1 TiB).
   uint64_t block_cache_bytes = 64ull << 20;
   // Memory budget for decoded index nodes (interior nodes kept

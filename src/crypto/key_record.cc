@@ -293,7 +293,8 @@ Result<SecretKey> KekSource::NewKek(KdfParams* params) const {
   return DeriveKek(passphrase_.view(), *params);
 }
 
-Result<FileKey> CreateFileKey(ObjectStore* store, uint64_t file_id, const KekSource& kek) {
+Result<FileKey> CreateFileKey(ObjectStore* store, uint64_t file_id, const KekSource& kek,
+                              const SecretKey* given) {
   if (store == nullptr) return Status::InvalidArgument("CreateFileKey: no store");
   std::vector<uint64_t> present;
   HF_RETURN_IF_ERROR(ListRecordNumbers(store, &present));
@@ -304,7 +305,7 @@ Result<FileKey> CreateFileKey(ObjectStore* store, uint64_t file_id, const KekSou
   KdfParams kdf;
   auto wrapping = kek.NewKek(&kdf);
   if (!wrapping.ok()) return wrapping.status();
-  auto data_key = SecretKey::Random();
+  auto data_key = given ? SecretKey::FromBytes(KeyView(*given), "data key") : SecretKey::Random();
   if (!data_key.ok()) return data_key.status();
   auto id = DataKeyId(*data_key);
   if (!id.ok()) return id.status();

@@ -131,7 +131,10 @@ struct FileKey {
 // Makes the first key record of a new file: a fresh random data key, wrapped
 // under `kek`, written create-only as key/0000000000000001. AlreadyExists if
 // the store holds any key record already (nothing is written then).
-Result<FileKey> CreateFileKey(ObjectStore* store, uint64_t file_id, const KekSource& kek);
+// With `data_key` (a clone: it shares its origin's data key) that key is
+// wrapped instead of a fresh one.
+Result<FileKey> CreateFileKey(ObjectStore* store, uint64_t file_id, const KekSource& kek,
+                              const SecretKey* data_key = nullptr);
 
 // Unwraps the file's data key: lists key/ (one LIST), then GETs records
 // newest first (each a bounded GET of kKeyRecordBytes + 1) until one opens.

@@ -13,6 +13,7 @@
 #include "file/file_impl.h"
 #include "file/interval_set.h"
 #include "file/open_internal.h"
+#include "file/sealing.h"
 #include "format/gc_records.h"
 #include "format/removal_marker.h"
 #include "util/coding.h"
@@ -349,7 +350,8 @@ Status DeleteSnapshot(std::shared_ptr<ObjectStore> store, const std::string& nam
 }
 
 Result<uint64_t> Clone(std::shared_ptr<ObjectStore> source, const At& at,
-                       std::shared_ptr<ObjectStore> destination) {
+                       std::shared_ptr<ObjectStore> destination, const CloneOptions& options) {
+  if (!source || !destination) return Status::InvalidArgument("clone: no store");
   std::vector<ObjectInfo> existing;
   HF_RETURN_IF_ERROR(destination->List(format::kSegmentPrefix, "", 1, &existing));
   if (!existing.empty()) {
@@ -357,6 +359,15 @@ Result<uint64_t> Clone(std::shared_ptr<ObjectStore> source, const At& at,
   }
   HF_ASSIGN_OR_RETURN(file::ResolvedState target, file::ResolveState(source, at, OpenOptions{}));
   const format::Descriptor& d = target.self();
+  // An encrypted source is unlocked first: a wrong or missing key fails
+  // before anything is written.
+  std::shared_ptr<const file::FileSealer> sealer;
+  if (target.read.header.cipher != format::kCipherNone) {
+    file::Lineage lineage(target.store, target.read.header.origins,
+                          file::DefaultResolver(OpenOptions{}));
+    HF_ASSIGN_OR_RETURN(sealer,
+                        file::UnlockFile(&lineage, target.read.header, options.source_key.get()));
+  }
   std::vector<format::Origin> origins = target.read.header.origins;
   origins.push_back({d.id, target.store->Name()});
   // Pin the checkpoint in the file that holds it, before the clone exists,
@@ -370,6 +381,13 @@ Result<uint64_t> Clone(std::shared_ptr<ObjectStore> source, const At& at,
   // A collection that decided before the pin was visible may have expired
   // the checkpoint meanwhile: look again (it sees the pin from now on).
   HF_RETURN_IF_ERROR(file::CheckNotExpired(target.store.get(), d.id));
+  if (sealer) {
+    // The clone's own record: the same data key under the clone's file id.
+    const KeySource& kek = options.key ? *options.key : *options.source_key;
+    auto fk = crypto::CreateFileKey(destination.get(), clone_file_id, kek.impl().kek,
+                                    &sealer->data_key());
+    if (!fk.ok()) return fk.status().WithContext("clone to " + destination->Name());
+  }
   return WriteStateSegment(destination.get(), nullptr, target.read.header, d, d.id + 1,
                            std::move(origins), 0, clone_file_id);
 }

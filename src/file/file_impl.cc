@@ -9,6 +9,7 @@
 #include <future>
 #include <random>
 
+#include "file/sealing.h"
 #include "format/frame.h"
 #include "hyperfile/executor.h"
 #include "util/coding.h"
@@ -82,7 +83,9 @@ FileImpl::FileImpl(std::shared_ptr<ObjectStore> store, const OpenOptions& option
   lineage_ = std::make_unique<Lineage>(store_, head.origins, DefaultResolver(options_));
   nodes_ = std::make_unique<NodeLoader>(lineage_.get(), options_.index_cache_bytes);
   chunks_ = std::make_unique<ChunkReader>(lineage_.get(), block_size_, options_.block_cache_bytes);
-  if (!options_.disk_cache_dir.empty() && options_.disk_cache_bytes > 0) {
+  // Never for an encrypted file: the disk tier would hold its plaintext.
+  if (!options_.disk_cache_dir.empty() && options_.disk_cache_bytes > 0 &&
+      head.cipher == format::kCipherNone) {
     chunks_->SetDiskCache(SharedDiskCache(options_.disk_cache_dir, options_.disk_cache_bytes),
                           head.file_id);
   }
@@ -132,11 +135,14 @@ Result<std::unique_ptr<FileImpl>> FileImpl::Make(std::shared_ptr<ObjectStore> st
                                    " bytes)");
   }
   std::unique_ptr<FileImpl> file(new FileImpl(std::move(store), options, head));
+  // An encrypted file is unlocked before any node or data is read.
+  HF_ASSIGN_OR_RETURN(auto sealer, UnlockFile(file->lineage_.get(), head, options.key.get()));
+  file->lineage_->SetSealer(sealer);
   // The root and upper index levels usually arrived with the header; any
   // other node (an old checkpoint's root) is loaded on first use, so opening
   // costs no request beyond finding and reading the header.
   file->nodes_->Seed(read);
-  if (file->pipeline_) file->pipeline_->Start();
+  if (file->pipeline_) file->pipeline_->Start(std::move(sealer));
   return file;
 }
 
@@ -551,6 +557,7 @@ Result<FileStat> FileImpl::Stat() {
   st.allocated_bytes = root_.blocks * block_size_;
   st.block_size = block_size_;
   st.compression = codec_;
+  st.cipher = head_.cipher;
   st.checkpoint = head_.self.id;
   st.create_time_ms = head_.create_time_ms;
   st.mtime_ms = mtime_ms_;

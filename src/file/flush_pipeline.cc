@@ -40,6 +40,7 @@ struct FlushPipeline::Prepared {
   std::vector<uint64_t> frame_offsets;
   std::vector<uint32_t> frame_lengths;
   uint64_t framed_bytes = 0;
+  uint64_t checkpoint = 0, epoch = 0;  // the flight's (what frames are sealed for)
 };
 
 struct FlushPipeline::Flight {
@@ -87,7 +88,8 @@ FlushPipeline::~FlushPipeline() {
   stages_.Wait();
 }
 
-void FlushPipeline::Start() {
+void FlushPipeline::Start(std::shared_ptr<const format::Sealer> sealer) {
+  sealer_ = std::move(sealer);
   flusher_ = std::thread([this] { FlusherLoop(); });
 }
 
@@ -273,6 +275,8 @@ Status FlushPipeline::Prepare(Flight* flight, const std::vector<Layer>& below,
     flight->merged = merged;  // readers and newer flights now see whole blocks
   }
   auto p = std::make_unique<Prepared>(block_size_);
+  p->checkpoint = flight->id;
+  p->epoch = flight->epoch;
   p->holes = batch.punched;
   for (const auto& [b, dirty] : batch.blocks) {
     auto m = merged->find(b);
@@ -285,7 +289,7 @@ Status FlushPipeline::Prepare(Flight* flight, const std::vector<Layer>& below,
     }
   }
   const uint64_t sbs = format::StoredBlockSize(block_size_);
-  p->framed = codec_.codec != Codec::kNone;
+  p->framed = codec_.codec != Codec::kNone || sealer_ != nullptr;
   if (p->framed) {
     CompressBlocks(p.get());
     p->in_object = p->framed_bytes > format::kMaxInlineDataBytes;
@@ -335,12 +339,16 @@ void FlushPipeline::CompressBlocks(Prepared* p) {
     const size_t b = n * k / parts, e = n * (k + 1) / parts;
     p->frame_parts[k].reserve((e - b) * format::MaxFrameBytes(block_size_));
   }
+  // An encrypted file's frames are sealed for their checkpoint and epoch.
+  format::FrameSeal seal{sealer_.get(), {}};
+  seal.place.checkpoint = p->checkpoint;
+  seal.place.writer_epoch = p->epoch;
   auto work = [&](size_t k) {
     const size_t b = n * k / parts, e = n * (k + 1) / parts;
     std::string& out = p->frame_parts[k];
     for (size_t i = b; i < e; i++) {
       p->frame_lengths[i] = format::EncodeFrame(codec, level, std::string_view(p->data[i], bs),
-                                                p->data_blocks[i] * bs, &out);
+                                                p->data_blocks[i] * bs, &out, &seal);
     }
   };
   std::vector<std::future<void>> others;
@@ -415,7 +423,7 @@ Status FlushPipeline::BuildSegment(const Flight& flight, const format::SegmentHe
   const uint64_t inline_bytes = p.in_object ? 0 : stored_bytes;
   h.data_object_length = p.in_object ? stored_bytes : 0;
   const uint64_t header_len = format::EncodedHeaderSize(h);
-  const uint64_t nodes_len = index::Tree::PendingBytes(out->pending);
+  const uint64_t nodes_len = index::Tree::PendingBytes(out->pending, sealer_.get());
   if (header_len + nodes_len > UINT32_MAX) {
     return Status::OutOfRange(store_->Name() + ": index change too large for one segment");
   }
@@ -426,7 +434,7 @@ Status FlushPipeline::BuildSegment(const Flight& flight, const format::SegmentHe
   // Extents into the data area are relative to it until the layout is known.
   HF_RETURN_IF_ERROR(index::Tree::FinishLayout(&out->root, out->pending, id, header_len,
                                                p.in_object ? 0 : h.data_area_offset,
-                                               &out->node_bytes));
+                                               &out->node_bytes, sealer_.get()));
   h.self.root = out->root.empty() ? format::NodeRef{} : out->root.ref;
   out->header_bytes = format::EncodeHeader(h);
   if (out->header_bytes.size() != header_len) {

@@ -48,6 +48,7 @@
 #include "file/segment_io.h"
 #include "file/write_buffer.h"
 #include "format/format.h"
+#include "format/seal.h"
 #include "hyperfile/file.h"
 #include "index/btree.h"
 #include "util/task_group.h"
@@ -123,8 +124,10 @@ class FlushPipeline {
   FlushPipeline(const FlushPipeline&) = delete;
   FlushPipeline& operator=(const FlushPipeline&) = delete;
 
-  // Starts the flusher thread (writable handles only).
-  void Start();
+  // Starts the flusher thread (writable handles only). `sealer` (an
+  // encrypted file's, else null) seals every frame and index node this
+  // pipeline writes; it is fixed from here on.
+  void Start(std::shared_ptr<const format::Sealer> sealer = nullptr);
   // Stops the flusher (flights still frozen stay unflushed; waiting Flush()
   // callers get "closing") and returns once it has left. Idempotent.
   void Stop();
@@ -205,6 +208,7 @@ class FlushPipeline {
   TaskGroup& pool_;
   const OpenOptions options_;
   const Compression codec_;
+  std::shared_ptr<const format::Sealer> sealer_;  // set by Start, then constant
   const uint32_t block_size_;
 
   uint64_t writer_epoch_;  // random; changes after every failed flush

@@ -5,6 +5,7 @@
 
 #include "file/file_impl.h"
 #include "file/open_internal.h"
+#include "file/sealing.h"
 #include "format/frame.h"
 #include "util/coding.h"
 
@@ -321,6 +322,14 @@ Result<std::unique_ptr<File>> File::Create(std::shared_ptr<ObjectStore> store,
   const Compression codec = options.compression.value_or(create.compression);
   h.codec = static_cast<uint8_t>(codec.codec);
   h.codec_level = static_cast<uint8_t>(codec.level);
+  if (create.encryption_key) {
+    // The key record comes first: an open finds the cipher in the header and
+    // needs the record then. A create that fails after it leaves only the
+    // record (rm removes it).
+    h.cipher = format::kCipherXChaCha20Poly1305;
+    auto fk = crypto::CreateFileKey(store.get(), h.file_id, create.encryption_key->impl().kek);
+    if (!fk.ok()) return fk.status().WithContext("create " + store->Name());
+  }
   size_t len = format::EncodeHeader(h).size();
   h.node_area_offset = h.data_area_offset = len;
   read.bytes = format::EncodeHeader(h);
@@ -330,8 +339,10 @@ Result<std::unique_ptr<File>> File::Create(std::shared_ptr<ObjectStore> store,
     return Status::AlreadyExists("create: a hyperfile already exists at " + store->Name());
   }
   HF_RETURN_IF_ERROR(st.WithContext("create " + store->Name()));
+  OpenOptions with_key = options;
+  if (create.encryption_key && !with_key.key) with_key.key = create.encryption_key;
   HF_ASSIGN_OR_RETURN(std::unique_ptr<FileImpl> f,
-                      FileImpl::Make(std::move(store), options, read, nullptr));
+                      FileImpl::Make(std::move(store), with_key, read, nullptr));
   return std::unique_ptr<File>(std::move(f));
 }
 

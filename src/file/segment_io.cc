@@ -180,7 +180,8 @@ Result<index::NodePtr> NodeLoader::Load(const format::NodeRef& ref, uint8_t leve
   HF_RETURN_IF_ERROR(st);
   where += " at offset " + std::to_string(ref.offset);
   if (bytes.size() != ref.length) return Status::Corrupt(where + ": index node truncated");
-  HF_ASSIGN_OR_RETURN(format::NodeData data, format::DecodeNode(bytes, ref, where));
+  HF_ASSIGN_OR_RETURN(format::NodeData data,
+                      format::DecodeNode(bytes, ref, where, lineage_->sealer()));
   if (data.level != level) return Status::Corrupt(where + ": index node at the wrong level");
   auto node = std::make_shared<index::Node>();
   node->data = std::move(data);
@@ -209,7 +210,7 @@ void NodeLoader::Seed(const HeaderRead& read) {
     if (size < format::kMinNodeBytes || size > format::kMaxNodeBytes) break;  // not a node: stop
     if (pos + size > end) break;
     format::NodeRef ref{h.self.id, static_cast<uint32_t>(pos), static_cast<uint32_t>(size)};
-    auto data = format::DecodeNode(std::string_view(p, size), ref, "prefetch");
+    auto data = format::DecodeNode(std::string_view(p, size), ref, "prefetch", lineage_->sealer());
     if (!data.ok()) break;  // a real load will report the damage with context
     auto node = std::make_shared<index::Node>();
     node->data = std::move(data).value();
@@ -221,6 +222,11 @@ void NodeLoader::Seed(const HeaderRead& read) {
 
 Status ChunkReader::Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t hi, char* dst) {
   if (piece.framed()) return ReadFrames({&piece, 1}, lo, hi, dst);
+  if (lineage_->sealer()) {
+    return Status::Corrupt(lineage_->Where(piece.segment) +
+                           ": the index names unsealed chunk data, but the file is encrypted "
+                           "(tampered)");
+  }
   const uint64_t base = piece.start * block_size_;  // logical offset of the piece
   const uint64_t stored_chunk = kChunkSize + kChunkCrcSize;
   uint64_t c0 = (lo - base) / kChunkSize;
@@ -356,13 +362,17 @@ Status ChunkReader::ReadFrames(std::span<const format::ExtentEntry> frames, uint
     return Status::Corrupt(where + " at offset " + std::to_string(offset) +
                            ": data truncated (object shorter than its index says)");
   }
+  format::FrameSeal seal;
+  seal.sealer = lineage_->sealer();
+  seal.place.checkpoint = segment;
+  seal.place.writer_epoch = epoch;
   for (size_t i = a; i < b; i++) {
     const format::ExtentEntry& f = frames[i];
     const uint64_t at = f.object_offset();
     auto block = std::make_shared<std::string>(bs, '\0');
     HF_RETURN_IF_ERROR(format::DecodeFrame(
         std::string_view(bytes).substr(at - offset, f.stored_length), f.start * bs, block_size_,
-        block->data(), where + " at offset " + std::to_string(at)));
+        block->data(), where + " at offset " + std::to_string(at), &seal));
     copy_block(i, block->data());
     if (disk_) disk_->Put({file_id_, segment, epoch, FrameKey(f.offset)}, *block);
     cache_.Put({segment, FrameKey(f.offset)}, std::move(block), bs + 96);

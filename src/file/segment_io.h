@@ -37,6 +37,11 @@ class Lineage {
   std::string Where(uint64_t segment);
   // The same for another key of that segment (its data object).
   std::string WhereKey(uint64_t segment, const std::string& key);
+  // An encrypted file's sealer (sealing.h: UnlockFile), set once before the
+  // first read; nullptr for a file that is not encrypted. Node and frame
+  // reads through this lineage require and open sealed nodes and frames.
+  void SetSealer(std::shared_ptr<const format::Sealer> sealer) { sealer_ = std::move(sealer); }
+  const format::Sealer* sealer() const { return sealer_.get(); }
 
  private:
   std::shared_ptr<ObjectStore> own_;
@@ -44,6 +49,7 @@ class Lineage {
   StoreResolver resolver_;
   std::mutex mu_;
   std::vector<std::shared_ptr<ObjectStore>> opened_;  // parallel to origins_
+  std::shared_ptr<const format::Sealer> sealer_;
 };
 
 // The newest checkpoint id in the store: one LIST (limit 1) that starts just

@@ -12,6 +12,7 @@
 #include "file/file_impl.h"
 #include "file/interval_set.h"
 #include "file/open_internal.h"
+#include "file/sealing.h"
 #include "hyperfile/checkpoints.h"
 
 namespace hyperfile {
@@ -27,6 +28,8 @@ Result<std::vector<MappedRange>> MapAll(const std::shared_ptr<ObjectStore>& stor
                                         const OpenOptions& options) {
   HF_ASSIGN_OR_RETURN(file::ResolvedState s, file::ResolveState(store, at, OpenOptions{}));
   file::Lineage lineage(s.store, s.read.header.origins, file::DefaultResolver(options));
+  HF_ASSIGN_OR_RETURN(auto sealer, file::UnlockFile(&lineage, s.read.header, options.key.get()));
+  lineage.SetSealer(std::move(sealer));
   file::NodeLoader nodes(&lineage, 16 << 20);
   index::Tree tree(&nodes, s.read.header.block_size());
   index::TreeRoot root;
@@ -99,6 +102,8 @@ Result<StorageUse> MeasureStorage(std::shared_ptr<ObjectStore> store, const At& 
                                   const OpenOptions& options) {
   HF_ASSIGN_OR_RETURN(file::ResolvedState s, file::ResolveState(store, at, OpenOptions{}));
   file::Lineage lineage(s.store, s.read.header.origins, file::DefaultResolver(options));
+  HF_ASSIGN_OR_RETURN(auto sealer, file::UnlockFile(&lineage, s.read.header, options.key.get()));
+  lineage.SetSealer(std::move(sealer));
   file::NodeLoader nodes(&lineage, 16 << 20);
   nodes.Seed(s.read);
   const uint32_t bs = s.read.header.block_size();
@@ -131,6 +136,10 @@ Result<VerifyReport> Verify(std::shared_ptr<ObjectStore> store, const At& at, bo
   file::ResolvedState& s = *resolved;
   report.checkpoint = s.self().id;
   file::Lineage lineage(s.store, s.read.header.origins, file::DefaultResolver(open_options));
+  // Without the key nothing past the headers can be checked: Auth.
+  HF_ASSIGN_OR_RETURN(auto sealer,
+                      file::UnlockFile(&lineage, s.read.header, open_options.key.get()));
+  lineage.SetSealer(std::move(sealer));
   file::NodeLoader nodes(&lineage, 4 << 20);
   file::ChunkReader chunks(&lineage, s.read.header.block_size(), 0);
   const uint32_t bs = s.read.header.block_size();

@@ -23,7 +23,8 @@ constexpr uint8_t kMaxLevel = kMaxNodeLevel;
 Status UnsupportedVersion(std::string_view where, uint32_t version) {
   return Status::NotSupported(std::string(where) + ": unsupported format version " +
                               std::to_string(version) + " (this build reads " +
-                              std::to_string(kFormatVersion) + ")");
+                              std::to_string(kFormatVersion) + ", and " +
+                              std::to_string(kSealedHeaderVersion) + " for encrypted files)");
 }
 
 Status CorruptAt(std::string_view where, size_t offset, std::string_view what) {
@@ -299,7 +300,7 @@ size_t EncodedNodeSize(const NodeData& node, uint64_t segment, uint64_t data_are
 size_t EncodedNodeSize(const NodeData& node) { return EncodedNodeSize(node, 0, 0); }
 
 Status EncodeNode(const NodeData& node, uint64_t segment, uint64_t data_area_offset,
-                  std::string* out) {
+                  std::string* out, const Sealer* sealer, uint64_t node_offset) {
   const bool leaf = node.level == 0;
   const size_t count = leaf ? node.extents.size() : node.children.size();
   auto refuse = [&](const std::string& what) {
@@ -332,26 +333,85 @@ Status EncodeNode(const NodeData& node, uint64_t segment, uint64_t data_area_off
       return refuse("bad child " + std::to_string(i));
     }
   }
-  const size_t start = out->size();
-  NodeWriter w(out);
+  std::string plain_node;
+  std::string* dst = sealer ? &plain_node : out;
+  const size_t start = dst->size();
+  NodeWriter w(dst);
   WriteNode(node, segment, data_area_offset, &w);
-  const size_t size = out->size() - start;
-  EncodeFixed32(out->data() + start + 8, static_cast<uint32_t>(size));
-  EncodeFixed32(out->data() + out->size() - 4, crc32c::Value(out->data() + start, size - 4));
+  const size_t size = dst->size() - start;
+  EncodeFixed32(dst->data() + start + 8, static_cast<uint32_t>(size));
+  EncodeFixed32(dst->data() + dst->size() - 4, crc32c::Value(dst->data() + start, size - 4));
+  if (!sealer) return Status::OK();
+  // Sealed: the plain header with version 5 and the sealed length, then the
+  // seal of [plain version][body], then the CRC of it all.
+  std::string header = plain_node.substr(0, kNodeHeaderBytes);
+  header[4] = static_cast<char>(kSealedNodeVersion);
+  EncodeFixed32(header.data() + 8, static_cast<uint32_t>(size + kSealedNodeOverhead));
+  std::string inner;
+  inner.reserve(size - kNodeHeaderBytes - 3);
+  inner.push_back(plain_node[4]);
+  inner.append(plain_node, kNodeHeaderBytes, size - kNodeHeaderBytes - 4);
+  const size_t begin = out->size();
+  out->append(header);
+  SealPlace place;
+  place.kind = SealKind::kIndexNode;
+  place.checkpoint = segment;
+  place.offset = node_offset;
+  sealer->Seal(place, header, inner, out);
+  PutFixed32(out, crc32c::Value(out->data() + begin, out->size() - begin));
   return Status::OK();
 }
 
 uint32_t PeekNodeLength(std::string_view bytes) {
   if (bytes.size() < kNodeHeaderBytes || bytes.substr(0, 4) != kNodeMagic ||
       (static_cast<uint8_t>(bytes[4]) != kFormatVersion &&
-       static_cast<uint8_t>(bytes[4]) != kFramedNodeVersion)) {
+       static_cast<uint8_t>(bytes[4]) != kFramedNodeVersion &&
+       static_cast<uint8_t>(bytes[4]) != kSealedNodeVersion)) {
     return 0;
   }
   return DecodeFixed32(bytes.data() + 8);
 }
 
-Result<NodeData> DecodeNode(std::string_view bytes, const NodeRef& ref, std::string_view where) {
+Result<NodeData> DecodeNode(std::string_view bytes, const NodeRef& ref, std::string_view where,
+                            const Sealer* sealer) {
   if (bytes.size() < kMinNodeBytes) return CorruptAt(where, 0, "index node truncated");
+  const bool sealed = static_cast<uint8_t>(bytes[4]) == kSealedNodeVersion;
+  if (sealed || sealer) {
+    if (bytes.substr(0, 4) != kNodeMagic) return CorruptAt(where, 0, "bad index node magic");
+    if (DecodeFixed32(bytes.data() + 8) != bytes.size()) {
+      return CorruptAt(where, 8, "index node length does not match the bytes read");
+    }
+    if (crc32c::Value(bytes.data(), bytes.size() - 4) !=
+        DecodeFixed32(bytes.data() + bytes.size() - 4)) {
+      return CorruptAt(where, 0, "index node checksum mismatch");
+    }
+    if (!sealer) return Status::Auth(std::string(where) + ": encrypted index node; no key given");
+    if (!sealed) {
+      return CorruptAt(where, 4, "index node is not sealed, but the file is encrypted (tampered)");
+    }
+    if (bytes.size() < kMinNodeBytes + kSealedNodeOverhead) {
+      return CorruptAt(where, 0, "sealed index node truncated");
+    }
+    SealPlace place;
+    place.kind = SealKind::kIndexNode;
+    place.checkpoint = ref.segment;
+    place.offset = ref.offset;
+    const std::string_view header = bytes.substr(0, kNodeHeaderBytes);
+    std::string inner;
+    HF_RETURN_IF_ERROR(sealer->Open(
+        place, header, bytes.substr(kNodeHeaderBytes, bytes.size() - kNodeHeaderBytes - 4), &inner,
+        where));
+    if (inner.empty() || static_cast<uint8_t>(inner[0]) == kSealedNodeVersion) {
+      return CorruptAt(where, kNodeHeaderBytes, "sealed index node holds no plain node");
+    }
+    // Rebuild the plain node and decode it with the strict decoder.
+    std::string plain(header);
+    plain[4] = inner[0];
+    plain.append(inner, 1, std::string::npos);
+    EncodeFixed32(plain.data() + 8, static_cast<uint32_t>(plain.size() + 4));
+    PutFixed32(&plain, crc32c::Value(plain.data(), plain.size()));
+    return DecodeNode(plain, ref, where, nullptr);
+  }
   if (bytes.substr(0, 4) != kNodeMagic) return CorruptAt(where, 0, "bad index node magic");
   if (DecodeFixed32(bytes.data() + 8) != bytes.size()) {
     return CorruptAt(where, 8, "index node length does not match the bytes read");
@@ -530,7 +590,7 @@ std::string EncodeHeader(const SegmentHeader& h) {
   out.reserve(kHeaderFixedBytes + h.recent.size() * kDescriptorBytes + h.sample_times.size() * 4 +
               256);
   out.append(kHeaderMagic);
-  PutFixed32(&out, kFormatVersion);
+  PutFixed32(&out, h.cipher != 0 ? kSealedHeaderVersion : kFormatVersion);
   PutFixed32(&out, 0);  // header length, patched below
   PutFixed64(&out, h.self.id);
   PutFixed64(&out, h.parent);
@@ -558,7 +618,8 @@ std::string EncodeHeader(const SegmentHeader& h) {
   PutFixed16(&out, static_cast<uint16_t>(h.origins.size()));
   PutFixed16(&out, static_cast<uint16_t>(h.recent.size()));
   PutFixed16(&out, static_cast<uint16_t>(h.writer.size()));
-  PutFixed16(&out, 0);
+  PutFixed8(&out, h.cipher);
+  PutFixed8(&out, 0);
   PutFixed32(&out, static_cast<uint32_t>(h.sample_times.size()));
   PutFixed64(&out, h.data_object_length);
   // variable part
@@ -589,7 +650,9 @@ Result<SegmentHeader> DecodeHeader(std::string_view bytes, std::string_view wher
     return CorruptAt(where, 0, "not a hyperfile segment (bad magic)");
   }
   uint32_t version = DecodeFixed32(bytes.data() + 8);
-  if (version != kFormatVersion) return UnsupportedVersion(where, version);
+  if (version != kFormatVersion && version != kSealedHeaderVersion) {
+    return UnsupportedVersion(where, version);
+  }
   uint32_t length = DecodeFixed32(bytes.data() + 12);
   if (length < kHeaderFixedBytes + 4 || length > kMaxHeaderBytes) {
     return CorruptAt(where, 12, "segment header length out of range");
@@ -633,7 +696,8 @@ Result<SegmentHeader> DecodeHeader(std::string_view bytes, std::string_view wher
   uint16_t n_origins = in.U16();
   uint16_t n_recent = in.U16();
   uint16_t writer_len = in.U16();
-  in.Skip(2);
+  h.cipher = in.U8();
+  in.Skip(1);
   uint32_t n_samples = in.U32();
   h.data_object_length = in.U64();
   if (h.block_shift < kMinBlockShift || h.block_shift > kMaxBlockShift) {
@@ -649,6 +713,15 @@ Result<SegmentHeader> DecodeHeader(std::string_view bytes, std::string_view wher
   }
   if ((h.codec == 2) != (h.codec_level != 0) || h.codec_level > 22) {
     return CorruptAt(where, 39, "codec level out of range");
+  }
+  // Byte 166 was reserved (0) before encryption; version 4 headers are the
+  // encrypted ones and must name a known cipher.
+  if ((version == kSealedHeaderVersion) != (h.cipher != kCipherNone)) {
+    return CorruptAt(where, 166, "cipher id does not match the header version");
+  }
+  if (h.cipher > kCipherXChaCha20Poly1305) {
+    return Status::NotSupported(std::string(where) + ": unknown cipher " +
+                                std::to_string(h.cipher) + " at offset 166");
   }
   if (h.parent >= h.self.id || h.first_id == 0 || h.first_id > h.self.id) {
     return CorruptAt(where, 24, "parent or first checkpoint id out of range");

@@ -19,11 +19,21 @@
 #include <string_view>
 #include <vector>
 
+#include "format/seal.h"
 #include "hyperfile/status.h"
 
 namespace hyperfile::format {
 
 inline constexpr uint32_t kFormatVersion = 3;
+// Segment headers of encrypted files (cipher byte 166 != 0) carry this
+// version, so older builds refuse them with "unsupported format version 4"
+// instead of misreading them; unencrypted files stay at kFormatVersion.
+inline constexpr uint32_t kSealedHeaderVersion = 4;
+// Sealed index nodes (encrypted files): the node header stays plain, the
+// body is sealed (seal.h). kSealedNodeOverhead bytes longer than the plain
+// node: the seal, and the plain node's version byte inside the plaintext.
+inline constexpr uint8_t kSealedNodeVersion = 5;
+inline constexpr uint32_t kSealedNodeOverhead = 40 + 1;
 // Index nodes holding at least one framed extent (stored_length != 0) carry
 // this version; all other nodes stay at kFormatVersion, byte for byte as
 // before. Readers accept both.
@@ -168,13 +178,20 @@ size_t EncodedNodeSize(const NodeData& node);
 // `segment` in its data area (not in its data object) are stored relative to
 // it, so one below it is refused (InvalidArgument, nothing appended), as is
 // an empty or over-full node.
+// With `sealer` (an encrypted file) the node is appended sealed (version 5,
+// kSealedNodeOverhead bytes longer), bound to `segment` and `node_offset`,
+// its byte offset in the segment.
 Status EncodeNode(const NodeData& node, uint64_t segment, uint64_t data_area_offset,
-                  std::string* out);
+                  std::string* out, const Sealer* sealer = nullptr, uint64_t node_offset = 0);
 // The total length a node declares in its header (bytes 8..11), or 0 if
 // `bytes` does not start like a node of this format version. Lets a reader
 // walk nodes laid out back to back; DecodeNode checks the rest.
 uint32_t PeekNodeLength(std::string_view bytes);
-Result<NodeData> DecodeNode(std::string_view bytes, const NodeRef& ref, std::string_view where);
+// With `sealer` (the file is encrypted) the node must be sealed and open for
+// its place (ref.segment, ref.offset): an unsealed node is Corrupt
+// (tampering). Without, a sealed node is Auth "encrypted; no key".
+Result<NodeData> DecodeNode(std::string_view bytes, const NodeRef& ref, std::string_view where,
+                            const Sealer* sealer = nullptr);
 
 // What a reader needs to open one checkpoint read-only (carried for recent
 // checkpoints inside each header, so time travel costs few requests).
@@ -224,6 +241,10 @@ struct SegmentHeader {
   // (every frame names its codec); a writer continues with the head's.
   uint8_t codec = 0;
   uint8_t codec_level = 0;
+  // Byte 166: the cipher of the file's frames and nodes (seal.h:
+  // kCipherNone, kCipherXChaCha20Poly1305). Non-zero = encrypted, and the
+  // header is written as version kSealedHeaderVersion.
+  uint8_t cipher = 0;
 
   uint32_t block_size() const { return 1u << block_shift; }
 };

@@ -366,7 +366,7 @@ TEST(FormatV3, OtherVersionsAreNotSupportedNotCorrupt) {
   std::string enc = EncodeHeader(h);
   EXPECT_EQ(DecodeFixed32(enc.data() + 8), 3u);
   ASSERT_TRUE(DecodeHeader(enc, "seg", nullptr).ok());
-  for (uint32_t v : {1u, 2u, 4u}) {
+  for (uint32_t v : {1u, 2u, 5u}) {
     std::string old = enc;
     EncodeFixed32(old.data() + 8, v);
     EncodeFixed32(old.data() + old.size() - 4, crc32c::Value(old.data(), old.size() - 4));
@@ -374,9 +374,27 @@ TEST(FormatV3, OtherVersionsAreNotSupportedNotCorrupt) {
     ASSERT_FALSE(d.ok());
     EXPECT_TRUE(d.status().IsNotSupported()) << d.status().ToString();
     EXPECT_NE(d.status().message().find("unsupported format version " + std::to_string(v) +
-                                        " (this build reads 3)"),
+                                        " (this build reads 3, and 4 for encrypted files)"),
               std::string::npos)
         << d.status().ToString();
+  }
+  {
+    // Version 4 is an encrypted file's header: a cipher id must come with it.
+    std::string v4 = enc;
+    EncodeFixed32(v4.data() + 8, 4);
+    EncodeFixed32(v4.data() + v4.size() - 4, crc32c::Value(v4.data(), v4.size() - 4));
+    auto d4 = DecodeHeader(v4, "seg", nullptr);
+    ASSERT_FALSE(d4.ok());
+    EXPECT_TRUE(d4.status().IsCorrupt()) << d4.status().ToString();
+    SegmentHeader sealed = DecodeHeader(enc, "seg", nullptr).value();
+    sealed.cipher = kCipherXChaCha20Poly1305;
+    std::string e = EncodeHeader(sealed);
+    EXPECT_EQ(DecodeFixed32(e.data() + 8), 4u);
+    EXPECT_EQ(static_cast<uint8_t>(e[166]), kCipherXChaCha20Poly1305);
+    EXPECT_EQ(DecodeHeader(e, "seg", nullptr).value().cipher, kCipherXChaCha20Poly1305);
+    e[166] = 9;
+    EncodeFixed32(e.data() + e.size() - 4, crc32c::Value(e.data(), e.size() - 4));
+    EXPECT_TRUE(DecodeHeader(e, "seg", nullptr).status().IsNotSupported());
   }
   std::string node = Encode(OneExtentLeaf(0, 1, 1, 100, 9), 1, 100);
   node[4] = 2;
@@ -384,7 +402,7 @@ TEST(FormatV3, OtherVersionsAreNotSupportedNotCorrupt) {
   auto d = DecodeNode(node, {1, 0, static_cast<uint32_t>(node.size())}, "node");
   ASSERT_FALSE(d.ok());
   EXPECT_TRUE(d.status().IsNotSupported()) << d.status().ToString();
-  EXPECT_NE(d.status().message().find("(this build reads 3)"), std::string::npos);
+  EXPECT_NE(d.status().message().find("(this build reads 3"), std::string::npos);
 }
 
 TEST(FormatHostile, ExtentsPastTheMaximumFileSizeAreCorrupt) {

@@ -40,10 +40,41 @@ Status Bad(std::string_view where, size_t at, std::string_view what) {
                          "): " + std::string(what));
 }
 
+// Scratch space of a thread's frame work (compressed bytes before sealing,
+// plaintext after opening).
+std::string& Scratch() {
+  thread_local std::string s;
+  return s;
+}
+
 }  // namespace
 
 uint32_t EncodeFrame(uint8_t codec, int level, std::string_view block, uint64_t logical,
-                     std::string* out) {
+                     std::string* out, const FrameSeal* seal) {
+  if (seal && seal->sealer) {
+    // Compress (or not) into scratch as an unsealed frame, then seal its
+    // payload behind the same header.
+    std::string& plain = Scratch();
+    plain.clear();
+    EncodeFrame(codec, level, block, logical, &plain, nullptr);
+    const size_t start = out->size();
+    char h[kFrameHeaderBytes];
+    std::memcpy(h, plain.data(), kFrameHeaderBytes);
+    h[1] = static_cast<char>(kFrameFlagSealed);
+    out->append(h, kFrameHeaderBytes);
+    SealPlace place = seal->place;
+    place.kind = SealKind::kDataFrame;
+    place.offset = logical;
+    seal->sealer->Seal(
+        place, std::string_view(h, kFrameHeaderBytes),
+        std::string_view(plain).substr(kFrameHeaderBytes, plain.size() - kFrameHeaderBytes - 4),
+        out);
+    const size_t body = out->size() - start;
+    char crc[4];
+    EncodeFixed32(crc, FrameCrc(out->data() + start, body, logical));
+    out->append(crc, 4);
+    return static_cast<uint32_t>(body + 4);
+  }
   const size_t start = out->size();
   const size_t n = block.size();
   // A compressed payload must save at least 1/64 of the block to be kept.
@@ -82,7 +113,7 @@ uint32_t EncodeFrame(uint8_t codec, int level, std::string_view block, uint64_t 
 }
 
 Status DecodeFrame(std::string_view frame, uint64_t logical, uint32_t block_size, char* dst,
-                   std::string_view where) {
+                   std::string_view where, const FrameSeal* seal) {
   if (frame.size() < kFrameOverhead || frame.size() > MaxFrameBytes(block_size)) {
     return Bad(where, 0,
                "frame length " + std::to_string(frame.size()) + " out of range (" +
@@ -95,11 +126,17 @@ Status DecodeFrame(std::string_view frame, uint64_t logical, uint32_t block_size
   }
   const uint8_t codec = static_cast<uint8_t>(frame[0]);
   const uint8_t flags = static_cast<uint8_t>(frame[1]);
-  if ((flags & kFrameFlagSealed) != 0) {
-    return Status::NotSupported(std::string(where) +
-                                ": sealed (encrypted) frame; this build cannot open it");
+  const bool sealed = (flags & kFrameFlagSealed) != 0;
+  const bool keyed = seal && seal->sealer;
+  if ((flags & ~kFrameFlagSealed) != 0 || frame[2] != 0 || frame[3] != 0) {
+    return Bad(where, 1, "reserved bits set");
   }
-  if (flags != 0 || frame[2] != 0 || frame[3] != 0) return Bad(where, 1, "reserved bits set");
+  if (sealed && !keyed) {
+    return Status::Auth(std::string(where) + ": encrypted frame; no key was given");
+  }
+  if (!sealed && keyed) {
+    return Bad(where, 1, "frame is not sealed, but the file is encrypted (tampered)");
+  }
   const uint32_t decoded = DecodeFixed32(frame.data() + 4);
   if (decoded != block_size) {
     return Bad(where, 4,
@@ -107,7 +144,20 @@ Status DecodeFrame(std::string_view frame, uint64_t logical, uint32_t block_size
                    std::to_string(block_size));
   }
   const char* payload = frame.data() + kFrameHeaderBytes;
-  const size_t n = body - kFrameHeaderBytes;
+  size_t n = body - kFrameHeaderBytes;
+  if (sealed) {
+    if (n < kSealBytes) return Bad(where, 8, "sealed frame shorter than its nonce and tag");
+    SealPlace place = seal->place;
+    place.kind = SealKind::kDataFrame;
+    place.offset = logical;
+    std::string& plain = Scratch();
+    HF_RETURN_IF_ERROR(seal->sealer->Open(place, frame.substr(0, kFrameHeaderBytes),
+                                          std::string_view(payload, n), &plain, where));
+    payload = plain.data();
+    n = plain.size();
+  } else if (frame.size() > block_size + kFrameOverhead) {
+    return Bad(where, 0, "unsealed frame longer than a raw block");
+  }
   switch (codec) {
     case kFrameRaw:
       if (n != block_size) return Bad(where, 0, "raw frame of the wrong length");

@@ -392,6 +392,7 @@ Result<bool> CollectFromLedger(const std::shared_ptr<ObjectStore>& store, const 
   file::HeaderRead head = std::move(at).value();
   std::vector<CheckpointInfo> fresh;
   Accountant accountant(store, head.header.origins, &ledger);
+  HF_RETURN_IF_ERROR(accountant.Unlock(head.header, options.key.get()));
   for (uint64_t id = start + 1; id - start <= kMaxAppliedPerRun; id++) {
     auto next = file::ReadHeader(store.get(), id);
     if (next.status().IsNotFound()) break;
@@ -596,6 +597,7 @@ Result<GcReport> Collect(std::shared_ptr<ObjectStore> base, const GcOptions& opt
 
   // 2. Mark what the kept checkpoints reference (fails closed on any damage).
   gc::Marker marker(store, v.head_header.origins, (uint32_t{1} << v.head_header.block_shift));
+  HF_RETURN_IF_ERROR(marker.Unlock(v.head_header, options.key.get()));
   HF_RETURN_IF_ERROR(
       gc::MarkKept(v, &marker, [&](uint64_t d, uint64_t t) { progress("mark", d, t); }));
 
@@ -729,11 +731,12 @@ Result<GcReport> Collect(std::shared_ptr<ObjectStore> base, const GcOptions& opt
   return finish();
 }
 
-Result<SpaceUsage> DiskUsage(std::shared_ptr<ObjectStore> store) {
+Result<SpaceUsage> DiskUsage(std::shared_ptr<ObjectStore> store, const KeySource* key) {
   if (!store) return Status::InvalidArgument("du: no store");
   const int64_t now = file::NowMs();
   HF_ASSIGN_OR_RETURN(FileView v, gc::LoadView(store, std::nullopt, now, 20 * 60 * 1000));
   gc::Marker marker(store, v.head_header.origins, (uint32_t{1} << v.head_header.block_shift));
+  HF_RETURN_IF_ERROR(marker.Unlock(v.head_header, key));
   HF_RETURN_IF_ERROR(gc::MarkKept(v, &marker, nullptr));
   std::vector<ObjectInfo> objects;
   HF_RETURN_IF_ERROR(gc::ListAll(store.get(), format::kSegmentPrefix, &objects));

@@ -6,6 +6,7 @@
 
 #include "file/file_impl.h"
 #include "file/open_internal.h"
+#include "file/sealing.h"
 #include "format/gc_records.h"
 #include "gc/gc_internal.h"
 #include "gc/mark.h"
@@ -33,6 +34,7 @@ Result<Plan> MakePlan(const std::shared_ptr<ObjectStore>& store, const CompactOp
   const gc::FileView& v = plan.view;
   plan.block_size = uint32_t{1} << v.head_header.block_shift;
   gc::Marker marker(store, v.head_header.origins, plan.block_size);
+  HF_RETURN_IF_ERROR(marker.Unlock(v.head_header, options.open_options.key.get()));
   HF_RETURN_IF_ERROR(gc::MarkKept(v, &marker, nullptr));
   std::vector<ObjectInfo> objects;
   HF_RETURN_IF_ERROR(gc::ListAll(store.get(), format::kSegmentPrefix, &objects));
@@ -177,6 +179,8 @@ Result<uint64_t> Flatten(std::shared_ptr<ObjectStore> clone, const OpenOptions& 
   const uint32_t block_size = uint32_t{1} << h.block_shift;
   // The head's extents that live in an origin, from its index.
   file::Lineage lineage(clone, h.origins, file::DefaultResolver(options));
+  HF_ASSIGN_OR_RETURN(auto sealer, file::UnlockFile(&lineage, h, options.key.get()));
+  lineage.SetSealer(std::move(sealer));
   file::NodeLoader loader(&lineage, 64ull << 20);
   index::Tree tree(&loader, block_size);
   index::TreeRoot root;

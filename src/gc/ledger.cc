@@ -5,6 +5,7 @@
 #include <set>
 
 #include "file/file_impl.h"
+#include "file/sealing.h"
 
 namespace hyperfile::gc {
 
@@ -38,6 +39,12 @@ Accountant::Accountant(std::shared_ptr<ObjectStore> store, std::vector<format::O
       ledger_(ledger) {
   for (const format::Origin& o : origins) own_first_ = std::max(own_first_, o.max_id + 1);
   for (format::LedgerObject& o : ledger_->objects) index_[o.key] = &o;
+}
+
+Status Accountant::Unlock(const format::SegmentHeader& head, const KeySource* key) {
+  HF_ASSIGN_OR_RETURN(auto sealer, file::UnlockFile(&lineage_, head, key));
+  lineage_.SetSealer(std::move(sealer));
+  return Status::OK();
 }
 
 // The segment's node area: its first bytes came with the header, the rest

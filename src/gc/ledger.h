@@ -20,6 +20,7 @@
 #include "file/segment_io.h"
 #include "format/format.h"
 #include "format/gc_records.h"
+#include "hyperfile/encryption.h"
 #include "hyperfile/object_store.h"
 
 namespace hyperfile::gc {
@@ -30,6 +31,11 @@ class Accountant {
   // below the last origin's max id belong to other files and are skipped).
   Accountant(std::shared_ptr<ObjectStore> store, std::vector<format::Origin> origins,
              format::Ledger* ledger);
+
+  // An encrypted file's key (head: the newest header read): the ledger
+  // reads sealed index nodes, never data frames. Call before Apply; Auth
+  // without the key or with a wrong one.
+  Status Unlock(const format::SegmentHeader& head, const KeySource* key);
 
   // Applies checkpoint `next` (its header read), whose parent is the
   // ledger's processed checkpoint with descriptor `parent`. A checkpoint

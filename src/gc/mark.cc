@@ -2,6 +2,7 @@
 #include "gc/mark.h"
 
 #include "file/file_impl.h"
+#include "file/sealing.h"
 
 namespace hyperfile::gc {
 
@@ -19,6 +20,12 @@ Marker::Marker(std::shared_ptr<ObjectStore> store, std::vector<format::Origin> o
       loader_(&lineage_, kLoaderBudget),
       stored_block_size_(format::StoredBlockSize(block_size)) {
   for (const format::Origin& o : origins) own_first_ = std::max(own_first_, o.max_id + 1);
+}
+
+Status Marker::Unlock(const format::SegmentHeader& head, const KeySource* key) {
+  HF_ASSIGN_OR_RETURN(auto sealer, file::UnlockFile(&lineage_, head, key));
+  lineage_.SetSealer(std::move(sealer));
+  return Status::OK();
 }
 
 void Marker::Use(const std::string& key, Reason reason, uint64_t head_bytes) {

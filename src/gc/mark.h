@@ -16,6 +16,7 @@
 
 #include "file/segment_io.h"
 #include "format/format.h"
+#include "hyperfile/encryption.h"
 #include "hyperfile/object_store.h"
 
 namespace hyperfile::gc {
@@ -39,6 +40,10 @@ class Marker {
   // up to the last origin's max id live in other files and are not ours).
   Marker(std::shared_ptr<ObjectStore> store, std::vector<format::Origin> origins,
          uint32_t block_size);
+  // An encrypted file's index nodes are sealed: unlock it (head = the head's
+  // header) before marking. No-op for a file that is not encrypted; Auth
+  // without the key or with a wrong one.
+  Status Unlock(const format::SegmentHeader& head, const KeySource* key);
 
   // Marks checkpoint `d` (its segment, its nodes, its data) for `reason`.
   Status Mark(const format::Descriptor& d, Reason reason);

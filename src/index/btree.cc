@@ -408,19 +408,22 @@ std::vector<NodePtr> Tree::CollectPending(const TreeRoot& root) const {
   return order;
 }
 
-uint64_t Tree::PendingBytes(const std::vector<NodePtr>& pending) {
+uint64_t Tree::PendingBytes(const std::vector<NodePtr>& pending, const format::Sealer* sealer) {
   uint64_t total = 0;
-  for (const NodePtr& n : pending) total += format::EncodedNodeSize(n->data);
+  const uint64_t extra = sealer ? format::kSealedNodeOverhead : 0;
+  for (const NodePtr& n : pending) total += format::EncodedNodeSize(n->data) + extra;
   return total;
 }
 
 Status Tree::FinishLayout(TreeRoot* root, const std::vector<NodePtr>& pending, uint64_t segment,
-                          uint64_t node_area_offset, uint64_t data_area_offset, std::string* out) {
+                          uint64_t node_area_offset, uint64_t data_area_offset, std::string* out,
+                          const format::Sealer* sealer) {
   // Sizes first: they are those PendingBytes() reported (new extents still
   // relative to the data area, pending children's refs unset).
   uint64_t offset = node_area_offset;
   for (const NodePtr& n : pending) {
-    uint32_t size = static_cast<uint32_t>(format::EncodedNodeSize(n->data));
+    uint32_t size = static_cast<uint32_t>(format::EncodedNodeSize(n->data) +
+                                          (sealer ? format::kSealedNodeOverhead : 0));
     n->ref = {segment, static_cast<uint32_t>(offset), size};
     offset += size;
   }
@@ -445,7 +448,7 @@ Status Tree::FinishLayout(TreeRoot* root, const std::vector<NodePtr>& pending, u
   }
   const size_t start = out->size();
   for (const NodePtr& n : pending) {
-    HF_RETURN_IF_ERROR(format::EncodeNode(n->data, segment, data_area, out));
+    HF_RETURN_IF_ERROR(format::EncodeNode(n->data, segment, data_area, out, sealer, n->ref.offset));
     if (out->size() - start != n->ref.offset + n->ref.length - node_area_offset) {
       return Status::InvalidArgument("index layout of segment " + std::to_string(segment) +
                                      ": node size changed while encoding");

@@ -105,7 +105,10 @@ class Tree {
   // refs starting at `node_area_offset`, and returns the total size in
   // *node_area_length. Call FinishLayout() once data offsets are final.
   std::vector<NodePtr> CollectPending(const TreeRoot& root) const;
-  static uint64_t PendingBytes(const std::vector<NodePtr>& pending);
+  // With `sealer` (an encrypted file) every node is sealed and
+  // format::kSealedNodeOverhead bytes longer.
+  static uint64_t PendingBytes(const std::vector<NodePtr>& pending,
+                               const format::Sealer* sealer = nullptr);
   // Assigns node refs (sizes as PendingBytes reported), adds
   // `data_area_offset` to every extent of `segment` in its data area in the
   // pending leaves (they were built with offsets relative to it), fills
@@ -114,8 +117,8 @@ class Tree {
   // 0 if the segment's new data is all in its data object. A failure means
   // a caller bug (the segment must not be written).
   static Status FinishLayout(TreeRoot* root, const std::vector<NodePtr>& pending, uint64_t segment,
-                             uint64_t node_area_offset, uint64_t data_area_offset,
-                             std::string* out);
+                             uint64_t node_area_offset, uint64_t data_area_offset, std::string* out,
+                             const format::Sealer* sealer = nullptr);
   // After the segment is committed: drops the in-memory links to the now
   // stored nodes so they can be evicted from caches (the root stays pinned).
   static void Unpin(const std::vector<NodePtr>& pending);

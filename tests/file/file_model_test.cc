@@ -119,7 +119,7 @@ TEST(File, SparseHugeFile) {
 
 using Model = testing::ByteModel;
 
-void RunModel(uint64_t seed, int ops, uint32_t block_size, Compression codec,
+void RunModel(uint64_t seed, int ops, uint32_t block_size, const testing::DataPath& codec,
               std::shared_ptr<ObjectStore> store = nullptr) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937_64 rng(seed);
@@ -127,7 +127,9 @@ void RunModel(uint64_t seed, int ops, uint32_t block_size, Compression codec,
   CreateOptions co;
   co.block_size = block_size;
   co.compression = codec;
+  co.encryption_key = codec.key;
   OpenOptions oo;
+  oo.key = codec.key;
   oo.block_cache_bytes = 64 * 1024;  // small, so evictions happen
   oo.index_cache_bytes = 32 * 1024;
   auto created = File::Create(store, co, oo);
@@ -198,7 +200,7 @@ void RunModel(uint64_t seed, int ops, uint32_t block_size, Compression codec,
   checkpoints[*latest] = model.bytes;  // Close flushed what was left
   // Time travel: every checkpoint by id, and those with a recorded time by time.
   for (const auto& [id, content] : checkpoints) {
-    auto old = File::OpenAt(store, At::Checkpoint(id));
+    auto old = File::OpenAt(store, At::Checkpoint(id), oo);
     ASSERT_TRUE(old.ok()) << "checkpoint " << id << ": " << old.status().ToString();
     ASSERT_TRUE(ReadAll(old->get()) == content) << "checkpoint " << id;
   }
@@ -206,7 +208,7 @@ void RunModel(uint64_t seed, int ops, uint32_t block_size, Compression codec,
     auto resolved = ResolveAt(store, At::Time(t));
     ASSERT_TRUE(resolved.ok()) << resolved.status().ToString();
     // Several checkpoints can share a millisecond: the newest of them wins.
-    auto old = File::OpenAt(store, At::Time(t));
+    auto old = File::OpenAt(store, At::Time(t), oo);
     ASSERT_TRUE(old.ok());
     ASSERT_GE(*resolved, id);
     ASSERT_TRUE(checkpoints.count(*resolved)) << "time " << t << " resolved to " << *resolved;
@@ -216,8 +218,9 @@ void RunModel(uint64_t seed, int ops, uint32_t block_size, Compression codec,
 }
 
 // Every model run on each codec (tests/support/codecs.h).
-class FileModel : public testing::CodecTest {};
-HF_INSTANTIATE_CODECS(FileModel);
+// ... and on encrypted files (tests/support/codecs.h: DataPath).
+class FileModel : public testing::DataPathTest {};
+HF_INSTANTIATE_DATA_PATHS(FileModel);
 
 TEST_P(FileModel, ManySeedsSmallBlocks) {
   int seeds = std::getenv("HYPERFILE_LONG") ? 200 : 12;

@@ -56,11 +56,12 @@ struct CrashRun {
   std::vector<std::string> attempted;  // content of every flush attempt
 };
 
-CrashRun RunWorkload(std::shared_ptr<ObjectStore> store, Compression codec) {
+CrashRun RunWorkload(std::shared_ptr<ObjectStore> store, const testing::DataPath& codec) {
   CrashRun run;
   CreateOptions co;
   co.block_size = 4096;
   co.compression = codec;
+  co.encryption_key = codec.key;
   auto f = File::Create(store, co);
   if (!f.ok()) return run;
   run.committed.push_back("");
@@ -82,11 +83,12 @@ CrashRun RunWorkload(std::shared_ptr<ObjectStore> store, Compression codec) {
   return run;
 }
 
-// The crash and corruption suites run on each codec (tests/support/codecs.h).
-class CrashSafety : public testing::CodecTest {};
-HF_INSTANTIATE_CODECS(CrashSafety);
-class Corruption : public testing::CodecTest {};
-HF_INSTANTIATE_CODECS(Corruption);
+// The crash and corruption suites run on each codec, and on encrypted files
+// (tests/support/codecs.h).
+class CrashSafety : public testing::DataPathTest {};
+HF_INSTANTIATE_DATA_PATHS(CrashSafety);
+class Corruption : public testing::DataPathTest {};
+HF_INSTANTIATE_DATA_PATHS(Corruption);
 
 TEST_P(CrashSafety, CrashBeforeAndAfterEveryStoreCall) {
   // Count the calls of a clean run.
@@ -101,7 +103,7 @@ TEST_P(CrashSafety, CrashBeforeAndAfterEveryStoreCall) {
     auto faulty = std::make_shared<FaultInjectionStore>(base);
     faulty->CrashAfter(k);
     CrashRun run = RunWorkload(faulty, GetParam());
-    auto reopened = File::Open(base, ReadOnly());
+    auto reopened = File::Open(base, Oo(ReadOnly()));
     if (run.committed.empty()) {
       // Create never returned success: either nothing exists or the first
       // (empty) segment landed.
@@ -256,7 +258,7 @@ TEST_P(Corruption, DamagedObjectsReportCorruptNeverCrash) {
       damaged = Pattern(trial, 1 + rng() % 5000);  // foreign data
     }
     ASSERT_TRUE(store->Put(key, damaged).ok());
-    auto f = File::Open(store, ReadOnly());
+    auto f = File::Open(store, Oo(ReadOnly()));
     if (!f.ok()) {
       EXPECT_TRUE(f.status().IsCorrupt()) << f.status().ToString();
       EXPECT_NE(f.status().message().find("seg/"), std::string::npos);
@@ -272,7 +274,7 @@ TEST_P(Corruption, DamagedObjectsReportCorruptNeverCrash) {
   }
   EXPECT_GT(corrupt_reports, 250);  // a flipped byte in padding-free data is always caught
   ASSERT_TRUE(store->Put(key, pristine).ok());
-  auto v = Verify(store, At::Latest(), true);
+  auto v = Verify(store, At::Latest(), true, Oo());
   ASSERT_TRUE(v.ok());
   EXPECT_TRUE(v->ok());
 }

@@ -17,6 +17,8 @@
 
 #include "cli/cli_util.h"
 #include "cli/stats.h"
+#include "crypto/key_source.h"
+#include "file/sealing.h"
 #include "hyperfile/checkpoints.h"
 #include "hyperfile/log.h"
 #include "hyperfile/store_layers.h"
@@ -303,6 +305,13 @@ void AddGlobalOptions(CLI::App& app) {
   app.add_flag("--no-verify-ssl", g.no_verify_ssl,
                "do not verify the endpoint's TLS certificate (test endpoints only)")
       ->group(s3);
+  app.add_option("--key-file", g.key_file,
+                 "key of an encrypted file: 32 raw bytes, 64 hex digits or base64 "
+                 "(default: HYPERFILE_KEY_FILE, then HYPERFILE_KEY)")
+      ->type_name("FILE");
+  app.add_flag("--passphrase", g.passphrase,
+               "ask for the passphrase of an encrypted file (on the terminal, or one line of "
+               "stdin)");
   app.add_option("--ca-bundle", g.ca_bundle,
                  "PEM file of CA certificates to verify TLS with (default: AWS_CA_BUNDLE, the "
                  "system's)")
@@ -313,7 +322,8 @@ void DescribeGlobalOptionsIn(CLI::App& app) {
   const std::string text =
       "Global options, also after the subcommand (see hyperfile --help): --json, -v/--debug,\n"
       "--stats, -H/--human-readable, --endpoint-url, --profile, --region, --no-verify-ssl,\n"
-      "--ca-bundle. Exit status: 0 ok, 1 error, 2 usage, 3 damaged (verify), 130 interrupted.";
+      "--ca-bundle, --key-file, --passphrase. Exit status: 0 ok, 1 error, 2 usage, 3 damaged "
+      "(verify), 130 interrupted.";
   std::vector<CLI::App*> all = app.get_subcommands({});
   for (size_t i = 0; i < all.size(); i++) {
     for (CLI::App* child : all[i]->get_subcommands({})) all.push_back(child);
@@ -476,7 +486,49 @@ StoreOpener CliStoreOpener() {
 OpenOptions CliOpenOptions() {
   OpenOptions o;
   o.store_resolver = CliStoreOpener();
+  o.key = CliKey();
   return o;
+}
+
+std::shared_ptr<const KeySource> ReadCliKey(const std::string& key_file, bool passphrase,
+                                            const std::string& prompt) {
+  if (!key_file.empty() && passphrase) {
+    DieUsage("give a key file or a passphrase, not both");
+  }
+  if (passphrase) {
+    // A terminal: asked with echo off. Otherwise one line of stdin (scripts
+    // and tests; a key file is the better way there).
+    Result<crypto::SecureBuffer> text =
+        isatty(0) ? crypto::PromptPassphrase(prompt) : crypto::ReadPassphrase(0, 2, prompt);
+    if (!text.ok()) Die(text.status(), kExitUsage);
+    auto key = KeySource::FromPassphrase(text->view());
+    if (!key.ok()) Die(key.status(), kExitUsage);
+    return *key;
+  }
+  if (key_file.empty()) return nullptr;
+  auto key = KeySource::FromKeyFile(key_file);
+  if (!key.ok()) Die(key.status(), kExitUsage);
+  return *key;
+}
+
+std::shared_ptr<const KeySource> CliKey() {
+  static std::once_flag once;
+  static std::shared_ptr<const KeySource> key;
+  std::call_once(once, [] {
+    const GlobalOptions& g = Globals();
+    if (!g.key_file.empty() || g.passphrase) {
+      key = ReadCliKey(g.key_file, g.passphrase, "passphrase: ");
+      return;
+    }
+    crypto::KeySourceOptions o;  // HYPERFILE_KEY_FILE, HYPERFILE_KEY
+    auto kek = crypto::KekSourceFromOptions(o);
+    if (!kek.ok()) Die(kek.status(), kExitUsage);
+    if (kek->has_value()) {
+      key = std::make_shared<const KeySource>(
+          std::make_unique<KeySource::Impl>(KeySource::Impl{std::move(**kek)}));
+    }
+  });
+  return key;
 }
 
 StateArg ParseStateArg(const std::string& command, const std::string& spec,

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "cli/progress.h"
+#include "hyperfile/encryption.h"
 #include "hyperfile/object_store.h"
 #include "hyperfile/options.h"
 #include "hyperfile/status.h"
@@ -42,6 +43,11 @@ struct GlobalOptions {
   // S3, spelled as aws-cli spells them (empty: the AWS conventions decide).
   std::string endpoint_url, profile, region, ca_bundle;
   bool no_verify_ssl = false;
+  // The key of encrypted files: --key-file F, or --passphrase (asked on the
+  // terminal; one line from stdin when stdin is not a terminal). Without
+  // either: HYPERFILE_KEY_FILE, then HYPERFILE_KEY.
+  std::string key_file;
+  bool passphrase = false;
 };
 GlobalOptions& Globals();
 
@@ -99,8 +105,17 @@ Result<StoreStack> OpenCliStack(std::string_view uri);
 Result<std::shared_ptr<ObjectStore>> OpenCliStore(std::string_view uri);
 // Opens clones' origins the same way (OpenOptions/RemoveOptions::store_resolver).
 StoreOpener CliStoreOpener();
-// OpenOptions whose store_resolver is CliStoreOpener().
+// OpenOptions whose store_resolver is CliStoreOpener() and whose key is
+// CliKey().
 OpenOptions CliOpenOptions();
+// The key from the global flags and the environment (GlobalOptions), read
+// once; nullptr if none is given. A key file that cannot be read, or an
+// empty passphrase, ends the command (exit 2). Never printed.
+std::shared_ptr<const KeySource> CliKey();
+// The same for a second key (`key change`'s new key): a key file, or a
+// passphrase asked for with `prompt`.
+std::shared_ptr<const KeySource> ReadCliKey(const std::string& key_file, bool passphrase,
+                                            const std::string& prompt);
 
 // Splits URI@SELECTOR (SplitAt) for a command that reads a state. `at_option`
 // is the --at value, if given: giving both is a usage error.

@@ -109,6 +109,7 @@ int RunGc(GcCommands& c, bool json) {
     CompactOptions co;
     co.policy = *policy;
     co.max_live_ratio = live_ratio;
+    co.open_options = CliOpenOptions();  // the key of an encrypted file
     auto cr = Compact(*store, co);
     if (cr.ok()) {
       j["compaction"] = {{"victims", cr->victims},
@@ -129,6 +130,7 @@ int RunGc(GcCommands& c, bool json) {
       return Fail(cr.status());
     }
   }
+  o.key = CliKey();
   auto r = Collect(*store, o);
   if (progress) std::fprintf(stderr, "\r%40s\r", "");
   if (!r.ok()) return Fail(r.status());
@@ -183,7 +185,7 @@ int RunGc(GcCommands& c, bool json) {
 int RunDu(GcCommands& c, bool json) {
   auto store = OpenCliStore(c.uri);
   if (!store.ok()) return Fail(store.status());
-  auto u = DiskUsage(*store);
+  auto u = DiskUsage(*store, CliKey().get());
   if (!u.ok()) return Fail(u.status());
   nlohmann::json j = {{"logical_size", u->logical_size},
                       {"allocated_bytes", u->allocated_bytes},
@@ -307,7 +309,7 @@ int RunLs(GcCommands& c, bool json) {
 int RunFlatten(GcCommands& c, bool json) {
   auto store = OpenCliStore(c.uri);
   if (!store.ok()) return Fail(store.status());
-  auto id = Flatten(*store);
+  auto id = Flatten(*store, CliOpenOptions());
   if (!id.ok()) return Fail(id.status());
   if (json) {
     nlohmann::json j;

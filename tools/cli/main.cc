@@ -268,6 +268,26 @@ int main(int argc, char** argv) {
   std::string compression_text;
   create->add_option("--compression", compression_text,
                      "codec of the blocks: zstd[:LEVEL] (default zstd:1), lz4, none");
+  bool encrypt = false;
+  create->add_flag("--encrypt", encrypt,
+                   "encrypt the file (XChaCha20-Poly1305) under --key-file F, HYPERFILE_KEY_FILE, "
+                   "HYPERFILE_KEY or --passphrase");
+
+  // `hyperfile key change URI --new-key-file NEW` (old key: --key-file).
+  auto* key_cmd = app.add_subcommand("key", "keys of encrypted files");
+  key_cmd->require_subcommand(1);
+  auto* key_change = key_cmd->add_subcommand(
+      "change", "rewrap the file's data key under a new key (no data is rewritten)");
+  key_change->add_option("URI", uri, kUri)->required();
+  std::string new_key_file;
+  bool new_passphrase = false;
+  key_change->add_option("--new-key-file", new_key_file, "the new key")->type_name("FILE");
+  key_change->add_flag("--new-passphrase", new_passphrase,
+                       "ask for a new passphrase (on the terminal, or the next line of stdin)");
+  key_change->footer(
+      "The old key comes from --key-file, HYPERFILE_KEY_FILE, HYPERFILE_KEY or --passphrase.\n"
+      "Afterwards only the new key opens the file, its checkpoints, snapshots and clones'\n"
+      "borrowed data; a clone keeps its own key record (change it there).");
 
   auto* write = app.add_subcommand(
       "write", "write FILE or stdin at an offset, streaming (checkpoints as it goes), then flush");
@@ -442,6 +462,12 @@ int main(int argc, char** argv) {
     if (create->get_option("--compression")->count() > 0) {
       co.compression = Arg(hf::ParseCompression(compression_text));
     }
+    if (encrypt) {
+      co.encryption_key = cli::CliKey();
+      if (!co.encryption_key) {
+        DieUsage("create --encrypt: no key; give --key-file F, HYPERFILE_KEY_FILE or --passphrase");
+      }
+    }
     auto f = Must(hf::File::Create(Store(uri), co, cli::CliOpenOptions()));
     auto st = Must(f->Stat());
     Must(f->Close());
@@ -535,6 +561,7 @@ int main(int argc, char** argv) {
     cli::EmitJson({{"size", s.size},
                    {"allocated_bytes", s.allocated_bytes},
                    {"compression", hf::CompressionName(s.compression)},
+                   {"cipher", hf::CipherName(s.cipher)},
                    {"logical_bytes", use.logical_bytes},
                    {"stored_bytes", use.stored_bytes},
                    {"ratio", ratio},
@@ -543,12 +570,13 @@ int main(int argc, char** argv) {
                    {"created", IsoTime(s.create_time_ms)},
                    {"checkpoint_time", IsoTime(s.checkpoint_time_ms)}});
     Say("size:        %s\nallocated:   %s\nblock size:  %s\ncheckpoint:  %llu (%s)\n"
-        "created:     %s\ncodec:       %s\nlogical:     %s\nstored:      %s (ratio %.2f)\n",
+        "created:     %s\ncodec:       %s\ncipher:      %s\nlogical:     %s\n"
+        "stored:      %s (ratio %.2f)\n",
         cli::Size(s.size).c_str(), cli::Size(s.allocated_bytes).c_str(),
         cli::Size(s.block_size).c_str(), (unsigned long long)s.checkpoint,
         cli::Time(s.checkpoint_time_ms).c_str(), cli::Time(s.create_time_ms).c_str(),
-        hf::CompressionName(s.compression).c_str(), cli::Size(use.logical_bytes).c_str(),
-        cli::Size(use.stored_bytes).c_str(), ratio);
+        hf::CompressionName(s.compression).c_str(), hf::CipherName(s.cipher).c_str(),
+        cli::Size(use.logical_bytes).c_str(), cli::Size(use.stored_bytes).c_str(), ratio);
   } else if (*truncate) {
     uri = cli::PlainUri("truncate", uri);
     uint64_t new_size = ParseSize("SIZE", size_text);
@@ -607,11 +635,24 @@ int main(int argc, char** argv) {
     uint64_t id = Must(hf::Restore(Store(plain), restore_at));
     Say("restored as checkpoint %llu\n", (unsigned long long)id);
     cli::EmitJson({{"checkpoint", id}});
+  } else if (*key_change) {
+    uri = cli::PlainUri("key change", uri);
+    if (new_key_file.empty() && !new_passphrase) {
+      DieUsage("key change: give the new key: --new-key-file F or --new-passphrase");
+    }
+    auto old_key = cli::CliKey();
+    if (!old_key) DieUsage("key change: no current key; give --key-file F or --passphrase");
+    auto new_key = cli::ReadCliKey(new_key_file, new_passphrase, "new passphrase: ");
+    uint64_t record = Must(hf::ChangeKey(Store(uri), *old_key, *new_key));
+    Say("key changed (key record %llu); no data was rewritten\n", (unsigned long long)record);
+    cli::EmitJson({{"uri", uri}, {"key_record", record}});
   } else if (*clone) {
     cli::StateArg state = cli::ParseStateArg("clone", src, nullptr);
     hf::At src_at = ParseAt(state);
     dst = cli::PlainUri("clone", dst);
-    uint64_t id = Must(hf::Clone(Store(state.uri), src_at, Store(dst)));
+    hf::CloneOptions clone_options;
+    clone_options.source_key = cli::CliKey();
+    uint64_t id = Must(hf::Clone(Store(state.uri), src_at, Store(dst), clone_options));
     Say("cloned into %s (checkpoint %llu)\n", dst.c_str(), (unsigned long long)id);
     cli::EmitJson({{"source", src}, {"destination", dst}, {"checkpoint", id}});
   } else if (*cp) {
