@@ -419,5 +419,50 @@ TEST(Encryption, CloneRestoreGcCompactAndVerifyWorkWithTheKey) {
   EXPECT_TRUE(DiskUsage(store).status().IsAuth());
 }
 
+// After a sweep, a collection runs from the collector's ledger, which reads
+// the new checkpoints' sealed index nodes: it needs the key too (Auth, and
+// nothing deleted, without it), and with it frees what keep-last 1 expires
+// while the head still reads and verifies deep.
+TEST(Encryption, IncrementalCollectionFromTheLedgerUnlocksTheNodes) {
+  auto store = Mem("ledger");
+  auto f = File::Create(store, Encrypted({Codec::kZstd, 1})).value();
+  std::vector<std::string> blocks;
+  for (int i = 0; i < 4; i++) blocks.push_back(Random(kBlock, 60 + i));
+  WriteFlush(f.get(), 0, blocks);
+  GcOptions go;
+  go.key = Key('a');
+  go.grace_ms = 0;
+  go.policy = RetentionPolicy{};
+  go.policy->keep_last = 1;
+  auto first = Collect(store, go);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_TRUE(first->swept);  // no ledger yet
+  for (int round = 0; round < 3; round++) {  // the first two become garbage
+    blocks[0] = Random(kBlock, 70 + round);
+    WriteFlush(f.get(), 0, {blocks[0]});
+  }
+  std::vector<ObjectInfo> before;
+  ASSERT_TRUE(store->List("", "", 1000, &before).ok());
+  GcOptions keyless = go;
+  keyless.key = nullptr;
+  auto refused = Collect(store, keyless);
+  EXPECT_TRUE(refused.status().IsAuth()) << refused.status().ToString();
+  std::vector<ObjectInfo> same;
+  ASSERT_TRUE(store->List("", "", 1000, &same).ok());
+  EXPECT_EQ(same.size(), before.size());
+  auto second = Collect(store, go);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_FALSE(second->swept);  // from the ledger
+  EXPECT_GT(second->deleted_objects, 0u);
+  ASSERT_TRUE(f->Close().ok());
+  for (int i = 0; i < 4; i++) {
+    std::string out;
+    ASSERT_TRUE(ReadBlock(store, At::Latest(), i, &out, Key('a')).ok());
+    EXPECT_TRUE(out == blocks[i]) << "block " << i;
+  }
+  auto report = Verify(store, At::Latest(), true, WithKey(Key('a'))).value();
+  EXPECT_TRUE(report.ok()) << (report.problems.empty() ? "" : report.problems.front());
+}
+
 }  // namespace
 }  // namespace hyperfile
