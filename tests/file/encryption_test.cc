@@ -436,7 +436,7 @@ TEST(Encryption, IncrementalCollectionFromTheLedgerUnlocksTheNodes) {
   go.policy->keep_last = 1;
   auto first = Collect(store, go);
   ASSERT_TRUE(first.ok()) << first.status().ToString();
-  EXPECT_TRUE(first->swept);  // no ledger yet
+  EXPECT_TRUE(first->swept);                 // no ledger yet
   for (int round = 0; round < 3; round++) {  // the first two become garbage
     blocks[0] = Random(kBlock, 70 + round);
     WriteFlush(f.get(), 0, {blocks[0]});
