@@ -449,6 +449,84 @@ TEST_P(Conventions, HumanSizesAndRelativeTimes) {
   EXPECT_EQ(Json(RunHyperfile("stat " + Q(uri_) + " -H --json"))["size"], 3 << 20);
 }
 
+// An encrypted file from the command line: create --encrypt with a key file
+// (and compression), every command that opens it takes --key-file or
+// HYPERFILE_KEY_FILE; no key or a wrong one is exit 1 with an Auth error
+// that never quotes the key; stat shows the cipher; key change rewraps (the
+// old key stops working, nothing is rewritten); clone, verify --deep, gc and
+// du work with the key; a passphrase works from one line of stdin; and on
+// the local directory no stored object holds the plaintext.
+TEST_P(Conventions, EncryptedFilesTakeTheirKeyEverywhere) {
+  const std::string k1 = Path("k1"), k2 = Path("k2");
+  const std::string hex1(64, 'a'),
+      hex2 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+  std::ofstream(k1) << hex1 << "\n";
+  std::ofstream(k2) << hex2 << "\n";
+  const std::string plain = "attack at dawn; " + std::string(70000, 'p');
+  CliRun create = RunHyperfile("create " + Q(uri_) + " --encrypt --compression zstd:3 --key-file " +
+                               Q(k1) + " --json");
+  ASSERT_EQ(create.code, 0) << create.err;
+  CliRun write = RunHyperfile("write " + Q(uri_) + " --offset 0 --key-file " + Q(k1), plain);
+  ASSERT_EQ(write.code, 0) << write.err;
+  CliRun read = RunHyperfile("read " + Q(uri_) + " --key-file " + Q(k1));
+  EXPECT_EQ(read.code, 0) << read.err;
+  EXPECT_EQ(read.out, plain);
+  CliRun env = RunHyperfile("read " + Q(uri_), "", "HYPERFILE_KEY_FILE=" + Q(k1));
+  EXPECT_EQ(env.out, plain) << env.err;
+  // No key, a wrong key: exit 1, Auth, the key text never printed.
+  CliRun none = RunHyperfile("read " + Q(uri_) + " --json");
+  EXPECT_EQ(none.code, 1);
+  EXPECT_NE(none.err.find("\"code\":\"Auth\""), std::string::npos) << none.err;
+  EXPECT_TRUE(none.out.empty());
+  CliRun wrong = RunHyperfile("read " + Q(uri_) + " --key-file " + Q(k2) + " -v");
+  EXPECT_EQ(wrong.code, 1);
+  EXPECT_NE(wrong.err.find("wrong key"), std::string::npos) << wrong.err;
+  EXPECT_EQ(wrong.err.find(hex2.substr(0, 16)), std::string::npos) << wrong.err;
+  EXPECT_TRUE(wrong.out.empty());
+  CliRun stat = RunHyperfile("stat " + Q(uri_) + " --json --key-file " + Q(k1));
+  ASSERT_EQ(stat.code, 0) << stat.err;
+  EXPECT_EQ(Json(stat)["cipher"], "xchacha20-poly1305") << stat.out;
+  EXPECT_EQ(stat.out.find(hex1.substr(0, 16)), std::string::npos);
+  // Key change: the new key opens it, the old one no longer does.
+  CliRun change =
+      RunHyperfile("key change " + Q(uri_) + " --key-file " + Q(k1) + " --new-key-file " + Q(k2));
+  ASSERT_EQ(change.code, 0) << change.err;
+  EXPECT_EQ(RunHyperfile("read " + Q(uri_) + " --key-file " + Q(k1)).code, 1);
+  EXPECT_EQ(RunHyperfile("read " + Q(uri_) + " --key-file " + Q(k2)).out, plain);
+  // Clone, verify --deep, gc and du with the key.
+  ASSERT_EQ(RunHyperfile("clone " + Q(uri_) + " " + Q(other_) + " --key-file " + Q(k2)).code, 0);
+  EXPECT_EQ(RunHyperfile("read " + Q(other_) + " --key-file " + Q(k2)).out, plain);
+  CliRun verify = RunHyperfile("verify " + Q(other_) + " --deep --key-file " + Q(k2));
+  EXPECT_EQ(verify.code, 0) << verify.out << verify.err;
+  EXPECT_EQ(RunHyperfile("verify " + Q(uri_) + " --deep").code, 1);  // Auth, not "damaged"
+  ASSERT_EQ(RunHyperfile("write " + Q(uri_) + " --offset 0 --key-file " + Q(k2), "ATTACK").code, 0);
+  CliRun gc = RunHyperfile("gc " + Q(uri_) + " --keep-last 1 --key-file " + Q(k2));
+  EXPECT_EQ(gc.code, 0) << gc.err;
+  CliRun du = RunHyperfile("du " + Q(uri_) + " --key-file " + Q(k2));
+  EXPECT_EQ(du.code, 0) << du.err;
+  EXPECT_EQ(RunHyperfile("read " + Q(uri_) + " --length 16 --key-file " + Q(k2)).out,
+            "ATTACK at dawn; ");
+  // A passphrase-wrapped key: one line of stdin when it is not a terminal.
+  ASSERT_EQ(RunHyperfile("key change " + Q(uri_) + " --key-file " + Q(k2) + " --new-passphrase",
+                         "correct horse battery staple\n")
+                .code,
+            0);
+  CliRun pass = RunHyperfile("read " + Q(uri_) + " --length 6 --passphrase",
+                             "correct horse battery staple\n");
+  EXPECT_EQ(pass.code, 0) << pass.err;
+  EXPECT_EQ(pass.out, "ATTACK");
+  if (!s3_) {
+    // Nothing the store holds shows the plaintext or the key.
+    for (const auto& entry : fs::recursive_directory_iterator(uri_)) {
+      if (!entry.is_regular_file()) continue;
+      const std::string bytes = ReadFileBytes(entry.path().string());
+      EXPECT_EQ(bytes.find("attack at dawn"), std::string::npos) << entry.path();
+      EXPECT_EQ(bytes.find(std::string(64, 'p')), std::string::npos) << entry.path();
+      EXPECT_EQ(bytes.find(hex2), std::string::npos) << entry.path();
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, Conventions, ::testing::Values("local", "s3"));
 
 // ------------------------------------------------------------ help ---
