@@ -620,6 +620,20 @@ class ConventionsS3 : public ::testing::Test {
   void TearDown() override {
     if (!uri_.empty()) (void)RunHyperfile("rm " + uri_ + " --yes");
   }
+  // A shell prefix with no endpoint or keys in the environment: the
+  // gateway's keys are only in the config file's profile "lab".
+  std::string BareEnvWithLabProfile() const {
+    const char* key = std::getenv("AWS_ACCESS_KEY_ID");
+    const char* secret = std::getenv("AWS_SECRET_ACCESS_KEY");
+    EXPECT_TRUE(key && secret);
+    const std::string config = dir_.path() + "/config";
+    std::ofstream(config) << "[profile lab]\nregion = us-east-1\naws_access_key_id = "
+                          << (key ? key : "")
+                          << "\naws_secret_access_key = " << (secret ? secret : "") << "\n";
+    return "env -u AWS_ENDPOINT_URL -u AWS_ENDPOINT_URL_S3 -u AWS_ACCESS_KEY_ID "
+           "-u AWS_SECRET_ACCESS_KEY -u AWS_PROFILE AWS_CONFIG_FILE=" +
+           config + " AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true";
+  }
   TempDir dir_;
   std::string uri_, endpoint_;
 };
@@ -629,13 +643,7 @@ TEST_F(ConventionsS3, AwsCliFlags) {
   const char* key = std::getenv("AWS_ACCESS_KEY_ID");
   const char* secret = std::getenv("AWS_SECRET_ACCESS_KEY");
   ASSERT_TRUE(key && secret);
-  std::string config = dir_.path() + "/config";
-  std::ofstream(config) << "[profile lab]\nregion = us-east-1\naws_access_key_id = " << key
-                        << "\naws_secret_access_key = " << secret << "\n";
-  const std::string bare =
-      "env -u AWS_ENDPOINT_URL -u AWS_ENDPOINT_URL_S3 -u AWS_ACCESS_KEY_ID "
-      "-u AWS_SECRET_ACCESS_KEY -u AWS_PROFILE AWS_CONFIG_FILE=" +
-      config + " AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true";
+  const std::string bare = BareEnvWithLabProfile();
   CliRun create = RunHyperfile("create " + uri_ + " --endpoint-url " + endpoint_ +
                                    " --profile lab --region us-east-1 --no-verify-ssl --json",
                                "", bare);
@@ -668,13 +676,7 @@ TEST_F(ConventionsS3, FlagsReachAClonesOrigin) {
   ASSERT_EQ(RunHyperfile("write " + uri_ + " --offset 0", std::string(200000, 'q')).code, 0);
   ASSERT_EQ(RunHyperfile("clone " + uri_ + " " + clone).code, 0);
   ASSERT_EQ(RunHyperfile("write " + clone + " --offset 0", "changed").code, 0);
-  std::string config = dir_.path() + "/config";
-  std::ofstream(config) << "[profile lab]\nregion = us-east-1\naws_access_key_id = " << key
-                        << "\naws_secret_access_key = " << secret << "\n";
-  const std::string bare =
-      "env -u AWS_ENDPOINT_URL -u AWS_ENDPOINT_URL_S3 -u AWS_ACCESS_KEY_ID "
-      "-u AWS_SECRET_ACCESS_KEY -u AWS_PROFILE AWS_CONFIG_FILE=" +
-      config + " AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true";
+  const std::string bare = BareEnvWithLabProfile();
   const std::string flags = " --endpoint-url " + endpoint_ + " --profile lab";
   CliRun verify = RunHyperfile("verify " + clone + " --deep --json" + flags, "", bare);
   EXPECT_EQ(verify.code, 0) << verify.out << verify.err;

@@ -130,6 +130,29 @@ struct NbdkitExtra {
   std::string fd3_path;
 };
 
+// Starts argv[0] (found on PATH) with stdin from /dev/null and stdout and
+// stderr into `log`; `in_child` runs in the child just before exec (extra
+// descriptors, environment). Returns the child's pid.
+pid_t Spawn(std::vector<std::string> argv, const std::string& log,
+            const std::function<void()>& in_child = {}) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int null = ::open("/dev/null", O_RDONLY);
+    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (null < 0 || out < 0) _exit(126);
+    ::dup2(null, 0);
+    ::dup2(out, 1);
+    ::dup2(out, 2);
+    if (in_child) in_child();
+    std::vector<char*> cargv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    ::execvp(cargv[0], cargv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
 class Nbdkit {
  public:
   // `env`: "NAME=VALUE" settings for nbdkit on top of this process's.
@@ -145,14 +168,7 @@ class Nbdkit {
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<std::string> all_env = SanitizerEnv();
     all_env.insert(all_env.end(), env.begin(), env.end());
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int null = ::open("/dev/null", O_RDONLY);
-      int log = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (null < 0 || log < 0) _exit(126);
-      ::dup2(null, 0);
-      ::dup2(log, 1);
-      ::dup2(log, 2);
+    pid_ = Spawn(argv, log_, [&] {
       if (!extra.fd3_path.empty()) {
         int fd3 = ::open(extra.fd3_path.c_str(), O_RDONLY);
         if (fd3 < 0 || ::dup2(fd3, 3) < 0) _exit(125);
@@ -162,12 +178,7 @@ class Nbdkit {
         size_t eq = kv.find('=');
         ::setenv(kv.substr(0, eq).c_str(), kv.substr(eq + 1).c_str(), 1);
       }
-      std::vector<char*> cargv;
-      for (auto& a : argv) cargv.push_back(a.data());
-      cargv.push_back(nullptr);
-      ::execvp("nbdkit", cargv.data());
-      _exit(127);
-    }
+    });
     // Wait until it accepts connections, or exits (a startup error).
     auto deadline = std::chrono::steady_clock::now() + 60s;
     while (std::chrono::steady_clock::now() < deadline) {
@@ -1488,22 +1499,11 @@ class Nbdfuse {
   Nbdfuse(const std::string& mountpoint, const std::string& nbd_uri, bool readonly)
       : mountpoint_(mountpoint), log_(mountpoint + ".log") {
     fs::create_directories(mountpoint_);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int log = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (log < 0) _exit(126);
-      ::dup2(log, 1);
-      ::dup2(log, 2);
-      std::vector<std::string> argv = {"nbdfuse"};
-      if (readonly) argv.push_back("-r");
-      argv.push_back(device());
-      argv.push_back(nbd_uri);
-      std::vector<char*> cargv;
-      for (auto& a : argv) cargv.push_back(a.data());
-      cargv.push_back(nullptr);
-      ::execvp("nbdfuse", cargv.data());
-      _exit(127);
-    }
+    std::vector<std::string> argv = {"nbdfuse"};
+    if (readonly) argv.push_back("-r");
+    argv.push_back(device());
+    argv.push_back(nbd_uri);
+    pid_ = Spawn(argv, log_);
     auto deadline = std::chrono::steady_clock::now() + 30s;
     while (std::chrono::steady_clock::now() < deadline) {
       std::error_code ec;
