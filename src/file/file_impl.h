@@ -69,8 +69,10 @@ class FileImpl : public File, private FlushHost {
   // and not yet its state; "read:snapshot": a read has taken its state and
   // not yet fetched anything; "refresh:install": a Refresh has read the new
   // head and not yet installed it); it may block to let a test interleave
-  // operations there. FreezeForTesting freezes the current batch now (as the flusher
-  // would, if the pipeline has room) and wakes the flusher to upload it.
+  // operations there. It may run on several threads at once (two flights
+  // prepare in parallel; reads run concurrently). FreezeForTesting freezes
+  // the current batch now (as the flusher would, if the pipeline has room)
+  // and wakes the flusher to upload it.
   void SetTestHook(std::function<void(std::string_view point)> hook);
   void FreezeForTesting();
 

@@ -167,7 +167,8 @@ class FlushPipeline {
 
   // Test hooks. The hook is called at "flush:frozen" (a flight's prepare is
   // about to start) and "flush:commit" (its commit is about to start) with
-  // the mutex released; it may block. FreezeForTesting (takes the mutex)
+  // the mutex released; it may block. Two flights may prepare at once, so
+  // the hook can run on two threads at the same time. FreezeForTesting (takes the mutex)
   // freezes the current batch now (if the pipeline has room) and wakes the
   // flusher.
   void SetTestHook(std::function<void(std::string_view point)> hook) {

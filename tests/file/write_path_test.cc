@@ -225,10 +225,14 @@ void RunModel(uint64_t seed, Compression codec) {
       }
     }
   };
+  // Two flights of the pipeline can prepare at once, so the hook may run on
+  // two threads: its generator has its own lock.
   std::mt19937_64 hook_rng(seed ^ 0xABCDEF);
+  std::mutex hook_mu;
   std::atomic<bool> hook_on{true};
   impl->SetTestHook([&](std::string_view point) {
     if (point != "flush:frozen" || !hook_on) return;
+    std::lock_guard<std::mutex> hl(hook_mu);
     int n = static_cast<int>(hook_rng() % 4);
     for (int i = 0; i < n; i++) random_op(hook_rng);
   });

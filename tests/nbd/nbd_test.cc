@@ -309,6 +309,22 @@ uint64_t LatestCheckpoint(const std::string& uri) {
   return list.ok() && !list->empty() ? list->front().id : 0;
 }
 
+// nbdcopy the export out into `out` (replaced) and compare it with `img`.
+void CopyOutAndCompare(Nbdkit& server, const std::string& img, const std::string& out,
+                       const char* when) {
+  fs::remove(out);
+  CmdResult o = Sh("nbdcopy " + Quote(server.uri()) + " " + Quote(out));
+  ASSERT_EQ(o.code, 0) << o.out << server.log();
+  EXPECT_TRUE(ReadAll(img) == ReadAll(out)) << "nbdcopy out differs from what went in " << when;
+}
+
+// nbdcopy `img` into the export, ending with an NBD flush, then out again.
+void CopyInAndCompare(Nbdkit& server, const std::string& img, const std::string& out) {
+  CmdResult in = Sh("nbdcopy --flush " + Quote(img) + " " + Quote(server.uri()));
+  ASSERT_EQ(in.code, 0) << in.out << server.log();
+  CopyOutAndCompare(server, img, out, "(same server)");
+}
+
 class Nbd : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -432,20 +448,14 @@ TEST_F(Nbd, NbdcopyInAndOut) {
   {
     auto server = Serve({"uri=" + uri_, "create-size=16M", "block-size=4K"});
     ASSERT_TRUE(server->ready());
-    CmdResult in = Sh("nbdcopy --flush " + Quote(img) + " " + Quote(server->uri()));
-    ASSERT_EQ(in.code, 0) << in.out << server->log();
-    CmdResult o = Sh("nbdcopy " + Quote(server->uri()) + " " + Quote(out));
-    ASSERT_EQ(o.code, 0) << o.out;
-    EXPECT_TRUE(ReadAll(img) == ReadAll(out)) << "nbdcopy out differs from what went in";
+    CopyInAndCompare(*server, img, out);
+    if (HasFatalFailure()) return;
     // Simulate a crash: nbdcopy --flush made the data a checkpoint already.
     server->Kill();
   }
   auto server = Serve({"uri=" + uri_, "readonly=true"});
   ASSERT_TRUE(server->ready());
-  fs::remove(out);
-  CmdResult o = Sh("nbdcopy " + Quote(server->uri()) + " " + Quote(out));
-  ASSERT_EQ(o.code, 0) << o.out;
-  EXPECT_TRUE(ReadAll(img) == ReadAll(out)) << "data lost across a crash after flush";
+  CopyOutAndCompare(*server, img, out, "after a crash that followed the flush");
 }
 
 TEST_F(Nbd, TrimAndZeroMakeHolesThatStoreNoData) {
@@ -1663,20 +1673,13 @@ TEST_F(Nbd, EncryptedExportServesRealClientsOnlyWithTheKey) {
     auto server =
         Serve({"uri=" + uri_, "create-size=8M", "block-size=64K", "encrypt=1", "key-file=" + key});
     ASSERT_TRUE(server->ready());
-    CmdResult in = Sh("nbdcopy --flush " + Quote(img) + " " + Quote(server->uri()));
-    ASSERT_EQ(in.code, 0) << in.out << server->log();
-    CmdResult o = Sh("nbdcopy " + Quote(server->uri()) + " " + Quote(out));
-    ASSERT_EQ(o.code, 0) << o.out;
-    EXPECT_TRUE(ReadAll(img) == ReadAll(out)) << "nbdcopy out differs from what went in";
+    CopyInAndCompare(*server, img, out);
     ASSERT_EQ(server->Stop(), 0) << server->log();
   }
   {
     auto server = Serve({"uri=" + uri_, "readonly=true", "key=+" + key});
     ASSERT_TRUE(server->ready());
-    fs::remove(out);
-    CmdResult o = Sh("nbdcopy " + Quote(server->uri()) + " " + Quote(out));
-    ASSERT_EQ(o.code, 0) << o.out << server->log();
-    EXPECT_TRUE(ReadAll(img) == ReadAll(out)) << "differs after a restart";
+    CopyOutAndCompare(*server, img, out, "after a restart");
     ASSERT_EQ(server->Stop(), 0) << server->log();
   }
   for (const std::vector<std::string>& args :
