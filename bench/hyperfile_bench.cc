@@ -59,10 +59,12 @@
 #include "hyperfile/object_store.h"
 #include "hyperfile/options.h"
 #include "hyperfile/store_layers.h"
+#include "s3backer_util.h"
 
 namespace hf = hyperfile;
 using Clock = std::chrono::steady_clock;
 using json = nlohmann::json;
+namespace s3b = s3backer_util;
 
 namespace {
 
@@ -1000,162 +1002,21 @@ class Bench {
     bool measured = false;
   };
 
-  static std::map<std::string, double> ReadStats(const std::string& path) {
-    std::map<std::string, double> m;
-    std::ifstream in(path);
-    std::string line;
-    while (std::getline(in, line)) {
-      std::istringstream ls(line);
-      std::string name;
-      double v;
-      if (ls >> name >> v) m[name] = v;
-    }
-    return m;
-  }
-
-  static int RunCommand(const std::vector<std::string>& args, const std::string& log_path) {
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-      int fd = open(log_path.empty() ? "/dev/null" : log_path.c_str(),
-                    O_WRONLY | O_CREAT | O_APPEND, 0600);
-      if (fd >= 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-      }
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execvp(argv[0], argv.data());
-      _exit(127);
-    }
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
-  // The s3backer daemon serving `mount` (it forks into the background).
-  static pid_t FindDaemon(const std::string& mount) {
-    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-      std::string name = entry.path().filename();
-      if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
-      std::ifstream in(entry.path() / "cmdline");
-      std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      std::vector<std::string> args;
-      for (size_t s = 0, e; s < cmd.size(); s = e + 1) {
-        e = cmd.find('\0', s);
-        if (e == std::string::npos) e = cmd.size();
-        args.push_back(cmd.substr(s, e - s));
-      }
-      if (args.empty() || std::filesystem::path(args[0]).filename() != "s3backer") continue;
-      if (std::find(args.begin(), args.end(), mount) != args.end()) return std::stoi(name);
-    }
-    return 0;
-  }
-
-  static bool Mounted(const std::string& mount) {
-    std::ifstream in("/proc/mounts");
-    std::string dev, dir, rest;
-    while (in >> dev >> dir && std::getline(in, rest)) {
-      if (dir == mount) return true;
-    }
-    return false;
-  }
-
-  class S3backerMount {
-   public:
-    S3backerMount(std::vector<std::string> args, std::string mount, std::string log)
-        : mount_(std::move(mount)) {
-      // Mount; retry while the previous daemon on this prefix still holds
-      // the "mounted" flag.
-      for (int attempt = 0; attempt < 5; attempt++) {
-        int rc = RunCommand(args, log);
-        if (rc == 0 &&
-            WaitFor([&] { return Mounted(mount_) && access(Stats().c_str(), R_OK) == 0; }, 10)) {
-          pid_ = FindDaemon(mount_);
-          return;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(500));
-      }
-      throw BenchError("s3backer did not mount " + mount_ + " (log: " + log + ")");
-    }
-    ~S3backerMount() { Unmount(); }
-    void Unmount() {
-      if (!Mounted(mount_)) return;
-      if (RunCommand({"fusermount", "-u", mount_}, "") != 0 &&
-          RunCommand({"umount", mount_}, "") != 0) {
-        RunCommand({"umount", "-l", mount_}, "");
-      }
-      if (pid_ > 0) WaitFor([&] { return kill(pid_, 0) != 0; }, 60);
-    }
-    std::string File() const { return mount_ + "/file"; }
-    std::string Stats() const { return mount_ + "/stats"; }
-
-   private:
-    std::string mount_;
-    pid_t pid_ = 0;
-  };
-
-  template <typename F>
-  static bool WaitFor(F done, double seconds) {
-    auto t0 = Clock::now();
-    while (!done()) {
-      if (Since(t0) > seconds) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return true;
-  }
-
-  static uint64_t Requests(const std::map<std::string, double>& s) {
-    auto get = [&](const char* k) {
-      auto it = s.find(k);
-      return it == s.end() ? 0.0 : it->second;
-    };
-    return static_cast<uint64_t>(get("http_gets") + get("http_puts") + get("http_deletes"));
-  }
-
   void S3backerPhase() {
     report_.Section("4. s3backer on the same gateway (FUSE, O_DIRECT, --directIO)");
     std::string why;
-    const char* endpoint = std::getenv("AWS_ENDPOINT_URL");
-    if (!endpoint) endpoint = std::getenv("AWS_ENDPOINT_URL_S3");
-    const char* id = std::getenv("AWS_ACCESS_KEY_ID");
-    const char* secret = std::getenv("AWS_SECRET_ACCESS_KEY");
     if (c_.skip_s3backer) {
       why = "skipped (--skip-s3backer)";
-    } else if (!c_.root.starts_with("s3://")) {
-      why = "skipped: the root is not an s3:// URI";
-    } else if (!endpoint || !id || !secret) {
-      why = "skipped: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are needed";
-    } else if (RunCommand({"s3backer", "--version"}, "") != 0) {
-      why = "skipped: s3backer is not installed (scripts/setup.sh --bench)";
-    } else if (access("/dev/fuse", R_OK | W_OK) != 0) {
-      why = "skipped: /dev/fuse is not usable here (no FUSE in this environment)";
+    } else {
+      why = s3b::Unavailable(c_.root);
     }
     if (!why.empty()) {
       report_.Note(why);
       j_["s3backer"] = {{"skipped", why}};
       return;
     }
-    std::string rest = c_.root.substr(5);
-    std::string bucket = rest.substr(0, rest.find('/'));
-    std::string prefix = rest.find('/') == std::string::npos ? "" : rest.substr(rest.find('/') + 1);
-    if (!prefix.empty() && prefix.back() != '/') prefix += "/";
-    const char* tmp = std::getenv("TMPDIR");
-    std::string dir = std::string(tmp && *tmp ? tmp : "/tmp") + "/hyperfile-bench-" + RandomTag();
-    std::filesystem::create_directories(dir);
-    std::string access_file = dir + "/passwd";
-    {
-      int fd = open(access_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      std::string line = std::string(id) + ":" + secret + "\n";
-      if (fd < 0 || write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
-        throw BenchError("cannot write " + access_file);
-      }
-      close(fd);
-    }
-    std::string base_url = endpoint;
-    if (base_url.back() != '/') base_url += "/";
+    const s3b::Target target = s3b::MakeTarget(c_.root, "hyperfile-bench");
+    const std::string& dir = target.dir;
     int ops = std::min(c_.s3backer_ops, c_.rand_ops);
     json runs = json::array();
     try {
@@ -1163,19 +1024,14 @@ class Bench {
         std::string name = bs == k4K ? "s3backer-4k" : "s3backer-64k";
         std::string mount = dir + "/" + name;
         std::filesystem::create_directories(mount);
-        std::vector<std::string> args = {
-            "s3backer",
-            "--baseURL=" + base_url,
-            "--accessFile=" + access_file,
-            "--prefix=" + prefix + name + "/",
-            "--blockSize=" + std::to_string(bs / kKiB) + "k",
-            "--size=" + std::to_string(c_.rand_file_bytes / kMiB) + "m",
-            "--directIO",
-            "--quiet"};
-        // No --region: with it s3backer 1.5 switches to virtual-host URLs
-        // (bucket.127.0.0.1), which a local gateway cannot resolve. It signs
-        // with us-east-1, the local gateway's region.
-        args.push_back(bucket);
+        std::vector<std::string> args = target.BaseArgs();
+        for (std::string a : {"--prefix=" + target.prefix + name + "/",
+                              "--blockSize=" + std::to_string(bs / kKiB) + "k",
+                              "--size=" + std::to_string(c_.rand_file_bytes / kMiB) + "m",
+                              std::string("--directIO"), std::string("--quiet")}) {
+          args.push_back(a);
+        }
+        args.push_back(target.bucket);
         args.push_back(mount);
         std::string log = dir + "/" + name + ".log";
         Progress(Fmt("s3backer %s: %d random 4 KiB writes", Bytes(bs).c_str(), ops));
@@ -1186,8 +1042,8 @@ class Bench {
         if (posix_memalign(&mem, k4K, k4K) != 0) throw BenchError("posix_memalign");
         std::unique_ptr<char, decltype(&std::free)> buf(static_cast<char*>(mem), &std::free);
         {
-          S3backerMount m(args, mount, log);
-          auto s0 = ReadStats(m.Stats());
+          s3b::Mount m(args, mount, log);
+          auto s0 = s3b::ReadStats(m.Stats());
           int fd = open(m.File().c_str(), O_RDWR | O_DIRECT);
           if (fd < 0) fd = open(m.File().c_str(), O_RDWR);
           if (fd < 0) throw BenchError("open " + m.File() + ": " + std::strerror(errno));
@@ -1205,31 +1061,16 @@ class Bench {
           fsync(fd);
           close(fd);
           // Written back when no block is dirty and the PUT count stays put.
-          double last_change = Since(t0);
-          double last_puts = -1;
-          auto idle_since = Clock::now();
-          while (true) {
-            auto s = ReadStats(m.Stats());
-            double puts = s["http_puts"] + s["http_deletes"];
-            if (puts != last_puts || s["block_cache_dirty_ratio"] > 0) {
-              if (puts != last_puts) last_change = Since(t0);
-              last_puts = puts;
-              idle_since = Clock::now();
-            } else if (Since(idle_since) > 1.0) {
-              break;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-          }
-          run.write_s = last_change;
-          auto s1 = ReadStats(m.Stats());
+          run.write_s = s3b::WaitWrittenBack(m, t0);
+          auto s1 = s3b::ReadStats(m.Stats());
           run.write_puts = static_cast<uint64_t>(s1["http_puts"] - s0["http_puts"]);
           run.write_gets = static_cast<uint64_t>(s1["http_gets"] - s0["http_gets"]);
-          run.write_requests = Requests(s1) - Requests(s0);
+          run.write_requests = s3b::Requests(s1) - s3b::Requests(s0);
         }
         Progress(Fmt("s3backer %s: %d cold random 4 KiB reads", Bytes(bs).c_str(), ops));
         {
-          S3backerMount m(args, mount, log);  // fresh mount: empty block cache
-          auto s0 = ReadStats(m.Stats());
+          s3b::Mount m(args, mount, log);  // fresh mount: empty block cache
+          auto s0 = s3b::ReadStats(m.Stats());
           int fd = open(m.File().c_str(), O_RDONLY | O_DIRECT);
           if (fd < 0) fd = open(m.File().c_str(), O_RDONLY);
           if (fd < 0) throw BenchError("open " + m.File() + ": " + std::strerror(errno));
@@ -1248,9 +1089,9 @@ class Bench {
           }
           run.read_s = Since(t0);
           close(fd);
-          auto s1 = ReadStats(m.Stats());
+          auto s1 = s3b::ReadStats(m.Stats());
           run.read_gets = static_cast<uint64_t>(s1["http_gets"] - s0["http_gets"]);
-          run.read_requests = Requests(s1) - Requests(s0);
+          run.read_requests = s3b::Requests(s1) - s3b::Requests(s0);
         }
         run.measured = true;
         RemoveAll(c_.root + "/" + name);
