@@ -340,9 +340,9 @@ struct ChunkReader::FrameJob {
     const uint64_t bs = block_size;
     const uint64_t at = f.object_offset();
     auto block = std::make_shared<Buffer>(bs);
-    status[i] = format::DecodeFrame(bytes.substr(at - offset, f.stored_length), f.start * bs,
-                                    block_size, block->data(),
-                                    *where + " at offset " + std::to_string(at), &seal);
+    status[i] =
+        format::DecodeFrame(bytes.substr(at - offset, f.stored_length), f.start * bs, block_size,
+                            block->data(), *where + " at offset " + std::to_string(at), &seal);
     if (!status[i].ok()) return;
     if (dst != nullptr) {
       const uint64_t bstart = f.start * bs;
@@ -461,10 +461,11 @@ void ChunkReader::Remember(uint64_t segment, uint64_t stored_offset, std::string
   }
   const uint64_t stored_chunk = kChunkSize + kChunkCrcSize;
   for (uint64_t c = 0; c * kChunkSize < block.size(); c++) {
-    cache_.Put({segment, stored_offset + c * stored_chunk},
-               std::make_shared<const Buffer>(block.data() + c * kChunkSize,
-                                              std::min<size_t>(kChunkSize, block.size() - c * kChunkSize)),
-               kChunkSize + 96);
+    cache_.Put(
+        {segment, stored_offset + c * stored_chunk},
+        std::make_shared<const Buffer>(block.data() + c * kChunkSize,
+                                       std::min<size_t>(kChunkSize, block.size() - c * kChunkSize)),
+        kChunkSize + 96);
   }
 }
 

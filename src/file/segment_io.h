@@ -4,8 +4,8 @@
 // Shared by the File implementation and the checkpoint tools.
 #pragma once
 
-#include <cstdint>
 #include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>

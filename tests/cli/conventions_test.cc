@@ -565,8 +565,8 @@ TEST_P(Conventions, CpEncryptsANewFile) {
   ASSERT_EQ(RunHyperfile("cp -q " + Q(CpUri(uri_)) + " " + Q(back) + " --key-file " + Q(k1)).code,
             0);
   EXPECT_EQ(ReadFileBytes(back), plain);
-  CliRun again = RunHyperfile("cp -q " + Q(CpUri(uri_)) + " " + Q(CpUri(other_)) + " --encrypt",
-                              "", "HYPERFILE_KEY_FILE=" + Q(k1));
+  CliRun again = RunHyperfile("cp -q " + Q(CpUri(uri_)) + " " + Q(CpUri(other_)) + " --encrypt", "",
+                              "HYPERFILE_KEY_FILE=" + Q(k1));
   ASSERT_EQ(again.code, 0) << again.err;
   EXPECT_EQ(RunHyperfile("read " + Q(other_) + " --key-file " + Q(k1)).out, plain);
   EXPECT_EQ(RunHyperfile("read " + Q(other_)).code, 1);

@@ -76,10 +76,12 @@ class FrameDecode : public testing::DataPathTest {
     index::TreeRoot root;
     root.ref = header_.self.root;
     root.height = header_.self.height;
-    ASSERT_TRUE(tree.Visit(root, 0, ~uint64_t{0}, [&](const format::ExtentEntry& e) {
-                      frames_.push_back(e);
-                      return Status::OK();
-                    }).ok());
+    ASSERT_TRUE(tree.Visit(root, 0, ~uint64_t{0},
+                           [&](const format::ExtentEntry& e) {
+                             frames_.push_back(e);
+                             return Status::OK();
+                           })
+                    .ok());
     ASSERT_EQ(frames_.size(), kBlocks);
     std::set<uint32_t> sizes;
     for (size_t i = 0; i < frames_.size(); i++) {
@@ -177,10 +179,9 @@ TEST_P(FrameDecode, ADamagedFrameInARunIsAnErrorNamingItNeverData) {
     // Only the good frames were cached: a read of the damaged one fails
     // again, a read of a good one is its bytes.
     std::string one(kBlock, '\0');
-    EXPECT_TRUE(reader->ReadFrames({&frames_[13], 1}, 13 * kBlock, 14 * kBlock, one.data())
-                    .IsCorrupt());
-    ASSERT_TRUE(
-        reader->ReadFrames({&frames_[12], 1}, 12 * kBlock, 13 * kBlock, one.data()).ok());
+    EXPECT_TRUE(
+        reader->ReadFrames({&frames_[13], 1}, 13 * kBlock, 14 * kBlock, one.data()).IsCorrupt());
+    ASSERT_TRUE(reader->ReadFrames({&frames_[12], 1}, 12 * kBlock, 13 * kBlock, one.data()).ok());
     EXPECT_TRUE(one == expect_.substr(12 * kBlock, kBlock));
   }
 }

@@ -500,10 +500,9 @@ std::shared_ptr<const KeySource> ReadCliKey(const std::string& key_file, bool pa
     // and tests; a key file is the better way there).
     // A new passphrase typed on a terminal is asked twice: a typo would
     // lock the file for good.
-    Result<crypto::SecureBuffer> text =
-        !isatty(0) ? crypto::ReadPassphrase(0, 2, prompt)
-        : confirm  ? crypto::PromptNewPassphrase(prompt, "again: ")
-                   : crypto::PromptPassphrase(prompt);
+    Result<crypto::SecureBuffer> text = !isatty(0) ? crypto::ReadPassphrase(0, 2, prompt)
+                                        : confirm  ? crypto::PromptNewPassphrase(prompt, "again: ")
+                                                   : crypto::PromptPassphrase(prompt);
     if (!text.ok()) Die(text.status(), kExitUsage);
     auto key = KeySource::FromPassphrase(text->view());
     if (!key.ok()) Die(key.status(), kExitUsage);

@@ -67,7 +67,7 @@ struct HyperfileSinkOptions {
   // A new file is encrypted under this key (null: not encrypted); with
   // force, an existing file must already be encrypted (and open with it).
   std::shared_ptr<const KeySource> encryption_key;
-  bool streaming = false;                  // written in order from a pipe: small memory budget
+  bool streaming = false;  // written in order from a pipe: small memory budget
 };
 // Creates the hyperfile at `uri` (or with force, reopens an existing one and
 // empties it; its old checkpoints stay in its history).
