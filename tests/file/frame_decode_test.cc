@@ -86,7 +86,9 @@ class FrameDecode : public testing::DataPathTest {
     std::set<uint32_t> sizes;
     for (size_t i = 0; i < frames_.size(); i++) {
       ASSERT_TRUE(frames_[i].framed());
-      if (i > 0) ASSERT_TRUE(file::FrameContinues(frames_[i - 1], frames_[i]));
+      if (i > 0) {
+        ASSERT_TRUE(file::FrameContinues(frames_[i - 1], frames_[i]));
+      }
       sizes.insert(frames_[i].stored_length);
     }
     EXPECT_GE(sizes.size(), 3u) << "frames of different sizes";
