@@ -74,10 +74,19 @@ Result<std::string> Seal(const SecretKey& key, std::string_view ad, std::string_
 
 Status OpenTo(const SecretKey& key, std::string_view ad, std::string_view sealed, std::string* out,
               std::string_view where) {
-  out->clear();
-  HF_RETURN_IF_ERROR(InitSodium());
-  if (key.empty()) return Status::InvalidArgument(std::string(where) + ": no key to open it with");
+  // *out is cleared on every failure below; on success every byte of it is
+  // written. Not clearing it first saves zero-filling a reused buffer.
+  Status init = InitSodium();
+  if (!init.ok()) {
+    out->clear();
+    return init;
+  }
+  if (key.empty()) {
+    out->clear();
+    return Status::InvalidArgument(std::string(where) + ": no key to open it with");
+  }
   if (sealed.size() < kSealOverhead) {
+    out->clear();
     return Status::Corrupt(std::string(where) + ": sealed frame of " +
                            std::to_string(sealed.size()) +
                            " bytes is shorter than its 40-byte overhead");

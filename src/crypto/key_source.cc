@@ -151,4 +151,25 @@ Result<SecureBuffer> PromptPassphrase(std::string_view prompt) {
   return r;
 }
 
+Result<SecureBuffer> ReadNewPassphrase(int in_fd, int prompt_fd, std::string_view prompt,
+                                       std::string_view again) {
+  auto first = ReadPassphrase(in_fd, prompt_fd, prompt);
+  if (!first.ok()) return first.status();
+  auto second = ReadPassphrase(in_fd, prompt_fd, again);
+  if (!second.ok()) return second.status();
+  if (first->size() != second->size() ||
+      sodium_memcmp(first->data(), second->data(), first->size()) != 0) {
+    return Status::InvalidArgument("the passphrases do not match");
+  }
+  return first;
+}
+
+Result<SecureBuffer> PromptNewPassphrase(std::string_view prompt, std::string_view again) {
+  int fd = ::open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return Status::NotSupported("no terminal to ask for a passphrase on");
+  auto r = ReadNewPassphrase(fd, fd, prompt, again);
+  ::close(fd);
+  return r;
+}
+
 }  // namespace hyperfile::crypto

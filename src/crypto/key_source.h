@@ -55,4 +55,14 @@ Result<SecureBuffer> ReadPassphrase(int in_fd, int prompt_fd, std::string_view p
 // script must use a key file).
 Result<SecureBuffer> PromptPassphrase(std::string_view prompt);
 
+// A new passphrase (one that will lock a file): read twice from `in_fd`
+// (ReadPassphrase, with `prompt`, then `again`), InvalidArgument "the
+// passphrases do not match" if the two differ (nothing of either is in the
+// message), else the passphrase. Either read's error is returned as is.
+Result<SecureBuffer> ReadNewPassphrase(int in_fd, int prompt_fd, std::string_view prompt,
+                                       std::string_view again);
+
+// The same on the controlling terminal (/dev/tty), as PromptPassphrase.
+Result<SecureBuffer> PromptNewPassphrase(std::string_view prompt, std::string_view again);
+
 }  // namespace hyperfile::crypto

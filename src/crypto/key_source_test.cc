@@ -11,6 +11,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -194,6 +195,58 @@ TEST(Passphrase, OnATerminalThePromptShowsAndTheInputDoesNotEcho) {
   EXPECT_TRUE(t.c_lflag & ECHO) << "echo was not restored";
   close(master);
   close(slave);
+}
+
+TEST(Passphrase, ANewOneIsReadTwiceAndMustMatch) {
+  Pipe same("correct horse\ncorrect horse\n");
+  auto a = ReadNewPassphrase(same.fds[0], -1, "new: ", "again: ");
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->view(), "correct horse");
+  for (const char* input : {"correct horse\ncorrect horsf\n", "correct horse\ncorrect hors\n",
+                            "correct horse\ncorrect horse!\n"}) {
+    Pipe differ(input);
+    auto b = ReadNewPassphrase(differ.fds[0], -1, "new: ", "again: ");
+    ASSERT_TRUE(b.status().IsInvalidArgument()) << input << ": " << b.status().ToString();
+    EXPECT_EQ(b.status().message(), "the passphrases do not match");
+  }
+  Pipe one("correct horse\n");  // the second read ends the input
+  EXPECT_TRUE(ReadNewPassphrase(one.fds[0], -1, "new: ", "again: ").status().IsIOError());
+}
+
+// On a terminal both prompts show (the second only after the first line),
+// nothing typed echoes, and a mismatch is refused.
+TEST(Passphrase, ANewOneOnATerminalIsAskedTwice) {
+  for (bool match : {true, false}) {
+    int master = -1, slave = -1;
+    ASSERT_EQ(openpty(&master, &slave, nullptr, nullptr, nullptr), 0);
+    std::string shown;
+    std::thread typist([&] {
+      auto type_after = [&](const char* prompt, const char* line) {
+        for (int i = 0; i < 500 && shown.find(prompt) == std::string::npos; i++) {
+          shown += Drain(master);
+        }
+        (void)!write(master, line, strlen(line));
+      };
+      type_after("New passphrase: ", "s3cret-one\n");
+      type_after("Again: ", match ? "s3cret-one\n" : "s3cret-two\n");
+      shown += Drain(master);
+    });
+    auto p = ReadNewPassphrase(slave, slave, "New passphrase: ", "Again: ");
+    typist.join();
+    shown += Drain(master);
+    EXPECT_NE(shown.find("New passphrase: "), std::string::npos) << shown;
+    EXPECT_NE(shown.find("Again: "), std::string::npos) << shown;
+    EXPECT_EQ(shown.find("s3cret"), std::string::npos) << "echoed: " << shown;
+    if (match) {
+      ASSERT_TRUE(p.ok()) << p.status().ToString();
+      EXPECT_EQ(p->view(), "s3cret-one");
+    } else {
+      ASSERT_TRUE(p.status().IsInvalidArgument()) << p.status().ToString();
+      EXPECT_EQ(p.status().message().find("s3cret"), std::string::npos);
+    }
+    close(master);
+    close(slave);
+  }
 }
 
 TEST(Passphrase, WithoutATerminalThePromptIsRefused) {

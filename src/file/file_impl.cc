@@ -8,6 +8,7 @@
 #include <cstring>
 #include <future>
 #include <random>
+#include <thread>
 
 #include "file/sealing.h"
 #include "format/frame.h"
@@ -107,6 +108,11 @@ FileImpl::FileImpl(std::shared_ptr<ObjectStore> store, const OpenOptions& option
                                                 tree_.get(), &pool_, stage_pool, options_, codec_,
                                                 block_size_);
   }
+  // The frames of one GET are decoded by the reader and up to one helper
+  // per further core, on this handle's pool (the group waits for them).
+  const size_t cores = std::max(1u, std::thread::hardware_concurrency());
+  chunks_->SetDecodeHelpers([this](std::function<void()> fn) { (void)pool_.Submit(std::move(fn)); },
+                            cores - 1);
   ReadPlanner::Policy policy;
   policy.unit = std::max<uint64_t>(options_.max_read_request_bytes, kChunkSize);
   // Prefetched data must survive in the block cache until it is read.

@@ -2,6 +2,8 @@
 #include "file/segment_io.h"
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <cstring>
 #include <limits>
 
@@ -291,13 +293,65 @@ Status ChunkReader::Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t
                              ": data checksum mismatch");
     }
     copy_chunk(c, chunk);
-    cache_.Put(key(c), std::make_shared<const std::string>(chunk, kChunkSize), kChunkSize + 96);
+    cache_.Put(key(c), std::make_shared<const Buffer>(chunk, kChunkSize), kChunkSize + 96);
     if (disk_) {
       disk_->Put({file_id_, piece.segment, piece.epoch, key(c).second}, {chunk, kChunkSize});
     }
   }
   return Status::OK();
 }
+
+// One GET's frames, decoded by the reading thread and any helpers. The
+// borrowed fields (frames, bytes, dst, where) are used only to decode a
+// claimed frame, which happens before the reader's WaitAll returns; a helper
+// that starts later claims nothing and touches only the counters.
+struct ChunkReader::FrameJob {
+  std::span<const format::ExtentEntry> frames;
+  std::string_view bytes;  // the frames' stored bytes, from object offset `offset`
+  uint64_t offset = 0;
+  uint64_t lo = 0, hi = 0;  // logical bytes wanted in dst (nullptr: none)
+  char* dst = nullptr;
+  uint32_t block_size = 0;
+  const std::string* where = nullptr;
+  format::FrameSeal seal;
+  std::vector<std::shared_ptr<Buffer>> blocks;  // [i]: decoded block of frames[i]
+  std::vector<Status> status;                   // [i]: its outcome
+  std::atomic<size_t> next{0};                  // the next frame to claim
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t done = 0;  // frames decoded (guarded by mu)
+
+  void Work() {
+    const size_t n = frames.size();
+    for (;;) {
+      const size_t i = next.fetch_add(1);
+      if (i >= n) return;
+      Decode(i);
+      std::lock_guard<std::mutex> lock(mu);
+      if (++done == n) cv.notify_all();
+    }
+  }
+  void WaitAll() {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return done == frames.size(); });
+  }
+  void Decode(size_t i) {
+    const format::ExtentEntry& f = frames[i];
+    const uint64_t bs = block_size;
+    const uint64_t at = f.object_offset();
+    auto block = std::make_shared<Buffer>(bs);
+    status[i] =
+        format::DecodeFrame(bytes.substr(at - offset, f.stored_length), f.start * bs, block_size,
+                            block->data(), *where + " at offset " + std::to_string(at), &seal);
+    if (!status[i].ok()) return;
+    if (dst != nullptr) {
+      const uint64_t bstart = f.start * bs;
+      const uint64_t s = std::max(bstart, lo), e = std::min(bstart + bs, hi);
+      if (s < e) std::memcpy(dst + (s - lo), block->data() + (s - bstart), e - s);
+    }
+    blocks[i] = std::move(block);
+  }
+};
 
 Status ChunkReader::ReadFrames(std::span<const format::ExtentEntry> frames, uint64_t lo,
                                uint64_t hi, char* dst) {
@@ -362,36 +416,56 @@ Status ChunkReader::ReadFrames(std::span<const format::ExtentEntry> frames, uint
     return Status::Corrupt(where + " at offset " + std::to_string(offset) +
                            ": data truncated (object shorter than its index says)");
   }
-  format::FrameSeal seal;
-  seal.sealer = lineage_->sealer();
-  seal.place.checkpoint = segment;
-  seal.place.writer_epoch = epoch;
-  for (size_t i = a; i < b; i++) {
-    const format::ExtentEntry& f = frames[i];
-    const uint64_t at = f.object_offset();
-    auto block = std::make_shared<std::string>(bs, '\0');
-    HF_RETURN_IF_ERROR(format::DecodeFrame(
-        std::string_view(bytes).substr(at - offset, f.stored_length), f.start * bs, block_size_,
-        block->data(), where + " at offset " + std::to_string(at), &seal));
-    copy_block(i, block->data());
-    if (disk_) disk_->Put({file_id_, segment, epoch, FrameKey(f.offset)}, *block);
+  auto job = std::make_shared<FrameJob>();
+  job->frames = frames.subspan(a, b - a);
+  job->bytes = bytes;
+  job->offset = offset;
+  job->lo = lo;
+  job->hi = hi;
+  job->dst = dst;
+  job->block_size = block_size_;
+  job->where = &where;
+  job->seal.sealer = lineage_->sealer();
+  job->seal.place.checkpoint = segment;
+  job->seal.place.writer_epoch = epoch;
+  job->blocks.resize(b - a);
+  job->status.resize(b - a);
+  const size_t helpers = spawn_ ? std::min(max_helpers_, b - a - 1) : 0;
+  for (size_t h = 0; h < helpers; h++) spawn_([job] { job->Work(); });
+  job->Work();
+  job->WaitAll();
+  // Everything is decoded (by whichever thread): cache in storage order and
+  // report the first damaged frame.
+  Status first_error;
+  for (size_t i = 0; i < job->blocks.size(); i++) {
+    if (!job->status[i].ok()) {
+      if (first_error.ok()) first_error = job->status[i];
+      continue;
+    }
+    const format::ExtentEntry& f = job->frames[i];
+    Chunk block = std::move(job->blocks[i]);
+    if (disk_) {
+      disk_->Put({file_id_, segment, epoch, FrameKey(f.offset)}, {block->data(), block->size()});
+    }
     cache_.Put({segment, FrameKey(f.offset)}, std::move(block), bs + 96);
   }
-  return Status::OK();
+  return first_error;
 }
 
 void ChunkReader::Remember(uint64_t segment, uint64_t stored_offset, std::string_view block,
                            bool framed) {
   if (framed) {
-    cache_.Put({segment, FrameKey(stored_offset)}, std::make_shared<const std::string>(block),
-               block.size() + 96);
+    cache_.Put({segment, FrameKey(stored_offset)},
+               std::make_shared<const Buffer>(block.data(), block.size()), block.size() + 96);
     return;
   }
   const uint64_t stored_chunk = kChunkSize + kChunkCrcSize;
   for (uint64_t c = 0; c * kChunkSize < block.size(); c++) {
-    cache_.Put({segment, stored_offset + c * stored_chunk},
-               std::make_shared<const std::string>(block.substr(c * kChunkSize, kChunkSize)),
-               kChunkSize + 96);
+    cache_.Put(
+        {segment, stored_offset + c * stored_chunk},
+        std::make_shared<const Buffer>(block.data() + c * kChunkSize,
+                                       std::min<size_t>(kChunkSize, block.size() - c * kChunkSize)),
+        kChunkSize + 96);
   }
 }
 
@@ -413,7 +487,7 @@ std::optional<ChunkReader::Chunk> ChunkReader::Cached(uint64_t segment, uint64_t
       bytes.size() != size) {
     return std::nullopt;
   }
-  auto chunk = std::make_shared<const std::string>(std::move(bytes));
+  auto chunk = std::make_shared<const Buffer>(std::move(bytes));
   cache_.Put(key, chunk, size + 96);
   return chunk;
 }

@@ -4,6 +4,7 @@
 // Shared by the File implementation and the checkpoint tools.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -143,8 +144,27 @@ class ChunkReader {
   // decoded blocks are cached whole. A run that does not continue is
   // InvalidArgument (a caller bug); a damaged frame is Corrupt naming the
   // object and offset.
+  //
+  // The frames of one GET are decoded in parallel when decode helpers are
+  // set (SetDecodeHelpers): the calling thread and up to `max_helpers`
+  // helpers claim frames one at a time, each decoding a claimed frame into
+  // its own block and copying its part to its own place in dst. The call
+  // returns only when every frame is decoded, and it reports the first
+  // damaged frame in storage order; which thread decoded what changes
+  // nothing. A helper that starts after the frames are all claimed does
+  // nothing (it holds only the shared decode state, never dst or *this).
   Status ReadFrames(std::span<const format::ExtentEntry> frames, uint64_t lo, uint64_t hi,
                     char* dst);
+  // Runs `fn` later on some other thread (a pool). It must run it, or drop
+  // it, but may never block on it: the caller does not wait for a helper
+  // that has not started.
+  using Spawner = std::function<void(std::function<void()> fn)>;
+  // Set once before the first read; without it frames are decoded on the
+  // calling thread only.
+  void SetDecodeHelpers(Spawner spawn, size_t max_helpers) {
+    spawn_ = std::move(spawn);
+    max_helpers_ = max_helpers;
+  }
   uint64_t cached_bytes() const { return cache_.used_bytes(); }
   // Lookups of data chunks (4 KiB) in the memory cache.
   uint64_t hits() const { return cache_.hits(); }
@@ -170,7 +190,24 @@ class ChunkReader {
       return std::hash<uint64_t>()(k.first * 0x9E3779B97F4A7C15ull ^ k.second);
     }
   };
-  using Chunk = std::shared_ptr<const std::string>;
+  // A cached chunk or decoded block. Decoded blocks are allocated without
+  // being zero-filled first (the decoder writes every byte).
+  class Buffer {
+   public:
+    explicit Buffer(size_t n) : raw_(std::make_unique_for_overwrite<char[]>(n)), size_(n) {}
+    Buffer(const char* p, size_t n) : Buffer(n) { std::copy(p, p + n, raw_.get()); }
+    explicit Buffer(std::string s) : str_(std::move(s)), size_(str_.size()) {}
+    char* data() { return raw_ ? raw_.get() : str_.data(); }
+    const char* data() const { return raw_ ? raw_.get() : str_.data(); }
+    size_t size() const { return size_; }
+
+   private:
+    std::unique_ptr<char[]> raw_;
+    std::string str_;  // a block read back from the disk cache
+    size_t size_;
+  };
+  using Chunk = std::shared_ptr<const Buffer>;
+  struct FrameJob;
   // The chunk stored at `stored_offset` of `segment`, from memory or disk.
   // `size` is what a hit must hold: kChunkSize, or block_size_ for a frame's
   // decoded block (keyed by FrameKey, so the two forms never mix).
@@ -181,6 +218,8 @@ class ChunkReader {
   std::shared_ptr<DiskCache> disk_;
   uint64_t file_id_ = 0;
   LruCache<std::pair<uint64_t, uint64_t>, Chunk, KeyHash> cache_;
+  Spawner spawn_;
+  size_t max_helpers_ = 0;
   std::mutex prefix_mu_;
   uint64_t prefix_segment_ = 0;  // 0 = none
   std::shared_ptr<const std::string> prefix_;

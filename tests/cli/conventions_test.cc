@@ -6,6 +6,8 @@
 // a terminal only, human sizes and times, help text, the bash completion,
 // and (on S3) the aws-cli flags and -v request logging.
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -527,7 +529,139 @@ TEST_P(Conventions, EncryptedFilesTakeTheirKeyEverywhere) {
   }
 }
 
+// cp into a new file takes --encrypt with the key flags of create: the copy
+// reads back only with its key (a missing or wrong key is exit 1, Auth),
+// the key never shows in output or --json, and --encrypt is refused where
+// it cannot apply (no key, a local destination, an existing plain file).
+TEST_P(Conventions, CpEncryptsANewFile) {
+  const std::string k1 = Path("k1"), k2 = Path("k2"), local = Path("plain.bin");
+  const std::string hex1 = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+                    hex2(64, 'b');
+  std::ofstream(k1) << hex1 << "\n";
+  std::ofstream(k2) << hex2 << "\n";
+  const std::string plain = "secret plans; " + std::string(200000, 'q') + RandomData(70000, 3);
+  std::ofstream(local, std::ios::binary) << plain;
+  CliRun cp = RunHyperfile("cp -q " + Q(local) + " " + Q(CpUri(uri_)) +
+                           " --encrypt --compression zstd:1 --key-file " + Q(k1) + " --json");
+  ASSERT_EQ(cp.code, 0) << cp.err;
+  EXPECT_EQ(cp.out.find(hex1.substr(0, 16)), std::string::npos) << cp.out;
+  EXPECT_EQ(cp.err.find(hex1.substr(0, 16)), std::string::npos) << cp.err;
+  CliRun stat = RunHyperfile("stat " + Q(uri_) + " --json --key-file " + Q(k1));
+  ASSERT_EQ(stat.code, 0) << stat.err;
+  EXPECT_EQ(Json(stat)["cipher"], "xchacha20-poly1305") << stat.out;
+  EXPECT_EQ(RunHyperfile("read " + Q(uri_) + " --key-file " + Q(k1)).out, plain);
+  CliRun none = RunHyperfile("read " + Q(uri_) + " --json");
+  EXPECT_EQ(none.code, 1);
+  EXPECT_NE(none.err.find("\"code\":\"Auth\""), std::string::npos) << none.err;
+  EXPECT_TRUE(none.out.empty());
+  CliRun wrong = RunHyperfile("read " + Q(uri_) + " --key-file " + Q(k2) + " --json");
+  EXPECT_EQ(wrong.code, 1);
+  EXPECT_NE(wrong.err.find("wrong key"), std::string::npos) << wrong.err;
+  EXPECT_EQ(wrong.err.find(hex2.substr(0, 16)), std::string::npos) << wrong.err;
+  EXPECT_TRUE(wrong.out.empty());
+  // Back out with the key, and from the encrypted copy into another new
+  // encrypted file with HYPERFILE_KEY_FILE.
+  const std::string back = Path("back.bin");
+  ASSERT_EQ(RunHyperfile("cp -q " + Q(CpUri(uri_)) + " " + Q(back) + " --key-file " + Q(k1)).code,
+            0);
+  EXPECT_EQ(ReadFileBytes(back), plain);
+  CliRun again = RunHyperfile("cp -q " + Q(CpUri(uri_)) + " " + Q(CpUri(other_)) + " --encrypt", "",
+                              "HYPERFILE_KEY_FILE=" + Q(k1));
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_EQ(RunHyperfile("read " + Q(other_) + " --key-file " + Q(k1)).out, plain);
+  EXPECT_EQ(RunHyperfile("read " + Q(other_)).code, 1);
+  if (!s3_) {
+    for (const auto& entry : fs::recursive_directory_iterator(uri_)) {
+      if (!entry.is_regular_file()) continue;
+      const std::string bytes = ReadFileBytes(entry.path().string());
+      EXPECT_EQ(bytes.find("secret plans"), std::string::npos) << entry.path();
+      EXPECT_EQ(bytes.find(std::string(64, 'q')), std::string::npos) << entry.path();
+      EXPECT_EQ(bytes.find(hex1), std::string::npos) << entry.path();
+    }
+  }
+  // No key: a usage error, nothing created. A local destination: refused.
+  const std::string third = s3_ ? UniqueS3Uri("conv-third") : Path("third");
+  CliRun nokey = RunHyperfile("cp -q " + Q(local) + " " + Q(CpUri(third)) + " --encrypt --json");
+  EXPECT_EQ(nokey.code, 2) << nokey.err;
+  EXPECT_NE(nokey.err.find("no key"), std::string::npos) << nokey.err;
+  EXPECT_EQ(RunHyperfile("stat " + Q(third)).code, 1);
+  CliRun to_local = RunHyperfile("cp -q " + Q(CpUri(uri_)) + " " + Q(Path("x.bin")) +
+                                 " --encrypt --key-file " + Q(k1));
+  EXPECT_NE(to_local.code, 0);
+  EXPECT_NE(to_local.err.find("--encrypt applies only to a hyperfile destination"),
+            std::string::npos)
+      << to_local.err;
+  EXPECT_FALSE(fs::exists(Path("x.bin")));
+  // --force onto a file that is not encrypted: refused, the file unchanged.
+  ASSERT_EQ(RunHyperfile("cp -q " + Q(local) + " " + Q(CpUri(third))).code, 0);
+  CliRun force = RunHyperfile("cp -q " + Q(back) + " " + Q(CpUri(third)) +
+                              " --force --encrypt --key-file " + Q(k1));
+  EXPECT_EQ(force.code, 1) << force.err;
+  EXPECT_NE(force.err.find("not encrypted"), std::string::npos) << force.err;
+  EXPECT_EQ(RunHyperfile("read " + Q(third)).out, plain);
+  (void)RunHyperfile("rm " + Q(third) + " --yes --force");
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, Conventions, ::testing::Values("local", "s3"));
+
+// Runs the CLI on a new pseudo-terminal (its controlling terminal) and
+// answers each prompt, in order, once it has appeared; returns what the
+// terminal showed and the exit code. Bounded: gives up after ~20 s.
+CliRun OnPty(const std::string& args,
+             const std::vector<std::pair<std::string, std::string>>& answers) {
+  int master = -1;
+  pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", (kBin + " " + args).c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  CliRun r;
+  if (pid < 0) return r;
+  size_t next = 0;
+  for (int i = 0; i < 1000; i++) {
+    pollfd pfd{master, POLLIN, 0};
+    if (poll(&pfd, 1, 20) > 0) {
+      char buf[256];
+      ssize_t n = read(master, buf, sizeof buf);
+      if (n <= 0) break;  // the child closed the terminal
+      r.out.append(buf, static_cast<size_t>(n));
+    }
+    if (next < answers.size() && r.out.find(answers[next].first) != std::string::npos) {
+      const std::string& line = answers[next].second;
+      (void)!write(master, line.data(), line.size());
+      r.out.erase(0, r.out.find(answers[next].first) + answers[next].first.size());
+      next++;
+    }
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  close(master);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+// create --encrypt --passphrase on a terminal asks twice: the same answer
+// creates the file (it then opens with the passphrase from a stdin line),
+// two different ones are refused (exit 2) and nothing is created.
+TEST(ConventionsLocal, CreateAsksForANewPassphraseTwiceOnATerminal) {
+  TempDir dir;
+  const std::string uri = dir.path() + "/f";
+  CliRun differ = OnPty("create " + Q(uri) + " --encrypt --passphrase",
+                        {{"passphrase: ", "first try\n"}, {"again: ", "first tyr\n"}});
+  EXPECT_EQ(differ.code, 2) << differ.out;
+  EXPECT_NE(differ.out.find("do not match"), std::string::npos) << differ.out;
+  EXPECT_EQ(differ.out.find("first t"), std::string::npos) << "echoed: " << differ.out;
+  EXPECT_FALSE(fs::exists(uri));
+  CliRun same = OnPty("create " + Q(uri) + " --encrypt --passphrase",
+                      {{"passphrase: ", "second try\n"}, {"again: ", "second try\n"}});
+  ASSERT_EQ(same.code, 0) << same.out;
+  EXPECT_EQ(same.out.find("second try"), std::string::npos) << "echoed: " << same.out;
+  // Opening takes the passphrase once (stdin-line mode is unchanged).
+  CliRun stat = RunHyperfile("stat " + Q(uri) + " --json --passphrase", "second try\n");
+  ASSERT_EQ(stat.code, 0) << stat.err;
+  EXPECT_EQ(Json(stat)["cipher"], "xchacha20-poly1305") << stat.out;
+  EXPECT_EQ(RunHyperfile("stat " + Q(uri) + " --passphrase", "first try\n").code, 1);
+}
 
 // ------------------------------------------------------------ help ---
 

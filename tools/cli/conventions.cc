@@ -491,15 +491,18 @@ OpenOptions CliOpenOptions() {
 }
 
 std::shared_ptr<const KeySource> ReadCliKey(const std::string& key_file, bool passphrase,
-                                            const std::string& prompt) {
+                                            const std::string& prompt, bool confirm) {
   if (!key_file.empty() && passphrase) {
     DieUsage("give a key file or a passphrase, not both");
   }
   if (passphrase) {
     // A terminal: asked with echo off. Otherwise one line of stdin (scripts
     // and tests; a key file is the better way there).
-    Result<crypto::SecureBuffer> text =
-        isatty(0) ? crypto::PromptPassphrase(prompt) : crypto::ReadPassphrase(0, 2, prompt);
+    // A new passphrase typed on a terminal is asked twice: a typo would
+    // lock the file for good.
+    Result<crypto::SecureBuffer> text = !isatty(0) ? crypto::ReadPassphrase(0, 2, prompt)
+                                        : confirm  ? crypto::PromptNewPassphrase(prompt, "again: ")
+                                                   : crypto::PromptPassphrase(prompt);
     if (!text.ok()) Die(text.status(), kExitUsage);
     auto key = KeySource::FromPassphrase(text->view());
     if (!key.ok()) Die(key.status(), kExitUsage);
@@ -511,13 +514,15 @@ std::shared_ptr<const KeySource> ReadCliKey(const std::string& key_file, bool pa
   return *key;
 }
 
-std::shared_ptr<const KeySource> CliKey() {
+namespace {
+
+std::shared_ptr<const KeySource> TheCliKey(bool confirm) {
   static std::once_flag once;
   static std::shared_ptr<const KeySource> key;
-  std::call_once(once, [] {
+  std::call_once(once, [confirm] {
     const GlobalOptions& g = Globals();
     if (!g.key_file.empty() || g.passphrase) {
-      key = ReadCliKey(g.key_file, g.passphrase, "passphrase: ");
+      key = ReadCliKey(g.key_file, g.passphrase, "passphrase: ", confirm);
       return;
     }
     crypto::KeySourceOptions o;  // HYPERFILE_KEY_FILE, HYPERFILE_KEY
@@ -530,6 +535,12 @@ std::shared_ptr<const KeySource> CliKey() {
   });
   return key;
 }
+
+}  // namespace
+
+std::shared_ptr<const KeySource> CliKey() { return TheCliKey(false); }
+
+std::shared_ptr<const KeySource> CliNewKey() { return TheCliKey(true); }
 
 StateArg ParseStateArg(const std::string& command, const std::string& spec,
                        const std::string* at_option) {

@@ -112,10 +112,16 @@ OpenOptions CliOpenOptions();
 // once; nullptr if none is given. A key file that cannot be read, or an
 // empty passphrase, ends the command (exit 2). Never printed.
 std::shared_ptr<const KeySource> CliKey();
+// The same for a key that will lock a new file (create --encrypt, cp
+// --encrypt): a passphrase asked on a terminal is asked twice, and a
+// mismatch ends the command (exit 2); one line of stdin is read once. Called
+// before CliKey(), it decides what CliKey() returns (the same key).
+std::shared_ptr<const KeySource> CliNewKey();
 // The same for a second key (`key change`'s new key): a key file, or a
-// passphrase asked for with `prompt`.
+// passphrase asked for with `prompt` (with `confirm`, twice on a terminal,
+// as CliNewKey).
 std::shared_ptr<const KeySource> ReadCliKey(const std::string& key_file, bool passphrase,
-                                            const std::string& prompt);
+                                            const std::string& prompt, bool confirm = false);
 
 // Splits URI@SELECTOR (SplitAt) for a command that reads a state. `at_option`
 // is the --at value, if given: giving both is a usage error.

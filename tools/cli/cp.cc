@@ -261,6 +261,9 @@ Result<Endpoints> ClassifyEndpoints(const CpRequest& request) {
   if (!e.destination_is_hyperfile && request.compression) {
     return Status::InvalidArgument("cp: --compression applies only to a hyperfile destination");
   }
+  if (!e.destination_is_hyperfile && request.encryption_key) {
+    return Status::InvalidArgument("cp: --encrypt applies only to a hyperfile destination");
+  }
   if (e.destination_is_stdout && request.force) {
     return Status::InvalidArgument("cp: --force applies only to a hyperfile destination");
   }
@@ -294,6 +297,7 @@ Result<std::unique_ptr<CopySink>> OpenSink(const CpRequest& request, const Endpo
   options.block_size = static_cast<uint32_t>(block_size);
   options.force = request.force;
   options.compression = request.compression;
+  options.encryption_key = request.encryption_key;
   options.streaming = e.source_is_stdin;
   return CreateHyperfileSink(request.destination, options);
 }

@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 
+#include "hyperfile/encryption.h"
 #include "hyperfile/options.h"
 
 namespace hyperfile::cli {
@@ -26,6 +27,10 @@ struct CpRequest {
   // Codec of the blocks written to a hyperfile DST (unset: the library's
   // default for a new file, the file's own for --force).
   std::optional<Compression> compression;
+  // --encrypt: a new hyperfile DST is encrypted under this key (null: not
+  // encrypted). Only for a hyperfile DST; an existing one (--force) must
+  // already be encrypted.
+  std::shared_ptr<const KeySource> encryption_key;
   bool force = false;  // overwrite an existing hyperfile (as a new checkpoint)
   bool quiet = false;  // no progress bar, no summary
   int jobs = 8;        // parallel workers

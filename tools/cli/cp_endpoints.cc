@@ -376,9 +376,15 @@ class HyperfileSink : public CopySink {
 
 // --force: reopen the existing file; Prepare() empties it.
 Result<std::unique_ptr<HyperfileSink>> ReopenHyperfile(std::shared_ptr<ObjectStore> store,
-                                                       const OpenOptions& options) {
+                                                       const OpenOptions& options, bool encrypt) {
   HF_ASSIGN_OR_RETURN(std::unique_ptr<File> file, File::Open(store, options));
   HF_ASSIGN_OR_RETURN(FileStat stat, file->Stat());
+  if (encrypt && stat.cipher == 0) {
+    // A file's encryption is fixed at create; nothing has been changed yet.
+    return Status::InvalidArgument("cp: --encrypt: " + store->Name() +
+                                   " already holds a file that is not encrypted (encryption is "
+                                   "chosen at create; copy to a new destination)");
+  }
   return std::make_unique<HyperfileSink>(std::move(store), std::move(file), false, stat.checkpoint,
                                          "");
 }
@@ -445,6 +451,7 @@ Result<std::unique_ptr<CopySink>> CreateHyperfileSink(const std::string& uri,
   create.block_size = options.block_size;
   create.initial_size = options.size;
   if (options.compression) create.compression = *options.compression;
+  create.encryption_key = options.encryption_key;
   OpenOptions open = CliOpenOptions();
   open.compression = options.compression;  // also for an existing file (--force)
   if (options.streaming) {
@@ -465,7 +472,7 @@ Result<std::unique_ptr<CopySink>> CreateHyperfileSink(const std::string& uri,
                                  " already holds a hyperfile; --force overwrites it as a new "
                                  "checkpoint (its history is kept)");
   } else {
-    HF_ASSIGN_OR_RETURN(sink, ReopenHyperfile(store, open));
+    HF_ASSIGN_OR_RETURN(sink, ReopenHyperfile(store, open, options.encryption_key != nullptr));
   }
   // On failure the sink's destructor undoes what it did.
   HF_RETURN_IF_ERROR(

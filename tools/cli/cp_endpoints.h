@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "hyperfile/checkpoints.h"
+#include "hyperfile/encryption.h"
 #include "hyperfile/file.h"
 #include "hyperfile/status.h"
 
@@ -63,7 +64,10 @@ struct HyperfileSinkOptions {
   bool block_size_explicit = false;        // an existing file must then match it
   bool force = false;                      // overwrite an existing file
   std::optional<Compression> compression;  // codec of the blocks written (unset: default)
-  bool streaming = false;                  // written in order from a pipe: small memory budget
+  // A new file is encrypted under this key (null: not encrypted); with
+  // force, an existing file must already be encrypted (and open with it).
+  std::shared_ptr<const KeySource> encryption_key;
+  bool streaming = false;  // written in order from a pipe: small memory budget
 };
 // Creates the hyperfile at `uri` (or with force, reopens an existing one and
 // empties it; its old checkpoints stay in its history).

@@ -395,6 +395,10 @@ int main(int argc, char** argv) {
   std::string cp_compression;
   cp->add_option("--compression", cp_compression,
                  "for a hyperfile DST: zstd[:LEVEL] (default zstd:1), lz4, none");
+  bool cp_encrypt = false;
+  cp->add_flag("--encrypt", cp_encrypt,
+               "for a new hyperfile DST: encrypt it under --key-file F, HYPERFILE_KEY_FILE, "
+               "HYPERFILE_KEY or --passphrase");
   cp->add_flag("--force", cp_request.force, "overwrite an existing hyperfile DST (new checkpoint)");
   cp->add_flag("-q,--quiet", cp_request.quiet, "no progress bar or summary");
   std::string jobs_text = "8";
@@ -463,7 +467,7 @@ int main(int argc, char** argv) {
       co.compression = Arg(hf::ParseCompression(compression_text));
     }
     if (encrypt) {
-      co.encryption_key = cli::CliKey();
+      co.encryption_key = cli::CliNewKey();
       if (!co.encryption_key) {
         DieUsage("create --encrypt: no key; give --key-file F, HYPERFILE_KEY_FILE or --passphrase");
       }
@@ -642,7 +646,7 @@ int main(int argc, char** argv) {
     }
     auto old_key = cli::CliKey();
     if (!old_key) DieUsage("key change: no current key; give --key-file F or --passphrase");
-    auto new_key = cli::ReadCliKey(new_key_file, new_passphrase, "new passphrase: ");
+    auto new_key = cli::ReadCliKey(new_key_file, new_passphrase, "new passphrase: ", true);
     uint64_t record = Must(hf::ChangeKey(Store(uri), *old_key, *new_key));
     Say("key changed (key record %llu); no data was rewritten\n", (unsigned long long)record);
     cli::EmitJson({{"uri", uri}, {"key_record", record}});
@@ -661,6 +665,12 @@ int main(int argc, char** argv) {
     }
     if (cp->get_option("--compression")->count() > 0) {
       cp_request.compression = Arg(hf::ParseCompression(cp_compression));
+    }
+    if (cp_encrypt) {
+      cp_request.encryption_key = cli::CliNewKey();
+      if (!cp_request.encryption_key) {
+        DieUsage("cp --encrypt: no key; give --key-file F, HYPERFILE_KEY_FILE or --passphrase");
+      }
     }
     cp_request.jobs = static_cast<int>(
         Arg(hf::cli::ParseNumberInRange("cp: --jobs", jobs_text, 1, 256, /*allow_suffix=*/false)));
