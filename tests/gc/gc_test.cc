@@ -394,7 +394,6 @@ TEST(Gc, CrashAtEveryStoreCallOfACompaction) {
     return store;
   };
   CompactOptions co;
-  co.idle_ms = 0;
   co.policy = KeepLast(1);
   co.max_live_ratio = 0.9;
   auto run = [&](const std::shared_ptr<ObjectStore>& store) -> Status {
@@ -822,7 +821,6 @@ TEST(Gc, CompactionBoundsRandomOverwrites) {
   ASSERT_TRUE(Collect(store, NoGrace(KeepLast(1))).ok());
   const uint64_t before = StoredBytes(store.get());
   CompactOptions co;
-  co.idle_ms = 0;
   co.max_live_ratio = 0.9;
   auto c = Compact(store, co);
   ASSERT_TRUE(c.ok()) << c.status().ToString();
@@ -833,10 +831,14 @@ TEST(Gc, CompactionBoundsRandomOverwrites) {
   EXPECT_LT(after, before);
   EXPECT_LE(static_cast<double>(after), 1.3 * kSize) << "before " << before;
   EXPECT_TRUE(Reads(store, At::Latest(), model));
-  // A writer committed a moment ago: the CLI-style compaction refuses.
+  // While a writer handle is open, the CLI-style compaction refuses (its
+  // writer lease, docs/design/0015; tests/gc/writer_lease_test.cc).
+  auto open = File::Open(store);
+  ASSERT_TRUE(open.ok());
   CompactOptions careful;
   careful.max_live_ratio = 0.9;
   EXPECT_EQ(Compact(store, careful).status().code(), Status::Code::kConflict);
+  ASSERT_TRUE((*open)->Close().ok());
 }
 
 // The randomized model test: writes, flushes, snapshots, collections with
@@ -887,7 +889,6 @@ void ModelRun(const std::shared_ptr<ObjectStore>& store, uint64_t seed) {
     } else if (op == 7 && !model.empty()) {
       ASSERT_TRUE(writer->Close().ok());
       CompactOptions co;
-      co.idle_ms = 0;
       co.max_live_ratio = 0.75;
       auto c = Compact(store, co);
       ASSERT_TRUE(c.ok()) << c.status().ToString();
