@@ -10,8 +10,8 @@
 #include <random>
 
 #include "file/sealing.h"
-#include "format/frame.h"
 #include "file/writer_lease.h"
+#include "format/frame.h"
 #include "hyperfile/executor.h"
 #include "util/coding.h"
 

@@ -6,8 +6,8 @@
 #include "file/file_impl.h"
 #include "file/open_internal.h"
 #include "file/sealing.h"
-#include "format/frame.h"
 #include "file/writer_lease.h"
+#include "format/frame.h"
 #include "util/coding.h"
 
 namespace hyperfile {
@@ -288,7 +288,8 @@ Result<std::unique_ptr<File>> OpenWriter(std::shared_ptr<ObjectStore> store,
   HF_ASSIGN_OR_RETURN(ResolvedState state, ResolveState(store, At::Latest(), options));
   // The file exists: now our writer lease, then the handle (docs/design/0015).
   if (!lease) {
-    HF_ASSIGN_OR_RETURN(lease, file::AcquireWriterLease(store, file::LeaseHolderName(options.writer_name)));
+    HF_ASSIGN_OR_RETURN(
+        lease, file::AcquireWriterLease(store, file::LeaseHolderName(options.writer_name)));
   }
   HF_ASSIGN_OR_RETURN(std::unique_ptr<FileImpl> f,
                       FileImpl::Make(state.store, options, state.read, nullptr));

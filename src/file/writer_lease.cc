@@ -59,8 +59,8 @@ std::string LeaseHolderName(const std::string& name) {
 }
 
 Result<std::unique_ptr<WriterLease>> WriterLease::Write(std::shared_ptr<ObjectStore> store,
-                                                        format::WriterKind kind,
-                                                        std::string holder, int64_t ttl_ms) {
+                                                        format::WriterKind kind, std::string holder,
+                                                        int64_t ttl_ms) {
   if (!store) return Status::InvalidArgument("writer lease: no store");
   if (ttl_ms < 1000 || ttl_ms > 86400000) {
     return Status::InvalidArgument("writer lease: ttl_ms " + std::to_string(ttl_ms) +
@@ -75,9 +75,9 @@ Result<std::unique_ptr<WriterLease>> WriterLease::Write(std::shared_ptr<ObjectSt
   state->key = format::WriterLeaseKey(file::RandomU64());
   state->bytes =
       format::EncodeWriterLease({kind, static_cast<uint64_t>(ttl_ms), holder.substr(0, 255)});
-  HF_RETURN_IF_ERROR(state->store->Put(state->key, {state->bytes}, PutOptions{})
-                         .WithContext("write the writer lease " + state->store->Name() + "/" +
-                                      state->key));
+  HF_RETURN_IF_ERROR(
+      state->store->Put(state->key, {state->bytes}, PutOptions{})
+          .WithContext("write the writer lease " + state->store->Name() + "/" + state->key));
   return std::unique_ptr<WriterLease>(new WriterLease(std::move(state)));
 }
 
@@ -129,9 +129,8 @@ Status WriterLease::Release() {
 Result<std::vector<OtherWriter>> WriterLease::Others(int64_t grace_ms, int64_t* store_now_ms) {
   ObjectStore* store = state_->store.get();
   std::vector<ObjectInfo> objects;
-  HF_RETURN_IF_ERROR(
-      store->List(format::kWriterLeasePrefix, "", kMaxWriterLeases + 1, &objects)
-          .WithContext("list the writer leases of " + store->Name()));
+  HF_RETURN_IF_ERROR(store->List(format::kWriterLeasePrefix, "", kMaxWriterLeases + 1, &objects)
+                         .WithContext("list the writer leases of " + store->Name()));
   if (objects.size() > kMaxWriterLeases) {
     return Status::OutOfRange(store->Name() + ": more than " + std::to_string(kMaxWriterLeases) +
                               " objects under " + std::string(format::kWriterLeasePrefix) +
@@ -155,8 +154,16 @@ Result<std::vector<OtherWriter>> WriterLease::Others(int64_t grace_ms, int64_t* 
   if (!store_has_times) now = file::NowMs();
   *store_now_ms = now;
   std::vector<OtherWriter> out;
-  for (const ObjectInfo& o : objects) {
+  for (ObjectInfo& o : objects) {
     if (o.key == state_->key || !format::ParseWriterLeaseKey(o.key)) continue;  // ours; foreign
+    if (o.mtime_ms <= 0 && store_has_times) {
+      // Some listings carry no times (or none we parse): ask the object.
+      ObjectInfo info;
+      Status hs = store->Head(o.key, &info);
+      if (hs.IsNotFound()) continue;  // released meanwhile
+      HF_RETURN_IF_ERROR(hs.WithContext("the writer lease " + store->Name() + "/" + o.key));
+      o.mtime_ms = info.mtime_ms;
+    }
     OtherWriter w;
     w.key = o.key;
     const std::string where = store->Name() + "/" + o.key;
@@ -249,9 +256,9 @@ Result<std::unique_ptr<WriterLease>> AcquireWriterLease(std::shared_ptr<ObjectSt
 Result<std::unique_ptr<WriterLease>> AcquireCompactionLease(std::shared_ptr<ObjectStore> store,
                                                             int64_t grace_ms,
                                                             const std::string& holder) {
-  HF_ASSIGN_OR_RETURN(std::unique_ptr<WriterLease> lease,
-                      WriterLease::Write(store, format::WriterKind::kCompaction, holder,
-                                         kCompactionLeaseTtlMs));
+  HF_ASSIGN_OR_RETURN(
+      std::unique_ptr<WriterLease> lease,
+      WriterLease::Write(store, format::WriterKind::kCompaction, holder, kCompactionLeaseTtlMs));
   const std::string what = "compact " + store->Name();
   int64_t now = 0;
   auto others = lease->Others(grace_ms, &now);

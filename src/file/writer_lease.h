@@ -39,7 +39,7 @@ inline constexpr int64_t kStaleWriterLeaseMs = 60 * 60 * 1000;
 struct OtherWriter {
   std::string key;
   std::optional<format::WriterLeaseRecord> record;  // absent: damaged
-  Status damage;        // why it is damaged (Corrupt naming the object)
+  Status damage;                                    // why it is damaged (Corrupt naming the object)
   int64_t age_ms = 0;   // store time since it was last written (-1: unknown)
   bool active = false;  // unexpired (ttl + grace) by the store's clock, or damaged
   // "writer/… (a writer, holder H, renewed 12 s ago)" for messages.

@@ -7,10 +7,10 @@
 #include "file/file_impl.h"
 #include "file/open_internal.h"
 #include "file/sealing.h"
+#include "file/writer_lease.h"
 #include "format/gc_records.h"
 #include "gc/gc_internal.h"
 #include "gc/mark.h"
-#include "file/writer_lease.h"
 #include "hyperfile/gc.h"
 #include "index/btree.h"
 
@@ -125,7 +125,7 @@ Result<CompactReport> Compact(std::shared_ptr<ObjectStore> store, const CompactO
   HF_ASSIGN_OR_RETURN(
       std::unique_ptr<file::WriterLease> lease,
       file::AcquireCompactionLease(store, options.writer_grace_ms,
-                                 file::LeaseHolderName(options.open_options.writer_name)));
+                                   file::LeaseHolderName(options.open_options.writer_name)));
   HF_ASSIGN_OR_RETURN(Plan plan, MakePlan(store, options));
   CompactReport report = plan.report;
   if (plan.extents.empty()) {

@@ -37,7 +37,10 @@ std::string Pattern(uint64_t seed, size_t n) {
 }
 
 Result<std::string> ReadAt(const std::shared_ptr<ObjectStore>& store, const At& at) {
-  HF_ASSIGN_OR_RETURN(std::unique_ptr<File> f, File::OpenAt(store, at));
+  // A reader (a writable handle would wait out a crashed compaction's lease).
+  OpenOptions ro;
+  ro.read_only = true;
+  HF_ASSIGN_OR_RETURN(std::unique_ptr<File> f, File::OpenAt(store, at, ro));
   std::string out(f->Size(), '\0');
   HF_ASSIGN_OR_RETURN(size_t n, f->PRead(0, out.data(), out.size()));
   if (n != out.size()) return Status::Corrupt("short read");

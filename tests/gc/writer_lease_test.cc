@@ -81,6 +81,8 @@ std::string MakeGarbage(const std::shared_ptr<ObjectStore>& store) {
 CompactOptions Cli() {
   CompactOptions co;
   co.max_live_ratio = 0.95;
+  co.policy = RetentionPolicy{};
+  co.policy->keep_last = 1;
   return co;
 }
 
@@ -151,10 +153,11 @@ class ListHookStore : public StoreWrapper {
 // A lease a crashed holder left behind.
 std::string PutCrashedLease(ObjectStore* store, format::WriterKind kind, uint64_t id) {
   std::string key = format::WriterLeaseKey(id);
-  EXPECT_TRUE(store
-                  ->Put(key, format::EncodeWriterLease(
-                                 {kind, static_cast<uint64_t>(file::kWriterLeaseTtlMs), "crashed/1"}))
-                  .ok());
+  EXPECT_TRUE(
+      store
+          ->Put(key, format::EncodeWriterLease(
+                         {kind, static_cast<uint64_t>(file::kWriterLeaseTtlMs), "crashed/1"}))
+          .ok());
   return key;
 }
 
@@ -362,7 +365,7 @@ TEST(WriterLeaseRace, EveryOrderLetsOneSideSeeTheOther) {
         w = std::move(l).value();
       } else if (step == "Cw") {
         auto l = file::WriterLease::Write(store, format::WriterKind::kCompaction, "c",
-                                        file::kCompactionLeaseTtlMs);
+                                          file::kCompactionLeaseTtlMs);
         ASSERT_TRUE(l.ok());
         c = std::move(l).value();
       } else if (step == "Wl") {
