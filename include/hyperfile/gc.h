@@ -185,10 +185,14 @@ struct CompactOptions {
   std::optional<RetentionPolicy> policy;
   double max_live_ratio = 0.65;    // 0 < r < 1 (measured: see README, Space)
   uint64_t max_rewrite_bytes = 0;  // stop after this much (0 = no limit)
-  // Refuse (Conflict) when the head was committed less than this long ago
-  // (the store's clock): a writer is probably active, and a compaction
-  // commit would fence it. 0 = don't check.
-  int64_t idle_ms = 60 * 1000;
+  // Compact refuses (Conflict naming the lease and its age) while another
+  // handle, in this process or any other, holds the file open for writing
+  // (Corrupt if a lease is damaged: it counts as active). Every writable
+  // handle keeps a
+  // writer lease (`writer/<16 hex>`, renewed while open, deleted at close;
+  // docs/design/0015). A lease whose holder crashed counts as active for its
+  // time to live (2 min) plus this grace, by the store's clock. 0 .. 1 day.
+  int64_t writer_grace_ms = 60 * 1000;
   OpenOptions open_options;  // for the writer handle
 };
 struct CompactReport {
@@ -204,8 +208,8 @@ HYPERFILE_EXPORT Result<CompactReport> Compact(std::shared_ptr<ObjectStore> stor
 // itself): plans from the committed head, then calls rewrite(offset, length)
 // for each range (at most 256 KiB, whole blocks), which must read the range through the
 // handle and write it back atomically with respect to the handle's other
-// writers (hold the lock they take); then flushes. options.idle_ms and
-// open_options are ignored.
+// writers (hold the lock they take); then flushes. options.writer_grace_ms
+// and open_options are ignored (the handle's own writer lease stands).
 HYPERFILE_EXPORT Result<CompactReport> CompactThrough(
     File* writer, std::shared_ptr<ObjectStore> store, const CompactOptions& options,
     const std::function<Status(uint64_t offset, uint64_t length)>& rewrite);

@@ -424,6 +424,9 @@ bool IsFormatKey(std::string_view key, uint64_t* segment) {
   }
   if (key.starts_with(format::kLeasePrefix)) return format::ParseLeaseKey(key).has_value();
   if (key.starts_with(format::kPinPrefix)) return format::ParsePinKey(key).has_value();
+  if (key.starts_with(format::kWriterLeasePrefix)) {
+    return format::ParseWriterLeaseKey(key).has_value();
+  }
   if (key.starts_with(crypto::kKeyRecordPrefix)) return crypto::ParseKeyRecordKey(key).has_value();
   return key == format::kHorizonKey || key == format::kKeptKey || key == format::kPolicyKey ||
          key == format::kLedgerKey;

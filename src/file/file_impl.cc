@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "file/sealing.h"
+#include "file/writer_lease.h"
 #include "format/frame.h"
 #include "hyperfile/executor.h"
 #include "util/coding.h"
@@ -188,7 +189,16 @@ Status FileImpl::Close() {
   if (pipeline_) pipeline_->NotifyWaiters();  // writers waiting for the budget get "closed"
   StopFlusher();
   StopRefresher();
+  // No commit of this handle can follow: the writer lease can go.
+  if (writer_lease_) {
+    Status released = writer_lease_->Release();
+    if (st.ok()) st = released;
+  }
   return st;
+}
+
+void FileImpl::AdoptWriterLease(std::unique_ptr<file::WriterLease> lease) {
+  writer_lease_ = std::move(lease);
 }
 
 void FileImpl::StopFlusher() {

@@ -33,6 +33,8 @@
 
 namespace hyperfile::file {
 
+class WriterLease;
+
 class FileImpl : public File, private FlushHost {
  public:
   // `read` is the segment header the handle starts from; `at` (optional)
@@ -75,6 +77,10 @@ class FileImpl : public File, private FlushHost {
   // and wakes the flusher to upload it.
   void SetTestHook(std::function<void(std::string_view point)> hook);
   void FreezeForTesting();
+
+  // A writable handle holds a writer lease (gc/writer_lease.h) from before
+  // it is shared until Close has made its last commit; Close releases it.
+  void AdoptWriterLease(std::unique_ptr<WriterLease> lease);
 
  private:
   FileImpl(std::shared_ptr<ObjectStore> store, const OpenOptions& options,
@@ -148,6 +154,8 @@ class FileImpl : public File, private FlushHost {
   bool stopping_ = false;  // the refresher leaves
   // Flights, ordering, triggers, backoff; null on a read-only handle.
   std::unique_ptr<FlushPipeline> pipeline_;
+
+  std::unique_ptr<WriterLease> writer_lease_;  // set before the handle is shared
 
   std::mutex append_mu_;  // appends are atomic with respect to each other
   std::function<void(std::string_view)> test_hook_;  // set before use, by tests only

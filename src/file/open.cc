@@ -6,6 +6,7 @@
 #include "file/file_impl.h"
 #include "file/open_internal.h"
 #include "file/sealing.h"
+#include "file/writer_lease.h"
 #include "format/frame.h"
 #include "util/coding.h"
 
@@ -281,6 +282,21 @@ Status ValidateOpenOptions(const OpenOptions& o, const std::string& where) {
   return Status::OK();
 }
 
+Result<std::unique_ptr<File>> OpenWriter(std::shared_ptr<ObjectStore> store,
+                                         const OpenOptions& options,
+                                         std::unique_ptr<file::WriterLease> lease) {
+  HF_ASSIGN_OR_RETURN(ResolvedState state, ResolveState(store, At::Latest(), options));
+  // The file exists: now our writer lease, then the handle (docs/design/0015).
+  if (!lease) {
+    HF_ASSIGN_OR_RETURN(
+        lease, file::AcquireWriterLease(store, file::LeaseHolderName(options.writer_name)));
+  }
+  HF_ASSIGN_OR_RETURN(std::unique_ptr<FileImpl> f,
+                      FileImpl::Make(state.store, options, state.read, nullptr));
+  f->AdoptWriterLease(std::move(lease));
+  return std::unique_ptr<File>(std::move(f));
+}
+
 }  // namespace file
 
 Result<std::unique_ptr<File>> File::Create(std::shared_ptr<ObjectStore> store,
@@ -306,6 +322,11 @@ Result<std::unique_ptr<File>> File::Create(std::shared_ptr<ObjectStore> store,
   if (!existing.empty()) {
     return Status::AlreadyExists("create: a hyperfile already exists at " + store->Name());
   }
+  // The writer lease comes before the file (docs/design/0015): a compaction
+  // that could see the new file sees the lease, or we see its lease and
+  // create nothing. It goes again if the create fails.
+  HF_ASSIGN_OR_RETURN(std::unique_ptr<file::WriterLease> lease,
+                      file::AcquireWriterLease(store, file::LeaseHolderName(options.writer_name)));
   HeaderRead read;
   format::SegmentHeader& h = read.header;
   h.self.id = 1;
@@ -343,6 +364,7 @@ Result<std::unique_ptr<File>> File::Create(std::shared_ptr<ObjectStore> store,
   if (create.encryption_key && !with_key.key) with_key.key = create.encryption_key;
   HF_ASSIGN_OR_RETURN(std::unique_ptr<FileImpl> f,
                       FileImpl::Make(std::move(store), with_key, read, nullptr));
+  f->AdoptWriterLease(std::move(lease));
   return std::unique_ptr<File>(std::move(f));
 }
 
@@ -350,11 +372,15 @@ Result<std::unique_ptr<File>> File::Open(std::shared_ptr<ObjectStore> store,
                                          const OpenOptions& options) {
   if (!store) return Status::InvalidArgument("open: no store");
   HF_RETURN_IF_ERROR(file::ValidateOpenOptions(options, store->Name()));
-  HF_ASSIGN_OR_RETURN(file::ResolvedState state, file::ResolveState(store, At::Latest(), options));
-  HF_ASSIGN_OR_RETURN(std::unique_ptr<FileImpl> f,
-                      FileImpl::Make(state.store, options, state.read, nullptr));
-  if (options.read_only) f->StartFollowing();
-  return std::unique_ptr<File>(std::move(f));
+  if (options.read_only) {
+    HF_ASSIGN_OR_RETURN(file::ResolvedState state,
+                        file::ResolveState(store, At::Latest(), options));
+    HF_ASSIGN_OR_RETURN(std::unique_ptr<FileImpl> f,
+                        FileImpl::Make(state.store, options, state.read, nullptr));
+    f->StartFollowing();
+    return std::unique_ptr<File>(std::move(f));
+  }
+  return file::OpenWriter(store, options, nullptr);
 }
 
 Result<std::unique_ptr<File>> File::OpenAt(std::shared_ptr<ObjectStore> store, const At& at,

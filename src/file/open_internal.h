@@ -13,6 +13,16 @@
 
 namespace hyperfile::file {
 
+class WriterLease;
+
+// Opens the latest state for writing (options.read_only is false): with
+// `lease` (a compaction's, already written and checked) or, if null, a
+// writer lease of its own (AcquireWriterLease: Conflict while a
+// compaction by another process runs). The handle releases it at Close.
+Result<std::unique_ptr<File>> OpenWriter(std::shared_ptr<ObjectStore> store,
+                                         const OpenOptions& options,
+                                         std::unique_ptr<WriterLease> lease);
+
 struct ResolvedState {
   std::shared_ptr<ObjectStore> store;  // where the header lives (origin for clones)
   HeaderRead read;

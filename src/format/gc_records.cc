@@ -159,6 +159,45 @@ std::optional<uint64_t> ParseLeaseKey(std::string_view key) {
   return ParseHex16Key(key, kLeasePrefix);
 }
 
+std::string EncodeWriterLease(const WriterLeaseRecord& l) {
+  std::string out(kWriterLeaseMagic);
+  out.push_back(static_cast<char>(l.kind));
+  PutFixed64(&out, l.ttl_ms);
+  std::string holder = l.holder.substr(0, 255);
+  PutString16(&out, holder);
+  SealCrc(&out);
+  return out;
+}
+
+Result<WriterLeaseRecord> DecodeWriterLease(std::string_view bytes, std::string_view where) {
+  HF_RETURN_IF_ERROR(CheckSealed(bytes, kWriterLeaseMagic, 8 + 1 + 8 + 2 + 4, kMaxWriterLeaseBytes,
+                                 where, "writer lease"));
+  const char* p = bytes.data();
+  WriterLeaseRecord l;
+  const uint8_t kind = static_cast<uint8_t>(p[8]);
+  if (kind != static_cast<uint8_t>(WriterKind::kWriter) &&
+      kind != static_cast<uint8_t>(WriterKind::kCompaction)) {
+    return Status::Corrupt(std::string(where) + ": writer lease has unknown kind " +
+                           std::to_string(kind));
+  }
+  l.kind = static_cast<WriterKind>(kind);
+  l.ttl_ms = DecodeFixed64(p + 9);
+  uint16_t len =
+      static_cast<uint16_t>(static_cast<uint8_t>(p[17]) | static_cast<uint8_t>(p[18]) << 8);
+  if (len > 255 || bytes.size() != 8 + 1 + 8 + 2 + size_t{len} + 4) {
+    return Status::Corrupt(std::string(where) + ": writer lease has a bad holder length");
+  }
+  l.holder.assign(p + 19, len);
+  return l;
+}
+
+std::string WriterLeaseKey(uint64_t lease_id) {
+  return std::string(kWriterLeasePrefix) + Hex16(lease_id);
+}
+std::optional<uint64_t> ParseWriterLeaseKey(std::string_view key) {
+  return ParseHex16Key(key, kWriterLeasePrefix);
+}
+
 std::string EncodePin(const PinRecord& pin) {
   std::string out(kPinMagic);
   PutFixed64(&out, pin.checkpoint);

@@ -20,6 +20,7 @@ inline constexpr std::string_view kKeptKey = "gc/kept";
 inline constexpr std::string_view kPolicyKey = "gc/policy";
 inline constexpr std::string_view kLeasePrefix = "lease/";
 inline constexpr std::string_view kPinPrefix = "pin/";
+inline constexpr std::string_view kWriterLeasePrefix = "writer/";
 
 // What the last collection decided: every checkpoint id <= horizon that is not
 // listed has expired (its segment may be gone). Ids above the horizon were
@@ -65,6 +66,23 @@ std::string EncodeLease(const LeaseRecord& lease);
 Result<LeaseRecord> DecodeLease(std::string_view bytes, std::string_view where);
 std::string LeaseKey(uint64_t lease_id);
 std::optional<uint64_t> ParseLeaseKey(std::string_view key);
+
+// A writer lease (docs/design/0015-writer-leases.md): a handle open for
+// writing (kind kWriter) or a compaction by a process that is not the
+// writer (kind kCompaction) is active until the object's modification time
+// (the store's clock) + ttl_ms. Renewing rewrites it.
+inline constexpr std::string_view kWriterLeaseMagic = "HFWRITR1";
+inline constexpr size_t kMaxWriterLeaseBytes = 8 + 1 + 8 + 2 + 255 + 4;
+enum class WriterKind : uint8_t { kWriter = 1, kCompaction = 2 };
+struct WriterLeaseRecord {
+  WriterKind kind = WriterKind::kWriter;
+  uint64_t ttl_ms = 0;
+  std::string holder;  // who (host/process), at most 255 bytes
+};
+std::string EncodeWriterLease(const WriterLeaseRecord& lease);
+Result<WriterLeaseRecord> DecodeWriterLease(std::string_view bytes, std::string_view where);
+std::string WriterLeaseKey(uint64_t lease_id);
+std::optional<uint64_t> ParseWriterLeaseKey(std::string_view key);
 
 // A clone pin in the source file: the clone (file id `clone_file_id`, at
 // `clone_uri`) borrows checkpoint `checkpoint`'s index and data.

@@ -7,6 +7,7 @@
 #include "file/file_impl.h"
 #include "file/open_internal.h"
 #include "file/sealing.h"
+#include "file/writer_lease.h"
 #include "format/gc_records.h"
 #include "gc/gc_internal.h"
 #include "gc/mark.h"
@@ -110,29 +111,34 @@ Result<CompactReport> CompactThrough(File* writer, std::shared_ptr<ObjectStore> 
 
 Result<CompactReport> Compact(std::shared_ptr<ObjectStore> store, const CompactOptions& options) {
   if (!store) return Status::InvalidArgument("compact: no store");
-  if (options.idle_ms < 0) return Status::InvalidArgument("compact: idle_ms must be >= 0");
+  if (options.writer_grace_ms < 0 || options.writer_grace_ms > 86400000) {
+    return Status::InvalidArgument("compact: writer_grace_ms must be 0 .. 1 day");
+  }
   if (options.open_options.read_only) {
     return Status::InvalidArgument("compact: needs a writable handle (open_options.read_only)");
   }
-  const int64_t now = file::NowMs();
-  if (options.idle_ms > 0) {
-    HF_ASSIGN_OR_RETURN(uint64_t head, file::LatestCheckpointId(store.get()));
-    ObjectInfo info;
-    HF_RETURN_IF_ERROR(store->Head(format::SegmentKey(head), &info));
-    if (info.mtime_ms > 0 && info.mtime_ms + options.idle_ms > now) {
-      return Status::Conflict("compact " + store->Name() + ": checkpoint " + std::to_string(head) +
-                              " was committed " + std::to_string((now - info.mtime_ms) / 1000) +
-                              " s ago; a writer may be active, and a compaction commit would "
-                              "fence it (compact in the writer's process, or wait)");
-    }
-  }
+  HF_RETURN_IF_ERROR(file::ValidateOpenOptions(options.open_options, store->Name()));
+  // The file exists (nothing is written into a prefix that holds none).
+  HF_RETURN_IF_ERROR(file::LatestCheckpointId(store.get()).status());
+  // Our compaction lease first, then the others (docs/design/0015): a writer
+  // whose lease we do not see lists after ours exists and refuses to open.
+  HF_ASSIGN_OR_RETURN(
+      std::unique_ptr<file::WriterLease> lease,
+      file::AcquireCompactionLease(store, options.writer_grace_ms,
+                                   file::LeaseHolderName(options.open_options.writer_name)));
   HF_ASSIGN_OR_RETURN(Plan plan, MakePlan(store, options));
   CompactReport report = plan.report;
-  if (plan.extents.empty()) return report;
-  // One writer handle of our own: nobody else writes through it, so reading
-  // a block and writing the same bytes back cannot undo anyone's write. A
-  // writer in another process that commits first makes our flush Conflict.
-  HF_ASSIGN_OR_RETURN(std::unique_ptr<File> f, File::Open(store, options.open_options));
+  if (plan.extents.empty()) {
+    HF_RETURN_IF_ERROR(lease->Release());
+    return report;
+  }
+  // One writer handle of our own, holding our lease: nobody else writes
+  // through it, so reading a block and writing the same bytes back cannot
+  // undo anyone's write. A writer whose lease lapsed (stalled) and that
+  // commits first makes our flush Conflict; one that commits after us gets
+  // Conflict on its flush (docs/design/0002): nothing committed is lost.
+  HF_ASSIGN_OR_RETURN(std::unique_ptr<File> f,
+                      file::OpenWriter(store, options.open_options, std::move(lease)));
   HF_ASSIGN_OR_RETURN(FileStat st, f->Stat());
   if (st.checkpoint != plan.view.head) {
     (void)f->Close();

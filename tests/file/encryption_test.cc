@@ -410,7 +410,6 @@ TEST(Encryption, CloneRestoreGcCompactAndVerifyWorkWithTheKey) {
   CompactOptions cpo;
   cpo.open_options.key = Key('a');
   cpo.max_live_ratio = 0.99;
-  cpo.idle_ms = 0;
   auto cr = Compact(store, cpo);
   ASSERT_TRUE(cr.ok()) << cr.status().ToString();
   ASSERT_TRUE(ReadBlock(store, At::Latest(), 0, &out, Key('a')).ok());

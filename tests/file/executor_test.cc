@@ -110,7 +110,9 @@ TEST(Executor, HandlesOnASharedExecutorStartAlmostNoThreads) {
   rw.executor = executor;
   auto writer = File::Open(store, rw);
   ASSERT_TRUE(writer.ok()) << writer.status().ToString();
-  EXPECT_EQ(ThreadCount(), before + 1) << "a writer on an executor starts only its flusher";
+  // Its flusher and its writer lease's renewer (docs/design/0015).
+  EXPECT_EQ(ThreadCount(), before + 2)
+      << "a writer on an executor starts only its flusher and renewer";
   ASSERT_TRUE((*writer)->PWrite(5, "xyz", 3).ok());
   ASSERT_TRUE((*writer)->Flush().ok());
   ASSERT_TRUE((*writer)->Close().ok());

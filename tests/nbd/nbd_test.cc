@@ -1483,9 +1483,12 @@ print("ok")
   int64_t new_objects = new_segments + (after["dat/"] - before["dat/"]);
   EXPECT_EQ(Series(text, "hyperfile_commit_duration_seconds_count{export=\"\"}"), new_segments)
       << text;
-  EXPECT_EQ(Series(text, "hyperfile_store_requests_total{export=\"\",verb=\"put\",outcome=\"ok\"}"),
-            new_objects)
-      << text;
+  // Plus the writer lease's put, and its renewals (one per 40 s; the
+  // workload is shorter than a few) (docs/design/0015).
+  const int64_t puts =
+      Series(text, "hyperfile_store_requests_total{export=\"\",verb=\"put\",outcome=\"ok\"}");
+  EXPECT_GE(puts, new_objects + 1) << text;
+  EXPECT_LE(puts, new_objects + 4) << text;
   EXPECT_GE(new_segments, 10);
   EXPECT_EQ(Series(text, writes), 300);
   for (const auto& entry : fs::directory_iterator(dir_)) {  // no temporary left behind
