@@ -78,7 +78,7 @@ class FileImpl : public File, private FlushHost {
   void SetTestHook(std::function<void(std::string_view point)> hook);
   void FreezeForTesting();
 
-  // A writable handle holds a writer lease (gc/writer_lease.h) from before
+  // A writable handle holds a writer lease (file/writer_lease.h) from before
   // it is shared until Close has made its last commit; Close releases it.
   void AdoptWriterLease(std::unique_ptr<WriterLease> lease);
 

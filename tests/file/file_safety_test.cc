@@ -292,9 +292,11 @@ void OpenCost(std::shared_ptr<ObjectStore> base, int checkpoints) {
     }
   }
   auto metrics = std::make_shared<MetricsStore>(base);
-  auto count = [&](const At& at) {
+  auto count = [&](const At& at, bool read_only = false) {
     metrics->Reset();
-    auto f = File::OpenAt(metrics, at);
+    OpenOptions oo;
+    oo.read_only = read_only;
+    auto f = File::OpenAt(metrics, at, oo);
     EXPECT_TRUE(f.ok()) << f.status().ToString();
     return metrics->Snapshot().total_requests();
   };
@@ -302,7 +304,8 @@ void OpenCost(std::shared_ptr<ObjectStore> base, int checkpoints) {
   // lease's PUT and the LIST of writer/ (docs/design/0015). By id: its header, and the
   // collector's decision (gc/kept, in parallel: was it expired?). By time:
   // LIST, the head, at most one more header, and gc/kept in parallel.
-  EXPECT_LE(count(At::Latest()), 5u);  // + a HEAD of the lease if a listing has no times
+  EXPECT_LE(count(At::Latest(), true), 2u);  // for reading: no lease
+  EXPECT_LE(count(At::Latest()), 5u);        // + a HEAD of the lease if a listing has no times
   EXPECT_LE(count(At::Checkpoint(2)), 2u);
   EXPECT_LE(count(At::Checkpoint(static_cast<uint64_t>(checkpoints) / 2)), 2u);
   for (int i : {0, checkpoints / 3, checkpoints - 70, checkpoints - 2}) {
