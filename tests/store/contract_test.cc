@@ -111,6 +111,14 @@ TEST_P(StoreContract, RangeEdgeCases) {
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
   EXPECT_LT(std::abs(info.mtime_ms - now_ms), 10 * 60 * 1000) << "mtime_ms " << info.mtime_ms;
+  // A listing carries the same time (to the second): leases and the
+  // collector's grace periods read the store's clock from listings.
+  std::vector<ObjectInfo> listed;
+  ASSERT_TRUE(store_->List("te", "", 0, &listed).ok());
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].key, "ten");
+  EXPECT_LT(std::abs(listed[0].mtime_ms - info.mtime_ms), 2000)
+      << "listed mtime_ms " << listed[0].mtime_ms << ", head " << info.mtime_ms;
 }
 
 TEST_P(StoreContract, MissingObjectsAndErrorMessages) {

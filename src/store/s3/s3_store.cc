@@ -30,6 +30,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <ctime>
@@ -398,8 +399,12 @@ class S3Store : public ObjectStore {
         info.key = full.substr(strip);
         info.size = std::strtoull(Text(c, "Size").c_str(), nullptr, 10);
         info.etag = StripQuotes(Text(c, "ETag"));
-        time_t t = curl_getdate(Text(c, "LastModified").c_str(), nullptr);
-        info.mtime_ms = t > 0 ? static_cast<int64_t>(t) * 1000 : 0;
+        // ISO 8601 here (curl_getdate reads only the HTTP date forms); an
+        // unreadable time stays 0, which every user of it treats as "unknown".
+        if (auto t = aws::ParseIso8601(Text(c, "LastModified"))) {
+          info.mtime_ms =
+              std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count();
+        }
         out->push_back(std::move(info));
         got++;
       }
