@@ -2,7 +2,10 @@
 // A thread-safe LRU cache bounded by a byte budget, with two priorities:
 // low-priority entries (data blocks, leaf nodes) are evicted before
 // high-priority ones (interior index nodes), so the upper levels of the index
-// stay in memory while leaves and data stream through.
+// stay in memory while leaves and data stream through. The block cache uses
+// the high priority for readahead instead: a prefetched block is protected
+// until its first use (GetAndDemote), so a sequential reader's blocks that
+// were already read are evicted before the ones it is about to read.
 #pragma once
 
 #include <cstdint>
@@ -16,7 +19,15 @@ namespace hyperfile {
 template <typename Key, typename Value, typename Hash = std::hash<Key>>
 class LruCache {
  public:
-  explicit LruCache(uint64_t budget_bytes) : budget_(budget_bytes) {}
+  explicit LruCache(uint64_t budget_bytes) : budget_(budget_bytes), high_budget_(budget_bytes) {}
+
+  // High-priority entries may hold at most this many bytes (default: the
+  // whole budget); past it the least recently used of them is evicted even
+  // while low-priority entries remain. Applies from the next Put.
+  void set_high_budget(uint64_t bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    high_budget_ = bytes;
+  }
 
   std::optional<Value> Get(const Key& key) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -31,15 +42,40 @@ class LruCache {
     return it->second.value;
   }
 
-  // Inserts or replaces. An entry larger than the whole budget is not kept.
+  // Like Get, but a high-priority entry found becomes low priority (the
+  // most recently used of those): for entries protected only until their
+  // first use. A low-priority entry is simply made most recently used.
+  std::optional<Value> GetAndDemote(const Key& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = map_.find(key);
+    if (it == map_.end()) {
+      misses_++;
+      return std::nullopt;
+    }
+    hits_++;
+    Entry& e = it->second;
+    if (e.high) {
+      low_.splice(low_.begin(), high_, e.pos);
+      e.high = false;
+      high_used_ -= e.charge;
+    } else {
+      low_.splice(low_.begin(), low_, e.pos);
+    }
+    return e.value;
+  }
+
+  // Inserts or replaces. An entry larger than the whole budget (or, if high
+  // priority, than the high budget) is not kept.
   void Put(const Key& key, Value value, uint64_t charge, bool high_priority = false) {
     std::lock_guard<std::mutex> lock(mu_);
     EraseLocked(key);
-    if (charge > budget_) return;
+    if (charge > budget_ || (high_priority && charge > high_budget_)) return;
     List& list = high_priority ? high_ : low_;
     list.push_front(key);
     map_.emplace(key, Entry{std::move(value), charge, high_priority, list.begin()});
     used_ += charge;
+    if (high_priority) high_used_ += charge;
+    while (high_used_ > high_budget_) EraseLocked(high_.back());
     while (used_ > budget_) EvictOneLocked();
   }
 
@@ -53,6 +89,7 @@ class LruCache {
     low_.clear();
     high_.clear();
     used_ = 0;
+    high_used_ = 0;
   }
   uint64_t used_bytes() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -85,6 +122,7 @@ class LruCache {
     if (it == map_.end()) return;
     (it->second.high ? high_ : low_).erase(it->second.pos);
     used_ -= it->second.charge;
+    if (it->second.high) high_used_ -= it->second.charge;
     map_.erase(it);
   }
   void EvictOneLocked() {
@@ -95,7 +133,9 @@ class LruCache {
 
   mutable std::mutex mu_;
   uint64_t budget_;
+  uint64_t high_budget_;
   uint64_t used_ = 0;
+  uint64_t high_used_ = 0;  // bytes of high-priority entries (<= used_)
   uint64_t hits_ = 0;
   uint64_t misses_ = 0;
   List low_;

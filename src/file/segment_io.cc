@@ -167,6 +167,14 @@ Result<HeaderRead> ReadHeader(ObjectStore* store, uint64_t id) {
 Result<index::NodePtr> NodeLoader::Load(const format::NodeRef& ref, uint8_t level) {
   auto key = std::make_pair(ref.segment, ref.offset);
   if (auto hit = cache_.Get(key)) {
+    // A node cached by a prefetch was found by its own length; a parent
+    // naming another length at that place disagrees with the segment.
+    if ((*hit)->ref.length != ref.length) {
+      return Status::Corrupt(lineage_->Where(ref.segment) + " at offset " +
+                             std::to_string(ref.offset) + ": index node is " +
+                             std::to_string((*hit)->ref.length) + " bytes, its parent says " +
+                             std::to_string(ref.length));
+    }
     if ((*hit)->data.level != level) {
       return Status::Corrupt(lineage_->Where(ref.segment) + " at offset " +
                              std::to_string(ref.offset) + ": index node at the wrong level");
@@ -190,6 +198,56 @@ Result<index::NodePtr> NodeLoader::Load(const format::NodeRef& ref, uint8_t leve
   node->ref = ref;
   Insert(node);
   return node;
+}
+
+void NodeLoader::Prefetch(std::span<const format::NodeRef> refs, size_t needed, uint8_t level) {
+  // Runs of refs that lie back to back in one segment, none cached yet, each
+  // fetched with one GET of at most kMaxPrefetchRun bytes; only runs that
+  // start with a needed node are fetched (the rest is the walk's guess).
+  // Each node is checked as Load checks it; the first that fails ends its
+  // run uncached, so its own Load reports the damage.
+  size_t i = 0;
+  while (i < needed && i < refs.size()) {
+    const format::NodeRef& first = refs[i];
+    if (cache_.Get({first.segment, first.offset})) {
+      i++;
+      continue;
+    }
+    size_t j = i + 1;
+    uint64_t run_end = uint64_t{first.offset} + first.length;
+    while (j < refs.size() && refs[j].segment == first.segment && refs[j].offset == run_end &&
+           run_end + refs[j].length - first.offset <= kMaxPrefetchRun &&
+           !cache_.Get({refs[j].segment, refs[j].offset})) {
+      run_end += refs[j].length;
+      j++;
+    }
+    if (j - i < 2) {  // one node: its Load fetches it
+      i = j;
+      continue;
+    }
+    auto store = lineage_->StoreFor(first.segment);
+    if (!store.ok()) return;  // the Loads report
+    std::string bytes;
+    if (!(*store)
+             ->Get(format::SegmentKey(first.segment), first.offset, run_end - first.offset, &bytes,
+                   nullptr)
+             .ok()) {
+      return;
+    }
+    for (size_t k = i; k < j; k++) {
+      const format::NodeRef& ref = refs[k];
+      const uint64_t at = ref.offset - first.offset;
+      if (at + ref.length > bytes.size()) break;  // truncated: its Load reports
+      auto data = format::DecodeNode(std::string_view(bytes).substr(at, ref.length), ref,
+                                     "prefetch", lineage_->sealer());
+      if (!data.ok() || data->level != level) break;
+      auto node = std::make_shared<index::Node>();
+      node->data = std::move(data).value();
+      node->ref = ref;
+      Insert(node);
+    }
+    i = j;
+  }
 }
 
 std::string NodeLoader::Describe(const format::NodeRef& ref) {
@@ -244,12 +302,12 @@ Status ChunkReader::Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t
     return std::make_pair(piece.segment, piece.offset + c * stored_chunk);
   };
   while (c0 < c1) {
-    auto hit = Cached(piece.segment, piece.epoch, key(c0).second);
+    auto hit = Cached(piece.segment, piece.epoch, key(c0).second, kChunkSize, dst != nullptr);
     if (!hit) break;
     copy_chunk(c0++, (*hit)->data());
   }
   while (c1 > c0) {
-    auto hit = Cached(piece.segment, piece.epoch, key(c1 - 1).second);
+    auto hit = Cached(piece.segment, piece.epoch, key(c1 - 1).second, kChunkSize, dst != nullptr);
     if (!hit) break;
     copy_chunk(--c1, (*hit)->data());
   }
@@ -293,7 +351,8 @@ Status ChunkReader::Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t
                              ": data checksum mismatch");
     }
     copy_chunk(c, chunk);
-    cache_.Put(key(c), std::make_shared<const Buffer>(chunk, kChunkSize), kChunkSize + 96);
+    cache_.Put(key(c), std::make_shared<const Buffer>(chunk, kChunkSize), kChunkSize + 96,
+               /*high_priority=*/dst == nullptr);
     if (disk_) {
       disk_->Put({file_id_, piece.segment, piece.epoch, key(c).second}, {chunk, kChunkSize});
     }
@@ -377,12 +436,12 @@ Status ChunkReader::ReadFrames(std::span<const format::ExtentEntry> frames, uint
   size_t a = (lo / bs) - frames.front().start;
   size_t b = (hi + bs - 1) / bs - frames.front().start;
   while (a < b) {
-    auto hit = Cached(segment, epoch, FrameKey(frames[a].offset), bs);
+    auto hit = Cached(segment, epoch, FrameKey(frames[a].offset), bs, dst != nullptr);
     if (!hit) break;
     copy_block(a++, (*hit)->data());
   }
   while (b > a) {
-    auto hit = Cached(segment, epoch, FrameKey(frames[b - 1].offset), bs);
+    auto hit = Cached(segment, epoch, FrameKey(frames[b - 1].offset), bs, dst != nullptr);
     if (!hit) break;
     copy_block(--b, (*hit)->data());
   }
@@ -447,7 +506,8 @@ Status ChunkReader::ReadFrames(std::span<const format::ExtentEntry> frames, uint
     if (disk_) {
       disk_->Put({file_id_, segment, epoch, FrameKey(f.offset)}, {block->data(), block->size()});
     }
-    cache_.Put({segment, FrameKey(f.offset)}, std::move(block), bs + 96);
+    cache_.Put({segment, FrameKey(f.offset)}, std::move(block), bs + 96,
+               /*high_priority=*/job->dst == nullptr);
   }
   return first_error;
 }
@@ -476,9 +536,10 @@ void ChunkReader::SeedPrefix(uint64_t segment, std::shared_ptr<const std::string
 }
 
 std::optional<ChunkReader::Chunk> ChunkReader::Cached(uint64_t segment, uint64_t epoch,
-                                                      uint64_t stored_offset, uint64_t size) {
+                                                      uint64_t stored_offset, uint64_t size,
+                                                      bool use) {
   auto key = std::make_pair(segment, stored_offset);
-  if (auto hit = cache_.Get(key)) {
+  if (auto hit = use ? cache_.GetAndDemote(key) : cache_.Get(key)) {
     if ((*hit)->size() == size) return *hit;
     return std::nullopt;
   }
@@ -488,7 +549,7 @@ std::optional<ChunkReader::Chunk> ChunkReader::Cached(uint64_t segment, uint64_t
     return std::nullopt;
   }
   auto chunk = std::make_shared<const Buffer>(std::move(bytes));
-  cache_.Put(key, chunk, size + 96);
+  cache_.Put(key, chunk, size + 96, /*high_priority=*/!use);
   return chunk;
 }
 

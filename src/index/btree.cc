@@ -341,11 +341,34 @@ Status Tree::VisitNode(const Node& node, uint64_t lo, uint64_t hi, uint64_t firs
     return Status::OK();
   }
   const auto& children = node.data.children;
+  // A walk over several children (a scan, not a lookup) tells the source
+  // which stored children come next, so it can fetch those that lie back
+  // to back in one segment with one request instead of one each.
+  auto child_lo = [&](size_t i) { return i == 0 ? lo : children[i].first_key; };
+  auto child_hi = [&](size_t i) {
+    return i + 1 < children.size() ? children[i + 1].first_key : hi;
+  };
+  size_t i0 = children.size(), i1 = 0;  // children in range: [i0, i1)
   for (size_t i = 0; i < children.size(); i++) {
-    uint64_t clo = i == 0 ? lo : children[i].first_key;
-    uint64_t chi = i + 1 < children.size() ? children[i + 1].first_key : hi;
-    if (chi <= first) continue;
-    if (clo >= end) break;
+    if (child_hi(i) <= first) continue;
+    if (child_lo(i) >= end) break;
+    i0 = std::min(i0, i);
+    i1 = i + 1;
+  }
+  // A lookup's range lies inside one child at every level; a scan's does
+  // not (it covers several children, or goes on into the next node).
+  if (i1 > i0 && (i1 > i0 + 1 || first < child_lo(i0) || end > child_hi(i0))) {
+    std::vector<format::NodeRef> refs;
+    size_t needed = 0;
+    for (size_t i = i0; i < children.size(); i++) {
+      if (children[i].blocks == 0 || (i < node.pending.size() && node.pending[i])) continue;
+      refs.push_back(children[i].ref);
+      if (i < i1) needed = refs.size();
+    }
+    if (needed > 0) source_->Prefetch(refs, needed, static_cast<uint8_t>(node.data.level - 1));
+  }
+  for (size_t i = i0; i < i1; i++) {
+    const uint64_t clo = child_lo(i), chi = child_hi(i);
     if (children[i].blocks == 0) continue;
     HF_ASSIGN_OR_RETURN(NodePtr child, Child(node, i, clo, chi));
     HF_RETURN_IF_ERROR(VisitNode(*child, clo, chi, first, end, fn));

@@ -56,6 +56,17 @@ class NodeSource {
   virtual Result<NodePtr> Load(const format::NodeRef& ref, uint8_t level) = 0;
   // Names the stored node at ref for messages ("<object> at offset N").
   virtual std::string Describe(const format::NodeRef& ref);
+  // A hint from a walk that covers several children of one node: the
+  // stored nodes at `refs` (all at `level`, in key order) are about to be
+  // loaded, the first `needed` of them certainly, the rest if the walk goes
+  // on (a scan). A source may fetch runs of them at once; it reports
+  // nothing (the Load that follows does) and may ignore the hint. Nothing
+  // it caches may skip Load's checks.
+  virtual void Prefetch(std::span<const format::NodeRef> refs, size_t needed, uint8_t level) {
+    (void)refs;
+    (void)needed;
+    (void)level;
+  }
 };
 
 struct TreeRoot {

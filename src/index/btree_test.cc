@@ -10,6 +10,8 @@
 #include <functional>
 #include <map>
 #include <random>
+#include <set>
+#include <span>
 
 #include "support/time_limit.h"
 
@@ -258,6 +260,76 @@ TEST(BTree, EpochsSurviveSplitsMergesAndReloads) {
     ASSERT_TRUE(nodes.ok()) << nodes.status().ToString();
   }
   EXPECT_GE(root.height, 2);
+}
+
+// A walk over many leaves (a scan) hints each leaf to the source before it
+// loads it, with the leaves it needs counted; a lookup inside one block
+// hints nothing (its one node per level is all it reads).
+class HintSource : public MemSource {
+ public:
+  void Prefetch(std::span<const NodeRef> refs, size_t needed, uint8_t level) override {
+    ASSERT_LE(needed, refs.size());
+    ASSERT_GT(needed, 0u);
+    calls++;
+    for (size_t i = 0; i < needed; i++) hinted_needed.insert({refs[i].segment, refs[i].offset});
+    levels.push_back(level);
+  }
+  Result<NodePtr> Load(const NodeRef& ref, uint8_t level) override {
+    if (level == 0) leaves_loaded.push_back({ref.segment, ref.offset});
+    return MemSource::Load(ref, level);
+  }
+  uint64_t calls = 0;
+  std::set<std::pair<uint64_t, uint32_t>> hinted_needed;
+  std::vector<std::pair<uint64_t, uint32_t>> leaves_loaded;
+  std::vector<uint8_t> levels;
+};
+
+TEST(BTree, ScansHintTheLeavesTheyLoadAndLookupsHintNothing) {
+  HintSource src;
+  Tree tree(&src, kBlock);
+  // 20,000 one-block extents that do not merge (every other block): some
+  // 300 leaves under a height-3 tree, all in segment 9.
+  std::vector<Change> changes;
+  for (uint64_t b = 0; b < 40000; b += 2)
+    changes.push_back({b, 1, false, 9, format::kInDataObject | (b * 8192), 77});
+  auto built = tree.Apply(TreeRoot{}, changes);
+  ASSERT_TRUE(built.ok()) << built.status().ToString();
+  TreeRoot root = *built;
+  auto pending = tree.CollectPending(root);
+  std::string area;
+  const uint64_t node_area = 100000;
+  ASSERT_TRUE(Tree::FinishLayout(&root, pending, 9, node_area, 0, &area).ok());
+  for (const NodePtr& n : pending) {
+    src.bytes[{9, n->ref.offset}] = area.substr(n->ref.offset - node_area, n->ref.length);
+  }
+  Tree::Unpin(pending);
+  TreeRoot stored;
+  stored.ref = root.ref;
+  stored.height = root.height;
+  ASSERT_GE(stored.height, 3);
+  auto count = [](const ExtentEntry&) { return Status::OK(); };
+
+  // Lookups, one block each, anywhere: no hint.
+  for (uint64_t b : {0ull, 1ull, 12345ull, 39998ull}) {
+    ASSERT_TRUE(tree.Visit(stored, b, b + 1, count).ok());
+  }
+  EXPECT_EQ(src.calls, 0u);
+
+  // A scan of everything: every leaf it loads was hinted as needed first,
+  // and the hints are of leaves (level 0) or of the interior level below.
+  src.leaves_loaded.clear();
+  ASSERT_TRUE(tree.Visit(stored, 0, ~uint64_t{0}, count).ok());
+  EXPECT_GT(src.calls, 0u);
+  EXPECT_GE(src.leaves_loaded.size(), 300u);
+  for (const auto& leaf : src.leaves_loaded) {
+    EXPECT_TRUE(src.hinted_needed.count(leaf)) << "leaf at " << leaf.second << " not hinted";
+  }
+  for (uint8_t level : src.levels) EXPECT_LT(level, stored.height - 1);
+
+  // A range that crosses one leaf boundary is a scan too.
+  src.calls = 0;
+  ASSERT_TRUE(tree.Visit(stored, 0, 40000, count).ok());
+  EXPECT_GT(src.calls, 0u);
 }
 
 }  // namespace
