@@ -19,6 +19,7 @@
 #include "hyperfile/checkpoints.h"
 #include "hyperfile/file.h"
 #include "hyperfile/store_layers.h"
+#include "support/codecs.h"
 #include "support/store_testing.h"
 
 namespace hyperfile {
@@ -36,10 +37,21 @@ std::string Pattern(uint64_t seed, size_t n) {
   return s;
 }
 
-Result<std::string> ReadAt(const std::shared_ptr<ObjectStore>& store, const At& at) {
+// Compressible bytes (letters), never an all-zero block.
+std::string Letters(uint64_t seed, size_t n) {
+  std::string s(n, '\0');
+  std::mt19937_64 r(seed);
+  for (auto& c : s) c = static_cast<char>('a' + r() % 26);
+  return s;
+}
+
+// `key`: the key of an encrypted file.
+Result<std::string> ReadAt(const std::shared_ptr<ObjectStore>& store, const At& at,
+                           std::shared_ptr<const KeySource> key = nullptr) {
   // A reader (a writable handle would wait out a crashed compaction's lease).
   OpenOptions ro;
   ro.read_only = true;
+  ro.key = std::move(key);
   HF_ASSIGN_OR_RETURN(std::unique_ptr<File> f, File::OpenAt(store, at, ro));
   std::string out(f->Size(), '\0');
   HF_ASSIGN_OR_RETURN(size_t n, f->PRead(0, out.data(), out.size()));
@@ -50,8 +62,9 @@ Result<std::string> ReadAt(const std::shared_ptr<ObjectStore>& store, const At& 
 
 // Reads `at` and compares with `want` without printing megabytes on failure.
 ::testing::AssertionResult Reads(const std::shared_ptr<ObjectStore>& store, const At& at,
-                                 const std::string& want) {
-  auto got = ReadAt(store, at);
+                                 const std::string& want,
+                                 std::shared_ptr<const KeySource> key = nullptr) {
+  auto got = ReadAt(store, at, std::move(key));
   if (!got.ok())
     return ::testing::AssertionFailure() << at.ToString() << ": " << got.status().ToString();
   if (*got != want) {
@@ -846,15 +859,39 @@ TEST(Gc, CompactionBoundsRandomOverwrites) {
 
 // The randomized model test: writes, flushes, snapshots, collections with
 // random policies and compactions interleaved; after every collection each
-// kept checkpoint reads byte-exact and each expired one is NotFound.
-void ModelRun(const std::shared_ptr<ObjectStore>& store, uint64_t seed) {
+// kept checkpoint reads byte-exact and each expired one is NotFound. On each
+// data path (tests/support/codecs.h): a compressed file's small writes are
+// compressible (its large ones are not, so they still make data objects),
+// and an encrypted file's collections and compactions get its key (without
+// it a collection is Auth and deletes nothing).
+// Counts what the runs did, so a test can require that they compacted and
+// expired something (else they would prove little).
+struct ModelCounts {
+  uint64_t compactions = 0;  // that committed a checkpoint
+  uint64_t expired = 0;
+};
+void ModelRun(const std::shared_ptr<ObjectStore>& store, uint64_t seed,
+              const testing::DataPath& path, ModelCounts* counts) {
   std::mt19937_64 rng(seed);
   const size_t kMax = 512 * 1024;
+  const bool compressed = path.codec != Codec::kNone;
+  const auto& key = path.key;
   std::string content;
   std::map<uint64_t, std::string> model;  // openable checkpoints
   std::set<std::string> snapshots;
-  auto f = File::Create(store, CreateOptions{kBlock});
-  ASSERT_TRUE(f.ok());
+  CreateOptions create{kBlock};
+  create.compression = path;
+  create.encryption_key = key;
+  OpenOptions oo;
+  oo.key = key;
+  auto gc_options = [&](RetentionPolicy p) {
+    GcOptions o = NoGrace(p);
+    o.key = key;
+    return o;
+  };
+  bool tried_without_key = false;
+  auto f = File::Create(store, create, oo);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
   std::unique_ptr<File> writer = std::move(f).value();
   model[(*writer->Stat()).checkpoint] = "";
   for (int step = 0; step < 30; step++) {
@@ -863,14 +900,18 @@ void ModelRun(const std::shared_ptr<ObjectStore>& store, uint64_t seed) {
       for (int i = 0, n = 1 + static_cast<int>(rng() % 6); i < n; i++) {
         size_t off = rng() % kMax, len = 1 + rng() % (48 * 1024);
         // Now and then a flush large enough for a data object (> 2 MiB).
-        if (rng() % 12 == 0) len = (5 << 19) + rng() % (1 << 20);
+        bool large = false;
+        if (rng() % 12 == 0) {
+          len = (5 << 19) + rng() % (1 << 20);
+          large = true;
+        }
         if (rng() % 8 == 0) {
           size_t to = rng() % kMax;
           ASSERT_TRUE(writer->Truncate(to).ok());
           content.resize(to);
           continue;
         }
-        std::string data = Pattern(rng(), len);
+        std::string data = compressed && !large ? Letters(rng(), len) : Pattern(rng(), len);
         ASSERT_TRUE(writer->PWrite(off, data.data(), len).ok());
         if (content.size() < off + len) content.resize(off + len, '\0');
         std::memcpy(content.data() + off, data.data(), len);
@@ -893,59 +934,92 @@ void ModelRun(const std::shared_ptr<ObjectStore>& store, uint64_t seed) {
       ASSERT_TRUE(writer->Close().ok());
       CompactOptions co;
       co.max_live_ratio = 0.75;
+      co.open_options = oo;
       auto c = Compact(store, co);
       ASSERT_TRUE(c.ok()) << c.status().ToString();
-      if (c->checkpoint != 0) model[c->checkpoint] = content;
-      auto reopened = File::Open(store);
-      ASSERT_TRUE(reopened.ok());
+      if (c->checkpoint != 0) {
+        model[c->checkpoint] = content;
+        counts->compactions++;
+      }
+      auto reopened = File::Open(store, oo);
+      ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
       writer = std::move(reopened).value();
     } else if (!model.empty()) {
       RetentionPolicy p;
       p.keep_last = static_cast<uint32_t>(rng() % 4);
       if (rng() % 3 == 0) p.keep_within_ms = 1 + static_cast<int64_t>(rng() % 20);
       if (rng() % 3 == 0) p.keep_hourly = 1;
-      auto r = Collect(store, NoGrace(p));
+      if (key && !tried_without_key) {
+        tried_without_key = true;
+        auto keys = Keys(store.get());
+        auto refused = Collect(store, NoGrace(p));
+        ASSERT_TRUE(refused.status().IsAuth()) << refused.status().ToString();
+        ASSERT_EQ(Keys(store.get()), keys) << "a collection without the key changed the store";
+      }
+      auto r = Collect(store, gc_options(p));
       ASSERT_TRUE(r.ok()) << r.status().ToString();
+      counts->expired += r->expired.size();
       for (uint64_t id : r->expired) {
         ASSERT_TRUE(model.count(id)) << "expired " << id << " twice";
         model.erase(id);
       }
       for (const auto& [id, bytes] : model) {
-        ASSERT_TRUE(Reads(store, At::Checkpoint(id), bytes)) << "kept " << id;
+        ASSERT_TRUE(Reads(store, At::Checkpoint(id), bytes, key)) << "kept " << id;
       }
       for (uint64_t id : r->expired) {
-        EXPECT_TRUE(File::OpenAt(store, At::Checkpoint(id)).status().IsNotFound()) << id;
+        EXPECT_TRUE(File::OpenAt(store, At::Checkpoint(id), oo).status().IsNotFound()) << id;
       }
       // Every kept checkpoint is whole: each segment and data object its
       // index names exists and checks (not only the bytes read back).
       for (const auto& [id, bytes] : model) {
-        auto v = Verify(store, At::Checkpoint(id), /*deep=*/true);
+        auto v = Verify(store, At::Checkpoint(id), /*deep=*/true, oo);
         ASSERT_TRUE(v.ok()) << v.status().ToString();
         ASSERT_TRUE(v->ok()) << "kept " << id << ": " << v->problems[0];
       }
       auto log = ListCheckpoints(store);
       ASSERT_TRUE(log.ok()) << log.status().ToString();
       ASSERT_EQ(log->size(), model.size());
-      for (const std::string& s : snapshots) ASSERT_TRUE(ReadAt(store, At::Snapshot(s)).ok()) << s;
+      for (const std::string& s : snapshots) {
+        ASSERT_TRUE(ReadAt(store, At::Snapshot(s), key).ok()) << s;
+      }
     }
   }
   ASSERT_TRUE(writer->Close().ok());
 }
 
-TEST(GcModel, RandomPoliciesAndCompactionsKeepEveryKeptCheckpointExact) {
-  for (uint64_t seed = 1; seed <= 12; seed++) {
-    SCOPED_TRACE("seed " + std::to_string(seed));
-    ModelRun(NewMemoryStore("gc-model-" + std::to_string(seed)), seed);
-    if (HasFatalFailure()) return;
+// None, zstd, and encrypted (raw and zstd frames, sealed).
+std::vector<testing::DataPath> GcDataPaths() {
+  std::vector<testing::DataPath> out;
+  for (const testing::DataPath& p : testing::AllDataPaths()) {
+    if (p.codec != Codec::kLz4) out.push_back(p);
   }
+  return out;
 }
 
-TEST(GcModel, OnALocalDirectory) {
+class GcModel : public testing::DataPathTest {};
+INSTANTIATE_TEST_SUITE_P(DataPaths, GcModel, ::testing::ValuesIn(GcDataPaths()),
+                         testing::DataPathName);
+
+TEST_P(GcModel, RandomPoliciesAndCompactionsKeepEveryKeptCheckpointExact) {
+  // 12 seeds unencrypted and uncompressed (as before the codecs), 6 on the others.
+  const uint64_t seeds = GetParam().codec == Codec::kNone && !GetParam().key ? 12 : 6;
+  ModelCounts counts;
+  for (uint64_t seed = 1; seed <= seeds; seed++) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    ModelRun(NewMemoryStore("gc-model-" + std::to_string(seed)), seed, GetParam(), &counts);
+    if (HasFatalFailure()) return;
+  }
+  EXPECT_GT(counts.compactions, 0u);
+  EXPECT_GT(counts.expired, 0u);
+}
+
+TEST_P(GcModel, OnALocalDirectory) {
   for (uint64_t seed = 100; seed <= 102; seed++) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     auto store = testing::MakeStoreForBackend("local", "gc-model");
     ASSERT_TRUE(store.ok());
-    ModelRun(*store, seed);
+    ModelCounts counts;
+    ModelRun(*store, seed, GetParam(), &counts);
     if (HasFatalFailure()) return;
   }
 }

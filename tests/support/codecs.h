@@ -51,10 +51,13 @@ inline std::string CodecName(const ::testing::TestParamInfo<Compression>& info) 
   return "unknown";
 }
 
+// The key text of the encrypted data paths (for a command: HYPERFILE_KEY).
+inline std::string DataPathKeyText() { return std::string(64, '7'); }
+
 inline std::vector<DataPath> AllDataPaths() {
   std::vector<DataPath> out;
   for (const Compression& c : AllCodecs()) out.emplace_back(c);
-  auto key = KeySource::FromKeyText(std::string(64, '7')).value();
+  auto key = KeySource::FromKeyText(DataPathKeyText()).value();
   out.emplace_back(Compression{Codec::kNone, 0}, key);
   out.emplace_back(Compression{Codec::kZstd, 1}, key);
   return out;
