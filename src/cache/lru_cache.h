@@ -42,6 +42,13 @@ class LruCache {
     return it->second.value;
   }
 
+  // Whether key is cached; changes nothing (not its recency, not the hit
+  // and miss counts).
+  bool Contains(const Key& key) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return map_.count(key) != 0;
+  }
+
   // Like Get, but a high-priority entry found becomes low priority (the
   // most recently used of those): for entries protected only until their
   // first use. A low-priority entry is simply made most recently used.

@@ -72,13 +72,23 @@ TEST(LruCache, HighBudgetBoundsProtectedEntries) {
   EXPECT_TRUE(c.Get(1));
 }
 
-TEST(LruCache, GetAndDemoteCountsHitsAndMisses) {
+TEST(LruCache, GetAndDemoteCountsHitsAndMissesContainsDoesNot) {
   Cache c(100);
   EXPECT_FALSE(c.GetAndDemote(1));
   c.Put(1, "x", 10, true);
   EXPECT_EQ(*c.GetAndDemote(1), "x");
   EXPECT_EQ(c.hits(), 1u);
   EXPECT_EQ(c.misses(), 1u);
+  EXPECT_TRUE(c.Contains(1));
+  EXPECT_FALSE(c.Contains(2));
+  EXPECT_EQ(c.hits(), 1u);
+  EXPECT_EQ(c.misses(), 1u);
+  // Contains does not refresh: 1 is still the least recent.
+  c.Put(2, "y", 50);
+  EXPECT_TRUE(c.Contains(1));
+  c.Put(3, "z", 50);  // over budget: 1 goes
+  EXPECT_FALSE(c.Contains(1));
+  EXPECT_TRUE(c.Contains(2));
 }
 
 }  // namespace

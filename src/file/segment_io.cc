@@ -209,7 +209,7 @@ void NodeLoader::Prefetch(std::span<const format::NodeRef> refs, size_t needed, 
   size_t i = 0;
   while (i < needed && i < refs.size()) {
     const format::NodeRef& first = refs[i];
-    if (cache_.Get({first.segment, first.offset})) {
+    if (cache_.Contains({first.segment, first.offset})) {
       i++;
       continue;
     }
@@ -217,7 +217,7 @@ void NodeLoader::Prefetch(std::span<const format::NodeRef> refs, size_t needed, 
     uint64_t run_end = uint64_t{first.offset} + first.length;
     while (j < refs.size() && refs[j].segment == first.segment && refs[j].offset == run_end &&
            run_end + refs[j].length - first.offset <= kMaxPrefetchRun &&
-           !cache_.Get({refs[j].segment, refs[j].offset})) {
+           !cache_.Contains({refs[j].segment, refs[j].offset})) {
       run_end += refs[j].length;
       j++;
     }
