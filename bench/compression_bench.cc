@@ -23,7 +23,6 @@
 // other rows stand. Every object the bench writes is deleted at the end.
 // A read that differs from the input exits 1.
 #include <fcntl.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>

@@ -25,9 +25,7 @@
 // S3 credentials and endpoint come from the AWS_* variables (also what
 // s3backer is given).
 #include <fcntl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
