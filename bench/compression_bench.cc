@@ -23,7 +23,6 @@
 // other rows stand. Every object the bench writes is deleted at the end.
 // A read that differs from the input exits 1.
 #include <fcntl.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -42,6 +41,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "hyperfile/encryption.h"
 #include "hyperfile/file.h"
 #include "hyperfile/object_store.h"
@@ -84,13 +84,7 @@ std::pair<uint64_t, size_t> Stored(hf::ObjectStore* store) {
 
 // Deletes every object under `uri`; a failure is reported, not fatal.
 void RemoveAll(const std::string& uri) {
-  auto store = hf::OpenStore(uri);
-  if (!store.ok()) return;
-  std::vector<hf::ObjectInfo> objects;
-  hf::Status st = (*store)->List("", "", 0, &objects);
-  std::vector<std::string> keys;
-  for (auto& o : objects) keys.push_back(o.key);
-  if (st.ok() && !keys.empty()) st = (*store)->DeleteMany(keys);
+  hf::Status st = bench_util::RemoveAll(uri);
   if (!st.ok())
     std::fprintf(stderr, "cleanup of %s failed: %s\n", uri.c_str(), st.ToString().c_str());
 }
@@ -99,15 +93,7 @@ double Seconds(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();
 }
 
-// CPU seconds (user + system) this process has used so far: on a machine
-// whose cores are shared (with the S3 gateway, with other builds),
-// throughput follows the CPU a phase needs, so the bench prints both.
-double CpuSeconds() {
-  struct rusage u {};
-  ::getrusage(RUSAGE_SELF, &u);
-  auto s = [](const timeval& t) { return double(t.tv_sec) + double(t.tv_usec) / 1e6; };
-  return s(u.ru_utime) + s(u.ru_stime);
-}
+using bench_util::CpuSeconds;
 
 // CPU seconds (user + system) of another process (the s3backer daemon), 0
 // if unknown.
@@ -468,14 +454,9 @@ int main(int argc, char** argv) {
     std::printf("s3backer: %s\n", why.c_str());
     out["s3backer"] = {{"skipped", why}};
   } else {
-    std::string version;
-    if (FILE* p = popen("s3backer --version 2>&1", "r")) {
-      char b[128];
-      if (fgets(b, sizeof b, p)) version = b;
-      while (fgets(b, sizeof b, p)) {
-      }
-      pclose(p);
-    }
+    // The first line s3backer --version prints (on stdout or stderr).
+    std::string version = bench_util::CaptureCommand({"s3backer", "--version"}, true).out;
+    version = version.substr(0, version.find('\n'));
     while (!version.empty() && std::isspace(static_cast<unsigned char>(version.back()))) {
       version.pop_back();
     }

@@ -25,9 +25,7 @@
 // S3 credentials and endpoint come from the AWS_* variables (also what
 // s3backer is given).
 #include <fcntl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -54,6 +52,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "hyperfile/checkpoints.h"
 #include "hyperfile/file.h"
 #include "hyperfile/object_store.h"
@@ -158,14 +157,7 @@ Summary Summarize(std::vector<float> us) {
   return s;
 }
 
-// CPU seconds (user + system) this process has used so far: on a small
-// machine the client's CPU competes with the gateway's, so it is reported.
-double CpuSeconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
-  return sec(u.ru_utime) + sec(u.ru_stime);
-}
+using bench_util::CpuSeconds;
 
 float Micros(Clock::time_point t0, Clock::time_point t1) {
   return std::chrono::duration<float, std::micro>(t1 - t0).count();
@@ -345,13 +337,7 @@ Metered OpenMetered(const std::string& uri) {
 
 // Deletes every object under the store's root (also after a failed phase).
 void RemoveAll(const std::string& uri) {
-  auto store = hf::OpenStore(uri);
-  if (!store.ok()) return;
-  std::vector<hf::ObjectInfo> objects;
-  hf::Status st = (*store)->List("", "", 0, &objects);
-  std::vector<std::string> keys;
-  for (auto& o : objects) keys.push_back(o.key);
-  if (st.ok() && !keys.empty()) st = (*store)->DeleteMany(keys);
+  hf::Status st = bench_util::RemoveAll(uri);
   if (!st.ok()) Progress("cleanup of " + uri + " failed: " + st.ToString());
 }
 
@@ -1228,35 +1214,17 @@ class Bench {
     Progress(Fmt("peak RSS child: %d writes + %d reads over a 1 TiB sparse file", c_.rss_writes,
                  c_.rss_reads));
     std::string uri = c_.root + "/rss";
-    int fds[2];
-    if (pipe(fds) != 0) throw BenchError("pipe");
-    pid_t pid = fork();
-    if (pid == 0) {
-      dup2(fds[1], 1);
-      close(fds[0]);
-      close(fds[1]);
-      std::string w = std::to_string(c_.rss_writes), r = std::to_string(c_.rss_reads);
-      std::string cap = std::to_string(c_.rss_read_seconds);
-      execl("/proc/self/exe", "hyperfile_bench", "__rss_child", uri.c_str(), w.c_str(), r.c_str(),
-            cap.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    close(fds[1]);
-    std::string out;
-    char chunk[4096];
-    for (ssize_t k; (k = read(fds[0], chunk, sizeof chunk)) != 0;) {
-      if (k < 0 && errno == EINTR) continue;
-      if (k < 0) break;
-      out.append(chunk, static_cast<size_t>(k));
-    }
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
+    // The child is this program (argv[1] __rss_child, see main): its own
+    // peak RSS, untouched by this process's.
+    bench_util::Captured child = bench_util::CaptureCommand(
+        {"/proc/self/exe", "__rss_child", uri, std::to_string(c_.rss_writes),
+         std::to_string(c_.rss_reads), std::to_string(c_.rss_read_seconds)});
     RemoveAll(uri);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      throw BenchError("rss child failed (status " + std::to_string(status) + "): " + out);
+    if (child.exit_code != 0) {
+      throw BenchError("rss child failed (exit code " + std::to_string(child.exit_code) +
+                       "): " + child.out);
     }
-    json r = json::parse(out);
+    json r = json::parse(child.out);
     hf::OpenOptions d;
     const uint64_t budgets = d.block_cache_bytes + d.index_cache_bytes + d.dirty_budget_bytes;
     rss_.peak = r["vm_hwm_bytes"];

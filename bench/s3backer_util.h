@@ -11,17 +11,16 @@
 // with us-east-1, the local gateway's region. A mount is undone with
 // fusermount -u (umount, umount -l as fallbacks), and the daemon is waited
 // for so that the next mount on the prefix finds the "mounted" flag cleared.
-// Errors are thrown as std::runtime_error.
+// Commands run through bench_util.h's RunCommand. Errors are thrown as
+// std::runtime_error.
 #pragma once
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -35,32 +34,11 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
+
 namespace s3backer_util {
 
-// Runs `args` (argv[0] looked up in PATH), stdout and stderr appended to
-// `log_path` (empty: /dev/null); returns its exit code, -1 if it did not
-// exit normally or could not be started.
-inline int RunCommand(const std::vector<std::string>& args, const std::string& log_path) {
-  pid_t pid = fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    int fd = open(log_path.empty() ? "/dev/null" : log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND,
-                  0600);
-    if (fd >= 0) {
-      dup2(fd, 1);
-      dup2(fd, 2);
-    }
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execvp(argv[0], argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+using bench_util::RunCommand;
 
 // Polls `done` every 20 ms for up to `seconds`; whether it became true.
 template <typename F>

@@ -5,12 +5,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
-#include <condition_variable>
 #include <mutex>
-#include <thread>
 
 #include "file/file_impl.h"  // NowMs, RandomU64
+#include "file/lease_renewer.h"
 
 namespace hyperfile::file {
 
@@ -19,12 +17,9 @@ struct WriterLease::State {
   std::string key;
   std::string bytes;
   int64_t ttl_ms = 0;
-  mutable std::mutex mu;
-  std::condition_variable cv;
-  bool stop = false;
+  mutable std::mutex mu;  // guards released and renewer (set once)
   bool released = false;
-  Status last;
-  std::thread renewer;
+  std::unique_ptr<LeaseRenewer> renewer;
 };
 
 namespace {
@@ -89,39 +84,29 @@ const std::string& WriterLease::key() const { return state_->key; }
 
 Status WriterLease::status() const {
   std::lock_guard<std::mutex> lock(state_->mu);
-  return state_->last;
+  return state_->renewer ? state_->renewer->status() : Status::OK();
 }
 
 void WriterLease::StartRenewing() {
   State* s = state_.get();
   std::lock_guard<std::mutex> lock(s->mu);
-  if (s->renewer.joinable() || s->stop) return;
-  s->renewer = std::thread([s] {
-    std::unique_lock<std::mutex> lock(s->mu);
-    while (!s->stop) {
-      if (s->cv.wait_for(lock, std::chrono::milliseconds(s->ttl_ms / 3), [s] { return s->stop; })) {
-        break;
-      }
-      lock.unlock();
-      Status st = s->store->Put(s->key, {s->bytes}, PutOptions{});
-      lock.lock();
-      s->last = st;
-    }
-  });
+  if (s->renewer || s->released) return;
+  s->renewer = std::make_unique<LeaseRenewer>(
+      s->ttl_ms, [s] { return s->store->Put(s->key, {s->bytes}, PutOptions{}); });
 }
 
 Status WriterLease::Release() {
   State* s = state_.get();
+  LeaseRenewer* renewer = nullptr;
   {
     std::lock_guard<std::mutex> lock(s->mu);
     if (s->released) return Status::OK();
     s->released = true;
-    s->stop = true;
+    renewer = s->renewer.get();
   }
-  s->cv.notify_all();
   // The renewer's put (if one is under way) ends before the delete starts,
   // so the lease cannot come back after it.
-  if (s->renewer.joinable()) s->renewer.join();
+  if (renewer) renewer->Stop();
   return s->store->Delete(s->key).WithContext("delete the writer lease " + s->store->Name() + "/" +
                                               s->key);
 }

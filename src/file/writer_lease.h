@@ -62,7 +62,9 @@ class WriterLease {
   // grace_ms is after that time; a damaged one (bad size, checksum, kind)
   // always does.
   Result<std::vector<OtherWriter>> Others(int64_t grace_ms, int64_t* store_now_ms);
-  // Starts the thread that rewrites the lease every ttl/3 until Release.
+  // Starts the thread that rewrites the lease every ttl/3 until Release
+  // (file/lease_renewer.h: a failed renewal is kept for status(), renewing
+  // goes on). Once; nothing after Release.
   void StartRenewing();
   // Stops renewing and deletes the lease (once; later calls answer OK).
   Status Release();

@@ -53,6 +53,30 @@ Status CheckSealed(std::string_view bytes, std::string_view magic, size_t min_si
 
 }  // namespace
 
+SealedRecordReader::SealedRecordReader(std::string_view bytes, std::string_view where,
+                                       std::string_view what)
+    : bytes_(bytes), where_(where), what_(what) {}
+
+Status SealedRecordReader::Open(std::string_view magic, size_t min_size, size_t max_size) {
+  fields_ = Decoder(std::string_view());
+  HF_RETURN_IF_ERROR(
+      CheckSealed(bytes_, magic, std::max(min_size, magic.size() + 4), max_size, where_, what_));
+  fields_ = Decoder(bytes_.substr(magic.size(), bytes_.size() - magic.size() - 4));
+  return Status::OK();
+}
+
+Result<std::string> SealedRecordReader::LastString16(size_t max_len, std::string_view name) {
+  const uint16_t len = fields_.U16();
+  if (!fields_.ok() || len > max_len || fields_.remaining() != len) {
+    return Corrupt("has a bad " + std::string(name) + " length");
+  }
+  return std::string(fields_.Bytes(len));
+}
+
+Status SealedRecordReader::Corrupt(std::string_view says) const {
+  return Status::Corrupt(std::string(where_) + ": " + std::string(what_) + " " + std::string(says));
+}
+
 bool KeptState::Expired(uint64_t id) const {
   if (id > horizon || id < first) return false;
   auto it = std::lower_bound(kept.begin(), kept.end(), id,
@@ -139,18 +163,12 @@ std::string EncodeLease(const LeaseRecord& l) {
 }
 
 Result<LeaseRecord> DecodeLease(std::string_view bytes, std::string_view where) {
-  HF_RETURN_IF_ERROR(
-      CheckSealed(bytes, kLeaseMagic, 8 + 8 + 8 + 2 + 4, kMaxLeaseBytes, where, "reader lease"));
-  const char* p = bytes.data();
+  SealedRecordReader in(bytes, where, "reader lease");
+  HF_RETURN_IF_ERROR(in.Open(kLeaseMagic, 8 + 8 + 8 + 2 + 4, kMaxLeaseBytes));
   LeaseRecord l;
-  l.checkpoint = DecodeFixed64(p + 8);
-  l.ttl_ms = DecodeFixed64(p + 16);
-  uint16_t len =
-      static_cast<uint16_t>(static_cast<uint8_t>(p[24]) | static_cast<uint8_t>(p[25]) << 8);
-  if (len > 255 || bytes.size() != 8 + 8 + 8 + 2 + size_t{len} + 4) {
-    return Status::Corrupt(std::string(where) + ": reader lease has a bad holder length");
-  }
-  l.holder.assign(p + 26, len);
+  l.checkpoint = in.U64();
+  l.ttl_ms = in.U64();
+  HF_ASSIGN_OR_RETURN(l.holder, in.LastString16(255, "holder"));
   return l;
 }
 
@@ -170,24 +188,17 @@ std::string EncodeWriterLease(const WriterLeaseRecord& l) {
 }
 
 Result<WriterLeaseRecord> DecodeWriterLease(std::string_view bytes, std::string_view where) {
-  HF_RETURN_IF_ERROR(CheckSealed(bytes, kWriterLeaseMagic, 8 + 1 + 8 + 2 + 4, kMaxWriterLeaseBytes,
-                                 where, "writer lease"));
-  const char* p = bytes.data();
+  SealedRecordReader in(bytes, where, "writer lease");
+  HF_RETURN_IF_ERROR(in.Open(kWriterLeaseMagic, 8 + 1 + 8 + 2 + 4, kMaxWriterLeaseBytes));
   WriterLeaseRecord l;
-  const uint8_t kind = static_cast<uint8_t>(p[8]);
+  const uint8_t kind = in.U8();
   if (kind != static_cast<uint8_t>(WriterKind::kWriter) &&
       kind != static_cast<uint8_t>(WriterKind::kCompaction)) {
-    return Status::Corrupt(std::string(where) + ": writer lease has unknown kind " +
-                           std::to_string(kind));
+    return in.Corrupt("has unknown kind " + std::to_string(kind));
   }
   l.kind = static_cast<WriterKind>(kind);
-  l.ttl_ms = DecodeFixed64(p + 9);
-  uint16_t len =
-      static_cast<uint16_t>(static_cast<uint8_t>(p[17]) | static_cast<uint8_t>(p[18]) << 8);
-  if (len > 255 || bytes.size() != 8 + 1 + 8 + 2 + size_t{len} + 4) {
-    return Status::Corrupt(std::string(where) + ": writer lease has a bad holder length");
-  }
-  l.holder.assign(p + 19, len);
+  l.ttl_ms = in.U64();
+  HF_ASSIGN_OR_RETURN(l.holder, in.LastString16(255, "holder"));
   return l;
 }
 
@@ -208,18 +219,12 @@ std::string EncodePin(const PinRecord& pin) {
 }
 
 Result<PinRecord> DecodePin(std::string_view bytes, std::string_view where) {
-  HF_RETURN_IF_ERROR(
-      CheckSealed(bytes, kPinMagic, 8 + 8 + 8 + 2 + 4, kMaxPinBytes, where, "clone pin"));
-  const char* p = bytes.data();
+  SealedRecordReader in(bytes, where, "clone pin");
+  HF_RETURN_IF_ERROR(in.Open(kPinMagic, 8 + 8 + 8 + 2 + 4, kMaxPinBytes));
   PinRecord pin;
-  pin.checkpoint = DecodeFixed64(p + 8);
-  pin.clone_file_id = DecodeFixed64(p + 16);
-  uint16_t len =
-      static_cast<uint16_t>(static_cast<uint8_t>(p[24]) | static_cast<uint8_t>(p[25]) << 8);
-  if (len > 4096 || bytes.size() != 8 + 8 + 8 + 2 + size_t{len} + 4) {
-    return Status::Corrupt(std::string(where) + ": clone pin has a bad URI length");
-  }
-  pin.clone_uri.assign(p + 26, len);
+  pin.checkpoint = in.U64();
+  pin.clone_file_id = in.U64();
+  HF_ASSIGN_OR_RETURN(pin.clone_uri, in.LastString16(4096, "URI"));
   return pin;
 }
 

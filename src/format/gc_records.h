@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "hyperfile/status.h"
+#include "util/coding.h"
 
 namespace hyperfile::format {
 
@@ -52,6 +53,38 @@ struct KeptState {
 };
 std::string EncodeKeptState(const KeptState& state);
 Result<KeptState> DecodeKeptState(std::string_view bytes, std::string_view where);
+
+// The strict reading of one sealed record (magic, fields, CRC32C of every
+// byte before it) that the lease, writer lease and pin decoders share, so
+// that each bounds its input the same way and names the object in every
+// error. `where` names the object ("store/key"), `what` the record ("reader
+// lease"); every error is Corrupt and starts with "<where>: ".
+class SealedRecordReader {
+ public:
+  SealedRecordReader(std::string_view bytes, std::string_view where, std::string_view what);
+  // Checks that the record is min_size..max_size bytes, starts with `magic`
+  // and ends with the CRC of the rest ("<where>: not a <what> (N bytes)",
+  // "<where>: <what> checksum mismatch"). On success the fields between
+  // the magic and the CRC are read in order; before it (or after a failed
+  // Open) there are none.
+  Status Open(std::string_view magic, size_t min_size, size_t max_size);
+  // The next field (bounded: past the fields' end they read 0 and the
+  // record's LastString16 fails).
+  uint8_t U8() { return fields_.U8(); }
+  uint64_t U64() { return fields_.U64(); }
+  // The last field: a u16 length (<= max_len) and that many bytes, which
+  // must end exactly where the CRC starts; otherwise "<where>: <what> has a
+  // bad <name> length".
+  Result<std::string> LastString16(size_t max_len, std::string_view name);
+  // Corrupt "<where>: <what> <says>" (says: "has unknown kind 9").
+  Status Corrupt(std::string_view says) const;
+
+ private:
+  std::string_view bytes_;
+  std::string_view where_;
+  std::string_view what_;
+  Decoder fields_{std::string_view()};
+};
 
 // A reader lease: checkpoint `checkpoint` is in use until the object's
 // modification time (the store's clock) + ttl_ms. Renewing rewrites it.

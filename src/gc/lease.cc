@@ -1,10 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Reader leases (hyperfile/gc.h): lease/<16 hex> objects a collection honours.
-#include <condition_variable>
-#include <mutex>
-#include <thread>
-
 #include "file/file_impl.h"
+#include "file/lease_renewer.h"
 #include "file/open_internal.h"
 #include "format/gc_records.h"
 #include "hyperfile/gc.h"
@@ -17,11 +14,7 @@ struct Lease::State {
   std::string key;
   std::string bytes;
   int64_t ttl_ms = 0;
-  mutable std::mutex mu;
-  std::condition_variable cv;
-  bool stop = false;
-  Status last;
-  std::thread renewer;
+  std::unique_ptr<file::LeaseRenewer> renewer;  // last: stopped before the rest goes
 };
 
 Result<std::unique_ptr<Lease>> Lease::Acquire(std::shared_ptr<ObjectStore> store, const At& at,
@@ -58,45 +51,22 @@ Result<std::unique_ptr<Lease>> Lease::Acquire(std::shared_ptr<ObjectStore> store
   }
   std::unique_ptr<Lease> lease(new Lease(std::move(state)));
   State* s = lease->state_.get();
-  s->renewer = std::thread([s] {
-    std::unique_lock<std::mutex> lock(s->mu);
-    while (!s->stop) {
-      if (s->cv.wait_for(lock, std::chrono::milliseconds(s->ttl_ms / 3), [s] { return s->stop; })) {
-        break;
-      }
-      lock.unlock();
-      Status st = s->store->Put(s->key, {s->bytes}, PutOptions{});
-      lock.lock();
-      s->last = st;
-    }
-  });
+  s->renewer = std::make_unique<file::LeaseRenewer>(
+      s->ttl_ms, [s] { return s->store->Put(s->key, {s->bytes}, PutOptions{}); });
   return lease;
 }
 
 Lease::Lease(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
 Lease::~Lease() {
-  {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    state_->stop = true;
-  }
-  state_->cv.notify_all();
-  if (state_->renewer.joinable()) state_->renewer.join();
+  state_->renewer->Stop();  // no renewal can bring the lease back after the delete
   (void)state_->store->Delete(state_->key);
 }
 
 uint64_t Lease::checkpoint() const { return state_->checkpoint; }
 
-Status Lease::Renew() {
-  Status st = state_->store->Put(state_->key, {state_->bytes}, PutOptions{});
-  std::lock_guard<std::mutex> lock(state_->mu);
-  state_->last = st;
-  return st;
-}
+Status Lease::Renew() { return state_->renewer->RenewNow(); }
 
-Status Lease::status() const {
-  std::lock_guard<std::mutex> lock(state_->mu);
-  return state_->last;
-}
+Status Lease::status() const { return state_->renewer->status(); }
 
 }  // namespace hyperfile

@@ -8,13 +8,13 @@
 #include <filesystem>
 #include <random>
 
-#include "file/file_impl.h"
 #include "format/frame.h"
 #include "hyperfile/checkpoints.h"
 #include "hyperfile/file.h"
 #include "hyperfile/gc.h"
 #include "hyperfile/store_layers.h"
 #include "support/codecs.h"
+#include "support/extents.h"
 #include "support/store_testing.h"
 
 namespace hyperfile {
@@ -54,22 +54,7 @@ std::string ReadAll(File* f, Status* st = nullptr) {
 
 // The head's extents, from its index.
 std::vector<format::ExtentEntry> Extents(std::shared_ptr<ObjectStore> store) {
-  auto id = file::LatestCheckpointId(store.get()).value();
-  auto read = file::ReadHeader(store.get(), id).value();
-  file::Lineage lineage(store, read.header.origins, nullptr);
-  file::NodeLoader nodes(&lineage, 1 << 20);
-  index::Tree tree(&nodes, read.header.block_size());
-  index::TreeRoot root;
-  root.ref = read.header.self.root;
-  root.height = read.header.self.height;
-  std::vector<format::ExtentEntry> out;
-  EXPECT_TRUE(tree.Visit(root, 0, ~uint64_t{0},
-                         [&](const format::ExtentEntry& e) {
-                           out.push_back(e);
-                           return Status::OK();
-                         })
-                  .ok());
-  return out;
+  return testing::IndexExtents(std::move(store));
 }
 
 std::shared_ptr<ObjectStore> WriteBlocks(const std::vector<std::string>& blocks,

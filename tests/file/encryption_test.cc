@@ -12,8 +12,6 @@
 #include <map>
 #include <random>
 
-#include "file/sealing.h"
-#include "file/segment_io.h"
 #include "format/format.h"
 #include "format/frame.h"
 #include "hyperfile/checkpoints.h"
@@ -21,6 +19,7 @@
 #include "hyperfile/gc.h"
 #include "hyperfile/store_layers.h"
 #include "support/codecs.h"
+#include "support/extents.h"
 #include "support/store_testing.h"
 #include "util/coding.h"
 #include "util/crc32c.h"
@@ -82,25 +81,10 @@ void Put(ObjectStore* s, const std::string& key, const std::string& bytes) {
   ASSERT_TRUE(s->Put(key, bytes).ok());
 }
 
-// The head's (or checkpoint id's) framed extents, read with the key.
+// Checkpoint id's framed extents, read with the key.
 std::vector<format::ExtentEntry> Extents(std::shared_ptr<ObjectStore> store, uint64_t id,
                                          const KeySource& key) {
-  auto read = file::ReadHeader(store.get(), id).value();
-  file::Lineage lineage(store, read.header.origins, Resolve);
-  lineage.SetSealer(file::UnlockFile(&lineage, read.header, &key).value());
-  file::NodeLoader nodes(&lineage, 1 << 20);
-  index::Tree tree(&nodes, read.header.block_size());
-  index::TreeRoot root;
-  root.ref = read.header.self.root;
-  root.height = read.header.self.height;
-  std::vector<format::ExtentEntry> out;
-  EXPECT_TRUE(tree.Visit(root, 0, ~uint64_t{0},
-                         [&](const format::ExtentEntry& e) {
-                           out.push_back(e);
-                           return Status::OK();
-                         })
-                  .ok());
-  return out;
+  return testing::IndexExtents(std::move(store), id, &key, Resolve);
 }
 
 // Writes `blocks` (one flush), returns the checkpoint.
