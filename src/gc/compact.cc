@@ -71,20 +71,39 @@ Result<Plan> MakePlan(const std::shared_ptr<ObjectStore>& store, const CompactOp
 }
 
 // Calls rewrite for every planned range, in pieces of at most 256 KiB (at
-// least one block), clipped to `size`.
+// least one block), clipped to `size`. Extents that touch are one range.
+// The pieces of a range go last first, and ranges never touch: so no call
+// starts where an earlier one ended, and the handle's read planner never
+// takes the rewrite for a sequential stream (its readahead would fetch up to
+// 32 MiB past each range, most of it blocks that are not rewritten).
 Status RewritePlanned(const Plan& plan, uint64_t size, CompactReport* report,
                       const std::function<Status(uint64_t, uint64_t)>& rewrite) {
-  const uint64_t kPiece = std::max<uint64_t>(256 * 1024, plan.block_size);
-  for (const format::ExtentEntry& e : plan.extents) {
-    uint64_t lo = e.start * plan.block_size;
-    uint64_t hi = std::min<uint64_t>((e.start + e.count) * plan.block_size, size);
-    for (uint64_t off = lo; off < hi; off += kPiece) {
+  const uint64_t bs = plan.block_size;
+  const uint64_t kPiece = std::max<uint64_t>(256 * 1024 / bs, 1) * bs;
+  auto run = [&](uint64_t lo, uint64_t hi) -> Status {
+    hi = std::min(hi, size);
+    if (lo >= hi) return Status::OK();
+    uint64_t pieces = (hi - lo + kPiece - 1) / kPiece;
+    for (uint64_t i = pieces; i-- > 0;) {
+      uint64_t off = lo + i * kPiece;
       uint64_t n = std::min<uint64_t>(kPiece, hi - off);
       HF_RETURN_IF_ERROR(rewrite(off, n));
       report->bytes_rewritten += n;
     }
+    return Status::OK();
+  };
+  uint64_t lo = 0, hi = 0;  // the range being gathered, in bytes (empty: lo == hi)
+  for (const format::ExtentEntry& e : plan.extents) {
+    uint64_t s = e.start * bs, t = (e.start + e.count) * bs;
+    if (lo < hi && s <= hi) {
+      hi = std::max(hi, t);
+      continue;
+    }
+    HF_RETURN_IF_ERROR(run(lo, hi));
+    lo = s;
+    hi = t;
   }
-  return Status::OK();
+  return run(lo, hi);
 }
 
 // Reads [offset, offset+length) through `f` and writes the same bytes back.
