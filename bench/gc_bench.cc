@@ -29,6 +29,7 @@
 #include "hyperfile/file.h"
 #include "hyperfile/gc.h"
 #include "hyperfile/object_store.h"
+#include "hyperfile/store_layers.h"
 
 namespace hf = hyperfile;
 using Clock = std::chrono::steady_clock;
@@ -134,6 +135,14 @@ int main(int argc, char** argv) {
     double gc_seconds = 0, collect_seconds = 0;
     uint64_t incremental_runs = 0, incremental_gets = 0, incremental_lists = 0;
     uint64_t incremental_deletes = 0, deleted_objects = 0, applied = 0;
+    // Compaction's own requests (its plan reads the head's index and lists
+    // the objects; the rewrite reads through the handle, not counted here)
+    // and where its time goes: planning (until the first rewrite), the
+    // rewrite callbacks, the flush after the last one.
+    auto plan_metrics = std::make_shared<hf::MetricsStore>(store);
+    double plan_seconds = 0, rewrite_seconds = 0, flush_seconds = 0;
+    uint64_t compact_gets = 0, compact_lists = 0;
+    const auto random_start = Clock::now();
     char block[kBlock];
     for (uint64_t w = 0; w < blocks * static_cast<uint64_t>(passes); w++) {
       FillRandom(rng, block, kBlock);
@@ -145,14 +154,34 @@ int main(int argc, char** argv) {
       cpo.max_live_ratio = ratio;
       cpo.policy = KeepLast1().policy;
       std::string cbuf;
+      plan_metrics->Reset();
+      Clock::time_point first_call{}, last_call{};
       auto c =
-          Must(hf::CompactThrough(f.get(), store, cpo,
+          Must(hf::CompactThrough(f.get(), plan_metrics, cpo,
                                   [&](uint64_t off, uint64_t len) -> hf::Status {
+                                    auto c0 = Clock::now();
+                                    if (first_call == Clock::time_point{}) first_call = c0;
                                     cbuf.resize(len);
                                     HF_ASSIGN_OR_RETURN(size_t n, f->PRead(off, cbuf.data(), len));
-                                    return f->PWrite(off, cbuf.data(), n);
+                                    hf::Status st = f->PWrite(off, cbuf.data(), n);
+                                    last_call = Clock::now();
+                                    rewrite_seconds +=
+                                        std::chrono::duration<double>(last_call - c0).count();
+                                    return st;
                                   }),
                "compact");
+      {
+        auto c1 = Clock::now();
+        if (first_call == Clock::time_point{}) {
+          plan_seconds += std::chrono::duration<double>(c1 - t0).count();
+        } else {
+          plan_seconds += std::chrono::duration<double>(first_call - t0).count();
+          flush_seconds += std::chrono::duration<double>(c1 - last_call).count();
+        }
+        auto m = plan_metrics->Snapshot();
+        compact_gets += m.count(hf::StoreVerb::kGet);
+        compact_lists += m.count(hf::StoreVerb::kList);
+      }
       uint64_t before = Stored(store.get());
       auto t1 = Clock::now();
       auto r = Must(hf::Collect(store, KeepLast1()), "collect");
@@ -180,6 +209,8 @@ int main(int argc, char** argv) {
                    double(w + 1) / double(blocks), ratio_now);
     }
     std::fprintf(stderr, "\n");
+    const double random_seconds =
+        std::chrono::duration<double>(Clock::now() - random_start).count();
     Must(f->Close(), "close");
     double avg = 0, worst = 0;
     for (double x : ratios) {
@@ -199,6 +230,12 @@ int main(int argc, char** argv) {
                      {"deletes_per_run", double(deletes) / double(runs)},
                      {"gc_seconds_per_run", gc_seconds / double(runs)},
                      {"collect_seconds_per_run", collect_seconds / double(runs)},
+                     {"compact_plan_seconds_per_run", plan_seconds / double(runs)},
+                     {"compact_rewrite_seconds_per_run", rewrite_seconds / double(runs)},
+                     {"compact_flush_seconds_per_run", flush_seconds / double(runs)},
+                     {"compact_plan_gets_per_run", double(compact_gets) / double(runs)},
+                     {"compact_plan_lists_per_run", double(compact_lists) / double(runs)},
+                     {"seconds_per_pass", random_seconds / double(passes)},
                      {"incremental_runs", incremental_runs},
                      {"incremental_gets", incremental_gets},
                      {"incremental_lists", incremental_lists},
@@ -215,6 +252,12 @@ int main(int argc, char** argv) {
                 double(gets) / double(runs), (unsigned long long)max_gets,
                 double(lists) / double(runs), double(deletes) / double(runs),
                 gc_seconds / double(runs));
+    std::printf(
+        "  compaction per run: plan %.2f s (%.0f GET, %.1f LIST), rewrite %.2f s, flush %.2f s; "
+        "%.1f s per pass in all (writes, compaction, collection)\n",
+        plan_seconds / double(runs), double(compact_gets) / double(runs),
+        double(compact_lists) / double(runs), rewrite_seconds / double(runs),
+        flush_seconds / double(runs), random_seconds / double(passes));
     if (incremental_runs > 0) {
       auto per = [&](uint64_t v) { return double(v) / double(incremental_runs); };
       std::printf(

@@ -70,21 +70,41 @@ Result<Plan> MakePlan(const std::shared_ptr<ObjectStore>& store, const CompactOp
   return plan;
 }
 
-// Calls rewrite for every planned range, in pieces of at most 256 KiB (at
-// least one block), clipped to `size`.
+// Calls rewrite for every planned extent, in pieces of at most 256 KiB (at
+// least one block), clipped to `size`. Within a run of extents that touch,
+// the pieces go last first: so no call starts where an earlier one ended,
+// and the handle's read planner never takes the rewrite for a sequential
+// stream (its readahead fetched up to 32 MiB past each run, most of it
+// blocks that are not rewritten: gc_bench's 256 MiB x 4 run took 25
+// minutes). The calls stay as small as the extents (a compressed block is
+// an extent of its own): a caller's rewrite holds its range's locks
+// exclusively, and longer holds delay its writers (merging the pieces of a
+// run into 256 KiB calls made the gc_bench write p99 7.8x that without).
 Status RewritePlanned(const Plan& plan, uint64_t size, CompactReport* report,
                       const std::function<Status(uint64_t, uint64_t)>& rewrite) {
-  const uint64_t kPiece = std::max<uint64_t>(256 * 1024, plan.block_size);
+  const uint64_t bs = plan.block_size;
+  const uint64_t kPiece = std::max<uint64_t>(256 * 1024 / bs, 1) * bs;
+  std::vector<std::pair<uint64_t, uint64_t>> run;  // pieces of one run, ascending
+  auto flush_run = [&]() -> Status {
+    for (auto it = run.rbegin(); it != run.rend(); ++it) {
+      HF_RETURN_IF_ERROR(rewrite(it->first, it->second));
+      report->bytes_rewritten += it->second;
+    }
+    run.clear();
+    return Status::OK();
+  };
   for (const format::ExtentEntry& e : plan.extents) {
-    uint64_t lo = e.start * plan.block_size;
-    uint64_t hi = std::min<uint64_t>((e.start + e.count) * plan.block_size, size);
+    const uint64_t lo = e.start * bs;
+    const uint64_t hi = std::min<uint64_t>((e.start + e.count) * bs, size);
+    if (lo >= hi) continue;
+    if (!run.empty() && run.back().first + run.back().second != lo) {
+      HF_RETURN_IF_ERROR(flush_run());
+    }
     for (uint64_t off = lo; off < hi; off += kPiece) {
-      uint64_t n = std::min<uint64_t>(kPiece, hi - off);
-      HF_RETURN_IF_ERROR(rewrite(off, n));
-      report->bytes_rewritten += n;
+      run.push_back({off, std::min<uint64_t>(kPiece, hi - off)});
     }
   }
-  return Status::OK();
+  return flush_run();
 }
 
 // Reads [offset, offset+length) through `f` and writes the same bytes back.
