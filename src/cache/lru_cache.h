@@ -29,18 +29,7 @@ class LruCache {
     high_budget_ = bytes;
   }
 
-  std::optional<Value> Get(const Key& key) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = map_.find(key);
-    if (it == map_.end()) {
-      misses_++;
-      return std::nullopt;
-    }
-    hits_++;
-    List& list = it->second.high ? high_ : low_;
-    list.splice(list.begin(), list, it->second.pos);  // most recently used first
-    return it->second.value;
-  }
+  std::optional<Value> Get(const Key& key) { return Find(key, /*demote=*/false); }
 
   // Whether key is cached; changes nothing (not its recency, not the hit
   // and miss counts).
@@ -52,24 +41,7 @@ class LruCache {
   // Like Get, but a high-priority entry found becomes low priority (the
   // most recently used of those): for entries protected only until their
   // first use. A low-priority entry is simply made most recently used.
-  std::optional<Value> GetAndDemote(const Key& key) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = map_.find(key);
-    if (it == map_.end()) {
-      misses_++;
-      return std::nullopt;
-    }
-    hits_++;
-    Entry& e = it->second;
-    if (e.high) {
-      low_.splice(low_.begin(), high_, e.pos);
-      e.high = false;
-      high_used_ -= e.charge;
-    } else {
-      low_.splice(low_.begin(), low_, e.pos);
-    }
-    return e.value;
-  }
+  std::optional<Value> GetAndDemote(const Key& key) { return Find(key, /*demote=*/true); }
 
   // Inserts or replaces. An entry larger than the whole budget (or, if high
   // priority, than the high budget) is not kept.
@@ -124,6 +96,27 @@ class LruCache {
     bool high;
     typename List::iterator pos;
   };
+  // A lookup that counts a hit or a miss and makes a hit the most recently
+  // used entry of its list (of the low list, if `demote`).
+  std::optional<Value> Find(const Key& key, bool demote) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = map_.find(key);
+    if (it == map_.end()) {
+      misses_++;
+      return std::nullopt;
+    }
+    hits_++;
+    Entry& e = it->second;
+    if (e.high && demote) {
+      low_.splice(low_.begin(), high_, e.pos);
+      e.high = false;
+      high_used_ -= e.charge;
+    } else {
+      List& list = e.high ? high_ : low_;
+      list.splice(list.begin(), list, e.pos);
+    }
+    return e.value;
+  }
   void EraseLocked(const Key& key) {
     auto it = map_.find(key);
     if (it == map_.end()) return;

@@ -10,7 +10,6 @@
 // no larger than an extent keep a caller's exclusive range locks short.
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -21,6 +20,7 @@
 #include "hyperfile/file.h"
 #include "hyperfile/gc.h"
 #include "hyperfile/store_layers.h"
+#include "support/random_bytes.h"
 
 namespace hyperfile {
 namespace {
@@ -28,29 +28,7 @@ namespace {
 constexpr uint32_t kBlock = 64 * 1024;
 constexpr uint64_t kMiB = 1ull << 20;
 
-std::string Bytes(uint64_t seed, size_t n) {
-  std::string s(n, '\0');
-  std::mt19937_64 r(seed);
-  for (size_t i = 0; i < n; i += 8) {
-    uint64_t v = r() | 1;
-    std::memcpy(s.data() + i, &v, std::min<size_t>(8, n - i));
-  }
-  return s;
-}
-
-// Sums the bytes every GET returned.
-class GetBytesStore : public StoreWrapper {
- public:
-  explicit GetBytesStore(std::shared_ptr<ObjectStore> base) : StoreWrapper(std::move(base)) {}
-  Status Get(std::string_view key, uint64_t offset, uint64_t length, std::string* out,
-             ObjectInfo* info) override {
-    Status st = StoreWrapper::Get(key, offset, length, out, info);
-    if (st.ok() && out) bytes += out->size();
-    return st;
-  }
-  using ObjectStore::Get;
-  std::atomic<uint64_t> bytes{0};
-};
+std::string Bytes(uint64_t seed, size_t n) { return testing::RandomBytes(seed, n); }
 
 CompactOptions KeepHeadOnly() {
   CompactOptions o;
@@ -161,7 +139,7 @@ TEST_P(CompactPlan, RewriteCallsAreWholeBlocksAndNeverContinueAnEarlierCall) {
 TEST_P(CompactPlan, RewriteThroughAHandleFetchesAboutWhatItRewrites) {
   std::string contents;
   auto base = BuildMostlyDeadObjects("compact-plan-fetch", GetParam(), &contents);
-  auto counting = std::make_shared<GetBytesStore>(base);
+  auto counting = std::make_shared<MetricsStore>(base);
   auto f = File::Open(counting);
   ASSERT_TRUE(f.ok()) << f.status().ToString();
   ASSERT_TRUE((*f)->Stat().ok());
@@ -169,7 +147,7 @@ TEST_P(CompactPlan, RewriteThroughAHandleFetchesAboutWhatItRewrites) {
   uint64_t before = 0;
   bool first = true;
   auto report = CompactThrough(f->get(), base, KeepHeadOnly(), [&](uint64_t off, uint64_t len) {
-    if (first) before = counting->bytes.load();  // the plan reads through `base`
+    if (first) before = counting->Snapshot().bytes_in;  // the plan reads through `base`
     first = false;
     buf.resize(len);
     HF_ASSIGN_OR_RETURN(size_t n, (*f)->PRead(off, buf.data(), len));
@@ -178,7 +156,7 @@ TEST_P(CompactPlan, RewriteThroughAHandleFetchesAboutWhatItRewrites) {
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   ASSERT_EQ(report->bytes_rewritten, kVictimLive);
   ASSERT_TRUE((*f)->Close().ok());
-  const uint64_t fetched = counting->bytes.load() - before;
+  const uint64_t fetched = counting->Snapshot().bytes_in - before;
   // The rewritten bytes, plus index nodes and headers (a few KiB); the old
   // ascending pieces set off readahead windows of 8 and 16 MiB here.
   EXPECT_GE(fetched, report->bytes_rewritten);

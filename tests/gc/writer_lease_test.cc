@@ -26,6 +26,7 @@
 #include "hyperfile/file.h"
 #include "hyperfile/gc.h"
 #include "hyperfile/store_layers.h"
+#include "support/random_bytes.h"
 #include "support/store_testing.h"
 
 namespace hyperfile {
@@ -33,15 +34,7 @@ namespace {
 
 constexpr uint32_t kBlock = 16 * 1024;
 
-std::string Pattern(uint64_t seed, size_t n) {
-  std::string s(n, '\0');
-  std::mt19937_64 r(seed);
-  for (size_t i = 0; i < n; i += 8) {
-    uint64_t v = r() | 1;
-    std::memcpy(s.data() + i, &v, std::min<size_t>(8, n - i));
-  }
-  return s;
-}
+std::string Pattern(uint64_t seed, size_t n) { return testing::RandomBytes(seed, n); }
 
 std::vector<std::string> WriterKeys(ObjectStore* store) {
   std::vector<ObjectInfo> objects;
