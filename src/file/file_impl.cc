@@ -9,6 +9,7 @@
 #include <future>
 #include <random>
 #include <thread>
+#include <tuple>
 
 #include "file/sealing.h"
 #include "file/writer_lease.h"
@@ -256,6 +257,46 @@ Result<size_t> FileImpl::PRead(uint64_t offset, void* buf, size_t len) {
 // a stream costs one GET per unit of data even when segment boundaries fall
 // at arbitrary offsets, and no GET is smaller than a quarter unit unless the
 // run itself is. Returns the end of what was issued (may pass `hi`).
+void FileImpl::PrefetchStored(std::span<const format::ExtentEntry> extents) {
+  std::vector<format::ExtentEntry> sorted(extents.begin(), extents.end());
+  auto object = [](const format::ExtentEntry& e) {
+    return std::make_tuple(e.segment, e.epoch, e.in_data_object());
+  };
+  std::sort(sorted.begin(), sorted.end(),
+            [&](const format::ExtentEntry& a, const format::ExtentEntry& b) {
+              return std::make_tuple(object(a), a.object_offset(), a.start) <
+                     std::make_tuple(object(b), b.object_offset(), b.start);
+            });
+  std::vector<std::future<Status>> tasks;
+  size_t first = 0;  // the run [first, i) goes in one GET
+  uint64_t run_end = 0;
+  auto issue = [&](size_t end) {
+    if (end > first) {
+      tasks.push_back(pool_.Submit([this, run = std::vector<format::ExtentEntry>(
+                                              sorted.begin() + first, sorted.begin() + end)] {
+        return chunks_->Prefetch(run);
+      }));
+    }
+    first = end;
+  };
+  for (size_t i = 0; i < sorted.size(); i++) {
+    const format::ExtentEntry& e = sorted[i];
+    const uint64_t at = e.object_offset(), end = at + format::ExtentStoredBytes(e, block_size_);
+    if (i > first) {
+      const format::ExtentEntry& head = sorted[first];
+      if (at < run_end) continue;  // the same stored bytes again (cannot happen): skip
+      if (object(e) != object(head) || at - run_end > kPrefetchMaxGap ||
+          end - head.object_offset() > kPrefetchMaxSpan) {
+        issue(i);
+      }
+    }
+    run_end = end;
+  }
+  issue(sorted.size());
+  // Errors are the reads' to report (see the header).
+  for (auto& t : tasks) (void)t.get();
+}
+
 uint64_t FileImpl::IssuePrefetch(uint64_t lo, uint64_t hi,
                                  std::vector<ReadPlanner::Prefetch>* out) {
   const uint64_t bs = block_size_;

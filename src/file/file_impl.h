@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -77,6 +78,24 @@ class FileImpl : public File, private FlushHost {
   // and wakes the flusher to upload it.
   void SetTestHook(std::function<void(std::string_view point)> hook);
   void FreezeForTesting();
+
+  // Brings the stored extents `extents` (of this handle's committed state,
+  // in any order) into the block cache as readahead, fetching each object's
+  // uncached ones with as few ranged GETs as kPrefetchMaxGap and
+  // kPrefetchMaxSpan allow, in parallel, and returns when they are all done.
+  // For compaction, which rewrites a victim's scattered live blocks in an
+  // order the read planner cannot predict (without it: one GET per block).
+  // Best effort: a failed fetch caches nothing and is left to the read
+  // that needs those bytes, which fetches them itself and reports.
+  void PrefetchStored(std::span<const format::ExtentEntry> extents);
+  // The most PrefetchStored should be asked for at once (decoded bytes), so
+  // that it stays cached until it is read: a quarter of the block cache.
+  uint64_t PrefetchBudget() const { return options_.block_cache_bytes / 4; }
+  // A gap of dead bytes up to this long between two wanted extents is
+  // fetched with them rather than costing another GET; one GET spans at
+  // most kPrefetchMaxSpan bytes.
+  static constexpr uint64_t kPrefetchMaxGap = 256 * 1024;
+  static constexpr uint64_t kPrefetchMaxSpan = 4ull << 20;
 
   // A writable handle holds a writer lease (file/writer_lease.h) from before
   // it is shared until Close has made its last commit; Close releases it.

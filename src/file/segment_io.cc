@@ -282,11 +282,7 @@ void NodeLoader::Seed(const HeaderRead& read) {
 
 Status ChunkReader::Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t hi, char* dst) {
   if (piece.framed()) return ReadFrames({&piece, 1}, lo, hi, dst);
-  if (lineage_->sealer()) {
-    return Status::Corrupt(lineage_->Where(piece.segment) +
-                           ": the index names unsealed chunk data, but the file is encrypted "
-                           "(tampered)");
-  }
+  if (lineage_->sealer()) return UnsealedInEncrypted(piece);
   const uint64_t base = piece.start * block_size_;  // logical offset of the piece
   const uint64_t stored_chunk = kChunkSize + kChunkCrcSize;
   uint64_t c0 = (lo - base) / kChunkSize;
@@ -312,50 +308,69 @@ Status ChunkReader::Read(const format::ExtentEntry& piece, uint64_t lo, uint64_t
     copy_chunk(--c1, (*hit)->data());
   }
   if (c0 == c1) return Status::OK();
-  HF_ASSIGN_OR_RETURN(ObjectStore * store, lineage_->StoreFor(piece.segment));
-  std::string bytes;
-  // The piece's bytes live in the segment or in its data object.
-  const bool in_object = piece.in_data_object();
-  uint64_t offset = piece.object_offset() + c0 * stored_chunk;
-  uint64_t length = (c1 - c0) * stored_chunk;
-  const std::string object = in_object ? format::DataObjectKey(piece.segment, piece.epoch)
-                                       : format::SegmentKey(piece.segment);
-  std::string where =
-      in_object ? lineage_->WhereKey(piece.segment, object) : lineage_->Where(piece.segment);
+  std::string bytes, where;
+  const uint64_t offset = piece.object_offset() + c0 * stored_chunk;
+  HF_RETURN_IF_ERROR(Fetch(piece, offset, (c1 - c0) * stored_chunk, &bytes, &where));
+  return CheckChunks(piece, c0, c1, bytes, offset, where, copy_chunk, dst == nullptr);
+}
+
+Status ChunkReader::UnsealedInEncrypted(const format::ExtentEntry& piece) const {
+  return Status::Corrupt(lineage_->Where(piece.segment) +
+                         ": the index names unsealed chunk data, but the file is encrypted "
+                         "(tampered)");
+}
+
+Status ChunkReader::Fetch(const format::ExtentEntry& e, uint64_t offset, uint64_t length,
+                          std::string* bytes, std::string* where) {
+  HF_ASSIGN_OR_RETURN(ObjectStore * store, lineage_->StoreFor(e.segment));
+  // The bytes live in the segment or in its data object.
+  const bool in_object = e.in_data_object();
+  const std::string object =
+      in_object ? format::DataObjectKey(e.segment, e.epoch) : format::SegmentKey(e.segment);
+  *where = in_object ? lineage_->WhereKey(e.segment, object) : lineage_->Where(e.segment);
   std::shared_ptr<const std::string> prefix;
   if (!in_object) {
     std::lock_guard<std::mutex> lock(prefix_mu_);
-    if (prefix_segment_ == piece.segment) prefix = prefix_;
+    if (prefix_segment_ == e.segment) prefix = prefix_;
   }
   Status st;
   if (prefix && offset <= prefix->size() && length <= prefix->size() - offset) {
-    bytes.assign(*prefix, offset, length);  // fetched with the header: no GET
+    bytes->assign(*prefix, offset, length);  // fetched with the header: no GET
   } else {
-    st = store->Get(object, offset, length, &bytes, nullptr);
+    st = store->Get(object, offset, length, bytes, nullptr);
   }
   if (st.IsNotFound()) {
-    return Status::Corrupt(where + (in_object ? ": data object" : ": segment") +
+    return Status::Corrupt(*where + (in_object ? ": data object" : ": segment") +
                            " referenced by the index is missing");
   }
   HF_RETURN_IF_ERROR(st);
-  if (bytes.size() != length) {
-    return Status::Corrupt(where + " at offset " + std::to_string(offset) +
+  if (bytes->size() != length) {
+    return Status::Corrupt(*where + " at offset " + std::to_string(offset) +
                            ": data truncated (object shorter than its index says)");
   }
+  return Status::OK();
+}
+
+Status ChunkReader::CheckChunks(const format::ExtentEntry& piece, uint64_t c0, uint64_t c1,
+                                std::string_view bytes, uint64_t bytes_offset,
+                                const std::string& where,
+                                const std::function<void(uint64_t, const char*)>& copy_chunk,
+                                bool readahead) {
+  const uint64_t base = piece.start * block_size_;
+  const uint64_t stored_chunk = kChunkSize + kChunkCrcSize;
   for (uint64_t c = c0; c < c1; c++) {
-    const char* chunk = bytes.data() + (c - c0) * stored_chunk;
+    const uint64_t at = piece.object_offset() + c * stored_chunk;
+    const char* chunk = bytes.data() + (at - bytes_offset);
     uint32_t stored_crc = DecodeFixed32(chunk + kChunkSize);
     if (format::ChunkCrc(chunk, base + c * kChunkSize) != stored_crc) {
-      return Status::Corrupt(where + " at offset " +
-                             std::to_string(piece.object_offset() + c * stored_chunk) +
+      return Status::Corrupt(where + " at offset " + std::to_string(at) +
                              ": data checksum mismatch");
     }
-    copy_chunk(c, chunk);
-    cache_.Put(key(c), std::make_shared<const Buffer>(chunk, kChunkSize), kChunkSize + 96,
-               /*high_priority=*/dst == nullptr);
-    if (disk_) {
-      disk_->Put({file_id_, piece.segment, piece.epoch, key(c).second}, {chunk, kChunkSize});
-    }
+    if (copy_chunk) copy_chunk(c, chunk);
+    const uint64_t key = piece.offset + c * stored_chunk;
+    cache_.Put({piece.segment, key}, std::make_shared<const Buffer>(chunk, kChunkSize),
+               kChunkSize + 96, /*high_priority=*/readahead);
+    if (disk_) disk_->Put({file_id_, piece.segment, piece.epoch, key}, {chunk, kChunkSize});
   }
   return Status::OK();
 }
@@ -446,37 +461,20 @@ Status ChunkReader::ReadFrames(std::span<const format::ExtentEntry> frames, uint
     copy_block(--b, (*hit)->data());
   }
   if (a == b) return Status::OK();
-  HF_ASSIGN_OR_RETURN(ObjectStore * store, lineage_->StoreFor(segment));
-  const bool in_object = frames.front().in_data_object();
-  const std::string object =
-      in_object ? format::DataObjectKey(segment, epoch) : format::SegmentKey(segment);
-  const std::string where =
-      in_object ? lineage_->WhereKey(segment, object) : lineage_->Where(segment);
   const uint64_t offset = frames[a].object_offset();
   const uint64_t length = frames[b - 1].object_offset() + frames[b - 1].stored_length - offset;
-  std::shared_ptr<const std::string> prefix;
-  if (!in_object) {
-    std::lock_guard<std::mutex> lock(prefix_mu_);
-    if (prefix_segment_ == segment) prefix = prefix_;
-  }
-  std::string bytes;
-  Status st;
-  if (prefix && offset <= prefix->size() && length <= prefix->size() - offset) {
-    bytes.assign(*prefix, offset, length);  // fetched with the header: no GET
-  } else {
-    st = store->Get(object, offset, length, &bytes, nullptr);
-  }
-  if (st.IsNotFound()) {
-    return Status::Corrupt(where + (in_object ? ": data object" : ": segment") +
-                           " referenced by the index is missing");
-  }
-  HF_RETURN_IF_ERROR(st);
-  if (bytes.size() != length) {
-    return Status::Corrupt(where + " at offset " + std::to_string(offset) +
-                           ": data truncated (object shorter than its index says)");
-  }
+  std::string bytes, where;
+  HF_RETURN_IF_ERROR(Fetch(frames[a], offset, length, &bytes, &where));
+  return DecodeFrames(frames.subspan(a, b - a), bytes, offset, where, lo, hi, dst);
+}
+
+Status ChunkReader::DecodeFrames(std::span<const format::ExtentEntry> frames,
+                                 std::string_view bytes, uint64_t offset, const std::string& where,
+                                 uint64_t lo, uint64_t hi, char* dst) {
+  const uint64_t bs = block_size_;
+  const uint64_t segment = frames.front().segment, epoch = frames.front().epoch;
   auto job = std::make_shared<FrameJob>();
-  job->frames = frames.subspan(a, b - a);
+  job->frames = frames;
   job->bytes = bytes;
   job->offset = offset;
   job->lo = lo;
@@ -487,9 +485,9 @@ Status ChunkReader::ReadFrames(std::span<const format::ExtentEntry> frames, uint
   job->seal.sealer = lineage_->sealer();
   job->seal.place.checkpoint = segment;
   job->seal.place.writer_epoch = epoch;
-  job->blocks.resize(b - a);
-  job->status.resize(b - a);
-  const size_t helpers = spawn_ ? std::min(max_helpers_, b - a - 1) : 0;
+  job->blocks.resize(frames.size());
+  job->status.resize(frames.size());
+  const size_t helpers = spawn_ ? std::min(max_helpers_, frames.size() - 1) : 0;
   for (size_t h = 0; h < helpers; h++) spawn_([job] { job->Work(); });
   job->Work();
   job->WaitAll();
@@ -510,6 +508,57 @@ Status ChunkReader::ReadFrames(std::span<const format::ExtentEntry> frames, uint
                /*high_priority=*/job->dst == nullptr);
   }
   return first_error;
+}
+
+bool ChunkReader::IsCached(const format::ExtentEntry& e) {
+  if (e.framed())
+    return Cached(e.segment, e.epoch, FrameKey(e.offset), block_size_, false).has_value();
+  const uint64_t stored_chunk = kChunkSize + kChunkCrcSize;
+  const uint64_t chunks = (uint64_t{e.count} * block_size_ + kChunkSize - 1) / kChunkSize;
+  for (uint64_t c = 0; c < chunks; c++) {
+    if (!Cached(e.segment, e.epoch, e.offset + c * stored_chunk, kChunkSize, false)) return false;
+  }
+  return true;
+}
+
+Status ChunkReader::Prefetch(std::span<const format::ExtentEntry> pieces) {
+  if (pieces.empty()) return Status::OK();
+  const format::ExtentEntry& first = pieces.front();
+  for (size_t i = 0; i < pieces.size(); i++) {
+    const format::ExtentEntry& p = pieces[i];
+    if (p.count == 0 || p.segment != first.segment || p.epoch != first.epoch ||
+        p.in_data_object() != first.in_data_object() ||
+        (i > 0 && p.object_offset() < pieces[i - 1].object_offset() +
+                                          format::ExtentStoredBytes(pieces[i - 1], block_size_))) {
+      return Status::InvalidArgument("prefetch of pieces that are not of one object, in order");
+    }
+  }
+  for (const format::ExtentEntry& p : pieces) {
+    if (!p.framed() && lineage_->sealer()) return UnsealedInEncrypted(p);
+  }
+  // Only what is not cached yet, fetched from the first such piece's first
+  // byte to the last one's last byte (the gaps between come along).
+  std::vector<format::ExtentEntry> need;
+  for (const format::ExtentEntry& p : pieces) {
+    if (!IsCached(p)) need.push_back(p);
+  }
+  if (need.empty()) return Status::OK();
+  const uint64_t offset = need.front().object_offset();
+  const uint64_t length =
+      need.back().object_offset() + format::ExtentStoredBytes(need.back(), block_size_) - offset;
+  std::string bytes, where;
+  HF_RETURN_IF_ERROR(Fetch(need.front(), offset, length, &bytes, &where));
+  std::vector<format::ExtentEntry> frames;
+  for (const format::ExtentEntry& p : need) {
+    if (p.framed()) {
+      frames.push_back(p);
+      continue;
+    }
+    const uint64_t chunks = (uint64_t{p.count} * block_size_ + kChunkSize - 1) / kChunkSize;
+    HF_RETURN_IF_ERROR(CheckChunks(p, 0, chunks, bytes, offset, where, nullptr, true));
+  }
+  if (frames.empty()) return Status::OK();
+  return DecodeFrames(frames, bytes, offset, where, 0, 0, nullptr);
 }
 
 void ChunkReader::Remember(uint64_t segment, uint64_t stored_offset, std::string_view block,

@@ -12,6 +12,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cache/disk_cache.h"
@@ -167,6 +168,18 @@ class ChunkReader {
   // nothing (it holds only the shared decode state, never dst or *this).
   Status ReadFrames(std::span<const format::ExtentEntry> frames, uint64_t lo, uint64_t hi,
                     char* dst);
+  // Brings the stored pieces (extents) `pieces` into the caches as
+  // readahead, for a reader that knows which blocks it will read but not in
+  // an order the read planner would see as a stream (compaction rewriting a
+  // victim's live blocks). The pieces are of one object (segment, writer
+  // epoch, segment or data object), ordered by stored offset, and do not
+  // overlap (else InvalidArgument): the ones not cached yet are fetched with
+  // one ranged GET from the first one's first byte to the last one's last
+  // byte, gaps included (the caller bounds the gaps and the span), and each
+  // is checked and decoded as Read does before it is cached. A damaged piece
+  // is Corrupt naming the object and offset and is never cached (nor are
+  // the raw chunks after a damaged one; good frames are).
+  Status Prefetch(std::span<const format::ExtentEntry> pieces);
   // Runs `fn` later on some other thread (a pool). It must run it, or drop
   // it, but may never block on it: the caller does not wait for a helper
   // that has not started.
@@ -220,6 +233,28 @@ class ChunkReader {
   };
   using Chunk = std::shared_ptr<const Buffer>;
   struct FrameJob;
+  // The Corrupt error for raw chunks named by an encrypted file's index.
+  Status UnsealedInEncrypted(const format::ExtentEntry& piece) const;
+  // Stored bytes [offset, offset+length) of the object holding `e` (its
+  // segment or data object; from the seeded prefix when inside it) into
+  // *bytes, all of them or an error: a missing object or a short one is
+  // Corrupt naming it. *where names the object for later errors.
+  Status Fetch(const format::ExtentEntry& e, uint64_t offset, uint64_t length, std::string* bytes,
+               std::string* where);
+  // Checks raw chunks [c0, c1) of `piece` in `bytes` (which hold the object
+  // from `bytes_offset`) against their CRCs, hands each to copy_chunk (if
+  // set) and caches it (protected when `readahead`).
+  Status CheckChunks(const format::ExtentEntry& piece, uint64_t c0, uint64_t c1,
+                     std::string_view bytes, uint64_t bytes_offset, const std::string& where,
+                     const std::function<void(uint64_t, const char*)>& copy_chunk, bool readahead);
+  // Decodes `frames` (of one object, in storage order) from `bytes` (which
+  // hold the object from `offset`), copies logical [lo, hi) into dst (if
+  // set) and caches every decoded block; the first damaged frame's error.
+  Status DecodeFrames(std::span<const format::ExtentEntry> frames, std::string_view bytes,
+                      uint64_t offset, const std::string& where, uint64_t lo, uint64_t hi,
+                      char* dst);
+  // Whether every chunk (or the decoded block) of `e` is cached.
+  bool IsCached(const format::ExtentEntry& e);
   // The chunk stored at `stored_offset` of `segment`, from memory or disk.
   // `size` is what a hit must hold: kChunkSize, or block_size_ for a frame's
   // decoded block (keyed by FrameKey, so the two forms never mix). `use`:

@@ -3,6 +3,7 @@
 // mostly-dead objects so that a later collection can delete them whole.
 #include <algorithm>
 #include <shared_mutex>
+#include <span>
 
 #include "file/file_impl.h"
 #include "file/open_internal.h"
@@ -70,41 +71,93 @@ Result<Plan> MakePlan(const std::shared_ptr<ObjectStore>& store, const CompactOp
   return plan;
 }
 
-// Calls rewrite for every planned extent, in pieces of at most 256 KiB (at
-// least one block), clipped to `size`. Within a run of extents that touch,
-// the pieces go last first: so no call starts where an earlier one ended,
-// and the handle's read planner never takes the rewrite for a sequential
-// stream (its readahead fetched up to 32 MiB past each run, most of it
-// blocks that are not rewritten: gc_bench's 256 MiB x 4 run took 25
+// One rewrite call: logical bytes [offset, offset+length) of plan.extents[extent].
+struct Call {
+  uint64_t offset, length;
+  size_t extent;
+};
+
+// The rewrite calls for every planned extent, in pieces of at most 256 KiB
+// (at least one block), clipped to `size`. Within a run of extents that
+// touch, the pieces go last first: so no call starts where an earlier one
+// ended, and the handle's read planner never takes the rewrite for a
+// sequential stream (its readahead fetched up to 32 MiB past each run, most
+// of it blocks that are not rewritten: gc_bench's 256 MiB x 4 run took 25
 // minutes). The calls stay as small as the extents (a compressed block is
 // an extent of its own): a caller's rewrite holds its range's locks
 // exclusively, and longer holds delay its writers (merging the pieces of a
 // run into 256 KiB calls made the gc_bench write p99 7.8x that without).
-Status RewritePlanned(const Plan& plan, uint64_t size, CompactReport* report,
-                      const std::function<Status(uint64_t, uint64_t)>& rewrite) {
+std::vector<Call> PlanCalls(const Plan& plan, uint64_t size) {
   const uint64_t bs = plan.block_size;
   const uint64_t kPiece = std::max<uint64_t>(256 * 1024 / bs, 1) * bs;
-  std::vector<std::pair<uint64_t, uint64_t>> run;  // pieces of one run, ascending
-  auto flush_run = [&]() -> Status {
-    for (auto it = run.rbegin(); it != run.rend(); ++it) {
-      HF_RETURN_IF_ERROR(rewrite(it->first, it->second));
-      report->bytes_rewritten += it->second;
-    }
-    run.clear();
-    return Status::OK();
+  std::vector<Call> calls;
+  size_t run_begin = 0;  // the current run's first call
+  auto end_run = [&] {
+    std::reverse(calls.begin() + static_cast<std::ptrdiff_t>(run_begin), calls.end());
+    run_begin = calls.size();
   };
-  for (const format::ExtentEntry& e : plan.extents) {
+  for (size_t i = 0; i < plan.extents.size(); i++) {
+    const format::ExtentEntry& e = plan.extents[i];
     const uint64_t lo = e.start * bs;
     const uint64_t hi = std::min<uint64_t>((e.start + e.count) * bs, size);
     if (lo >= hi) continue;
-    if (!run.empty() && run.back().first + run.back().second != lo) {
-      HF_RETURN_IF_ERROR(flush_run());
+    if (calls.size() > run_begin) {
+      // The run's first call is its last piece until end_run reverses it.
+      const Call& last = calls.back();
+      if (last.offset + last.length != lo) end_run();
     }
     for (uint64_t off = lo; off < hi; off += kPiece) {
-      run.push_back({off, std::min<uint64_t>(kPiece, hi - off)});
+      calls.push_back({off, std::min<uint64_t>(kPiece, hi - off), i});
     }
   }
-  return flush_run();
+  end_run();
+  return calls;
+}
+
+// Makes the calls in order. Before a call whose extent is not fetched yet,
+// the extents of the calls from there on, up to `window` decoded bytes, are
+// prefetched together (prefetch: FileImpl::PrefetchStored, each object's
+// extents in few GETs), so a victim's scattered live blocks do not cost a
+// GET each; the calls' own reads then find them cached.
+Status RewritePlanned(const Plan& plan, uint64_t size, CompactReport* report, uint64_t window,
+                      const std::function<void(std::span<const format::ExtentEntry>)>& prefetch,
+                      const std::function<Status(uint64_t, uint64_t)>& rewrite) {
+  const std::vector<Call> calls = PlanCalls(plan, size);
+  const uint64_t bs = plan.block_size;
+  std::vector<bool> fetched(plan.extents.size(), false);
+  std::vector<format::ExtentEntry> batch;
+  size_t ahead = 0;  // calls before this one have had their extents prefetched
+  for (size_t i = 0; i < calls.size(); i++) {
+    if (prefetch && i >= ahead) {
+      batch.clear();
+      uint64_t bytes = 0;
+      for (ahead = i; ahead < calls.size(); ahead++) {
+        const size_t x = calls[ahead].extent;
+        if (fetched[x]) continue;
+        const uint64_t b = uint64_t{plan.extents[x].count} * bs;
+        if (b > window) {  // would not stay cached: its call reads it itself
+          fetched[x] = true;
+          continue;
+        }
+        if (bytes + b > window) break;
+        fetched[x] = true;
+        batch.push_back(plan.extents[x]);
+        bytes += b;
+      }
+      if (!batch.empty()) prefetch(batch);
+    }
+    HF_RETURN_IF_ERROR(rewrite(calls[i].offset, calls[i].length));
+    report->bytes_rewritten += calls[i].length;
+  }
+  return Status::OK();
+}
+
+// The handle's prefetch for RewritePlanned (none for a File that is not ours).
+std::function<void(std::span<const format::ExtentEntry>)> PrefetchOf(File* f, uint64_t* window) {
+  auto* impl = dynamic_cast<file::FileImpl*>(f);
+  if (!impl || impl->PrefetchBudget() == 0) return nullptr;
+  *window = impl->PrefetchBudget();
+  return [impl](std::span<const format::ExtentEntry> extents) { impl->PrefetchStored(extents); };
 }
 
 // Reads [offset, offset+length) through `f` and writes the same bytes back.
@@ -124,7 +177,9 @@ Result<CompactReport> CompactThrough(File* writer, std::shared_ptr<ObjectStore> 
   HF_ASSIGN_OR_RETURN(Plan plan, MakePlan(store, options));
   CompactReport report = plan.report;
   if (plan.extents.empty()) return report;
-  HF_RETURN_IF_ERROR(RewritePlanned(plan, writer->Size(), &report, rewrite));
+  uint64_t window = 0;
+  auto prefetch = PrefetchOf(writer, &window);
+  HF_RETURN_IF_ERROR(RewritePlanned(plan, writer->Size(), &report, window, prefetch, rewrite));
   HF_ASSIGN_OR_RETURN(report.checkpoint, writer->Flush());
   return report;
 }
@@ -166,9 +221,11 @@ Result<CompactReport> Compact(std::shared_ptr<ObjectStore> store, const CompactO
                             ": the file changed while compaction planned");
   }
   std::string buf;
-  Status rs = RewritePlanned(plan, st.size, &report, [&](uint64_t off, uint64_t len) {
-    return CopyBack(f.get(), off, len, &buf);
-  });
+  uint64_t window = 0;
+  auto prefetch = PrefetchOf(f.get(), &window);
+  Status rs =
+      RewritePlanned(plan, st.size, &report, window, prefetch,
+                     [&](uint64_t off, uint64_t len) { return CopyBack(f.get(), off, len, &buf); });
   if (!rs.ok()) {
     (void)f->Close();
     return rs;

@@ -13,6 +13,7 @@
 #include "file/segment_io.h"
 #include "format/frame.h"
 #include "hyperfile/file.h"
+#include "hyperfile/store_layers.h"
 #include "support/codecs.h"
 #include "support/store_testing.h"
 #include "util/thread_pool.h"
@@ -67,7 +68,8 @@ class FrameDecode : public testing::DataPathTest {
     }
     auto id = file::LatestCheckpointId(store_.get()).value();
     header_ = file::ReadHeader(store_.get(), id).value().header;
-    lineage_ = std::make_unique<file::Lineage>(store_, header_.origins, nullptr);
+    counting_ = std::make_shared<MetricsStore>(store_);
+    lineage_ = std::make_unique<file::Lineage>(counting_, header_.origins, nullptr);
     auto sealer = file::UnlockFile(lineage_.get(), header_, GetParam().key.get());
     ASSERT_TRUE(sealer.ok()) << sealer.status().ToString();
     lineage_->SetSealer(*sealer);
@@ -132,7 +134,10 @@ class FrameDecode : public testing::DataPathTest {
     return key_ + " at offset " + std::to_string(frames_[i].object_offset());
   }
 
+  uint64_t Gets() const { return counting_->Snapshot().count(StoreVerb::kGet); }
+
   std::shared_ptr<ObjectStore> store_;
+  std::shared_ptr<MetricsStore> counting_;  // what the readers' lineage reads through
   std::string expect_;
   format::SegmentHeader header_;
   std::unique_ptr<file::Lineage> lineage_;
@@ -190,6 +195,74 @@ TEST_P(FrameDecode, ADamagedFrameInARunIsAnErrorNamingItNeverData) {
     ASSERT_TRUE(reader->ReadFrames({&frames_[12], 1}, 12 * kBlock, 13 * kBlock, one.data()).ok());
     EXPECT_TRUE(one == expect_.substr(12 * kBlock, kBlock));
   }
+}
+
+// Prefetch (compaction's read of a victim's scattered live blocks): the
+// uncached frames of one object in one GET, gaps included, each checked and
+// cached as a read would; later reads of them cost nothing.
+TEST_P(FrameDecode, PrefetchFetchesScatteredFramesInOneGetAndCachesThem) {
+  auto reader = Reader(Helpers::kThreads);
+  const std::vector<size_t> want = {1, 4, 5, 9, 20};
+  std::vector<format::ExtentEntry> pieces;
+  for (size_t i : want) pieces.push_back(frames_[i]);
+  const uint64_t before = Gets();  // (the fixture's unlocking read some)
+  const uint64_t bytes_before = counting_->Snapshot().bytes_in;
+  ASSERT_TRUE(reader->Prefetch(pieces).ok());
+  EXPECT_EQ(Gets() - before, 1u);
+  EXPECT_EQ(reader->cached_bytes(), want.size() * (kBlock + 96));
+  // Again: all cached, no GET; a cached piece among uncached ones is not fetched again.
+  ASSERT_TRUE(reader->Prefetch(pieces).ok());
+  EXPECT_EQ(Gets() - before, 1u);
+  std::vector<format::ExtentEntry> more = {frames_[4], frames_[6]};
+  ASSERT_TRUE(reader->Prefetch(more).ok());
+  EXPECT_EQ(Gets() - before, 2u);
+  EXPECT_EQ(counting_->Snapshot().bytes_in - bytes_before,
+            frames_[20].object_offset() + frames_[20].stored_length - frames_[1].object_offset() +
+                frames_[6].stored_length);
+  // Reads of what was prefetched are its bytes and cost no GET.
+  for (size_t i : {1, 4, 5, 6, 9, 20}) {
+    std::string one(kBlock, '\0');
+    ASSERT_TRUE(
+        reader->ReadFrames({&frames_[i], 1}, i * kBlock, (i + 1) * kBlock, one.data()).ok());
+    EXPECT_TRUE(one == expect_.substr(i * kBlock, kBlock)) << i;
+  }
+  EXPECT_EQ(Gets() - before, 2u);
+}
+
+TEST_P(FrameDecode, PrefetchOfPiecesNotOfOneObjectInOrderIsACallerBug) {
+  auto reader = Reader(Helpers::kNone);
+  const uint64_t before = Gets();
+  std::vector<format::ExtentEntry> backwards = {frames_[5], frames_[2]};
+  EXPECT_TRUE(reader->Prefetch(backwards).IsInvalidArgument());
+  std::vector<format::ExtentEntry> twice = {frames_[5], frames_[5]};
+  EXPECT_TRUE(reader->Prefetch(twice).IsInvalidArgument());
+  std::vector<format::ExtentEntry> two_objects = {frames_[1], frames_[3]};
+  two_objects[1].segment++;
+  EXPECT_TRUE(reader->Prefetch(two_objects).IsInvalidArgument());
+  EXPECT_EQ(Gets(), before);
+  EXPECT_EQ(reader->cached_bytes(), 0u);
+  EXPECT_TRUE(reader->Prefetch({}).ok());
+}
+
+TEST_P(FrameDecode, ADamagedFrameInAPrefetchIsCorruptNamingItAndNotCached) {
+  Damage(9);
+  auto reader = Reader(Helpers::kThreads);
+  std::vector<format::ExtentEntry> pieces = {frames_[4], frames_[9], frames_[20]};
+  Status st = reader->Prefetch(pieces);
+  ASSERT_TRUE(st.IsCorrupt()) << st.ToString();
+  EXPECT_NE(st.message().find(Where(9)), std::string::npos) << st.ToString();
+  // The damaged frame is never served: its own read fails again; a good one reads.
+  std::string one(kBlock, '\0');
+  EXPECT_TRUE(
+      reader->ReadFrames({&frames_[9], 1}, 9 * kBlock, 10 * kBlock, one.data()).IsCorrupt());
+  ASSERT_TRUE(reader->ReadFrames({&frames_[20], 1}, 20 * kBlock, 21 * kBlock, one.data()).ok());
+  EXPECT_TRUE(one == expect_.substr(20 * kBlock, kBlock));
+  // A missing object is Corrupt naming it, as for a read.
+  ASSERT_TRUE(store_->Delete(key_).ok());
+  auto cold = Reader(Helpers::kNone);
+  st = cold->Prefetch(pieces);
+  EXPECT_TRUE(st.IsCorrupt()) << st.ToString();
+  EXPECT_NE(st.message().find(key_), std::string::npos) << st.ToString();
 }
 
 }  // namespace
