@@ -145,6 +145,7 @@ int main(int argc, char** argv) {
     auto plan_metrics = std::make_shared<hf::MetricsStore>(store);
     double plan_seconds = 0, rewrite_seconds = 0, flush_seconds = 0;
     uint64_t compact_gets = 0, compact_lists = 0, rewrite_gets = 0, rewrite_calls = 0;
+    uint64_t rewrite_get_bytes = 0;
     const auto random_start = Clock::now();
     char block[kBlock];
     for (uint64_t w = 0; w < blocks * static_cast<uint64_t>(passes); w++) {
@@ -186,7 +187,9 @@ int main(int argc, char** argv) {
         auto m = plan_metrics->Snapshot();
         compact_gets += m.count(hf::StoreVerb::kGet);
         compact_lists += m.count(hf::StoreVerb::kList);
-        rewrite_gets += (handle_metrics->Snapshot() - handle_before).count(hf::StoreVerb::kGet);
+        const auto handle_during = handle_metrics->Snapshot() - handle_before;
+        rewrite_gets += handle_during.count(hf::StoreVerb::kGet);
+        rewrite_get_bytes += handle_during.bytes_in;
       }
       uint64_t before = Stored(store.get());
       auto t1 = Clock::now();
@@ -224,32 +227,34 @@ int main(int argc, char** argv) {
       worst = std::max(worst, x);
     }
     double rw_per_freed = freed ? static_cast<double>(rewritten) / static_cast<double>(freed) : 0;
-    out["random"] = {{"size", size},
-                     {"passes", passes},
-                     {"stored_over_live_avg", avg},
-                     {"stored_over_live_max", worst},
-                     {"rewritten_per_freed", rw_per_freed},
-                     {"runs", runs},
-                     {"gets_per_run", double(gets) / double(runs)},
-                     {"max_gets_per_run", max_gets},
-                     {"lists_per_run", double(lists) / double(runs)},
-                     {"deletes_per_run", double(deletes) / double(runs)},
-                     {"gc_seconds_per_run", gc_seconds / double(runs)},
-                     {"collect_seconds_per_run", collect_seconds / double(runs)},
-                     {"compact_plan_seconds_per_run", plan_seconds / double(runs)},
-                     {"compact_rewrite_seconds_per_run", rewrite_seconds / double(runs)},
-                     {"compact_flush_seconds_per_run", flush_seconds / double(runs)},
-                     {"compact_plan_gets_per_run", double(compact_gets) / double(runs)},
-                     {"compact_rewrite_gets_per_run", double(rewrite_gets) / double(runs)},
-                     {"compact_rewrite_calls_per_run", double(rewrite_calls) / double(runs)},
-                     {"compact_plan_lists_per_run", double(compact_lists) / double(runs)},
-                     {"seconds_per_pass", random_seconds / double(passes)},
-                     {"incremental_runs", incremental_runs},
-                     {"incremental_gets", incremental_gets},
-                     {"incremental_lists", incremental_lists},
-                     {"incremental_deletes", incremental_deletes},
-                     {"incremental_deleted_objects", deleted_objects},
-                     {"incremental_checkpoints_applied", applied}};
+    out["random"] = {
+        {"size", size},
+        {"passes", passes},
+        {"stored_over_live_avg", avg},
+        {"stored_over_live_max", worst},
+        {"rewritten_per_freed", rw_per_freed},
+        {"runs", runs},
+        {"gets_per_run", double(gets) / double(runs)},
+        {"max_gets_per_run", max_gets},
+        {"lists_per_run", double(lists) / double(runs)},
+        {"deletes_per_run", double(deletes) / double(runs)},
+        {"gc_seconds_per_run", gc_seconds / double(runs)},
+        {"collect_seconds_per_run", collect_seconds / double(runs)},
+        {"compact_plan_seconds_per_run", plan_seconds / double(runs)},
+        {"compact_rewrite_seconds_per_run", rewrite_seconds / double(runs)},
+        {"compact_flush_seconds_per_run", flush_seconds / double(runs)},
+        {"compact_plan_gets_per_run", double(compact_gets) / double(runs)},
+        {"compact_rewrite_gets_per_run", double(rewrite_gets) / double(runs)},
+        {"compact_rewrite_calls_per_run", double(rewrite_calls) / double(runs)},
+        {"compact_rewrite_get_bytes_per_run", double(rewrite_get_bytes) / double(runs)},
+        {"compact_plan_lists_per_run", double(compact_lists) / double(runs)},
+        {"seconds_per_pass", random_seconds / double(passes)},
+        {"incremental_runs", incremental_runs},
+        {"incremental_gets", incremental_gets},
+        {"incremental_lists", incremental_lists},
+        {"incremental_deletes", incremental_deletes},
+        {"incremental_deleted_objects", deleted_objects},
+        {"incremental_checkpoints_applied", applied}};
     std::printf("random 4K overwrite %dx of %.0f MiB, keep-last 1, gc+compaction every 1/10 pass\n",
                 passes, double(size) / (1 << 20));
     std::printf("  stored/live steady state: avg %.3f, max %.3f   (target <= 1.3: %s)\n", avg,
@@ -261,12 +266,14 @@ int main(int argc, char** argv) {
                 double(lists) / double(runs), double(deletes) / double(runs),
                 gc_seconds / double(runs));
     std::printf(
-        "  compaction per run: plan %.2f s (%.0f GET, %.1f LIST), rewrite %.2f s (%.0f GET for "
+        "  compaction per run: plan %.2f s (%.0f GET, %.1f LIST), rewrite %.2f s (%.0f GET, %.1f "
+        "MiB, for "
         "%.0f calls), flush %.2f s; %.1f s per pass in all (writes, compaction, collection)\n",
         plan_seconds / double(runs), double(compact_gets) / double(runs),
         double(compact_lists) / double(runs), rewrite_seconds / double(runs),
-        double(rewrite_gets) / double(runs), double(rewrite_calls) / double(runs),
-        flush_seconds / double(runs), random_seconds / double(passes));
+        double(rewrite_gets) / double(runs), double(rewrite_get_bytes) / double(runs) / (1 << 20),
+        double(rewrite_calls) / double(runs), flush_seconds / double(runs),
+        random_seconds / double(passes));
     if (incremental_runs > 0) {
       auto per = [&](uint64_t v) { return double(v) / double(incremental_runs); };
       std::printf(

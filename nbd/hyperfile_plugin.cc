@@ -35,6 +35,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -1148,8 +1149,9 @@ int GetReady() {
   });
 }
 
-// One collection (and compaction first, through the export's own handle).
-void CollectOnce(const std::shared_ptr<File>& file) {
+// One collection (and compaction first, through the export's own handle);
+// `stop` (the plugin unloading) ends a compaction at its next rewrite call.
+void CollectOnce(const std::shared_ptr<File>& file, const std::function<bool()>& stop) {
   const Config& c = g_config;
   auto store = hyperfile::OpenStore(c.uri, c.store);
   if (!store.ok()) {
@@ -1165,11 +1167,16 @@ void CollectOnce(const std::shared_ptr<File>& file) {
       return file->PWrite(offset, buf.data(), got);
     };
     hyperfile::CompactOptions co;
+    co.stop = stop;
     co.open_options.key = c.open.key;  // MakePlan reads the sealed index
     if (!c.gc_rules.empty()) co.policy = *hyperfile::RetentionPolicy::Parse(c.gc_rules);
     auto cr = hyperfile::CompactThrough(file.get(), *store, co, rewrite);
     if (!cr.ok()) {
       nbdkit_error("gc: compaction: %s", cr.status().ToString().c_str());
+    } else if (cr->stopped) {
+      nbdkit_debug("hyperfile gc: compaction stopped for unload after %" PRIu64 " bytes",
+                   cr->bytes_rewritten);
+      return;
     } else if (cr->victims > 0) {
       nbdkit_debug("hyperfile gc: compacted %" PRIu64 " objects, %" PRIu64
                    " bytes rewritten, checkpoint %" PRIu64,
@@ -1208,7 +1215,10 @@ void StartCollector(uint32_t block_size) {
       std::shared_ptr<File> file = CurrentFile();
       if (file) {
         try {
-          CollectOnce(file);
+          CollectOnce(file, [cp] {
+            std::lock_guard<std::mutex> stop_lock(cp->mu);
+            return cp->stop;
+          });
         } catch (...) {
           nbdkit_error("gc: unexpected exception");
         }

@@ -195,12 +195,20 @@ struct CompactOptions {
   // time to live (2 min) plus this grace, by the store's clock. 0 .. 1 day.
   int64_t writer_grace_ms = 60 * 1000;
   OpenOptions open_options;  // for the writer handle
+  // Asked before each rewrite call (by the compacting thread): true stops
+  // the rewrite there. What was rewritten so far is still committed (the
+  // same bytes, so any prefix of the work is a valid compaction), the lease
+  // is released, and the report says `stopped`. For a CLI's first SIGINT
+  // and a server's shutdown: a compaction that is killed instead keeps
+  // writers from opening until its lease lapses (up to 90 s). May be empty.
+  std::function<bool()> stop;
 };
 struct CompactReport {
   uint64_t victims = 0;
   uint64_t bytes_rewritten = 0;  // logical bytes written again
   uint64_t victim_bytes = 0;     // stored size of the victims (freed by a later Collect)
   uint64_t checkpoint = 0;       // the compaction commit (0 if nothing to do)
+  bool stopped = false;          // CompactOptions::stop ended the rewrite early
 };
 HYPERFILE_EXPORT Result<CompactReport> Compact(std::shared_ptr<ObjectStore> store,
                                                const CompactOptions& options = {});

@@ -284,8 +284,9 @@ void FileImpl::PrefetchStored(std::span<const format::ExtentEntry> extents) {
     const uint64_t at = e.object_offset(), end = at + format::ExtentStoredBytes(e, block_size_);
     if (i > first) {
       const format::ExtentEntry& head = sorted[first];
-      if (at < run_end) continue;  // the same stored bytes again (cannot happen): skip
-      if (object(e) != object(head) || at - run_end > kPrefetchMaxGap ||
+      // Another object, a gap or span too long, or bytes that overlap the
+      // run's (cannot happen: ChunkReader::Prefetch would refuse them).
+      if (object(e) != object(head) || at < run_end || at - run_end > kPrefetchMaxGap ||
           end - head.object_offset() > kPrefetchMaxSpan) {
         issue(i);
       }

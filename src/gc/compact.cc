@@ -120,6 +120,7 @@ std::vector<Call> PlanCalls(const Plan& plan, uint64_t size) {
 // extents in few GETs), so a victim's scattered live blocks do not cost a
 // GET each; the calls' own reads then find them cached.
 Status RewritePlanned(const Plan& plan, uint64_t size, CompactReport* report, uint64_t window,
+                      const std::function<bool()>& stop,
                       const std::function<void(std::span<const format::ExtentEntry>)>& prefetch,
                       const std::function<Status(uint64_t, uint64_t)>& rewrite) {
   const std::vector<Call> calls = PlanCalls(plan, size);
@@ -128,6 +129,10 @@ Status RewritePlanned(const Plan& plan, uint64_t size, CompactReport* report, ui
   std::vector<format::ExtentEntry> batch;
   size_t ahead = 0;  // calls before this one have had their extents prefetched
   for (size_t i = 0; i < calls.size(); i++) {
+    if (stop && stop()) {
+      report->stopped = true;
+      return Status::OK();
+    }
     if (prefetch && i >= ahead) {
       batch.clear();
       uint64_t bytes = 0;
@@ -179,8 +184,10 @@ Result<CompactReport> CompactThrough(File* writer, std::shared_ptr<ObjectStore> 
   if (plan.extents.empty()) return report;
   uint64_t window = 0;
   auto prefetch = PrefetchOf(writer, &window);
-  HF_RETURN_IF_ERROR(RewritePlanned(plan, writer->Size(), &report, window, prefetch, rewrite));
+  HF_RETURN_IF_ERROR(
+      RewritePlanned(plan, writer->Size(), &report, window, options.stop, prefetch, rewrite));
   HF_ASSIGN_OR_RETURN(report.checkpoint, writer->Flush());
+  if (report.bytes_rewritten == 0) report.checkpoint = 0;  // stopped before the first call
   return report;
 }
 
@@ -224,13 +231,14 @@ Result<CompactReport> Compact(std::shared_ptr<ObjectStore> store, const CompactO
   uint64_t window = 0;
   auto prefetch = PrefetchOf(f.get(), &window);
   Status rs =
-      RewritePlanned(plan, st.size, &report, window, prefetch,
+      RewritePlanned(plan, st.size, &report, window, options.stop, prefetch,
                      [&](uint64_t off, uint64_t len) { return CopyBack(f.get(), off, len, &buf); });
   if (!rs.ok()) {
     (void)f->Close();
     return rs;
   }
   HF_ASSIGN_OR_RETURN(report.checkpoint, f->Flush());
+  if (report.bytes_rewritten == 0) report.checkpoint = 0;  // stopped before the first call
   HF_RETURN_IF_ERROR(f->Close());
   return report;
 }

@@ -3,9 +3,17 @@
 // grace, --json, --compact refusing while a writer is active), du, policy,
 // ls, flatten, and rm of a source that a clone borrows from.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 
 #include "cli/cli_run.h"
 #include "hyperfile/file.h"
@@ -132,6 +140,69 @@ TEST_P(GcCliWriterLease, CompactRefusesWhileAWriterIsOpenElsewhereButStillCollec
   auto j = nlohmann::json::parse(after.out);
   EXPECT_FALSE(j["compaction"].contains("skipped")) << after.out;
   EXPECT_EQ(RunHyperfile("read " + Q(uri) + " --length 2").out, "zy");
+}
+
+// Ctrl-C during `gc --compact`: the first SIGINT stops the compaction at
+// its next rewrite call, commits what it rewrote, releases the compaction
+// lease and exits 130 without collecting. Killed outright instead, its
+// lease kept every writer out for up to 90 s ("a compaction is running").
+// The CLI's GETs are slowed (HYPERFILE_STORE_LATENCY) so that the signal,
+// sent once -v has logged the lease's put, lands while the lease is held.
+TEST_P(GcCliWriterLease, FirstInterruptDuringCompactionReleasesTheLeaseAndExits130) {
+  HF_REQUIRE_BACKEND(GetParam());
+  std::string uri;
+  auto store = testing::MakeStoreForBackend(GetParam(), "gc-cli-interrupt", &uri);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  std::string contents(4 << 20, 'a');
+  {
+    auto f = File::Create(*store, CreateOptions{16 * 1024});
+    ASSERT_TRUE(f.ok()) << f.status().ToString();
+    ASSERT_TRUE((*f)->PWrite(0, contents.data(), contents.size()).ok());
+    ASSERT_TRUE((*f)->Flush().ok());
+    for (uint64_t off = 0; off < contents.size(); off += 64 * 1024) {  // 3 of every 4 blocks
+      std::string b(48 * 1024, static_cast<char>('b' + off % 7));
+      ASSERT_TRUE((*f)->PWrite(off, b.data(), b.size()).ok());
+      contents.replace(off, b.size(), b);
+    }
+    ASSERT_TRUE((*f)->Close().ok());
+  }
+  const std::string errf = ::testing::TempDir() + "/gc-interrupt-" + GetParam() + ".err";
+  std::remove(errf.c_str());  // a previous run's log would look like this one's
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    std::string cmd = "exec env HYPERFILE_STORE_LATENCY=get=300ms " +
+                      std::string(HYPERFILE_BUILD_DIR) + "/hyperfile -v gc " + Q(uri) +
+                      " --keep-last 1 --grace 0 --compact 2>" + Q(errf) + " >/dev/null";
+    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  auto err = [&] {
+    std::ifstream in(errf);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  for (int i = 0; i < 3000 && err().find("writer/") == std::string::npos; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_NE(err().find("writer/"), std::string::npos) << err();
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << err();
+  EXPECT_EQ(WEXITSTATUS(status), 130) << err();
+  EXPECT_NE(err().find("interrupted"), std::string::npos) << err();
+  // A writer opens at once: the compaction lease is gone.
+  auto w = File::Open(*store);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  std::string back(contents.size(), '\0');
+  auto n = (*w)->PRead(0, back.data(), back.size());
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_TRUE(back == contents);
+  ASSERT_TRUE((*w)->Close().ok());
+  // And the next run does the whole job.
+  auto again = RunHyperfile("gc " + Q(uri) + " --keep-last 1 --grace 0 --compact --json");
+  ASSERT_EQ(again.code, 0) << again.err;
+  auto j = nlohmann::json::parse(again.out);
+  EXPECT_GT(j["compaction"]["bytes_rewritten"].get<uint64_t>(), 0u) << again.out;
 }
 
 INSTANTIATE_TEST_SUITE_P(All, GcCliWriterLease, ::testing::Values("local", "s3"));

@@ -1,13 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cli/cp.h"
 
-#include <limits.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -26,6 +23,7 @@
 #include "cli/conventions.h"
 #include "cli/cp_endpoints.h"
 #include "cli/progress.h"
+#include "cli/stop_signals.h"
 
 namespace hyperfile::cli {
 namespace {
@@ -34,59 +32,6 @@ constexpr uint64_t kPieceBytes = 8ull << 20;  // one worker's unit of work
 constexpr uint64_t kPieceAlign = 64 << 10;    // pieces start on this boundary at least
 constexpr uint64_t kDefaultBlockSize = 64 << 10;
 constexpr int kMaxJobs = 256;
-
-// ------------------------------------------------------------- signals ---
-
-// The first SIGINT/SIGTERM/SIGHUP asks the copy to stop and clean up; a second
-// one exits at once, removing the temporary file (the only cleanup that is
-// async-signal-safe).
-std::atomic<int> g_signals{0};
-static_assert(std::atomic<int>::is_always_lock_free);
-char g_unlink_on_second_signal[PATH_MAX];
-std::atomic<bool> g_unlink_armed{false};
-static_assert(std::atomic<bool>::is_always_lock_free);
-
-extern "C" void OnStopSignal(int) {
-  if (g_signals.fetch_add(1) == 0) return;
-  if (g_unlink_armed.load()) ::unlink(g_unlink_on_second_signal);
-  ::_exit(kExitInterrupted);
-}
-
-bool Interrupted() { return g_signals.load() > 0; }
-
-// Installs the stop handlers for the duration of a copy.
-class SignalGuard {
- public:
-  SignalGuard() {
-    struct sigaction action;
-    std::memset(&action, 0, sizeof action);
-    action.sa_handler = OnStopSignal;
-    sigemptyset(&action.sa_mask);
-    action.sa_flags = SA_RESTART;  // the library's I/O carries on; workers poll the flag
-    for (size_t i = 0; i < kSignals.size(); i++) sigaction(kSignals[i], &action, &previous_[i]);
-    // Past RLIMIT_FSIZE a write should fail (and be cleaned up), not kill us.
-    previous_xfsz_ = ::signal(SIGXFSZ, SIG_IGN);
-  }
-  ~SignalGuard() {
-    g_unlink_armed.store(false);
-    for (size_t i = 0; i < kSignals.size(); i++) sigaction(kSignals[i], &previous_[i], nullptr);
-    ::signal(SIGXFSZ, previous_xfsz_);
-  }
-  SignalGuard(const SignalGuard&) = delete;
-  SignalGuard& operator=(const SignalGuard&) = delete;
-
-  // Remembers a temporary file for the second-signal exit.
-  void ArmUnlink(const std::string& path) {
-    if (path.empty() || path.size() >= sizeof g_unlink_on_second_signal) return;
-    std::memcpy(g_unlink_on_second_signal, path.c_str(), path.size() + 1);
-    g_unlink_armed.store(true);
-  }
-
- private:
-  static constexpr std::array<int, 3> kSignals = {SIGINT, SIGTERM, SIGHUP};
-  std::array<struct sigaction, 3> previous_{};
-  sighandler_t previous_xfsz_ = SIG_DFL;
-};
 
 // ------------------------------------------------------------ the plan ---
 
@@ -168,7 +113,7 @@ class ParallelCopy {
  private:
   void Work() {
     std::string buf;
-    while (!stop_.load() && !Interrupted()) {
+    while (!stop_.load() && !StopRequested()) {
       size_t i = next_.fetch_add(1);
       if (i >= pieces_.size()) break;
       Status st = CopyPiece(source_, sink_, pieces_[i], &buf);
@@ -320,7 +265,7 @@ int ReportInterrupted(const std::string& what_is_left) {
 int ReportFailure(const Status& failure, CopySink& sink, const std::string& destination) {
   Status cleanup = sink.Discard();
   std::string also = cleanup.ok() ? "" : " (cleanup failed too: " + cleanup.ToString() + ")";
-  if (Interrupted()) {
+  if (StopRequested()) {
     return ReportInterrupted(cleanup.ok() ? "nothing half-done left at " + destination
                                           : "cleanup failed: " + cleanup.ToString());
   }
@@ -357,7 +302,7 @@ int CopyInto(CopySource& source, CopySink& sink, const std::vector<ByteRange>& p
              const CpRequest& request) {
   ProgressBar bar(Progress(request), TotalBytes(pieces));
   Status st = ParallelCopy(source, sink, pieces).Run(request.jobs, bar);
-  if (st.ok() && Interrupted()) st = Status::IOError("interrupted");
+  if (st.ok() && StopRequested()) st = Status::IOError("interrupted");
   std::string note;
   if (st.ok()) {
     bar.Note("committing " + request.destination + " ...");
@@ -374,7 +319,7 @@ int CopyInto(CopySource& source, CopySink& sink, const std::vector<ByteRange>& p
 
 // SRC is a pipe (stdin): read it in order, write what is not zero, size the
 // destination at the end. Memory: one buffer of kPieceBytes.
-int StreamIn(const CpRequest& request, const Endpoints& e, SignalGuard& signals) {
+int StreamIn(const CpRequest& request, const Endpoints& e, StopSignals& signals) {
   Result<std::unique_ptr<CopySink>> sink = OpenSink(request, e, 0, 0);
   if (!sink.ok()) return Failed(sink.status());
   signals.ArmUnlink((*sink)->EmergencyUnlinkPath());
@@ -385,12 +330,12 @@ int StreamIn(const CpRequest& request, const Endpoints& e, SignalGuard& signals)
   uint64_t offset = 0, data_bytes = 0;
   Status st;
   bool eof = false;
-  while (st.ok() && !eof && !Interrupted()) {
+  while (st.ok() && !eof && !StopRequested()) {
     size_t filled = 0;
     while (filled < buf.size()) {  // whole blocks, so zero blocks can be skipped
       ssize_t n = ::read(STDIN_FILENO, buf.data() + filled, buf.size() - filled);
       if (n < 0 && errno == EINTR) {
-        if (Interrupted()) break;
+        if (StopRequested()) break;
         continue;
       }
       if (n < 0) {
@@ -403,7 +348,7 @@ int StreamIn(const CpRequest& request, const Endpoints& e, SignalGuard& signals)
       }
       filled += static_cast<size_t>(n);
     }
-    if (!st.ok() || Interrupted()) break;
+    if (!st.ok() || StopRequested()) break;
     for (size_t pos = 0; pos < filled && st.ok(); pos += block) {
       size_t len = std::min<size_t>(block, filled - pos);
       if (AllZero(buf.data() + pos, len)) continue;
@@ -413,7 +358,7 @@ int StreamIn(const CpRequest& request, const Endpoints& e, SignalGuard& signals)
     offset += filled;
     bar.Update(offset);
   }
-  if (st.ok() && Interrupted()) st = Status::IOError("interrupted");
+  if (st.ok() && StopRequested()) st = Status::IOError("interrupted");
   if (st.ok()) st = out.Resize(offset);
   std::string note;
   if (st.ok()) {
@@ -442,7 +387,7 @@ int StreamOut(const CpRequest& request, CopySource& source, const std::vector<By
     while (len > 0 && st.ok()) {
       ssize_t n = ::write(STDOUT_FILENO, data, len);
       if (n < 0 && errno == EINTR) {
-        if (Interrupted()) st = Status::IOError("interrupted");
+        if (StopRequested()) st = Status::IOError("interrupted");
         continue;
       }
       if (n < 0) {
@@ -453,7 +398,7 @@ int StreamOut(const CpRequest& request, CopySource& source, const std::vector<By
       len -= static_cast<size_t>(n);
     }
   };
-  while (pos < source.Size() && st.ok() && !Interrupted()) {
+  while (pos < source.Size() && st.ok() && !StopRequested()) {
     while (next < ranges.size() && ranges[next].offset + ranges[next].length <= pos) next++;
     bool in_data = next < ranges.size() && ranges[next].offset <= pos;
     uint64_t end = next < ranges.size()
@@ -471,13 +416,13 @@ int StreamOut(const CpRequest& request, CopySource& source, const std::vector<By
     bar.Update(pos);
   }
   bar.Clear();
-  if (st.ok() && Interrupted()) return ReportInterrupted("stdout has a partial copy");
+  if (st.ok() && StopRequested()) return ReportInterrupted("stdout has a partial copy");
   if (!st.ok()) return Failed(st);
   PrintJson(request, pos, source.Size(), bar.Elapsed(), "");
   return 0;
 }
 
-int Copy(const CpRequest& request, const Endpoints& e, SignalGuard& signals) {
+int Copy(const CpRequest& request, const Endpoints& e, StopSignals& signals) {
   if (e.source_is_stdin) {
     struct stat st;
     if (::fstat(STDIN_FILENO, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -489,7 +434,7 @@ int Copy(const CpRequest& request, const Endpoints& e, SignalGuard& signals) {
   // Listed before the destination exists, so a failure here leaves nothing.
   Result<std::vector<ByteRange>> ranges = (*source)->DataRanges();
   if (!ranges.ok()) return Failed(ranges.status());
-  if (Interrupted()) return ReportInterrupted("nothing was written");
+  if (StopRequested()) return ReportInterrupted("nothing was written");
   if (e.destination_is_stdout) return StreamOut(request, **source, *ranges);
   Result<std::unique_ptr<CopySink>> sink =
       OpenSink(request, e, (*source)->Size(), (*source)->BlockSize());
@@ -508,7 +453,7 @@ int RunCp(const CpRequest& request) {
     ReportError(endpoints.status(), kExitUsage);
     return kExitUsage;
   }
-  SignalGuard signals;
+  StopSignals signals;
   return Copy(request, *endpoints, signals);
 }
 

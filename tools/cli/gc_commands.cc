@@ -13,6 +13,7 @@
 #include "cli/cli_util.h"
 #include "cli/conventions.h"
 #include "cli/progress.h"
+#include "cli/stop_signals.h"
 #include "format/format.h"
 #include "hyperfile/checkpoints.h"
 #include "hyperfile/gc.h"
@@ -110,7 +111,29 @@ int RunGc(GcCommands& c, bool json) {
     co.policy = *policy;
     co.max_live_ratio = live_ratio;
     co.open_options = CliOpenOptions();  // the key of an encrypted file
+    // The first SIGINT/SIGTERM/SIGHUP stops the rewrite at its next call:
+    // what was rewritten is committed and the compaction lease released, so
+    // writers can open at once (a killed compaction's lease keeps them out
+    // for up to 90 s). A second signal exits at once.
+    StopSignals signals;
+    co.stop = [] { return StopRequested(); };
     auto cr = Compact(*store, co);
+    if (cr.ok() && cr->stopped) {
+      ReportError(Status::IOError("gc interrupted during compaction; " +
+                                  std::string(cr->bytes_rewritten
+                                                  ? "what it rewrote is committed (checkpoint " +
+                                                        std::to_string(cr->checkpoint) + ")"
+                                                  : "nothing was changed") +
+                                  ", nothing collected"),
+                  kExitInterrupted);
+      return kExitInterrupted;
+    }
+    if (cr.ok() && StopRequested()) {  // after the last call: the compaction is whole
+      ReportError(Status::IOError("gc interrupted after compaction (checkpoint " +
+                                  std::to_string(cr->checkpoint) + "); nothing collected"),
+                  kExitInterrupted);
+      return kExitInterrupted;
+    }
     if (cr.ok()) {
       j["compaction"] = {{"victims", cr->victims},
                          {"bytes_rewritten", cr->bytes_rewritten},
