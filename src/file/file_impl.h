@@ -85,6 +85,8 @@ class FileImpl : public File, private FlushHost {
   // kPrefetchMaxSpan allow, in parallel, and returns when they are all done.
   // For compaction, which rewrites a victim's scattered live blocks in an
   // order the read planner cannot predict (without it: one GET per block).
+  // The index leaves over the extents' logical span are brought into the
+  // index cache too (a scan: runs of back-to-back leaves in one GET each).
   // Best effort: a failed fetch caches nothing and is left to the read
   // that needs those bytes, which fetches them itself and reports.
   void PrefetchStored(std::span<const format::ExtentEntry> extents);
