@@ -47,65 +47,76 @@ std::string& Scratch() {
   return s;
 }
 
+// Compresses `block` with `codec` (kFrameZstd at `level`, or kFrameLz4) into
+// dst (`limit` bytes): the payload's length, or 0 if the codec is raw or
+// the result would not save at least 1/64 of the block (store it raw).
+size_t CompressPayload(uint8_t codec, int level, std::string_view block, char* dst, size_t limit) {
+  if (codec == kFrameZstd) {
+    size_t r = ZSTD_compressCCtx(ThreadCCtx(), dst, limit, block.data(), block.size(), level);
+    if (!ZSTD_isError(r) && r <= limit) return r;
+  } else if (codec == kFrameLz4) {
+    int r = LZ4_compress_default(block.data(), dst, static_cast<int>(block.size()),
+                                 static_cast<int>(limit));
+    if (r > 0) return static_cast<size_t>(r);
+  }
+  return 0;
+}
+
+// A compressed payload must save at least 1/64 of the block to be kept.
+size_t PayloadLimit(size_t n) { return n - n / 64 - 1; }
+
+void PutFrameHeader(char* h, uint8_t used, uint8_t flags, size_t n) {
+  h[0] = static_cast<char>(used);
+  h[1] = static_cast<char>(flags);
+  h[2] = h[3] = 0;
+  EncodeFixed32(h + 4, static_cast<uint32_t>(n));
+}
+
 }  // namespace
 
 uint32_t EncodeFrame(uint8_t codec, int level, std::string_view block, uint64_t logical,
                      std::string* out, const FrameSeal* seal) {
+  const size_t start = out->size();
+  const size_t n = block.size();
+  const size_t limit = PayloadLimit(n);
   if (seal && seal->sealer) {
-    // Compress (or not) into scratch as an unsealed frame, then seal its
-    // payload behind the same header.
-    std::string& plain = Scratch();
-    plain.clear();
-    EncodeFrame(codec, level, block, logical, &plain, nullptr);
-    const size_t start = out->size();
+    // The sealer reads the payload where it is: a raw block straight from
+    // the caller's bytes, a compressed one from this thread's scratch (kept
+    // at its largest size, so it is not zero-filled again). No unsealed
+    // frame is built first: it cost a copy and a CRC of every raw block.
+    std::string_view payload = block;
+    uint8_t used = kFrameRaw;
+    if (codec == kFrameZstd || codec == kFrameLz4) {
+      std::string& scratch = Scratch();
+      if (scratch.size() < limit) scratch.resize(limit);
+      if (size_t r = CompressPayload(codec, level, block, scratch.data(), limit); r > 0) {
+        payload = std::string_view(scratch.data(), r);
+        used = codec;
+      }
+    }
     char h[kFrameHeaderBytes];
-    std::memcpy(h, plain.data(), kFrameHeaderBytes);
-    h[1] = static_cast<char>(kFrameFlagSealed);
+    PutFrameHeader(h, used, kFrameFlagSealed, n);
     out->append(h, kFrameHeaderBytes);
     SealPlace place = seal->place;
     place.kind = SealKind::kDataFrame;
     place.offset = logical;
-    seal->sealer->Seal(
-        place, std::string_view(h, kFrameHeaderBytes),
-        std::string_view(plain).substr(kFrameHeaderBytes, plain.size() - kFrameHeaderBytes - 4),
-        out);
+    seal->sealer->Seal(place, std::string_view(h, kFrameHeaderBytes), payload, out);
     const size_t body = out->size() - start;
     char crc[4];
     EncodeFixed32(crc, FrameCrc(out->data() + start, body, logical));
     out->append(crc, 4);
     return static_cast<uint32_t>(body + 4);
   }
-  const size_t start = out->size();
-  const size_t n = block.size();
-  // A compressed payload must save at least 1/64 of the block to be kept.
-  const size_t limit = n - n / 64 - 1;
   out->resize(start + kFrameHeaderBytes + n + 4);
   char* payload = out->data() + start + kFrameHeaderBytes;
-  size_t stored = 0;
-  uint8_t used = kFrameRaw;
-  if (codec == kFrameZstd) {
-    size_t r = ZSTD_compressCCtx(ThreadCCtx(), payload, limit, block.data(), n, level);
-    if (!ZSTD_isError(r) && r <= limit) {
-      stored = r;
-      used = kFrameZstd;
-    }
-  } else if (codec == kFrameLz4) {
-    int r =
-        LZ4_compress_default(block.data(), payload, static_cast<int>(n), static_cast<int>(limit));
-    if (r > 0) {
-      stored = static_cast<size_t>(r);
-      used = kFrameLz4;
-    }
-  }
-  if (used == kFrameRaw) {
+  size_t stored = CompressPayload(codec, level, block, payload, limit);
+  uint8_t used = stored > 0 ? codec : kFrameRaw;
+  if (stored == 0) {
     std::memcpy(payload, block.data(), n);
     stored = n;
   }
   char* h = out->data() + start;
-  h[0] = static_cast<char>(used);
-  h[1] = 0;
-  h[2] = h[3] = 0;
-  EncodeFixed32(h + 4, static_cast<uint32_t>(n));
+  PutFrameHeader(h, used, 0, n);
   const size_t body = kFrameHeaderBytes + stored;
   EncodeFixed32(h + body, FrameCrc(h, body, logical));
   out->resize(start + body + 4);
