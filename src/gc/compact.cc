@@ -22,16 +22,9 @@ namespace {
 struct Plan {
   gc::FileView view;
   uint32_t block_size = 0;
-  // Of the head, in victims: victim v's are [victim_ends[v-1], victim_ends[v]),
-  // by logical block; victims by benefit.
-  std::vector<format::ExtentEntry> extents;
-  std::vector<size_t> victim_ends;
+  std::vector<format::ExtentEntry> extents;  // of the head, in victims, by logical block
   CompactReport report;
 };
-
-bool ByStart(const format::ExtentEntry& a, const format::ExtentEntry& b) {
-  return a.start < b.start;
-}
 
 // Victims: objects only the head uses, mostly dead; most dead bytes first.
 Result<Plan> MakePlan(const std::shared_ptr<ObjectStore>& store, const CompactOptions& options) {
@@ -67,15 +60,14 @@ Result<Plan> MakePlan(const std::shared_ptr<ObjectStore>& store, const CompactOp
   for (const Victim& vic : victims) {
     if (options.max_rewrite_bytes != 0 && planned >= options.max_rewrite_bytes) break;
     const auto& ex = marker.head_extents().at(vic.key);
-    const size_t from = plan.extents.size();
     plan.extents.insert(plan.extents.end(), ex.begin(), ex.end());
-    std::sort(plan.extents.begin() + static_cast<std::ptrdiff_t>(from), plan.extents.end(),
-              ByStart);
-    plan.victim_ends.push_back(plan.extents.size());
     for (const auto& e : ex) planned += uint64_t{e.count} * plan.block_size;
     plan.report.victims++;
     plan.report.victim_bytes += vic.size;
   }
+  std::sort(
+      plan.extents.begin(), plan.extents.end(),
+      [](const format::ExtentEntry& a, const format::ExtentEntry& b) { return a.start < b.start; });
   return plan;
 }
 
@@ -95,8 +87,8 @@ struct Call {
 // an extent of its own): a caller's rewrite holds its range's locks
 // exclusively, and longer holds delay its writers (merging the pieces of a
 // run into 256 KiB calls made the gc_bench write p99 7.8x that without).
-std::vector<Call> PlanCalls(std::span<const format::ExtentEntry> extents, uint64_t bs,
-                            uint64_t size) {
+std::vector<Call> PlanCalls(const Plan& plan, uint64_t size) {
+  const uint64_t bs = plan.block_size;
   const uint64_t kPiece = std::max<uint64_t>(256 * 1024 / bs, 1) * bs;
   std::vector<Call> calls;
   size_t run_begin = 0;  // the current run's first call
@@ -104,8 +96,8 @@ std::vector<Call> PlanCalls(std::span<const format::ExtentEntry> extents, uint64
     std::reverse(calls.begin() + static_cast<std::ptrdiff_t>(run_begin), calls.end());
     run_begin = calls.size();
   };
-  for (size_t i = 0; i < extents.size(); i++) {
-    const format::ExtentEntry& e = extents[i];
+  for (size_t i = 0; i < plan.extents.size(); i++) {
+    const format::ExtentEntry& e = plan.extents[i];
     const uint64_t lo = e.start * bs;
     const uint64_t hi = std::min<uint64_t>((e.start + e.count) * bs, size);
     if (lo >= hi) continue;
@@ -122,18 +114,18 @@ std::vector<Call> PlanCalls(std::span<const format::ExtentEntry> extents, uint64
   return calls;
 }
 
-// Makes the calls for `extents` (by logical block) in order. Before a call
-// whose extent is not fetched yet, the extents of the calls from there on,
-// up to `window` decoded bytes, are prefetched together (prefetch:
-// FileImpl::PrefetchStored, each object's extents in few GETs), so a
-// victim's scattered live blocks do not cost a GET each; the calls' own
-// reads then find them cached.
-Status RewriteGroup(std::span<const format::ExtentEntry> extents, uint64_t bs, uint64_t size,
-                    CompactReport* report, uint64_t window, const std::function<bool()>& stop,
-                    const std::function<void(std::span<const format::ExtentEntry>)>& prefetch,
-                    const std::function<Status(uint64_t, uint64_t)>& rewrite) {
-  const std::vector<Call> calls = PlanCalls(extents, bs, size);
-  std::vector<bool> fetched(extents.size(), false);
+// Makes the calls in order. Before a call whose extent is not fetched yet,
+// the extents of the calls from there on, up to `window` decoded bytes, are
+// prefetched together (prefetch: FileImpl::PrefetchStored, each object's
+// extents in few GETs), so a victim's scattered live blocks do not cost a
+// GET each; the calls' own reads then find them cached.
+Status RewritePlanned(const Plan& plan, uint64_t size, CompactReport* report, uint64_t window,
+                      const std::function<bool()>& stop,
+                      const std::function<void(std::span<const format::ExtentEntry>)>& prefetch,
+                      const std::function<Status(uint64_t, uint64_t)>& rewrite) {
+  const std::vector<Call> calls = PlanCalls(plan, size);
+  const uint64_t bs = plan.block_size;
+  std::vector<bool> fetched(plan.extents.size(), false);
   std::vector<format::ExtentEntry> batch;
   size_t ahead = 0;  // calls before this one have had their extents prefetched
   for (size_t i = 0; i < calls.size(); i++) {
@@ -147,14 +139,14 @@ Status RewriteGroup(std::span<const format::ExtentEntry> extents, uint64_t bs, u
       for (ahead = i; ahead < calls.size(); ahead++) {
         const size_t x = calls[ahead].extent;
         if (fetched[x]) continue;
-        const uint64_t b = uint64_t{extents[x].count} * bs;
+        const uint64_t b = uint64_t{plan.extents[x].count} * bs;
         if (b > window) {  // would not stay cached: its call reads it itself
           fetched[x] = true;
           continue;
         }
         if (bytes + b > window) break;
         fetched[x] = true;
-        batch.push_back(extents[x]);
+        batch.push_back(plan.extents[x]);
         bytes += b;
       }
       if (!batch.empty()) prefetch(batch);
@@ -163,45 +155,6 @@ Status RewriteGroup(std::span<const format::ExtentEntry> extents, uint64_t bs, u
     report->bytes_rewritten += calls[i].length;
   }
   return Status::OK();
-}
-
-// Rewrites the plan in groups of whole victims (in the plan's order) whose
-// live bytes fit `window`, each group's extents by logical block. Grouping
-// by victim keeps a prefetch dense: batches cut from the whole plan in
-// logical order gave each of a 1 GiB run's dozens of victims a few blocks
-// per batch, scattered wider than a GET's gap, and cost a GET for two
-// blocks in three (25,937 GETs per run). A victim larger than the window is
-// a group of its own, prefetched a window at a time. Without a prefetch the
-// whole plan is one group (logical order throughout).
-Status RewritePlanned(const Plan& plan, uint64_t size, CompactReport* report, uint64_t window,
-                      const std::function<bool()>& stop,
-                      const std::function<void(std::span<const format::ExtentEntry>)>& prefetch,
-                      const std::function<Status(uint64_t, uint64_t)>& rewrite) {
-  const uint64_t bs = plan.block_size;
-  std::vector<format::ExtentEntry> group;
-  uint64_t group_bytes = 0;
-  auto run_group = [&]() -> Status {
-    std::sort(group.begin(), group.end(), ByStart);
-    Status st = RewriteGroup(group, bs, size, report, window, stop, prefetch, rewrite);
-    group.clear();
-    group_bytes = 0;
-    return st;
-  };
-  size_t from = 0;
-  for (size_t to : plan.victim_ends) {
-    uint64_t bytes = 0;
-    for (size_t i = from; i < to; i++) bytes += uint64_t{plan.extents[i].count} * bs;
-    if (prefetch && !group.empty() && group_bytes + bytes > window) {
-      HF_RETURN_IF_ERROR(run_group());
-      if (report->stopped) return Status::OK();
-    }
-    group.insert(group.end(), plan.extents.begin() + static_cast<std::ptrdiff_t>(from),
-                 plan.extents.begin() + static_cast<std::ptrdiff_t>(to));
-    group_bytes += bytes;
-    from = to;
-  }
-  if (group.empty()) return Status::OK();
-  return run_group();
 }
 
 // The handle's prefetch for RewritePlanned (none for a File that is not ours).
