@@ -251,12 +251,6 @@ Result<size_t> FileImpl::PRead(uint64_t offset, void* buf, size_t len) {
   return static_cast<size_t>(n);
 }
 
-// Requests are cut on a grid that starts where the stream entered each
-// segment's run of blocks (not at logical multiples of the unit), and a
-// short tail (< unit/4) of a run rides along with the request before it. So
-// a stream costs one GET per unit of data even when segment boundaries fall
-// at arbitrary offsets, and no GET is smaller than a quarter unit unless the
-// run itself is. Returns the end of what was issued (may pass `hi`).
 void FileImpl::PrefetchStored(std::span<const format::ExtentEntry> extents) {
   std::vector<format::ExtentEntry> sorted(extents.begin(), extents.end());
   auto object = [](const format::ExtentEntry& e) {
@@ -317,6 +311,12 @@ void FileImpl::PrefetchStored(std::span<const format::ExtentEntry> extents) {
   for (auto& t : tasks) (void)t.get();
 }
 
+// Requests are cut on a grid that starts where the stream entered each
+// segment's run of blocks (not at logical multiples of the unit), and a
+// short tail (< unit/4) of a run rides along with the request before it. So
+// a stream costs one GET per unit of data even when segment boundaries fall
+// at arbitrary offsets, and no GET is smaller than a quarter unit unless the
+// run itself is. Returns the end of what was issued (may pass `hi`).
 uint64_t FileImpl::IssuePrefetch(uint64_t lo, uint64_t hi,
                                  std::vector<ReadPlanner::Prefetch>* out) {
   const uint64_t bs = block_size_;
