@@ -80,6 +80,48 @@ std::shared_ptr<ObjectStore> BuildMostlyDeadObjects(const std::string& name,
 // [6 MiB - 1 block, 8 MiB) (one range of nine pieces, 64 KiB the last one).
 constexpr uint64_t kVictimLive = 2 * kBlock + 2 * kMiB;
 
+// A file of `blocks` blocks written in `objects` flushes (one object each),
+// then two of every three blocks overwritten at random and closed: each
+// first object keeps about a third of its blocks, alone or in short runs,
+// dead ones between (a random overwrite's usual victim).
+std::shared_ptr<ObjectStore> BuildScattered(const std::string& name, const std::string& compression,
+                                            uint32_t block, uint64_t blocks, uint64_t objects,
+                                            uint64_t seed, std::string* contents) {
+  auto store = NewMemoryStore(name + "-" + compression);
+  CreateOptions co;
+  co.block_size = block;
+  co.compression = *ParseCompression(compression);
+  *contents = Bytes(seed, blocks * block);
+  auto f = File::Create(store, co);
+  EXPECT_TRUE(f.ok()) << f.status().ToString();
+  if (!f.ok()) return store;
+  const size_t part = contents->size() / objects;
+  for (uint64_t o = 0; o < objects; o++) {
+    EXPECT_TRUE((*f)->PWrite(o * part, contents->data() + o * part, part).ok());
+    EXPECT_TRUE((*f)->Flush().ok());
+  }
+  std::mt19937_64 rng(seed + 1);
+  for (uint64_t b = 0; b < blocks; b++) {
+    if (rng() % 3 == 0) continue;
+    std::string n = Bytes(seed * 100000 + b, block);
+    EXPECT_TRUE((*f)->PWrite(b * block, n.data(), n.size()).ok());
+    contents->replace(b * block, block, n);
+  }
+  EXPECT_TRUE((*f)->Close().ok());
+  return store;
+}
+
+// The file at `store` reads back as `contents`.
+void ExpectContents(const std::shared_ptr<ObjectStore>& store, const std::string& contents) {
+  auto r = File::Open(store);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  std::string back(contents.size(), '\0');
+  auto n = (*r)->PRead(0, back.data(), back.size());
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, contents.size());
+  EXPECT_TRUE(back == contents);
+}
+
 // Blocks compressed (each block a frame: an extent of its own) or not.
 class CompactPlan : public ::testing::TestWithParam<std::string> {};
 
@@ -164,34 +206,13 @@ TEST_P(CompactPlan, RewriteThroughAHandleFetchesAboutWhatItRewrites) {
 // victim) costs a few GETs, not one per block: compaction prefetches each
 // batch's live extents of one object together, gaps of dead bytes
 // included (FileImpl::PrefetchStored), and the rewrite reads find them
-// cached. On S3 the old one-GET-per-block cost about 16,000 GETs per
-// compaction of gc_bench's 1 GiB file.
+// cached. The old one GET per block cost 58,286 GETs per run of gc_bench's
+// 1 GiB file.
 TEST_P(CompactPlan, ScatteredLiveBlocksOfAVictimCostAFewGets) {
   constexpr uint64_t kBlocks = 256;  // 16 MiB in two objects of 8 MiB
-  auto base = NewMemoryStore("compact-plan-scattered-" + GetParam());
-  CreateOptions co;
-  co.block_size = kBlock;
-  co.compression = *ParseCompression(GetParam());
-  std::string contents = Bytes(7, kBlocks * kBlock);
-  {
-    auto f = File::Create(base, co);
-    ASSERT_TRUE(f.ok()) << f.status().ToString();
-    const size_t half = contents.size() / 2;
-    ASSERT_TRUE((*f)->PWrite(0, contents.data(), half).ok());
-    ASSERT_TRUE((*f)->Flush().ok());
-    ASSERT_TRUE((*f)->PWrite(half, contents.data() + half, half).ok());
-    ASSERT_TRUE((*f)->Flush().ok());
-    // Two of every three blocks overwritten, at random: the two objects
-    // keep about 85 blocks, alone or in short runs, dead ones between.
-    std::mt19937_64 rng(11);
-    for (uint64_t b = 0; b < kBlocks; b++) {
-      if (rng() % 3 == 0) continue;
-      std::string n = Bytes(100 + b, kBlock);
-      ASSERT_TRUE((*f)->PWrite(b * kBlock, n.data(), n.size()).ok());
-      contents.replace(b * kBlock, kBlock, n);
-    }
-    ASSERT_TRUE((*f)->Close().ok());
-  }
+  std::string contents;
+  auto base =
+      BuildScattered("compact-plan-scattered", GetParam(), kBlock, kBlocks, 2, 7, &contents);
   auto counting = std::make_shared<MetricsStore>(base);
   auto f = File::Open(counting);
   ASSERT_TRUE(f.ok()) << f.status().ToString();
@@ -211,17 +232,12 @@ TEST_P(CompactPlan, ScatteredLiveBlocksOfAVictimCostAFewGets) {
   ASSERT_GE(calls, 60u) << "the test needs scattered live blocks";
   // Each object in spans of at most 4 MiB (never two objects in one),
   // each ended early by a gap of more than 256 KiB (4 dead blocks), plus the
-  // index leaves the reads walk: 12 measured, where one GET per rewritten
-  // extent was 88 (zstd) and 62 (none: touching blocks are one extent).
-  EXPECT_LE(during.count(StoreVerb::kGet), 16u) << during.ToString();
+  // index leaves the reads walk: 20 measured, where one GET per rewritten
+  // extent was about 88 (zstd) and 62 (none: touching blocks are one extent).
+  EXPECT_LE(during.count(StoreVerb::kGet), 24u) << during.ToString();
   EXPECT_LE(during.bytes_in, kBlocks * kBlock + 1 * kMiB) << during.ToString();
   ASSERT_TRUE((*f)->Close().ok());
-  auto r = File::Open(base);
-  ASSERT_TRUE(r.ok());
-  std::string back(contents.size(), '\0');
-  auto n = (*r)->PRead(0, back.data(), back.size());
-  ASSERT_TRUE(n.ok());
-  EXPECT_TRUE(back == contents);
+  ExpectContents(base, contents);
 }
 
 // A compaction's own handle (the CLI's) starts with no index cached: the
@@ -233,25 +249,8 @@ TEST_P(CompactPlan, AFreshHandleLoadsTheIndexLeavesInRuns) {
   // 64 MiB: about 150 index leaves, more than the 64 KiB of nodes that
   // come with the head's header.
   constexpr uint64_t kBlocks = 16384;
-  auto base = NewMemoryStore("compact-plan-leaves-" + GetParam());
-  CreateOptions co;
-  co.block_size = kSmall;
-  co.compression = *ParseCompression(GetParam());
-  std::string contents = Bytes(9, kBlocks * kSmall);
-  {
-    auto f = File::Create(base, co);
-    ASSERT_TRUE(f.ok()) << f.status().ToString();
-    ASSERT_TRUE((*f)->PWrite(0, contents.data(), contents.size()).ok());
-    ASSERT_TRUE((*f)->Flush().ok());
-    std::mt19937_64 rng(12);
-    for (uint64_t b = 0; b < kBlocks; b++) {
-      if (rng() % 3 == 0) continue;
-      std::string n = Bytes(1000 + b, kSmall);
-      ASSERT_TRUE((*f)->PWrite(b * kSmall, n.data(), n.size()).ok());
-      contents.replace(b * kSmall, kSmall, n);
-    }
-    ASSERT_TRUE((*f)->Close().ok());
-  }
+  std::string contents;
+  auto base = BuildScattered("compact-plan-leaves", GetParam(), kSmall, kBlocks, 1, 9, &contents);
   auto counting = std::make_shared<MetricsStore>(base);
   auto report = Compact(counting, KeepHeadOnly());
   ASSERT_TRUE(report.ok()) << report.status().ToString();
@@ -263,12 +262,7 @@ TEST_P(CompactPlan, AFreshHandleLoadsTheIndexLeavesInRuns) {
   // leaf (none: 23 either way, its touching blocks merge into fewer
   // extents, whose leaves come with the header).
   EXPECT_LE(m.count(StoreVerb::kGet), 40u) << m.ToString();
-  auto r = File::Open(base);
-  ASSERT_TRUE(r.ok());
-  std::string back(contents.size(), '\0');
-  auto n = (*r)->PRead(0, back.data(), back.size());
-  ASSERT_TRUE(n.ok());
-  EXPECT_TRUE(back == contents);
+  ExpectContents(base, contents);
 }
 
 // CompactOptions::stop (a CLI's first SIGINT, a server's shutdown) ends
@@ -310,12 +304,7 @@ TEST_P(CompactPlan, StopEndsTheRewriteCommitsWhatWasDoneAndReleasesTheLease) {
   ASSERT_TRUE(rest.ok()) << rest.status().ToString();
   EXPECT_FALSE(rest->stopped);
   EXPECT_EQ(first->bytes_rewritten + rest->bytes_rewritten, kVictimLive);
-  auto r = File::Open(store);
-  ASSERT_TRUE(r.ok());
-  std::string back(contents.size(), '\0');
-  auto n = (*r)->PRead(0, back.data(), back.size());
-  ASSERT_TRUE(n.ok());
-  EXPECT_TRUE(back == contents);
+  ExpectContents(store, contents);
 }
 
 INSTANTIATE_TEST_SUITE_P(Codecs, CompactPlan, ::testing::Values("zstd", "none"));
