@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// Authenticated encryption of frames: XChaCha20-Poly1305-IETF (libsodium's
-// crypto_aead_xchacha20poly1305_ietf_*), with associated data that binds a
-// frame to its place in a file. docs/design/0011-encryption-keys.md says why
+// Authenticated encryption of frames: XChaCha20-Poly1305-IETF
+// (draft-irtf-cfrg-xchacha-03: libsodium's HChaCha20 for the subkey, then
+// OpenSSL's vectorised RFC 8439 ChaCha20-Poly1305; the bytes are those of
+// libsodium's crypto_aead_xchacha20poly1305_ietf_*), with associated data
+// that binds a frame to its place in a file. docs/design/0011-encryption-keys.md says why
 // this cipher and this nonce scheme.
 //
 // A sealed frame is
