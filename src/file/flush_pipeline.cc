@@ -26,7 +26,17 @@ bool AllZero(const std::string& block) {
 
 // What the prepare stage made of a flight's batch.
 struct FlushPipeline::Prepared {
-  explicit Prepared(uint32_t block_size) : stored(block_size) {}
+  Prepared(uint32_t block_size, std::shared_ptr<FrameBuffers> buffers)
+      : stored(block_size), buffers(std::move(buffers)) {}
+  ~Prepared() { ReleaseFrameParts(); }
+  Prepared(const Prepared&) = delete;
+  Prepared& operator=(const Prepared&) = delete;
+  // Gives the frame buffers back for the next flight (nothing may view them
+  // any more: the data object is uploaded, or the flight is done).
+  void ReleaseFrameParts() {
+    for (std::string& part : frame_parts) buffers->Give(std::move(part));
+    frame_parts.clear();
+  }
   std::vector<const char*> data;      // the blocks to store (full content), ascending
   std::vector<uint64_t> data_blocks;  // their block numbers
   IntervalSet holes;                  // blocks that became holes (punched or all zeros)
@@ -40,7 +50,8 @@ struct FlushPipeline::Prepared {
   std::vector<uint64_t> frame_offsets;
   std::vector<uint32_t> frame_lengths;
   uint64_t framed_bytes = 0;
-  uint64_t checkpoint = 0, epoch = 0;  // the flight's (what frames are sealed for)
+  uint64_t checkpoint = 0, epoch = 0;           // the flight's (what frames are sealed for)
+  const std::shared_ptr<FrameBuffers> buffers;  // where frame_parts come from and go back
 };
 
 struct FlushPipeline::Flight {
@@ -72,6 +83,9 @@ FlushPipeline::FlushPipeline(std::mutex& mu, FlushHost* host, ObjectStore* store
       options_(options),
       codec_(codec),
       block_size_(block_size),
+      // Each flight in the pipeline uses at most one part per core.
+      frame_buffers_(std::make_shared<FrameBuffers>(
+          std::max<size_t>(1, std::thread::hardware_concurrency()) * (kPipelineDepth + 1))),
       writer_epoch_(RandomU64()) {
   // Stage tasks wait for pool_ tasks (parallel GETs, uploads), so they run
   // on other workers: one per pipeline place, or the executor's flush pool.
@@ -274,7 +288,7 @@ Status FlushPipeline::Prepare(Flight* flight, const std::vector<Layer>& below,
     std::lock_guard<std::mutex> lock(mu_);
     flight->merged = merged;  // readers and newer flights now see whole blocks
   }
-  auto p = std::make_unique<Prepared>(block_size_);
+  auto p = std::make_unique<Prepared>(block_size_, frame_buffers_);
   p->checkpoint = flight->id;
   p->epoch = flight->epoch;
   p->holes = batch.punched;
@@ -312,7 +326,7 @@ Status FlushPipeline::Prepare(Flight* flight, const std::vector<Layer>& below,
             ->Put(format::DataObjectKey(flight->id, flight->epoch), payload, PutOptions{}, nullptr)
             .WithContext("flush: upload the data object"));
     p->stored = format::StoredBlocks(block_size_);  // its CRCs are not needed any more
-    p->frame_parts.clear();
+    p->ReleaseFrameParts();
   }
   flight->prepared = std::move(p);
   return Status::OK();
@@ -320,12 +334,14 @@ Status FlushPipeline::Prepare(Flight* flight, const std::vector<Layer>& below,
 
 // One frame per block, compressed on up to one pool task per core (a
 // flush's blocks are independent), each part into its own buffer. The
-// buffers are reserved here, in the stage's thread, at their bound (every
+// buffers are taken here, in the stage's thread, at their bound (every
 // frame fits, so none grows by reallocation, which held 1.5 times a part
 // while it copied), and all in this thread's malloc arena: parts reserved
 // by whichever pool worker ran them spread each flight's buffers over the
 // workers' arenas, which kept them resident (issue 12: 107 MB peak RSS for
 // a 256 MiB `hyperfile write`, 72 MB with MALLOC_ARENA_MAX=1; 73 MB now).
+// They come from frame_buffers_: a busy handle's next flight reuses the
+// pages of the last one instead of faulting fresh ones (frame_buffers.h).
 void FlushPipeline::CompressBlocks(Prepared* p) {
   const uint64_t bs = block_size_;
   const size_t n = p->data.size();
@@ -337,7 +353,7 @@ void FlushPipeline::CompressBlocks(Prepared* p) {
   p->frame_lengths.assign(n, 0);
   for (size_t k = 0; k < parts; k++) {
     const size_t b = n * k / parts, e = n * (k + 1) / parts;
-    p->frame_parts[k].reserve((e - b) * format::MaxFrameBytes(block_size_));
+    p->frame_parts[k] = frame_buffers_->Take((e - b) * format::MaxFrameBytes(block_size_));
   }
   // An encrypted file's frames are sealed for their checkpoint and epoch.
   format::FrameSeal seal{sealer_.get(), {}};
@@ -488,6 +504,10 @@ Status FlushPipeline::Commit(const format::SegmentHeader& head, Built* built) {
 void FlushPipeline::FinishCommitLocked() {
   std::shared_ptr<Flight> f = flights_.front();
   host_->InstallLocked(*f->built);
+  // Done with its bytes: the frame buffers go back now, not whenever the
+  // last stage task lets go of the flight (so the idle check below sees them).
+  f->built.reset();
+  f->prepared.reset();
   committed_seq_ = std::max(committed_seq_, f->seq);
   flights_.pop_front();
   retry_backoff_ms_ = 0;
@@ -507,6 +527,10 @@ void FlushPipeline::FailFlightsLocked(const Status& error) {
     }
   }
   host_->PutBackLocked(std::move(merged));
+  for (const auto& f : flights_) {  // no stage runs: their frame buffers go back now
+    f->built.reset();
+    f->prepared.reset();
+  }
   flights_.clear();
   if (oldest != 0 && (oldest_dirty_ms_ == 0 || oldest < oldest_dirty_ms_)) {
     oldest_dirty_ms_ = oldest;  // the age trigger counts from the older write
@@ -638,6 +662,12 @@ void FlushPipeline::FlusherLoop() {
     }
     if (wake) {
       flush_cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(1, wake - now)));
+    } else if (flights_.empty() && frame_buffers_->kept() != 0) {
+      // Idle: an idle handle keeps no frame buffers. Freed without the lock
+      // (unmapping tens of MiB), then everything is looked at again.
+      lock.unlock();
+      frame_buffers_->Drop();
+      lock.lock();
     } else {
       flush_cv_.wait(lock);
     }

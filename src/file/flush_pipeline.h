@@ -44,6 +44,7 @@
 #include <thread>
 #include <vector>
 
+#include "file/frame_buffers.h"
 #include "file/interval_set.h"
 #include "file/segment_io.h"
 #include "file/write_buffer.h"
@@ -175,6 +176,8 @@ class FlushPipeline {
     test_hook_ = std::move(hook);
   }
   void FreezeForTesting();
+  // The frame buffers kept for the next flight (tests; thread-safe).
+  const FrameBuffers& frame_buffers() const { return *frame_buffers_; }
 
  private:
   struct Flight;
@@ -211,6 +214,7 @@ class FlushPipeline {
   const Compression codec_;
   std::shared_ptr<const format::Sealer> sealer_;  // set by Start, then constant
   const uint32_t block_size_;
+  const std::shared_ptr<FrameBuffers> frame_buffers_;  // the flights' frame parts
 
   uint64_t writer_epoch_;  // random; changes after every failed flush
   // Flushes in flight, oldest first (the front is the next to commit).

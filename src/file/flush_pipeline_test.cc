@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -18,6 +19,7 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -46,7 +48,8 @@ std::string Block(uint64_t seed) {
 
 struct Event {
   std::string key;
-  bool done;  // false: the put started; true: it answered
+  bool done;                            // false: the put started; true: it answered
+  std::vector<const char*> parts = {};  // where the payload's parts were (started puts)
 };
 
 // Records puts (start, answer) and can hold the first put of one key until
@@ -77,7 +80,9 @@ class GateStore : public StoreWrapper {
     Status fail;
     {
       std::unique_lock<std::mutex> l(mu_);
-      events_.push_back({std::string(key), false});
+      std::vector<const char*> parts;
+      for (std::string_view part : data) parts.push_back(part.data());
+      events_.push_back({std::string(key), false, std::move(parts)});
       cv_.notify_all();
       if (!hold_key_.empty() && key.starts_with(hold_key_)) {
         hold_key_.clear();
@@ -329,6 +334,47 @@ TEST_P(FlushPipelineTest, FailureOfNCommitPutsNPlus1BackNothingLost) {
 
 TEST_P(FlushPipelineTest, FailureOfNDataObjectPutsNPlus1BackNothingLost) {
   FailNAfterNPlus1Prepared(DatPrefix(2));
+}
+
+// Framed flights take their frame buffers from the pipeline and give them
+// back: the next flight of a busy handle writes into the same memory (no
+// fresh pages to fault in), yet never while a flight still uploads or
+// commits from it (the store then holds every block intact), and a handle
+// that goes idle keeps none.
+TEST_P(FlushPipelineTest, BusyFlightsReuseFrameBuffersAndAnIdleHandleKeepsNone) {
+  if (GetParam() == Codec::kNone) GTEST_SKIP() << "unframed flights store the blocks in place";
+  auto wait_for = [](const std::function<bool()>& cond) {
+    for (int i = 0; i < 1000 && !cond(); i++) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return cond();
+  };
+  // N's commit waits until N+1's data object is up: N is in flight the whole
+  // time N+1 prepares, so the pipeline is busy.
+  gate_->Hold(
+      format::SegmentKey(2),
+      [](const std::vector<Event>& ev) { return Find(ev, DatPrefix(3), true) >= 0; }, Status::OK());
+  Write(0, kFlightBlocks, 100);
+  Freeze();
+  ASSERT_TRUE(wait_for([&] { return Find(gate_->events(), DatPrefix(2), true) >= 0; }));
+  // N's data object is up, so its buffers are back for N+1.
+  ASSERT_TRUE(wait_for([&] { return pipeline_->frame_buffers().kept() > 0; }));
+  Write(kFlightBlocks, kFlightBlocks, 200);
+  Freeze();
+  ASSERT_TRUE(Flush().ok());
+  EXPECT_EQ(HeadId(), 3u);
+  const std::vector<Event> ev = gate_->events();
+  const int n = Find(ev, DatPrefix(2), false), n1 = Find(ev, DatPrefix(3), false);
+  ASSERT_GE(n, 0);
+  ASSERT_GE(n1, 0);
+  ASSERT_FALSE(ev[n1].parts.empty());
+  for (const char* part : ev[n1].parts) {
+    EXPECT_NE(std::find(ev[n].parts.begin(), ev[n].parts.end(), part), ev[n].parts.end())
+        << "checkpoint 3's frames are not in checkpoint 2's buffers";
+  }
+  ExpectStoreHoldsModel(3);
+  EXPECT_TRUE(wait_for([&] { return pipeline_->frame_buffers().kept() == 0; }))
+      << pipeline_->frame_buffers().kept_bytes() << " bytes kept by an idle handle";
 }
 
 INSTANTIATE_TEST_SUITE_P(Codecs, FlushPipelineTest, ::testing::Values(Codec::kNone, Codec::kZstd),
