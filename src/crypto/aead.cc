@@ -57,8 +57,8 @@ const EVP_CIPHER* ChaChaPoly() {
   return cipher;
 }
 
-// One context per thread, reset by every Init: a context is not thread-safe,
-// and making one per frame costs an allocation each.
+// One context per thread (a context is not thread-safe), reset after every
+// operation (CtxWipe) so no subkey stays in it.
 struct CtxFree {
   void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
 };
@@ -67,12 +67,22 @@ EVP_CIPHER_CTX* ThreadCtx() {
   return ctx.get();
 }
 
+// Wipes the context's copy of the subkey (and its Poly1305 state) when an
+// operation ends, however it ends; the context itself is kept for reuse.
+struct CtxWipe {
+  EVP_CIPHER_CTX* ctx;
+  ~CtxWipe() {
+    if (ctx != nullptr) EVP_CIPHER_CTX_reset(ctx);
+  }
+};
+
 bool FitsInt(size_t n) { return n <= static_cast<size_t>(INT32_MAX); }
 
 // Seals `plaintext` into out[0, n) and the tag into out[n, n+16).
 bool EncryptIetf(const Subkey& sub, std::string_view ad, std::string_view plaintext,
                  unsigned char* out) {
   EVP_CIPHER_CTX* ctx = ThreadCtx();
+  const CtxWipe wipe{ctx};
   const EVP_CIPHER* cipher = ChaChaPoly();
   if (ctx == nullptr || cipher == nullptr || !FitsInt(ad.size())) return false;
   int len = 0;
@@ -97,6 +107,7 @@ bool EncryptIetf(const Subkey& sub, std::string_view ad, std::string_view plaint
 bool DecryptIetf(const Subkey& sub, std::string_view ad, std::string_view ct,
                  const unsigned char* tag, unsigned char* out) {
   EVP_CIPHER_CTX* ctx = ThreadCtx();
+  const CtxWipe wipe{ctx};
   const EVP_CIPHER* cipher = ChaChaPoly();
   if (ctx == nullptr || cipher == nullptr || !FitsInt(ad.size())) return false;
   int len = 0;
