@@ -74,6 +74,37 @@ std::shared_ptr<hf::ObjectStore> Fresh(const std::string& base, const std::strin
   return store;
 }
 
+// --get-log: every GET the handle makes during a compaction, one line each:
+// run, rewrite call (the calls made so far), where ("call": inside a rewrite
+// call, i.e. a read the prefetch did not cover; "pre": between calls, i.e.
+// PrefetchStored), main (1: the compacting thread, 0: a pool thread), key,
+// offset, length. For diagnosing where compaction's GETs go.
+class GetLogStore : public hf::StoreWrapper {
+ public:
+  using StoreWrapper::StoreWrapper;
+  std::atomic<int> phase{0};  // 0: off, 1: between calls, 2: inside a call
+  std::atomic<uint64_t> run{0}, call{0};
+  std::thread::id main_thread = std::this_thread::get_id();
+  FILE* out = nullptr;
+  hf::Status Get(std::string_view key, uint64_t offset, uint64_t length, std::string* o,
+                 hf::ObjectInfo* info) override {
+    hf::Status st = StoreWrapper::Get(key, offset, length, o, info);
+    const int ph = phase.load();
+    if (out && ph != 0) {
+      std::lock_guard<std::mutex> lock(mu_);
+      std::fprintf(out, "%llu %llu %s %d %.*s %llu %llu\n", (unsigned long long)run.load(),
+                   (unsigned long long)call.load(), ph == 2 ? "call" : "pre",
+                   std::this_thread::get_id() == main_thread ? 1 : 0, int(key.size()), key.data(),
+                   (unsigned long long)offset, (unsigned long long)o->size());
+    }
+    return st;
+  }
+  using StoreWrapper::Get;
+
+ private:
+  std::mutex mu_;
+};
+
 void FillRandom(std::mt19937_64& rng, char* p, size_t n) {
   for (size_t i = 0; i < n; i += 8) {
     uint64_t v = rng() | 1;
@@ -107,6 +138,9 @@ int main(int argc, char** argv) {
   app.add_option("--flush-bytes", flush_bytes, "dirty bytes per checkpoint (default 16 MiB)");
   app.add_option("--p99-writes", p99_writes, "writes per latency run (default 200000)");
   app.add_option("--json", json_path, "write the figures here");
+  std::string get_log_path;
+  app.add_option("--get-log", get_log_path,
+                 "log each GET the handle makes during compaction here (see GetLogStore)");
   CLI11_PARSE(app, argc, argv);
   const uint32_t kBlock = 4096;
   nlohmann::json out;
@@ -123,7 +157,9 @@ int main(int argc, char** argv) {
     oo.flush_dirty_bytes = flush_bytes;
     // The handle's own requests (the rewrite's reads), counted during each
     // compaction.
-    auto handle_metrics = std::make_shared<hf::MetricsStore>(store);
+    auto get_log = std::make_shared<GetLogStore>(store);
+    if (!get_log_path.empty()) get_log->out = std::fopen(get_log_path.c_str(), "w");
+    auto handle_metrics = std::make_shared<hf::MetricsStore>(get_log);
     auto f = Must(hf::File::Create(handle_metrics, co, oo), "create");
     for (uint64_t off = 0; off < size; off += buf.size()) {
       FillRandom(rng, buf.data(), buf.size());
@@ -161,21 +197,28 @@ int main(int argc, char** argv) {
       plan_metrics->Reset();
       const auto handle_before = handle_metrics->Snapshot();
       Clock::time_point first_call{}, last_call{};
+      get_log->run = runs;
+      get_log->call = 0;
+      get_log->phase = 1;
       auto c =
           Must(hf::CompactThrough(f.get(), plan_metrics, cpo,
                                   [&](uint64_t off, uint64_t len) -> hf::Status {
                                     auto c0 = Clock::now();
                                     rewrite_calls++;
+                                    get_log->phase = 2;
                                     if (first_call == Clock::time_point{}) first_call = c0;
                                     cbuf.resize(len);
                                     HF_ASSIGN_OR_RETURN(size_t n, f->PRead(off, cbuf.data(), len));
                                     hf::Status st = f->PWrite(off, cbuf.data(), n);
                                     last_call = Clock::now();
+                                    get_log->call++;
+                                    get_log->phase = 1;
                                     rewrite_seconds +=
                                         std::chrono::duration<double>(last_call - c0).count();
                                     return st;
                                   }),
                "compact");
+      get_log->phase = 0;
       {
         auto c1 = Clock::now();
         if (first_call == Clock::time_point{}) {
@@ -221,6 +264,7 @@ int main(int argc, char** argv) {
     const double random_seconds =
         std::chrono::duration<double>(Clock::now() - random_start).count();
     Must(f->Close(), "close");
+    if (get_log->out) std::fclose(get_log->out);
     double avg = 0, worst = 0;
     for (double x : ratios) {
       avg += x / static_cast<double>(ratios.size());

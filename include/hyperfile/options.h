@@ -71,7 +71,7 @@ struct OpenOptions {
   // Memory budget for clean data blocks cached in memory (0 .. 1 TiB).
   uint64_t block_cache_bytes = 64ull << 20;
   // Memory budget for decoded index nodes (interior nodes kept
-  // preferentially; 0 .. 1 TiB).
+  // preferentially, in up to half of it; 0 .. 1 TiB).
   uint64_t index_cache_bytes = 16ull << 20;
   // Memory for dirty data: writers wait when this much is dirty and not yet
   // uploaded, instead of growing without bound. At least one block (and

@@ -265,6 +265,61 @@ TEST_P(CompactPlan, AFreshHandleLoadsTheIndexLeavesInRuns) {
   ExpectContents(base, contents);
 }
 
+// A writer's index cache after many flushes: each flush caches new copies of
+// the interior nodes it changed, and the copies they replace are never used
+// again. Cached with priority over the leaves and without a bound of their
+// own, they came to fill the whole cache, so every leaf a lookup needed was
+// fetched again, once per rewrite call: at 1 GiB of random 4 KiB overwrites
+// compaction reloaded the same 4,100 leaves 12 times per run (gc_bench,
+// docs/design/0006). Interior nodes now hold at most half the cache.
+TEST_P(CompactPlan, ManyFlushesLeaveTheWritersLeavesCached) {
+  constexpr uint32_t kSmall = 4096;
+  constexpr uint64_t kBlocks = 4096;  // 16 MiB, one object
+  auto base = NewMemoryStore("compact-plan-stale-interior-" + GetParam());
+  auto counting = std::make_shared<MetricsStore>(base);
+  CreateOptions co;
+  co.block_size = kSmall;
+  co.compression = *ParseCompression(GetParam());
+  OpenOptions oo;
+  oo.index_cache_bytes = 256 * 1024;  // the leaves fit several times over
+  auto f = File::Create(counting, co, oo);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  std::string contents = Bytes(21, kBlocks * kSmall);
+  ASSERT_TRUE((*f)->PWrite(0, contents.data(), contents.size()).ok());
+  ASSERT_TRUE((*f)->Flush().ok());
+  std::mt19937_64 rng(22);
+  for (int flush = 0; flush < 800; flush++) {  // each a new root and a few leaves
+    for (int w = 0; w < 3; w++) {
+      const uint64_t b = rng() % kBlocks;
+      std::string n = Bytes(rng(), kSmall);
+      ASSERT_TRUE((*f)->PWrite(b * kSmall, n.data(), n.size()).ok());
+      contents.replace(b * kSmall, kSmall, n);
+    }
+    ASSERT_TRUE((*f)->Flush().ok());
+  }
+  CompactOptions o = KeepHeadOnly();
+  o.max_rewrite_bytes = 1;  // the first victim only: the 16 MiB object, most dead bytes
+  std::string buf;
+  size_t calls = 0;
+  const StoreMetricsSnapshot before = counting->Snapshot();
+  auto report = CompactThrough(f->get(), base, o, [&](uint64_t off, uint64_t len) {
+    calls++;
+    buf.resize(len);
+    HF_ASSIGN_OR_RETURN(size_t n, (*f)->PRead(off, buf.data(), len));
+    return (*f)->PWrite(off, buf.data(), n);
+  });
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->victims, 1u);
+  const StoreMetricsSnapshot during = counting->Snapshot() - before;
+  ASSERT_GE(calls, 500u) << "the test needs many rewrite calls";
+  // The victim in a few GETs of 4 MiB, and the leaves not cached yet once
+  // each: 14 measured (zstd, 2,278 calls) and 6 (none, 1,017 calls); a
+  // leaf GET per call was 2,412 and 1,155.
+  EXPECT_LE(during.count(StoreVerb::kGet), 40u) << calls << " calls; " << during.ToString();
+  ASSERT_TRUE((*f)->Close().ok());
+  ExpectContents(base, contents);
+}
+
 // CompactOptions::stop (a CLI's first SIGINT, a server's shutdown) ends
 // the rewrite at the next call: what was rewritten is committed, the lease
 // is released at once (a writer opens right away, where a killed
